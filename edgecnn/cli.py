@@ -1,0 +1,150 @@
+"""The `edgecnn` command: parses arguments and calls the library (imports lazily,
+so that commands that do not train never import torch).
+
+Exit codes: 0 done, 2 bad input or usage (one line), 3 refused by a gate,
+130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import List, Optional
+
+from edgecnn.errors import GateRefused, UserError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line with exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{self.prog}: {message}")
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model", description="Train a classifier; writes OUT/last.pt "
+                       "every epoch and OUT/best.pt on improvement. Under torchrun it trains data-parallel.")
+    p.add_argument("--task", default="classify", choices=["classify", "detect"])
+    p.add_argument("--model", default="mobilenet_v2", help="mobilenet_v1|mobilenet_v2|mobilenet_v3_small|"
+                   "mobilenet_v3_large|lenet5|resnet18")
+    p.add_argument("--width", type=positive_float, default=1.0, help="width multiplier (> 0)")
+    p.add_argument("--data", default="digits", help="digits | shapes | ImageFolder DIR (DIR/train/<class>/...)")
+    p.add_argument("--imgsz", type=int, default=None, help="input size (>= 32); default: the dataset's")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch", type=int, default=64, help="global batch size (split across processes)")
+    p.add_argument("--lr", type=positive_float, default=3e-3)
+    p.add_argument("--workers", type=int, default=0, help="data-loading processes")
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--out", default="runs/train")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt with its settings")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def run_train(args) -> int:
+    from edgecnn.train import TrainConfig, train
+
+    config = TrainConfig(task=args.task, model=args.model, width=args.width, data=args.data,
+                         imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, lr=args.lr,
+                         augment=not args.no_augment, out=args.out, seed=args.seed, workers=args.workers)
+    log = (lambda message: print(message, file=sys.stderr)) if args.json else print
+    try:
+        summary = train(config, resume=args.resume, log=log)
+    except KeyboardInterrupt:
+        print(f"interrupted: the last complete checkpoint is {args.out}/last.pt; continue with --resume",
+              file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(summary))
+    elif summary.get("world_size", 1) == 1 or _is_main_process():
+        print(f"done: best val top-1 {100 * summary['best_top1']:.2f}%, weights in {summary['out']}/best.pt "
+              f"and {summary['out']}/last.pt")
+    return 0
+
+
+def _is_main_process() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
+def add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="measure accuracy of a model on a dataset split")
+    p.add_argument("model", help="an edgecnn checkpoint")
+    p.add_argument("--data", default=None, help="dataset (default: the one named in the model card)")
+    p.add_argument("--split", default="val", choices=["train", "val", "test"])
+    p.add_argument("--plot", default=None, help="confusion-matrix PNG path (default: beside the model; '' for none)")
+    p.add_argument("--json", action="store_true")
+
+
+def run_eval(args) -> int:
+    from edgecnn.evaluate import evaluate_checkpoint
+    from edgecnn.metrics import format_report
+
+    report = evaluate_checkpoint(args.model, args.data, args.split, args.plot)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(format_report(report))
+        if report.get("confusion_png"):
+            print(f"confusion matrix: {report['confusion_png']}")
+    return 0
+
+
+def add_info(sub) -> None:
+    p = sub.add_parser("info", help="show a model's card, parameters and MACs")
+    p.add_argument("model", nargs="?", default=None, help="model file (default: the bundled model)")
+    p.add_argument("--json", action="store_true")
+
+
+def run_info(args) -> int:
+    from edgecnn.assets import default_model
+    from edgecnn.info import describe, format_description
+
+    info = describe(args.model or str(default_model()))
+    print(json.dumps(info) if args.json else format_description(info))
+    return 0
+
+
+COMMANDS = {"train": (add_train, run_train), "eval": (add_eval, run_eval), "info": (add_info, run_info)}
+
+
+def build_parser() -> ArgumentParser:
+    from edgecnn import __version__
+
+    parser = ArgumentParser(prog="edgecnn", description="Train, compress, convert and run CNNs on edge devices.")
+    parser.add_argument("--version", action="version", version=f"edgecnn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    for add, _ in COMMANDS.values():
+        add(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not args.command:
+            parser.print_help()
+            sys.exit(2)
+        code = COMMANDS[args.command][1](args)
+    except UserError as exc:
+        print(f"edgecnn: error: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except GateRefused as exc:
+        print(f"edgecnn: refused: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = 130
+    sys.exit(code)

@@ -1,0 +1,98 @@
+"""Deterministic synthetic shapes: textured backgrounds with filled shapes of random
+colour, size, position and rotation. Image i of a split is drawn from a generator
+seeded by (seed, split, i), so every run and every machine sees the same pixels.
+
+The drawing primitives are shared by the classification set here and the detection
+set, which needs the exact box of each drawn shape.
+"""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import cv2
+import numpy as np
+
+from edgecnn.data.base import ClassificationSet, DataInfo
+
+SHAPES = ["circle", "square", "triangle", "star"]
+SPLIT_SIZES = {"train": 2000, "val": 400}
+SPLIT_IDS = {"train": 0, "val": 1}
+INFO = DataInfo(name="shapes", labels=list(SHAPES), color="rgb", default_imgsz=64, hflip=True)
+
+
+def random_colour(rng: np.random.Generator, avoid: Optional[np.ndarray] = None,
+                  min_distance: float = 90.0) -> np.ndarray:
+    """A BGR colour at least `min_distance` (Euclidean, 0..255 units) from `avoid`."""
+    while True:
+        colour = rng.integers(0, 256, 3).astype(np.float64)
+        if avoid is None or np.linalg.norm(colour - avoid) >= min_distance:
+            return colour
+
+
+def textured_background(rng: np.random.Generator, size: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
+    """A gradient, a few random lines and Gaussian noise; returns (image, mean colour)."""
+    height, width = size
+    start, end = random_colour(rng), random_colour(rng)
+    ramp = np.linspace(0.0, 1.0, width if rng.random() < 0.5 else height)
+    ramp = ramp[None, :, None] if ramp.size == width else ramp[:, None, None]
+    image = start * (1 - ramp) + end * ramp
+    image = np.broadcast_to(image, (height, width, 3)).astype(np.float32).copy()
+    for _ in range(int(rng.integers(0, 6))):
+        p1 = tuple(int(v) for v in rng.integers(0, [width, height]))
+        p2 = tuple(int(v) for v in rng.integers(0, [width, height]))
+        cv2.line(image, p1, p2, tuple(float(c) for c in random_colour(rng)), int(rng.integers(1, 3)))
+    image += rng.normal(0.0, rng.uniform(3.0, 12.0), image.shape).astype(np.float32)
+    mean = image.reshape(-1, 3).mean(0)
+    return np.clip(image, 0, 255).astype(np.uint8), mean
+
+
+def shape_polygon(kind: str, centre: Tuple[float, float], radius: float, angle: float) -> np.ndarray:
+    """Outline points (N, 2) of a shape with circumradius `radius`, rotated by `angle`."""
+    if kind == "circle":
+        t = np.linspace(0, 2 * np.pi, 48, endpoint=False)
+        radii = np.full_like(t, radius)
+    elif kind == "square":
+        t = np.arange(4) * np.pi / 2 + np.pi / 4
+        radii = np.full_like(t, radius)
+    elif kind == "triangle":
+        t = np.arange(3) * 2 * np.pi / 3 - np.pi / 2
+        radii = np.full_like(t, radius)
+    elif kind == "star":
+        t = np.arange(10) * np.pi / 5 - np.pi / 2
+        radii = np.where(np.arange(10) % 2 == 0, radius, radius * 0.45)
+    else:
+        raise ValueError(f"unknown shape {kind!r}")
+    if kind != "circle":
+        t = t + angle
+    return np.stack([centre[0] + radii * np.cos(t), centre[1] + radii * np.sin(t)], axis=1)
+
+
+def draw_shape(image: np.ndarray, kind: str, centre: Tuple[float, float], radius: float,
+               angle: float, colour: np.ndarray) -> Tuple[float, float, float, float]:
+    """Fill the shape in place; returns its box (x1, y1, x2, y2) in pixels, clipped."""
+    points = shape_polygon(kind, centre, radius, angle)
+    cv2.fillPoly(image, [np.round(points * 16).astype(np.int32)], tuple(float(c) for c in colour),
+                 lineType=cv2.LINE_AA, shift=4)
+    height, width = image.shape[:2]
+    x1, y1 = np.clip(points.min(0), 0, [width, height])
+    x2, y2 = np.clip(points.max(0), 0, [width, height])
+    return float(x1), float(y1), float(x2), float(y2)
+
+
+def shapes_image(seed: int, split: str, index: int, size: int = 64) -> Tuple[np.ndarray, int]:
+    """One classification sample: a single shape covering 30-80% of the image side."""
+    rng = np.random.default_rng([seed, SPLIT_IDS[split], index])
+    label = int(rng.integers(len(SHAPES)))
+    image, background = textured_background(rng, (size, size))
+    radius = rng.uniform(0.15, 0.4) * size
+    centre = tuple(rng.uniform(radius * 0.7, size - radius * 0.7, 2))
+    draw_shape(image, SHAPES[label], centre, radius, rng.uniform(0, 2 * np.pi),
+               random_colour(rng, background))
+    return image, label
+
+
+def load_shapes(split: str, seed: int = 0, size: int = 64, count: Optional[int] = None) -> ClassificationSet:
+    split = "val" if split == "test" else split
+    count = SPLIT_SIZES[split] if count is None else count
+    samples: List[Tuple[np.ndarray, int]] = [shapes_image(seed, split, i, size) for i in range(count)]
+    return ClassificationSet(INFO, split, [s[0] for s in samples], [s[1] for s in samples])

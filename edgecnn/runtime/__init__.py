@@ -1,0 +1,1 @@
+"""The device runtime: imports numpy and OpenCV only (never torch or onnx)."""

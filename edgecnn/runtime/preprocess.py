@@ -1,0 +1,74 @@
+"""The one preprocessing definition: training, calibration, evaluation and the device
+runtime all turn an image into model input through `preprocess`, so a model is never
+fed differently from how it was trained.
+
+Input images are OpenCV arrays: HxW grey, HxWx3 BGR or HxWx4 BGRA, uint8.
+Output: float32 (1, C, H, W) for layout "nchw" or (1, H, W, C) for "nhwc", with
+input = (pixel - mean) / std in the card's colour order.
+OpenCV's blobFromImageWithParams does resize, colour swap, normalisation and layout
+in one native pass (3-4x faster than the same steps in numpy).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from edgecnn.card import ModelCard
+from edgecnn.errors import UserError
+
+
+def _dnn_constant(name: str) -> int:
+    # OpenCV 4.x keeps these in cv2.dnn, OpenCV 5 at the top level.
+    value = getattr(cv2.dnn, name, None)
+    return getattr(cv2, name) if value is None else value
+
+
+_LAYOUTS = {"nchw": _dnn_constant("DNN_LAYOUT_NCHW"), "nhwc": _dnn_constant("DNN_LAYOUT_NHWC")}
+
+
+def to_card_channels(image: np.ndarray, card: ModelCard) -> np.ndarray:
+    """Convert an OpenCV image to the card's channel count (grey or 3-channel BGR)."""
+    if image is None or not isinstance(image, np.ndarray) or image.size == 0:
+        raise UserError("empty image")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.dtype != np.uint8:
+        raise UserError(f"images must be uint8, got {image.dtype}")
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if card.color == "gray":
+        if channels == 3:
+            return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        if channels == 4:
+            return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+        return image
+    if channels == 1:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if channels == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
+def blob_params(card: ModelCard) -> "cv2.dnn.Image2BlobParams":
+    height, width = card.input_size
+    return cv2.dnn.Image2BlobParams(
+        scalefactor=tuple(1.0 / s for s in card.channel_values("std")),
+        size=(width, height),
+        mean=card.channel_values("mean"),
+        swapRB=card.color == "rgb",
+        ddepth=cv2.CV_32F,
+        datalayout=_LAYOUTS[card.layout],
+        mode=cv2.dnn.DNN_PMODE_NULL,
+    )
+
+
+def preprocess(image: np.ndarray, card: ModelCard) -> np.ndarray:
+    """One image -> a batch of one, exactly as the model expects it."""
+    return cv2.dnn.blobFromImageWithParams(to_card_channels(image, card), blob_params(card))
+
+
+def preprocess_batch(images: Sequence[np.ndarray], card: ModelCard) -> np.ndarray:
+    """Several images -> one batch (same definition, one native call)."""
+    converted = [to_card_channels(image, card) for image in images]
+    return cv2.dnn.blobFromImagesWithParams(converted, blob_params(card))

@@ -1,0 +1,50 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def run_cli(*args, cwd=None, env=None, timeout=600, check=False):
+    """Run `python -m edgecnn ARGS` in a subprocess and return the CompletedProcess."""
+    full_env = {**os.environ, **(env or {})}
+    result = subprocess.run([sys.executable, "-m", "edgecnn", *map(str, args)], capture_output=True,
+                            text=True, cwd=cwd, env=full_env, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"edgecnn {' '.join(map(str, args))} failed ({result.returncode}):\n"
+                             f"{result.stdout}\n{result.stderr}")
+    return result
+
+
+def assert_one_line_error(result, code=2, contains=None):
+    """A user error: the given exit code, one line on stderr, no traceback."""
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    if contains:
+        assert contains in lines[0], lines[0]
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """A small real ImageFolder dataset made from digit tiles: DIR/{train,val}/<class>/*.png."""
+    from edgecnn.data import load_classification
+
+    root = tmp_path / "folder"
+    for split in ("train", "val"):
+        data = load_classification("digits", split)
+        for label in ("3", "7"):
+            index = data.labels.index(label)
+            picks = np.flatnonzero(data.targets == index)[: (40 if split == "train" else 10)]
+            out = root / split / f"digit{label}"
+            out.mkdir(parents=True)
+            for i in picks:
+                cv2.imwrite(str(out / f"{i}.png"), data.images[i])
+    return root

@@ -1,0 +1,65 @@
+import cv2
+import numpy as np
+import pytest
+
+from edgecnn.data import load_classification
+from edgecnn.data.augment import ClassifyAugment
+from edgecnn.data.digits import _tiles
+from edgecnn.errors import UserError
+
+
+def test_digits_split_is_4000_train_1000_held_out_and_disjoint():
+    train, val = load_classification("digits", "train"), load_classification("digits", "val")
+    assert len(train) == 4000 and len(val) == 1000
+    assert list(train.class_counts()) == [400] * 10 and list(val.class_counts()) == [100] * 10
+    # tile positions: every 5th column is held out, the rest is train
+    tiles = _tiles()
+    held = {tiles[r, c].tobytes() for r in range(50) for c in range(100) if c % 5 == 4}
+    trained = {tiles[r, c].tobytes() for r in range(50) for c in range(100) if c % 5 != 4}
+    assert {img.tobytes() for img in val.images} == held
+    assert {img.tobytes() for img in train.images} == trained
+    assert not held & trained  # no held-out tile is ever trained on
+    assert load_classification("digits", "test").images[0].tobytes() == val.images[0].tobytes()
+
+
+def test_shapes_are_deterministic_and_balanced():
+    a, b = load_classification("shapes", "val"), load_classification("shapes", "val")
+    assert all(np.array_equal(x, y) for x, y in zip(a.images[:20], b.images[:20]))
+    assert list(a.targets) == list(b.targets)
+    train = load_classification("shapes", "train")
+    assert not np.array_equal(train.images[0], a.images[0])
+    assert a.class_counts().min() > 0.15 * len(a)
+
+
+def test_image_folder_loads(image_folder):
+    data = load_classification(str(image_folder), "train")
+    assert data.labels == ["digit3", "digit7"] and len(data) == 80
+    assert data.info.color == "gray"
+
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_classification(str(tmp_path / "nope"), "train")
+
+
+def test_empty_class_folder(image_folder):
+    (image_folder / "train" / "digit9").mkdir()
+    with pytest.raises(UserError, match="digit9 has no images"):
+        load_classification(str(image_folder), "train")
+
+
+def test_corrupt_image_is_named(image_folder):
+    bad = image_folder / "train" / "digit3" / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\nthis is not really a png")
+    with pytest.raises(UserError, match="broken.png"):
+        load_classification(str(image_folder), "train")
+
+
+def test_augment_is_reproducible_and_keeps_shape():
+    image = load_classification("digits", "train").images[0]
+    augment = ClassifyAugment()
+    a = augment(image, np.random.default_rng([0, 1, 2]))
+    b = augment(image, np.random.default_rng([0, 1, 2]))
+    c = augment(image, np.random.default_rng([0, 1, 3]))
+    assert a.shape == image.shape and a.dtype == np.uint8
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
