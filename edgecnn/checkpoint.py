@@ -73,3 +73,12 @@ def load_model(path: Union[str, Path]) -> Tuple[nn.Module, ModelCard, Dict[str, 
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"weights in {path} do not match its architecture: {first[:160]}") from None
     return model.eval(), card, payload
+
+
+def strip_checkpoint(source: Union[str, Path], destination: Union[str, Path]) -> None:
+    """Keep only what a deployed model needs (card and weights), dropping training state."""
+    payload = load_checkpoint(source)
+    kept = {key: payload[key] for key in ("format", "version", "card", "model", "epoch")}
+    kept["source_hash"] = file_hash(source)
+    with atomic_path(destination) as tmp:
+        torch.save(kept, tmp)

@@ -55,6 +55,24 @@ class TrainConfig:
     seed: int = 0
     workers: int = 0
     max_train_images: Optional[int] = None  # a fixed subset, for quick runs and tests
+    ema_decay: float = 0.998  # 0 disables the weight average
+
+
+def ema_model(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
+    """Exponential moving average of weights and BN buffers, the model that is validated
+    and saved. The decay ramps up over the first updates so early epochs are not frozen
+    at initialisation (as in Ultralytics and timm)."""
+
+    @torch.no_grad()
+    def update(averaged, current, updates):
+        ramp = decay * (1 - math.exp(-(int(updates) + 1) / 300))
+        for mean, value in zip(averaged, current):
+            if mean.is_floating_point():
+                mean.lerp_(value, 1 - ramp)
+            else:  # counters such as BatchNorm's num_batches_tracked
+                mean.copy_(value)
+
+    return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=update, use_buffers=True)
 
 
 class TorchClassification(Dataset):
@@ -198,10 +216,14 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Dict[str, Any
             steps = math.ceil(len(dataset) / per_process_batch)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config, steps))
         if resumed:
-            model.load_state_dict(resumed["model"])
+            model.load_state_dict(resumed["raw_model"])
             optimizer.load_state_dict(resumed["optimizer"])
             scheduler.load_state_dict(resumed["scheduler"])
         net: nn.Module = nn.parallel.DistributedDataParallel(model) if ctx.world > 1 else model
+        averaged = ema_model(model, config.ema_decay) if config.ema_decay > 0 else None
+        if resumed and averaged is not None:
+            averaged.load_state_dict(resumed["ema"])
+        deployed = averaged.module if averaged is not None else model
         criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
         if start_epoch >= config.epochs and ctx.main:
@@ -228,12 +250,14 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Dict[str, Any
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
+                if averaged is not None:
+                    averaged.update_parameters(model)
                 loss_sum += float(loss.detach()) * len(y)
                 seen += len(y)
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
             bar.close()
             train_loss = ctx.sum([loss_sum, seen])
-            accuracy = validate(model, val_set, card, ctx)
+            accuracy = validate(deployed, val_set, card, ctx)
             improved = accuracy > best
             best = max(best, accuracy)
             seconds = time.perf_counter() - started
@@ -244,10 +268,11 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Dict[str, Any
                            "images": len(val_set), "epoch": epoch + 1}
                 state = dict(train_config=dataclasses.asdict(config), epoch=epoch + 1, best_metric=best,
                              optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
-                             history=history, world_size=ctx.world)
-                save_checkpoint(out / "last.pt", card.replace(metrics=metrics), model, **state)
+                             history=history, world_size=ctx.world, raw_model=model.state_dict(),
+                             ema=averaged.state_dict() if averaged is not None else None)
+                save_checkpoint(out / "last.pt", card.replace(metrics=metrics), deployed, **state)
                 if improved:
-                    save_checkpoint(out / "best.pt", card.replace(metrics=metrics), model, **state)
+                    save_checkpoint(out / "best.pt", card.replace(metrics=metrics), deployed, **state)
                 log(f"epoch {epoch + 1}/{config.epochs}  loss {history[-1]['train_loss']:.4f}  "
                     f"val top1 {100 * accuracy:.2f}%  best {100 * best:.2f}%  {seconds:.1f}s")
         if ctx.world > 1:

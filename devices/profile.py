@@ -1,0 +1,76 @@
+"""Which device is this, and what suits it.
+
+Recognition reads the same files a person would check: /proc/device-tree/model
+(Raspberry Pi and most ARM boards), /etc/nv_tegra_release (Jetson), /proc/cpuinfo
+(ISA flags) and the thermal/cpufreq sysfs nodes. `root` lets tests point at fixture
+files instead of the real filesystem. Imports nothing beyond the standard library.
+"""
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+INTERESTING_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "neon", "asimd", "asimddp",
+                     "fphp", "sve")
+
+
+@dataclass
+class DeviceProfile:
+    kind: str  # "raspberry-pi" | "jetson" | "desktop"
+    model: str  # human-readable board or CPU name
+    machine: str  # uname -m
+    cores: int
+    isa_flags: List[str] = field(default_factory=list)
+    preferred_backends: List[str] = field(default_factory=list)
+    default_threads: int = 1
+    camera: str = "v4l2"  # "picamera2" | "nvargus" | "v4l2"
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+def _read(root: Path, relative: str) -> Optional[str]:
+    try:
+        return (root / relative.lstrip("/")).read_text(errors="replace").replace("\x00", "").strip()
+    except OSError:
+        return None
+
+
+def cpu_flags(cpuinfo: str) -> List[str]:
+    """ISA flags that matter for inference speed, from /proc/cpuinfo text (x86 or ARM)."""
+    flags: set = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            flags.update(value.split())
+    return sorted(flag for flag in flags if flag in INTERESTING_FLAGS)
+
+
+def cpu_name(cpuinfo: str) -> Optional[str]:
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("model name", "hardware", "cpu model") and value.strip():
+            return value.strip()
+    return None
+
+
+def detect(root: str = "/") -> DeviceProfile:
+    """Recognise the device whose filesystem is mounted at `root`."""
+    base = Path(root)
+    board = _read(base, "/proc/device-tree/model") or ""
+    tegra = _read(base, "/etc/nv_tegra_release")
+    cpuinfo = _read(base, "/proc/cpuinfo") or ""
+    cores = os.cpu_count() or 1
+    machine = platform.machine()
+    flags = cpu_flags(cpuinfo)
+    if tegra is not None or "jetson" in board.lower():
+        return DeviceProfile("jetson", board or "NVIDIA Jetson", machine, cores, flags,
+                             ["tensorrt", "cuda", "onnxruntime", "litert"], cores, "nvargus")
+    if "raspberry pi" in board.lower():
+        return DeviceProfile("raspberry-pi", board, machine, cores, flags, ["litert", "onnxruntime"],
+                             cores, "picamera2")
+    return DeviceProfile("desktop", board or cpu_name(cpuinfo) or platform.processor() or machine, machine,
+                         cores, flags, ["litert", "onnxruntime"], cores, "v4l2")

@@ -1,0 +1,24 @@
+from pathlib import Path
+
+import devices
+
+FIXTURES = Path(__file__).parent / "fixtures" / "devices"
+
+
+def test_raspberry_pi_is_recognised_from_the_device_tree():
+    profile = devices.detect(str(FIXTURES / "pi5"))
+    assert profile.kind == "raspberry-pi" and profile.model == "Raspberry Pi 5 Model B Rev 1.0"
+    assert profile.camera == "picamera2" and "asimddp" in profile.isa_flags
+    assert profile.preferred_backends[0] == "litert"
+
+
+def test_jetson_is_recognised_from_nv_tegra_release():
+    profile = devices.detect(str(FIXTURES / "jetson"))
+    assert profile.kind == "jetson" and "Orin" in profile.model and profile.camera == "nvargus"
+
+
+def test_desktop_reports_cpu_name_and_flags():
+    profile = devices.detect(str(FIXTURES / "desktop"))
+    assert profile.kind == "desktop" and "Xeon" in profile.model
+    assert {"avx512f", "avx512_vnni", "amx_int8"} <= set(profile.isa_flags)
+    assert profile.to_dict()["kind"] == "desktop"

@@ -1,0 +1,65 @@
+"""`edgecnn eval` and `edgecnn info` on checkpoints, and their bad-input paths."""
+import json
+
+import pytest
+import torch
+
+from conftest import assert_one_line_error, run_cli
+from edgecnn.checkpoint import load_checkpoint
+from edgecnn.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def digits_ckpt(tmp_path_factory):
+    out = tmp_path_factory.mktemp("digits")
+    train(TrainConfig(model="lenet5", data="digits", imgsz=32, epochs=2, max_train_images=1000, out=str(out)),
+          log=lambda m: None)
+    return out / "best.pt"
+
+
+def test_eval_json_matches_the_training_measurement(digits_ckpt, tmp_path):
+    plot = tmp_path / "cm.png"
+    result = run_cli("eval", digits_ckpt, "--data", "digits", "--json", "--plot", plot)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["images"] == 1000 and report["split"] == "val"
+    assert report["top1"] == pytest.approx(load_checkpoint(digits_ckpt)["card"]["metrics"]["top1"], abs=1e-9)
+    assert len(report["per_class"]) == 10
+    assert sum(c["support"] for c in report["per_class"]) == 1000
+    confusion = torch.tensor(report["confusion"])
+    assert int(confusion.trace()) == round(report["top1"] * 1000)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_table_and_default_plot_path(digits_ckpt):
+    result = run_cli("eval", digits_ckpt)  # dataset taken from the card
+    assert result.returncode == 0, result.stderr
+    assert "top-1 accuracy" in result.stdout and "precision" in result.stdout
+    assert (digits_ckpt.parent / "best-val-confusion.png").exists()
+
+
+def test_info_reports_card_parameters_and_macs(digits_ckpt):
+    result = run_cli("info", digits_ckpt, "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["card"]["architecture"]["name"] == "lenet5"
+    assert info["parameters"] == sum(t.numel() for k, t in load_checkpoint(digits_ckpt)["model"].items()
+                                     if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+    assert info["macs"] > 0
+    text = run_cli("info", digits_ckpt).stdout
+    assert "MACs" in text and "lenet5" in text
+
+
+def test_unreadable_and_foreign_checkpoints(tmp_path, digits_ckpt):
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(digits_ckpt.read_bytes()[:5000])
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign)
+    text = tmp_path / "notes.pt"
+    text.write_text("hello")
+    for command in ("eval", "info"):
+        assert_one_line_error(run_cli(command, tmp_path / "missing.pt"), contains="not found")
+        assert_one_line_error(run_cli(command, truncated), contains="cannot read checkpoint")
+        assert_one_line_error(run_cli(command, text), contains="cannot read checkpoint")
+        assert_one_line_error(run_cli(command, foreign), contains="not an edgecnn checkpoint")
+    assert_one_line_error(run_cli("eval", digits_ckpt, "--data", tmp_path / "nodata"), contains="not found")

@@ -1,0 +1,77 @@
+"""Training: learning on real digits, atomic checkpoints, exact resume after a kill, bad input."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+
+from conftest import assert_one_line_error, run_cli
+from edgecnn.checkpoint import load_checkpoint
+from edgecnn.train import TrainConfig, train
+
+TINY = dict(model="lenet5", width=1.0, data="digits", imgsz=32, batch=64, max_train_images=800)
+KILLABLE = ["--model", "lenet5", "--data", "digits", "--imgsz", "32", "--epochs", "4", "--seed", "3"]
+
+
+def test_lenet_learns_real_digits(tmp_path):
+    summary = train(TrainConfig(**TINY, epochs=3, out=str(tmp_path)), log=lambda m: None)
+    assert summary["last_top1"] > 0.80, summary  # 10 classes: chance is 0.10
+    ckpt = load_checkpoint(tmp_path / "best.pt")
+    assert ckpt["card"]["metrics"]["top1"] == summary["best_top1"]
+    assert ckpt["card"]["color"] == "gray" and ckpt["card"]["input_size"] == [32, 32]
+    assert [h["epoch"] for h in ckpt["history"]] == list(range(1, ckpt["epoch"] + 1))
+
+
+def test_kill_then_resume_ends_in_the_same_weights(tmp_path):
+    """SIGKILL mid-run leaves a loadable last.pt; --resume finishes with the weights of an uninterrupted run."""
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "edgecnn", "train", *KILLABLE, "--out", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 180
+        while not (killed / "last.pt").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        still_running = proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert still_running, "training finished before it could be killed"
+    interrupted_at = load_checkpoint(killed / "last.pt")["epoch"]
+    assert 1 <= interrupted_at < 4
+
+    run_cli("train", "--out", killed, "--resume", check=True)
+    run_cli("train", *KILLABLE, "--out", tmp_path / "straight", check=True)
+    resumed = load_checkpoint(killed / "last.pt")
+    straight = load_checkpoint(tmp_path / "straight" / "last.pt")
+    assert resumed["epoch"] == straight["epoch"] == 4
+    assert all(torch.equal(resumed["model"][k], straight["model"][k]) for k in straight["model"])
+    assert [h["val_top1"] for h in resumed["history"]] == [h["val_top1"] for h in straight["history"]]
+
+
+def test_cli_train_on_an_image_folder(tmp_path, image_folder):
+    result = run_cli("train", "--model", "lenet5", "--data", image_folder, "--imgsz", "32", "--epochs", "2",
+                     "--out", tmp_path / "f", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["epochs"] == 2 and (tmp_path / "f" / "best.pt").exists()
+    assert load_checkpoint(tmp_path / "f" / "best.pt")["card"]["labels"] == ["digit3", "digit7"]
+
+
+def test_cli_bad_training_input(tmp_path, image_folder):
+    out = ["--out", tmp_path / "x"]
+    assert_one_line_error(run_cli("train", "--data", tmp_path / "missing", *out), contains="not found")
+    (image_folder / "train" / "digit5").mkdir()
+    assert_one_line_error(run_cli("train", "--data", image_folder, *out), contains="has no images")
+    (image_folder / "train" / "digit5").rmdir()
+    (image_folder / "train" / "digit3" / "bad.png").write_bytes(b"garbage")
+    assert_one_line_error(run_cli("train", "--data", image_folder, *out), contains="bad.png")
+    assert_one_line_error(run_cli("train", "--model", "alexnet9", *out), contains="unknown model")
+    assert_one_line_error(run_cli("train", "--width", "0", *out), contains="width")
+    assert_one_line_error(run_cli("train", "--width", "-0.5", *out), contains="width")
+    assert_one_line_error(run_cli("train", "--imgsz", "16", *out), contains="imgsz")
+    assert_one_line_error(run_cli("train", "--resume", "--out", tmp_path / "never"), contains="not found")
+    assert not (tmp_path / "x").exists() or not list((tmp_path / "x").glob("*.pt"))
