@@ -32,7 +32,7 @@ def timed(command, out: Path) -> dict:
                                  "--split", "test", "--json", "--plot", str(out / "confusion.png")],
                                 capture_output=True, text=True, cwd=ROOT, check=True)
     report = json.loads(evaluation.stdout)
-    return {"seconds": seconds, "held_out_top1": report["top1"], "best_epoch_top1": summary["best_top1"],
+    return {"seconds": seconds, "held_out_top1": report["top1"], "best_epoch_top1": summary["best"],
             "images": report["images"], "world_size": summary["world_size"]}
 
 

@@ -39,6 +39,8 @@ class ModelCard:
     std: Tuple[float, ...] = (127.5, 127.5, 127.5)
     architecture: Dict[str, Any] = field(default_factory=dict)
     precision: str = "fp32"
+    # detectors: how to decode the outputs, e.g. {"format": "ltrb-sigmoid", "strides": [8, 16, 32]}
+    head: Dict[str, Any] = field(default_factory=dict)
     # int8 models: {"input": {"scale", "zero_point"}, "outputs": [{...}, ...]}
     quantization: Dict[str, Any] = field(default_factory=dict)
     source_hash: Optional[str] = None

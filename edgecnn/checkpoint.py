@@ -58,6 +58,11 @@ def build_from_card(card: ModelCard) -> nn.Module:
     arch = card.architecture
     if "name" not in arch:
         raise UserError("model card has no architecture name")
+    if card.task == "detect":
+        from edgecnn.models.detector import MobileNetDetector
+
+        return MobileNetDetector(card.num_classes, arch.get("backbone", "mobilenet_v2"),
+                                 float(arch.get("width", 0.5)), card.channels)
     return build_model(arch["name"], num_classes=card.num_classes, width=float(arch.get("width", 1.0)),
                        in_channels=card.channels)
 

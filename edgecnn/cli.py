@@ -35,14 +35,20 @@ def add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model", description="Train a classifier; writes OUT/last.pt "
                        "every epoch and OUT/best.pt on improvement. Under torchrun it trains data-parallel.")
     p.add_argument("--task", default="classify", choices=["classify", "detect"])
+    p.add_argument("--strict", action="store_true", help="detection data: a bad label or image is an error")
     p.add_argument("--model", default="mobilenet_v2", help="mobilenet_v1|mobilenet_v2|mobilenet_v3_small|"
                    "mobilenet_v3_large|lenet5|resnet18")
-    p.add_argument("--width", type=positive_float, default=1.0, help="width multiplier (> 0)")
-    p.add_argument("--data", default="digits", help="digits | shapes | ImageFolder DIR (DIR/train/<class>/...)")
+    p.add_argument("--width", type=positive_float, default=None, help="width multiplier (> 0; "
+                   "default 1.0, detectors 0.5)")
+    p.add_argument("--data", default=None, help="classify: digits | shapes | ImageFolder DIR "
+                   "(DIR/train/<class>/...); detect: shapes | YOLO DIR (DIR/data.yaml) | COCO file.json "
+                   "(default: digits / shapes)")
     p.add_argument("--imgsz", type=int, default=None, help="input size (>= 32); default: the dataset's")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch", type=int, default=64, help="global batch size (split across processes)")
-    p.add_argument("--lr", type=positive_float, default=3e-3)
+    p.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"])
+    p.add_argument("--lr", type=positive_float, default=None, help="peak learning rate (default: adamw 3e-3, sgd 0.1)")
+    p.add_argument("--weight-decay", type=float, default=None, help="default: adamw 0.05, sgd 5e-4")
     p.add_argument("--workers", type=int, default=0, help="data-loading processes")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--out", default="runs/train")
@@ -54,10 +60,15 @@ def add_train(sub) -> None:
 def run_train(args) -> int:
     from edgecnn.train import TrainConfig, train
 
-    config = TrainConfig(task=args.task, model=args.model, width=args.width, data=args.data,
-                         imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, lr=args.lr,
+    detect = args.task == "detect"
+    config = TrainConfig(task=args.task, model=args.model, width=args.width or (0.5 if detect else 1.0),
+                         data=args.data or ("shapes" if detect else "digits"), strict=args.strict,
+                         imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, optimizer=args.optimizer,
+                         lr=args.lr or (0.1 if args.optimizer == "sgd" else 3e-3),
+                         weight_decay=args.weight_decay if args.weight_decay is not None else
+                         (5e-4 if args.optimizer == "sgd" else 0.05),
                          augment=not args.no_augment, out=args.out, seed=args.seed, workers=args.workers)
-    log = (lambda message: print(message, file=sys.stderr)) if args.json else print
+    log = (lambda message: print(message, file=sys.stderr, flush=True)) if args.json else None
     try:
         summary = train(config, resume=args.resume, log=log)
     except KeyboardInterrupt:
@@ -67,8 +78,8 @@ def run_train(args) -> int:
     if args.json:
         print(json.dumps(summary))
     elif summary.get("world_size", 1) == 1 or _is_main_process():
-        print(f"done: best val top-1 {100 * summary['best_top1']:.2f}%, weights in {summary['out']}/best.pt "
-              f"and {summary['out']}/last.pt")
+        print(f"done: best val {summary['primary']} {100 * summary['best']:.2f}, weights in "
+              f"{summary['out']}/best.pt and {summary['out']}/last.pt")
     return 0
 
 
@@ -83,6 +94,7 @@ def add_eval(sub) -> None:
     p.add_argument("model", help="an edgecnn checkpoint")
     p.add_argument("--data", default=None, help="dataset (default: the one named in the model card)")
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
+    p.add_argument("--strict", action="store_true", help="detection data: a bad label or image is an error")
     p.add_argument("--plot", default=None, help="confusion-matrix PNG path (default: beside the model; '' for none)")
     p.add_argument("--json", action="store_true")
 
@@ -91,9 +103,16 @@ def run_eval(args) -> int:
     from edgecnn.evaluate import evaluate_checkpoint
     from edgecnn.metrics import format_report
 
-    report = evaluate_checkpoint(args.model, args.data, args.split, args.plot)
+    report = evaluate_checkpoint(args.model, args.data, args.split, args.plot, args.strict)
     if args.json:
         print(json.dumps(report))
+    elif "map50_95" in report:
+        from edgecnn.detection_metrics import format_map_report
+
+        print(format_map_report(report))
+        for problem in report["problems"]:
+            print(f"skipped: {problem}")
+        print(f"predictions: {report['predictions_png']}" if report.get("predictions_png") else "")
     else:
         print(format_report(report))
         if report.get("confusion_png"):
@@ -116,7 +135,39 @@ def run_info(args) -> int:
     return 0
 
 
-COMMANDS = {"train": (add_train, run_train), "eval": (add_eval, run_eval), "info": (add_info, run_info)}
+def add_shapes(sub) -> None:
+    p = sub.add_parser("shapes", help="write the synthetic shapes set to disk",
+                       description="Detection: YOLO format (DIR/data.yaml, images/, labels/). "
+                       "Classification: ImageFolder (DIR/train/<class>/*.png).")
+    p.add_argument("--task", default="detect", choices=["classify", "detect"])
+    p.add_argument("--out", required=True)
+    p.add_argument("--train", type=int, default=None, help="number of training images")
+    p.add_argument("--val", type=int, default=None, help="number of validation images")
+    p.add_argument("--imgsz", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def run_shapes(args) -> int:
+    for split, count in (("train", args.train), ("val", args.val)):
+        if count is not None and count < 1:
+            raise UserError(f"--{split} must be >= 1")
+        if args.task == "detect":
+            from edgecnn.data.detection import load_shapes_detection, write_yolo
+
+            data = load_shapes_detection(split, args.seed, args.imgsz or 192, count)
+            write_yolo(data, args.out, split)
+        else:
+            from edgecnn.data.folder import write_folder
+            from edgecnn.data.shapes import load_shapes
+
+            data = load_shapes(split, args.seed, args.imgsz or 64, count)
+            write_folder(data, args.out)
+        print(f"wrote {len(data)} {split} images to {args.out}")
+    return 0
+
+
+COMMANDS = {"train": (add_train, run_train), "eval": (add_eval, run_eval), "info": (add_info, run_info),
+            "shapes": (add_shapes, run_shapes)}
 
 
 def build_parser() -> ArgumentParser:

@@ -27,9 +27,10 @@ def torch_predictor(model) -> Callable[[np.ndarray], np.ndarray]:
 
     model.eval()
 
-    def predict(batch: np.ndarray) -> np.ndarray:
+    def predict(batch: np.ndarray):
         with torch.no_grad():
-            return model(torch.from_numpy(batch)).numpy()
+            out = model(torch.from_numpy(batch))
+        return [o.numpy() for o in out] if isinstance(out, (tuple, list)) else out.numpy()
 
     return predict
 
@@ -45,7 +46,7 @@ def evaluate_classifier(predict: Callable[[np.ndarray], np.ndarray], card: Model
 
 
 def evaluate_checkpoint(path: str, data_spec: Optional[str], split: str = "val",
-                        plot: Optional[str] = None) -> Dict[str, Any]:
+                        plot: Optional[str] = None, strict: bool = False) -> Dict[str, Any]:
     from edgecnn.checkpoint import load_model
     from edgecnn.errors import UserError
 
@@ -53,8 +54,8 @@ def evaluate_checkpoint(path: str, data_spec: Optional[str], split: str = "val",
     data_spec = data_spec or card.dataset.get("name")
     if not data_spec:
         raise UserError("the model card names no dataset: pass --data")
-    if card.task != "classify":
-        raise UserError(f"evaluation of task {card.task!r} checkpoints is not supported yet")
+    if card.task == "detect":
+        return evaluate_detector(torch_predictor(model), card, data_spec, split, plot, path, strict)
     report = evaluate_classifier(torch_predictor(model), card, data_spec, split)
     report["model"] = str(path)
     if plot != "":
@@ -65,4 +66,28 @@ def evaluate_checkpoint(path: str, data_spec: Optional[str], split: str = "val",
                            f"{Path(path).name} on {data_spec}/{report['split']}: "
                            f"top-1 {100 * report['top1']:.2f}%")
         report["confusion_png"] = str(plot_path)
+    return report
+
+
+def evaluate_detector(predict, card: ModelCard, data_spec: str, split: str = "val", plot: Optional[str] = None,
+                      model_path: str = "model", strict: bool = False) -> Dict[str, Any]:
+    """COCO mAP (faster-coco-eval) and per-class AP; a PNG of predictions on a few images."""
+    from edgecnn.data.detection import load_detection
+    from edgecnn.detection_metrics import coco_map
+    from edgecnn.tasks.detect import predict_detections
+
+    data = load_detection(data_spec, split, strict)
+    found = predict_detections(predict, data, card, list(range(len(data))))
+    report = coco_map(card.labels, data.boxes, data.classes, found)
+    report.update(dataset=data_spec, split=data.split, model=str(model_path),
+                  problems=[str(p) for p in data.problems])
+    if plot != "":
+        from edgecnn.plots import save_detections_png
+
+        plot_path = Path(plot) if plot else Path(model_path).with_name(
+            f"{Path(model_path).stem}-{data.split}-predictions.png")
+        shown = list(range(min(8, len(data))))
+        save_detections_png([data.images[i] for i in shown], [data.boxes[i] for i in shown],
+                            [data.classes[i] for i in shown], [found[i] for i in shown], card.labels, plot_path)
+        report["predictions_png"] = str(plot_path)
     return report

@@ -35,3 +35,40 @@ def save_confusion_png(matrix: np.ndarray, labels: List[str], path: Union[str, P
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=120, format="png")
     plt.close(figure)
+
+
+def draw_detections(image: np.ndarray, detections, labels: List[str], min_score: float = 0.3,
+                    truth_boxes=None) -> np.ndarray:
+    """Boxes with label and score drawn onto a copy of an OpenCV image (truth in white)."""
+    import cv2
+
+    canvas = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    palette = [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207), (10, 249, 72)]
+    if truth_boxes is not None:
+        for box in truth_boxes:
+            cv2.rectangle(canvas, tuple(int(v) for v in box[:2]), tuple(int(v) for v in box[2:]), (255, 255, 255), 1)
+    for box, score, cls in zip(detections.boxes, detections.scores, detections.classes):
+        if score < min_score:
+            continue
+        colour = palette[int(cls) % len(palette)]
+        p1, p2 = tuple(int(v) for v in box[:2]), tuple(int(v) for v in box[2:])
+        cv2.rectangle(canvas, p1, p2, colour, 1)
+        cv2.putText(canvas, f"{labels[int(cls)]} {score:.2f}", (p1[0], max(8, p1[1] - 2)),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.3, colour, 1, cv2.LINE_AA)
+    return canvas
+
+
+def save_detections_png(images, truth_boxes, truth_classes, found, labels: List[str],
+                        path: Union[str, Path]) -> None:
+    """A grid of images: ground truth in white, predictions (score >= 0.3) in colour."""
+    import cv2
+
+    tiles = [draw_detections(img, det, labels, truth_boxes=boxes) for img, boxes, det in zip(images, truth_boxes, found)]
+    size = max(max(t.shape[:2]) for t in tiles)
+    tiles = [cv2.resize(t, (size, size)) for t in tiles]
+    while len(tiles) % 4:
+        tiles.append(np.zeros_like(tiles[0]))
+    grid = np.vstack([np.hstack(tiles[i:i + 4]) for i in range(0, len(tiles), 4)])
+    ok, encoded = cv2.imencode(".png", grid)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(encoded.tobytes())

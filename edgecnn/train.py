@@ -20,21 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 from tqdm import tqdm
 
 from edgecnn.card import ModelCard
 from edgecnn.checkpoint import build_from_card, load_checkpoint, save_checkpoint
-from edgecnn.data import ClassificationSet, load_classification
-from edgecnn.data.augment import ClassifyAugment
 from edgecnn.errors import UserError
-from edgecnn.runtime.preprocess import preprocess
-
-NORMALISATION = (127.5, 127.5)  # pixel -> [-1, 1]: symmetric, friendly to int8
+from edgecnn.tasks import make_task
 
 
 @dataclass
@@ -46,6 +41,7 @@ class TrainConfig:
     imgsz: Optional[int] = None
     epochs: int = 30
     batch: int = 64
+    optimizer: str = "adamw"  # or "sgd" (Nesterov momentum 0.9)
     lr: float = 3e-3
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
@@ -56,6 +52,7 @@ class TrainConfig:
     workers: int = 0
     max_train_images: Optional[int] = None  # a fixed subset, for quick runs and tests
     ema_decay: float = 0.998  # 0 disables the weight average
+    strict: bool = False  # detection data: a bad label or image is an error, not skipped
 
 
 def ema_model(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
@@ -73,24 +70,6 @@ def ema_model(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedM
                 mean.copy_(value)
 
     return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=update, use_buffers=True)
-
-
-class TorchClassification(Dataset):
-    """Wraps a ClassificationSet: augment (seeded per epoch and index), then preprocess."""
-
-    def __init__(self, data: ClassificationSet, card: ModelCard, augment: Optional[ClassifyAugment],
-                 seed: int) -> None:
-        self.data, self.card, self.augment, self.seed = data, card, augment, seed
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, index: int):
-        image, target = self.data[index]
-        if self.augment is not None:
-            image = self.augment(image, np.random.default_rng([self.seed, self.epoch, index]))
-        return torch.from_numpy(preprocess(image, self.card)[0]), target
 
 
 class Distributed:
@@ -114,21 +93,17 @@ class Distributed:
             dist.all_reduce(tensor)
         return tensor.tolist()
 
+    def gather(self, mapping: Dict[Any, Any]) -> Dict[Any, Any]:
+        """Merge a dict from every rank (results of each rank's validation shard)."""
+        if self.world == 1:
+            return mapping
+        parts: List[Any] = [None] * self.world
+        dist.all_gather_object(parts, mapping)
+        return {k: v for part in parts for k, v in part.items()}
+
     def close(self) -> None:
         if self.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
-
-
-def make_card(config: TrainConfig, data: ClassificationSet) -> ModelCard:
-    imgsz = config.imgsz or data.info.default_imgsz
-    if imgsz < 32:
-        raise UserError(f"--imgsz must be >= 32, got {imgsz}")
-    channels = 1 if data.info.color == "gray" else 3
-    mean, std = NORMALISATION
-    return ModelCard(task="classify", labels=data.labels, input_size=(imgsz, imgsz), layout="nchw",
-                     color=data.info.color, mean=(mean,) * channels, std=(std,) * channels,
-                     architecture={"name": config.model, "width": config.width},
-                     dataset={"name": config.data, "train_images": len(data)})
 
 
 def lr_lambda(config: TrainConfig, steps_per_epoch: int):
@@ -145,25 +120,21 @@ def lr_lambda(config: TrainConfig, steps_per_epoch: int):
     return factor
 
 
-@torch.no_grad()
-def validate(model: nn.Module, data: ClassificationSet, card: ModelCard, ctx: Distributed,
-             batch: int = 256) -> float:
-    """Top-1 accuracy on `data`; each rank scores a shard and the counts are summed."""
-    model.eval()
-    indices = list(range(ctx.rank, len(data), ctx.world))
-    correct = 0
-    for start in range(0, len(indices), batch):
-        chunk = indices[start:start + batch]
-        x = torch.from_numpy(np.concatenate([preprocess(data[i][0], card) for i in chunk]))
-        predictions = model(x.to(memory_format=torch.channels_last)).argmax(1).numpy()
-        correct += int((predictions == data.targets[chunk]).sum())
-    total_correct, total = ctx.sum([correct, len(indices)])
-    return total_correct / max(1, total)
+def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """Weight decay on conv/linear weights only, never on BatchNorm or biases."""
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, nesterov=True)
+    return torch.optim.AdamW(groups, lr=config.lr)
 
 
 def check_config(config: TrainConfig) -> None:
-    if config.task != "classify":
-        raise UserError(f"--task {config.task} is not supported by this trainer (classify)")
+    if config.task not in ("classify", "detect"):
+        raise UserError(f"--task must be classify or detect, got {config.task!r}")
+    if config.optimizer not in ("adamw", "sgd"):
+        raise UserError(f"--optimizer must be adamw or sgd, got {config.optimizer!r}")
     if config.epochs < 1:
         raise UserError(f"--epochs must be >= 1, got {config.epochs}")
     if config.batch < 1:
@@ -174,12 +145,15 @@ def check_config(config: TrainConfig) -> None:
 
     if config.model.lower().replace("-", "_") not in CLASSIFIERS:
         raise UserError(f"unknown model {config.model!r}; choose from {', '.join(sorted(CLASSIFIERS))}")
+    if config.task == "detect" and not config.model.startswith("mobilenet"):
+        raise UserError(f"detectors use a MobileNet backbone, got {config.model!r}")
 
 
-def train(config: TrainConfig, resume: bool = False, log=print) -> Dict[str, Any]:
+def train(config: TrainConfig, resume: bool = False, log=None) -> Dict[str, Any]:
     """Train, writing OUT/last.pt every epoch and OUT/best.pt on improvement."""
+    log = log or (lambda message: print(message, flush=True))
     out = Path(config.out)
-    history: List[Dict[str, float]] = []
+    history: List[Dict[str, Any]] = []
     start_epoch, best = 0, -1.0
     resumed: Optional[Dict[str, Any]] = None
     if resume:
@@ -193,27 +167,19 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Dict[str, Any
 
     ctx = Distributed()
     try:
-        train_set = load_classification(config.data, "train")
-        val_set = load_classification(config.data, "val", labels=train_set.labels)
-        if config.max_train_images:
-            keep = np.random.default_rng(config.seed).permutation(len(train_set))[:config.max_train_images]
-            train_set = ClassificationSet(train_set.info, "train", [train_set.images[i] for i in keep],
-                                          train_set.targets[keep])
-        card = ModelCard.from_dict(resumed["card"]) if resumed else make_card(config, train_set)
-
+        task = make_task(config, ModelCard.from_dict(resumed["card"]) if resumed else None)
+        card, dataset = task.card, task.train_dataset
+        if ctx.main:
+            for line in getattr(task, "summaries", []):
+                log(line)
         torch.manual_seed(config.seed)
         # channels-last runs the convolutions about 2x faster on CPU (oneDNN)
         model = build_from_card(card).to(memory_format=torch.channels_last)
-        augment = ClassifyAugment(hflip=train_set.info.hflip) if config.augment else None
-        dataset = TorchClassification(train_set, card, augment, config.seed)
         per_process_batch = max(1, config.batch // ctx.world)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        if ctx.world > 1:
-            sampler = DistributedSampler(dataset, ctx.world, ctx.rank, shuffle=True, seed=config.seed)
-            steps = math.ceil(len(sampler) / per_process_batch)
-        else:
-            sampler = None
-            steps = math.ceil(len(dataset) / per_process_batch)
+        optimizer = make_optimizer(config, model)
+        sampler = DistributedSampler(dataset, ctx.world, ctx.rank, shuffle=True, seed=config.seed) \
+            if ctx.world > 1 else None
+        steps = math.ceil((len(sampler) if sampler is not None else len(dataset)) / per_process_batch)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config, steps))
         if resumed:
             model.load_state_dict(resumed["raw_model"])
@@ -224,7 +190,6 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Dict[str, Any
         if resumed and averaged is not None:
             averaged.load_state_dict(resumed["ema"])
         deployed = averaged.module if averaged is not None else model
-        criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
 
         if start_epoch >= config.epochs and ctx.main:
             log(f"training already complete ({start_epoch}/{config.epochs} epochs) in {out}")
@@ -239,46 +204,49 @@ def train(config: TrainConfig, resume: bool = False, log=print) -> Dict[str, Any
                 generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)
                 epoch_sampler = RandomSampler(dataset, generator=generator)
             loader = DataLoader(dataset, batch_size=per_process_batch, sampler=epoch_sampler,
-                                num_workers=config.workers, drop_last=False)
+                                num_workers=config.workers, collate_fn=task.collate, drop_last=False)
             net.train()
             loss_sum, seen = 0.0, 0
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
                        disable=None if ctx.main else True, file=sys.stderr, dynamic_ncols=True)
-            for x, y in bar:
-                loss = criterion(net(x.to(memory_format=torch.channels_last)), y)
+            for batch in bar:
+                loss = task.loss(net, batch)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
                 if averaged is not None:
                     averaged.update_parameters(model)
-                loss_sum += float(loss.detach()) * len(y)
-                seen += len(y)
+                size = len(batch[0])
+                loss_sum += float(loss.detach()) * size
+                seen += size
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
             bar.close()
             train_loss = ctx.sum([loss_sum, seen])
-            accuracy = validate(deployed, val_set, card, ctx)
-            improved = accuracy > best
-            best = max(best, accuracy)
+            metrics = task.validate(deployed, ctx)
+            score = metrics[task.primary]
+            improved = score > best
+            best = max(best, score)
             seconds = time.perf_counter() - started
             history.append({"epoch": epoch + 1, "train_loss": train_loss[0] / train_loss[1],
-                            "val_top1": accuracy, "seconds": seconds})
+                            **{f"val_{k}": v for k, v in metrics.items() if k != "images"}, "seconds": seconds})
             if ctx.main:
-                metrics = {"top1": accuracy, "split": "val", "dataset": config.data,
-                           "images": len(val_set), "epoch": epoch + 1}
+                card_metrics = {**metrics, "split": "val", "dataset": config.data, "epoch": epoch + 1}
                 state = dict(train_config=dataclasses.asdict(config), epoch=epoch + 1, best_metric=best,
                              optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                              history=history, world_size=ctx.world, raw_model=model.state_dict(),
                              ema=averaged.state_dict() if averaged is not None else None)
-                save_checkpoint(out / "last.pt", card.replace(metrics=metrics), deployed, **state)
+                save_checkpoint(out / "last.pt", card.replace(metrics=card_metrics), deployed, **state)
                 if improved:
-                    save_checkpoint(out / "best.pt", card.replace(metrics=metrics), deployed, **state)
-                log(f"epoch {epoch + 1}/{config.epochs}  loss {history[-1]['train_loss']:.4f}  "
-                    f"val top1 {100 * accuracy:.2f}%  best {100 * best:.2f}%  {seconds:.1f}s")
+                    save_checkpoint(out / "best.pt", card.replace(metrics=card_metrics), deployed, **state)
+                shown = "  ".join(f"{k} {100 * v:.2f}%" if k in ("top1",) else f"{k} {100 * v:.2f}"
+                                  for k, v in metrics.items() if k != "images")
+                log(f"epoch {epoch + 1}/{config.epochs}  loss {history[-1]['train_loss']:.4f}  val {shown}  "
+                    f"best {task.primary} {100 * best:.2f}  {seconds:.1f}s")
         if ctx.world > 1:
             dist.barrier()
-        return {"out": str(out), "epochs": config.epochs, "best_top1": best,
-                "last_top1": history[-1]["val_top1"] if history else None, "history": history,
-                "world_size": ctx.world}
+        last = {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")} if history else {}
+        return {"out": str(out), "task": config.task, "epochs": config.epochs, "primary": task.primary,
+                "best": best, "last": last, "history": history, "world_size": ctx.world}
     finally:
         ctx.close()

@@ -17,9 +17,9 @@ KILLABLE = ["--model", "lenet5", "--data", "digits", "--imgsz", "32", "--epochs"
 
 def test_lenet_learns_real_digits(tmp_path):
     summary = train(TrainConfig(**TINY, epochs=3, out=str(tmp_path)), log=lambda m: None)
-    assert summary["last_top1"] > 0.80, summary  # 10 classes: chance is 0.10
+    assert summary["last"]["top1"] > 0.80, summary  # 10 classes: chance is 0.10
     ckpt = load_checkpoint(tmp_path / "best.pt")
-    assert ckpt["card"]["metrics"]["top1"] == summary["best_top1"]
+    assert ckpt["card"]["metrics"]["top1"] == summary["best"]
     assert ckpt["card"]["color"] == "gray" and ckpt["card"]["input_size"] == [32, 32]
     assert [h["epoch"] for h in ckpt["history"]] == list(range(1, ckpt["epoch"] + 1))
 

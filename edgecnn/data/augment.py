@@ -9,25 +9,50 @@ import cv2
 import numpy as np
 
 
+def elastic(image: np.ndarray, rng: np.random.Generator, alpha: float, sigma: float) -> np.ndarray:
+    """Elastic distortion (Simard et al., 2003): a smooth random displacement field.
+
+    alpha and sigma are fractions of the image side, so the warp looks the same at
+    any resolution.
+    """
+    height, width = image.shape[:2]
+    side = max(height, width)
+    field = rng.uniform(-1, 1, (2, height, width)).astype(np.float32)
+    dx, dy = (cv2.GaussianBlur(f, (0, 0), sigma * side) for f in field)
+    dx *= alpha * side / (dx.std() + 1e-6)  # normalised: alpha is the displacement's std
+    dy *= alpha * side / (dy.std() + 1e-6)
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    return cv2.remap(image, grid_x + dx, grid_y + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+
 @dataclass
 class ClassifyAugment:
-    """Small affine jitter, optional horizontal flip and brightness/contrast jitter."""
+    """Affine jitter (rotation, scale, shear, shift), elastic warp, optional horizontal
+    flip and brightness/contrast jitter."""
 
-    degrees: float = 10.0
+    degrees: float = 12.0
     translate: float = 0.1  # fraction of the image side
-    scale: tuple = (0.9, 1.1)
+    scale: tuple = (0.85, 1.15)
+    shear: float = 10.0  # degrees
+    elastic_p: float = 0.5
+    elastic_alpha: float = 0.04  # typical displacement, fraction of the side
+    elastic_sigma: float = 0.15
     hflip: bool = False
     brightness: float = 0.2  # +-20% of full range
     contrast: float = 0.2
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         height, width = image.shape[:2]
-        angle = rng.uniform(-self.degrees, self.degrees)
-        zoom = rng.uniform(*self.scale)
-        matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, zoom)
+        matrix = cv2.getRotationMatrix2D((width / 2, height / 2), rng.uniform(-self.degrees, self.degrees),
+                                         rng.uniform(*self.scale))
+        shear = np.tan(np.radians(rng.uniform(-self.shear, self.shear)))
+        shear_matrix = np.array([[1, shear, -shear * height / 2], [0, 1, 0], [0, 0, 1]])
+        matrix = (np.vstack([matrix, [0, 0, 1]]) @ shear_matrix)[:2]
         matrix[:, 2] += rng.uniform(-self.translate, self.translate, 2) * (width, height)
         image = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_REFLECT_101)
+        if self.elastic_p and rng.random() < self.elastic_p:
+            image = elastic(image, rng, self.elastic_alpha, self.elastic_sigma)
         if self.hflip and rng.random() < 0.5:
             image = cv2.flip(image, 1)
         if self.brightness or self.contrast:
@@ -36,3 +61,61 @@ class ClassifyAugment:
             mean = float(image.mean())
             image = cv2.convertScaleAbs(image, alpha=alpha, beta=beta + mean * (1 - alpha))
         return image
+
+
+@dataclass
+class DetectAugment:
+    """Box-preserving augmentation: random scale and shift (a zoom in or out with crop
+    or grey padding), horizontal flip, and HSV colour jitter. Boxes follow the pixels;
+    a box pushed mostly out of the frame is dropped."""
+
+    scale: tuple = (0.6, 1.4)
+    translate: float = 0.15  # fraction of the image side
+    hflip: bool = True
+    hue: float = 0.015  # fraction of the hue circle
+    saturation: float = 0.5
+    value: float = 0.3
+    min_visible: float = 0.35  # keep a box only if this much of it stays in frame
+    pad_value: int = 114
+
+    def affine(self, image, boxes, rng):
+        height, width = image.shape[:2]
+        zoom = rng.uniform(*self.scale)
+        shift = rng.uniform(-self.translate, self.translate, 2) * (width, height)
+        matrix = np.array([[zoom, 0, (1 - zoom) * width / 2 + shift[0]],
+                           [0, zoom, (1 - zoom) * height / 2 + shift[1]]], np.float64)
+        image = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=(self.pad_value,) * 3)
+        moved = boxes * zoom + np.tile(matrix[:, 2], 2)
+        return image, moved
+
+    def flip(self, image, boxes):
+        width = image.shape[1]
+        flipped = boxes.copy()
+        flipped[:, [0, 2]] = width - boxes[:, [2, 0]]
+        return cv2.flip(image, 1), flipped
+
+    def colour(self, image, rng):
+        if image.ndim == 2:
+            gain = 1 + rng.uniform(-self.value, self.value)
+            return cv2.convertScaleAbs(image, alpha=gain)
+        gains = 1 + rng.uniform(-1, 1, 3) * (self.hue, self.saturation, self.value)
+        hue, sat, val = cv2.split(cv2.cvtColor(image, cv2.COLOR_BGR2HSV))
+        lut = np.arange(256, dtype=np.float64)
+        hue = cv2.LUT(hue, ((lut * gains[0]) % 180).astype(np.uint8))
+        sat = cv2.LUT(sat, np.clip(lut * gains[1], 0, 255).astype(np.uint8))
+        val = cv2.LUT(val, np.clip(lut * gains[2], 0, 255).astype(np.uint8))
+        return cv2.cvtColor(cv2.merge([hue, sat, val]), cv2.COLOR_HSV2BGR)
+
+    def __call__(self, image, boxes, classes, rng):
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        image, moved = self.affine(image, boxes, rng)
+        height, width = image.shape[:2]
+        clipped = np.clip(moved, 0, [width, height, width, height])
+        area = lambda b: np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+        keep = (area(clipped) >= self.min_visible * np.maximum(area(moved), 1e-6)) & \
+               (clipped[:, 2] - clipped[:, 0] >= 2) & (clipped[:, 3] - clipped[:, 1] >= 2)
+        boxes, classes = clipped[keep].astype(np.float32), np.asarray(classes)[keep]
+        if self.hflip and rng.random() < 0.5:
+            image, boxes = self.flip(image, boxes)
+        return self.colour(image, rng), boxes, classes

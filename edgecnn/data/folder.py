@@ -69,3 +69,13 @@ def load_folder(root: str, split: str, labels: Optional[List[str]] = None) -> Cl
     info = DataInfo(name=str(base), labels=list(labels), color=colour,
                     default_imgsz=int(np.median([max(img.shape[:2]) for img in images])), hflip=True)
     return ClassificationSet(info, split, images, targets)
+
+
+def write_folder(data: ClassificationSet, root: str) -> Path:
+    """Write a split as DIR/<split>/<class>/NNNNNN.png (ImageFolder)."""
+    base = Path(root) / data.split
+    for index, (image, target) in enumerate(zip(data.images, data.targets)):
+        folder = base / data.labels[int(target)]
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"{index:06d}.png"), image)
+    return base

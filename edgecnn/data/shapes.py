@@ -46,8 +46,14 @@ def textured_background(rng: np.random.Generator, size: Tuple[int, int]) -> Tupl
     return np.clip(image, 0, 255).astype(np.uint8), mean
 
 
-def shape_polygon(kind: str, centre: Tuple[float, float], radius: float, angle: float) -> np.ndarray:
-    """Outline points (N, 2) of a shape with circumradius `radius`, rotated by `angle`."""
+def shape_polygon(kind: str, centre: Tuple[float, float], radius: float, angle: float,
+                  aspect: float = 1.0) -> np.ndarray:
+    """Outline points (N, 2) of a shape with circumradius `radius`, rotated by `angle`
+    (rectangles: half-width `radius`, half-height `radius * aspect`)."""
+    if kind == "rectangle":
+        corners = np.array([[-1, -aspect], [1, -aspect], [1, aspect], [-1, aspect]]) * radius
+        rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        return corners @ rotation.T + np.asarray(centre)
     if kind == "circle":
         t = np.linspace(0, 2 * np.pi, 48, endpoint=False)
         radii = np.full_like(t, radius)
@@ -68,15 +74,12 @@ def shape_polygon(kind: str, centre: Tuple[float, float], radius: float, angle: 
 
 
 def draw_shape(image: np.ndarray, kind: str, centre: Tuple[float, float], radius: float,
-               angle: float, colour: np.ndarray) -> Tuple[float, float, float, float]:
-    """Fill the shape in place; returns its box (x1, y1, x2, y2) in pixels, clipped."""
-    points = shape_polygon(kind, centre, radius, angle)
-    cv2.fillPoly(image, [np.round(points * 16).astype(np.int32)], tuple(float(c) for c in colour),
-                 lineType=cv2.LINE_AA, shift=4)
-    height, width = image.shape[:2]
-    x1, y1 = np.clip(points.min(0), 0, [width, height])
-    x2, y2 = np.clip(points.max(0), 0, [width, height])
-    return float(x1), float(y1), float(x2), float(y2)
+               angle: float, colour, aspect: float = 1.0, antialias: bool = True) -> np.ndarray:
+    """Fill the shape in place; returns its outline points."""
+    points = shape_polygon(kind, centre, radius, angle, aspect)
+    cv2.fillPoly(image, [np.round(points * 16).astype(np.int32)], tuple(float(c) for c in np.atleast_1d(colour)),
+                 lineType=cv2.LINE_AA if antialias else cv2.LINE_8, shift=4)
+    return points
 
 
 def shapes_image(seed: int, split: str, index: int, size: int = 64) -> Tuple[np.ndarray, int]:

@@ -1,0 +1,120 @@
+"""An anchor-free single-shot detector on a MobileNet backbone.
+
+Backbone features at strides 8, 16 and 32 feed a light FPN (1x1 laterals, nearest
+upsampling, a depthwise-separable 3x3 per level) and a head per level, in the spirit
+of FCOS (Tian et al., 2019) with YOLOv8-style task-aligned assignment in training.
+
+Outputs, per level, two SEPARATE tensors (so int8 quantization gives each its own
+scale and probabilities are never crushed under pixel coordinates):
+  boxes_sN:  (N, H*W, 4) distances from each cell centre to the box sides (left, top,
+             right, bottom) as fractions of the input size: sigmoid, 0..1
+  scores_sN: (N, H*W, classes) class probabilities: sigmoid, 0..1
+Decoding to corner boxes and NMS are done outside the graph, in
+edgecnn.runtime.detection, which the evaluator and the device runtime share.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from edgecnn.models.blocks import ConvBNAct, init_weights, make_divisible
+
+STRIDES = (8, 16, 32)
+
+
+class DepthwiseSeparable(nn.Sequential):
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(ConvBNAct(in_channels, in_channels, 3, groups=in_channels, activation=nn.ReLU),
+                         ConvBNAct(in_channels, out_channels, 1, activation=nn.ReLU))
+
+
+def backbone_stages(features: nn.Sequential, in_channels: int) -> Tuple[List[int], List[int]]:
+    """Indices of the last layer at strides 8, 16, 32 and their channel counts, found by
+    running a probe image through the backbone (works for any MobileNet variant)."""
+    probe = torch.zeros(1, in_channels, 64, 64)
+    taps: Dict[int, Tuple[int, int]] = {}
+    with torch.no_grad():
+        x = probe
+        for index, layer in enumerate(features):
+            x = layer(x)
+            stride = 64 // x.shape[-1]
+            if stride in STRIDES:
+                taps[stride] = (index, x.shape[1])
+    if sorted(taps) != list(STRIDES):
+        raise ValueError("backbone does not reach strides 8, 16 and 32")
+    return [taps[s][0] for s in STRIDES], [taps[s][1] for s in STRIDES]
+
+
+class LevelHead(nn.Module):
+    """One level's head: a shared depthwise-separable stem, then class and box convs."""
+
+    def __init__(self, channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(DepthwiseSeparable(channels, channels), DepthwiseSeparable(channels, channels))
+        self.classes = nn.Conv2d(channels, num_classes, 1)
+        self.box = nn.Conv2d(channels, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        x = self.stem(x)
+        return self.box(x), self.classes(x)
+
+
+class MobileNetDetector(nn.Module):
+    def __init__(self, num_classes: int, backbone: str = "mobilenet_v2", width: float = 0.5,
+                 in_channels: int = 3, neck_channels: int = 64) -> None:
+        super().__init__()
+        from edgecnn.models import build_model
+
+        classifier = build_model(backbone, num_classes=1, width=width, in_channels=in_channels)
+        layers = list(classifier.features.children())
+        if backbone in ("mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large"):
+            layers = layers[:-1]  # drop the wide final 1x1 conv that only feeds the classifier
+        taps, channels = backbone_stages(nn.Sequential(*layers), in_channels)
+        self.stages = nn.ModuleList()
+        start = 0
+        for tap in taps:
+            self.stages.append(nn.Sequential(*layers[start:tap + 1]))
+            start = tap + 1
+        neck = make_divisible(neck_channels * max(width, 0.5))
+        self.laterals = nn.ModuleList(ConvBNAct(c, neck, 1, activation=nn.ReLU) for c in channels)
+        self.smooth = nn.ModuleList(DepthwiseSeparable(neck, neck) for _ in STRIDES)
+        self.heads = nn.ModuleList(LevelHead(neck, num_classes) for _ in STRIDES)
+        self.num_classes = num_classes
+        self.strides = STRIDES
+        init_weights(self)
+        for head in self.heads:  # start with low scores: most cells are background
+            nn.init.constant_(head.classes.bias, -4.6)
+            nn.init.constant_(head.box.bias, -3.0)
+
+    def forward(self, x: torch.Tensor):
+        """Eval mode (export, inference): (boxes_s8, boxes_s16, boxes_s32, scores_s8,
+        scores_s16, scores_s32). Training mode: the pre-sigmoid (box, class) logits per
+        level, which the loss needs for numerical stability."""
+        box_logits, class_logits = self.logits(x)
+        if self.training:
+            return box_logits, class_logits
+        return (*[torch.sigmoid(b) for b in box_logits], *[torch.sigmoid(c) for c in class_logits])
+
+    def logits(self, x: torch.Tensor) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+        """Pre-sigmoid outputs per level, (N, H*W, 4) and (N, H*W, classes): the loss
+        works on these for numerical stability."""
+        features = []
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        laterals = [lateral(f) for lateral, f in zip(self.laterals, features)]
+        for i in range(len(laterals) - 2, -1, -1):  # top-down: coarse context into fine levels
+            laterals[i] = laterals[i] + F.interpolate(laterals[i + 1], size=laterals[i].shape[-2:], mode="nearest")
+        boxes, scores = [], []
+        for smooth, head, feature in zip(self.smooth, self.heads, laterals):
+            box, cls = head(smooth(feature))
+            boxes.append(box.flatten(2).transpose(1, 2))
+            scores.append(cls.flatten(2).transpose(1, 2))
+        return boxes, scores
+
+
+def output_names(strides: Sequence[int] = STRIDES) -> List[str]:
+    return [f"boxes_s{s}" for s in strides] + [f"scores_s{s}" for s in strides]
