@@ -51,6 +51,7 @@ class TrainConfig:
     seed: int = 0
     workers: int = 0
     max_train_images: Optional[int] = None  # a fixed subset, for quick runs and tests
+    max_val_images: Optional[int] = None
     ema_decay: float = 0.998  # 0 disables the weight average
     strict: bool = False  # detection data: a bad label or image is an error, not skipped
 

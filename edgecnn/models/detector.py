@@ -85,9 +85,12 @@ class MobileNetDetector(nn.Module):
         self.num_classes = num_classes
         self.strides = STRIDES
         init_weights(self)
-        for head in self.heads:  # start with low scores: most cells are background
-            nn.init.constant_(head.classes.bias, -4.6)
-            nn.init.constant_(head.box.bias, -3.0)
+        for head, stride in zip(self.heads, STRIDES):
+            for conv in (head.classes, head.box):  # small outputs at start, as in RetinaNet/FCOS
+                nn.init.normal_(conv.weight, std=0.01)
+            nn.init.constant_(head.classes.bias, -4.6)  # start with low scores: most cells are background
+            # start with boxes about 4 cells wide (distances of 2 strides at a 192 input)
+            nn.init.constant_(head.box.bias, float(torch.logit(torch.tensor(2.0 * stride / 192))))
 
     def forward(self, x: torch.Tensor):
         """Eval mode (export, inference): (boxes_s8, boxes_s16, boxes_s32, scores_s8,

@@ -47,7 +47,8 @@ class ClassifyTask:
 
     def __init__(self, config, card: Optional[ModelCard] = None) -> None:
         train_set = subset(load_classification(config.data, "train"), config.max_train_images, config.seed)
-        self.val_set = load_classification(config.data, "val", labels=train_set.labels)
+        self.val_set = subset(load_classification(config.data, "val", labels=train_set.labels),
+                              config.max_val_images, config.seed)
         self.card = card or self.make_card(config, train_set)
         augment = ClassifyAugment(hflip=train_set.info.hflip) if config.augment else None
         self.train_dataset = TorchClassification(train_set, self.card, augment, config.seed)

@@ -87,7 +87,7 @@ class DetectTask:
     def __init__(self, config, card: Optional[ModelCard] = None) -> None:
         strict = getattr(config, "strict", False)
         train_set = subset(load_detection(config.data, "train", strict), config.max_train_images, config.seed)
-        self.val_set = load_detection(config.data, "val", strict)
+        self.val_set = subset(load_detection(config.data, "val", strict), config.max_val_images, config.seed)
         if self.val_set.labels != train_set.labels:
             raise UserError("train and val splits name different classes")
         self.summaries = [train_set.summary(), self.val_set.summary()]

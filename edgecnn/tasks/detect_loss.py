@@ -3,8 +3,9 @@
 Assignment is task-aligned (TOOD, Feng et al., 2021; as in YOLOv8): for each object,
 the cells whose centre lies inside its box are ranked by score^alpha * IoU^beta of
 their current prediction and the top k become positives. The class target of a
-positive is its normalised alignment (an IoU-aware soft label), so the score ranks
-boxes by localisation quality, which is what mAP@0.5:0.95 rewards. Box loss: GIoU.
+positive is the IoU of its predicted box with the object (an IoU-aware soft label,
+as in VarifocalNet and RTMDet), so the score ranks boxes by localisation quality,
+which is what mAP@0.5:0.95 rewards. Box loss: GIoU weighted by that IoU.
 """
 from __future__ import annotations
 
@@ -69,9 +70,7 @@ class DetectionLoss:
         best_gt = overlap.argmax(-1)  # (B, A)
         positive = chosen.any(-1)
         owner = F.one_hot(best_gt, gt_boxes.shape[1]).bool() & positive[..., None]
-        align = align * owner
-        norm = (align.amax(1, keepdim=True) + 1e-9)
-        quality = (align / norm * (ious * owner).amax(1, keepdim=True)).amax(-1)  # (B, A)
+        quality = (ious * owner).amax(-1)  # (B, A): the IoU of the box with its object
         cls = gt_classes.gather(1, best_gt).clamp(min=0)
         targets.scatter_(2, cls[..., None], quality[..., None])
         targets *= positive[..., None]

@@ -1,0 +1,134 @@
+"""The detector: separate box/score outputs, a loss that learns, mAP evaluation, CLI."""
+import json
+
+import pytest
+import torch
+
+from conftest import assert_one_line_error, run_cli
+from edgecnn.checkpoint import load_model
+from edgecnn.data.detection import load_shapes_detection
+from edgecnn.models.detector import MobileNetDetector
+from edgecnn.runtime.detection import cell_centres
+from edgecnn.card import ModelCard
+from edgecnn.tasks.detect import TorchDetection, collate
+from edgecnn.tasks.detect_loss import DetectionLoss, pairwise_iou
+from edgecnn.train import TrainConfig, train
+
+
+@pytest.mark.parametrize("backbone", ["mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "mobilenet_v1"])
+def test_outputs_are_separate_normalised_boxes_and_scores(backbone):
+    model = MobileNetDetector(3, backbone, 0.5).eval()
+    with torch.no_grad():
+        outputs = model(torch.randn(2, 3, 128, 160))
+    boxes, scores = outputs[:3], outputs[3:]
+    cells = [16 * 20, 8 * 10, 4 * 5]
+    assert [b.shape for b in boxes] == [(2, c, 4) for c in cells]
+    assert [s.shape for s in scores] == [(2, c, 3) for c in cells]
+    for t in outputs:
+        assert float(t.min()) >= 0 and float(t.max()) <= 1
+
+
+def test_loss_drives_a_batch_towards_its_boxes():
+    torch.manual_seed(0)
+    data = load_shapes_detection("train", size=128, count=8)
+    model = MobileNetDetector(3, "mobilenet_v2", 0.5)
+    card = ModelCard(task="detect", labels=data.labels, input_size=(128, 128), head={"strides": [8, 16, 32]})
+    dataset = TorchDetection(data, card, augment=None, seed=0)
+    batch = collate([dataset[i] for i in range(len(dataset))])
+    loss_fn = DetectionLoss(3)
+    centres = torch.from_numpy(cell_centres((128, 128), (8, 16, 32)))
+    optimizer = torch.optim.AdamW(model.parameters(), 3e-3)
+    losses = []
+    for _ in range(40):
+        model.train()
+        box_logits, class_logits = model(batch[0])
+        loss, _ = loss_fn(box_logits, class_logits, centres, (128, 128), *batch[1:])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.5 * losses[0], losses[::10]
+
+
+def test_assignment_prefers_cells_inside_the_object():
+    loss_fn = DetectionLoss(2, topk=3)
+    centres = torch.from_numpy(cell_centres((64, 64), (8, 16, 32)))
+    cells = len(centres)
+    boxes = torch.cat([centres - 4, centres + 4], -1)[None]
+    scores = torch.full((1, cells, 2), 0.5)
+    gt = torch.tensor([[[16.0, 16.0, 40.0, 40.0]]])
+    targets, assigned = loss_fn.assign(scores, boxes, centres, gt, torch.tensor([[1]]), torch.tensor([[True]]))
+    positive = targets.sum(-1)[0] > 0
+    assert 1 <= int(positive.sum()) <= 3
+    inside = ((centres > 16) & (centres < 40)).all(1)
+    assert bool(inside[positive].all())
+    assert targets[0, positive, 0].sum() == 0  # only the object's class gets a target
+    assert torch.allclose(assigned[0, positive], gt[0, 0].expand(int(positive.sum()), 4))
+    assert torch.allclose(pairwise_iou(gt[0], gt[0]), torch.ones(1, 1))
+
+
+@pytest.fixture(scope="module")
+def tiny_detector(tmp_path_factory):
+    out = tmp_path_factory.mktemp("det")
+    summary = train(TrainConfig(task="detect", model="mobilenet_v2", width=0.35, data="shapes", imgsz=128,
+                                epochs=2, batch=16, max_train_images=96, max_val_images=24, out=str(out)),
+                    log=lambda m: None)
+    return out / "last.pt", summary
+
+
+def test_training_writes_a_detector_with_its_card(tiny_detector):
+    path, summary = tiny_detector
+    model, card, payload = load_model(path)
+    assert card.task == "detect" and card.labels == ["circle", "rectangle", "triangle"]
+    assert card.head == {"format": "ltrb-sigmoid", "strides": [8, 16, 32]}
+    assert set(summary["last"]) >= {"map50_95", "map50"}
+    assert 0 <= summary["last"]["map50_95"] <= summary["last"]["map50"] <= 1
+
+
+def test_eval_cli_reports_coco_map_and_draws_predictions(tiny_detector, tmp_path):
+    path, _ = tiny_detector
+    png = tmp_path / "pred.png"
+    result = run_cli("eval", path, "--data", "shapes", "--json", "--plot", png)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["images"] == 300 and [c["label"] for c in report["per_class"]] == ["circle", "rectangle", "triangle"]
+    assert 0 <= report["map50_95"] <= 1
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    text = run_cli("eval", path, "--data", "shapes", "--plot", "").stdout
+    assert "mAP@0.5:0.95" in text and "AP@0.5" in text
+
+
+def test_detection_cli_bad_input(tmp_path):
+    assert_one_line_error(run_cli("train", "--task", "detect", "--data", tmp_path / "nothing", "--out", tmp_path / "o"),
+                          contains="not found")
+    assert_one_line_error(run_cli("train", "--task", "detect", "--model", "lenet5", "--out", tmp_path / "o"),
+                          contains="MobileNet backbone")
+    assert_one_line_error(run_cli("train", "--task", "detect", "--imgsz", "100", "--out", tmp_path / "o"),
+                          contains="multiple of 32")
+
+
+def test_detector_runs_on_the_real_video(tiny_detector):
+    """Every frame of tree.avi through the shared preprocessing, the model and the shared decode/NMS."""
+    import cv2
+
+    from conftest import DATA
+    from edgecnn.evaluate import torch_predictor
+    from edgecnn.runtime.detection import decode, postprocess
+    from edgecnn.runtime.preprocess import preprocess
+
+    model, card, _ = load_model(tiny_detector[0])
+    predict = torch_predictor(model)
+    capture = cv2.VideoCapture(str(DATA / "tree.avi"))
+    frames = 0
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        outputs = predict(preprocess(frame, card))
+        corners, probabilities = decode([o[0] for o in outputs[:3]], [o[0] for o in outputs[3:]],
+                                        card.input_size, card.head["strides"])
+        found = postprocess(corners, probabilities, card.labels, card.input_size, frame.shape[:2], 0.05)
+        assert found.boxes.shape[1:] == (4,) and len(found) <= 100
+        assert (found.boxes[:, [0, 2]] <= frame.shape[1]).all() and (found.boxes[:, [1, 3]] <= frame.shape[0]).all()
+        frames += 1
+    assert frames == 68
