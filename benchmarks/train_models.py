@@ -25,10 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = {
     "digits": {"train": ["--task", "classify", "--model", "mobilenet_v2", "--width", "0.5", "--data", "digits",
-                         "--imgsz", "64", "--epochs", "40", "--optimizer", "sgd", "--seed", "0"],
+                         "--imgsz", "80", "--epochs", "40", "--batch", "32", "--optimizer", "sgd", "--lr", "0.05",
+                         "--seed", "0"],
                "data": "digits", "metric": "top1", "bundle": "digits_mobilenet_v2.pt"},
     "shapes": {"train": ["--task", "detect", "--model", "mobilenet_v2", "--width", "0.5", "--data", "shapes",
-                         "--imgsz", "192", "--epochs", "14", "--batch", "32", "--seed", "0"],
+                         "--imgsz", "192", "--epochs", "24", "--batch", "16", "--lr", "0.002", "--seed", "0"],
                "data": "shapes", "metric": "map50_95", "bundle": "shapes_detector.pt"},
 }
 

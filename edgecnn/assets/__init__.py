@@ -1,10 +1,12 @@
-"""Models bundled with the package, produced by scripts/make_bundled_model.sh."""
+"""Models bundled with the package, each produced and measured by
+`python benchmarks/train_models.py PRESET --bundle`."""
 from pathlib import Path
 
 ASSETS = Path(__file__).parent
 DIGITS_CLASSIFIER = ASSETS / "digits_mobilenet_v2.pt"
+SHAPES_DETECTOR = ASSETS / "shapes_detector.pt"
 
 
 def default_model() -> Path:
-    """The embedded default model."""
-    return DIGITS_CLASSIFIER
+    """The embedded default model: the shapes detector."""
+    return SHAPES_DETECTOR

@@ -69,8 +69,8 @@ class DetectAugment:
     or grey padding), horizontal flip, and HSV colour jitter. Boxes follow the pixels;
     a box pushed mostly out of the frame is dropped."""
 
-    scale: tuple = (0.6, 1.4)
-    translate: float = 0.15  # fraction of the image side
+    scale: tuple = (0.75, 1.25)
+    translate: float = 0.1  # fraction of the image side
     hflip: bool = True
     hue: float = 0.015  # fraction of the hue circle
     saturation: float = 0.5

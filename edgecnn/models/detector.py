@@ -64,7 +64,7 @@ class LevelHead(nn.Module):
 
 class MobileNetDetector(nn.Module):
     def __init__(self, num_classes: int, backbone: str = "mobilenet_v2", width: float = 0.5,
-                 in_channels: int = 3, neck_channels: int = 64) -> None:
+                 in_channels: int = 3, neck_channels: int = 96) -> None:
         super().__init__()
         from edgecnn.models import build_model
 
@@ -78,7 +78,7 @@ class MobileNetDetector(nn.Module):
         for tap in taps:
             self.stages.append(nn.Sequential(*layers[start:tap + 1]))
             start = tap + 1
-        neck = make_divisible(neck_channels * max(width, 0.5))
+        neck = make_divisible(neck_channels * max(width, 1.0))
         self.laterals = nn.ModuleList(ConvBNAct(c, neck, 1, activation=nn.ReLU) for c in channels)
         self.smooth = nn.ModuleList(DepthwiseSeparable(neck, neck) for _ in STRIDES)
         self.heads = nn.ModuleList(LevelHead(neck, num_classes) for _ in STRIDES)
