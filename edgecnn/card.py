@@ -21,6 +21,8 @@ TASKS = ("classify", "detect")
 LAYOUTS = ("nchw", "nhwc")
 COLORS = ("rgb", "bgr", "gray")
 PRECISIONS = ("fp32", "int8")
+# What edgecnn trains with: pixel -> [-1, 1], symmetric around zero, which suits int8.
+DEFAULT_MEAN, DEFAULT_STD = 127.5, 127.5
 
 
 @dataclass

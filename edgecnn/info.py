@@ -24,7 +24,8 @@ def format_description(info: Dict[str, Any]) -> str:
         f"{info['path']}  ({info['format']})",
         f"  task          {card['task']}  ({len(card['labels'])} classes: {', '.join(card['labels'][:12])}"
         f"{' ...' if len(card['labels']) > 12 else ''})",
-        f"  architecture  {arch.get('name', '?')}  width {arch.get('width', '?')}",
+        f"  architecture  {arch.get('name', '?')}"
+        f"{'  backbone ' + arch['backbone'] if 'backbone' in arch else ''}  width {arch.get('width', '?')}",
         f"  input         {card['input_size'][0]}x{card['input_size'][1]} {card['layout']} {card['color']}"
         f"  mean {card['mean']} std {card['std']}",
         f"  precision     {card['precision']}",
@@ -32,6 +33,7 @@ def format_description(info: Dict[str, Any]) -> str:
         f"  MACs          {info['macs']:,} ({info['macs'] / 1e6:.1f}M)",
     ]
     if metrics:
-        shown = ", ".join(f"{k} {100 * v:.2f}%" if k == "top1" else f"{k} {v}" for k, v in metrics.items())
+        percent = ("top1", "map50_95", "map50")
+        shown = ", ".join(f"{k} {100 * v:.2f}%" if k in percent else f"{k} {v}" for k, v in metrics.items())
         lines.append(f"  measured      {shown}")
     return "\n".join(lines)

@@ -302,10 +302,11 @@ def load_coco(json_path: str, split: str = "val", strict: bool = False) -> Detec
     return DetectionSet(str(json_path), split, labels, images, boxes, classes, problems=problems, files=files)
 
 
-def load_detection(spec: str, split: str, strict: bool = False) -> DetectionSet:
-    """'shapes', a YOLO directory (or its data.yaml), or a COCO .json file."""
+def load_detection(spec: str, split: str, strict: bool = False, count: Optional[int] = None) -> DetectionSet:
+    """'shapes', a YOLO directory (or its data.yaml), or a COCO .json file.
+    `count` limits the synthetic set (generated on demand)."""
     if spec == "shapes":
-        return load_shapes_detection(split)
+        return load_shapes_detection(split, count=count)
     if spec.endswith(".json"):
         return load_coco(spec, split, strict)
     return load_yolo(spec, split, strict)

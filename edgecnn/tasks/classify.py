@@ -8,13 +8,12 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from edgecnn.card import ModelCard
+from edgecnn.card import DEFAULT_MEAN, DEFAULT_STD, ModelCard
 from edgecnn.data import ClassificationSet, load_classification
 from edgecnn.data.augment import ClassifyAugment
 from edgecnn.errors import UserError
 from edgecnn.runtime.preprocess import preprocess
 
-NORMALISATION = (127.5, 127.5)  # pixel -> [-1, 1]: symmetric, friendly to int8
 
 
 class TorchClassification(Dataset):
@@ -61,9 +60,8 @@ class ClassifyTask:
         if imgsz < 32:
             raise UserError(f"--imgsz must be >= 32, got {imgsz}")
         channels = 1 if data.info.color == "gray" else 3
-        mean, std = NORMALISATION
         return ModelCard(task="classify", labels=data.labels, input_size=(imgsz, imgsz), layout="nchw",
-                         color=data.info.color, mean=(mean,) * channels, std=(std,) * channels,
+                         color=data.info.color, mean=(DEFAULT_MEAN,) * channels, std=(DEFAULT_STD,) * channels,
                          architecture={"name": config.model, "width": config.width},
                          dataset={"name": config.data, "train_images": len(data)})
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from edgecnn.card import ModelCard
+from edgecnn.card import DEFAULT_MEAN, DEFAULT_STD, ModelCard
 from edgecnn.data.augment import DetectAugment
 from edgecnn.data.detection import DetectionSet, load_detection
 from edgecnn.detection_metrics import coco_map
@@ -18,7 +18,6 @@ from edgecnn.runtime.detection import cell_centres, decode, postprocess
 from edgecnn.runtime.preprocess import preprocess, preprocess_batch
 from edgecnn.tasks.detect_loss import DetectionLoss
 
-NORMALISATION = (127.5, 127.5)
 EVAL_CONF, EVAL_IOU, EVAL_MAX = 0.001, 0.6, 100  # the usual COCO evaluation settings
 
 
@@ -86,8 +85,11 @@ class DetectTask:
 
     def __init__(self, config, card: Optional[ModelCard] = None) -> None:
         strict = getattr(config, "strict", False)
-        train_set = subset(load_detection(config.data, "train", strict), config.max_train_images, config.seed)
-        self.val_set = subset(load_detection(config.data, "val", strict), config.max_val_images, config.seed)
+        synthetic = config.data == "shapes"  # generated on demand: no need to draw images we would drop
+        train_set = subset(load_detection(config.data, "train", strict, config.max_train_images if synthetic else None),
+                           config.max_train_images, config.seed)
+        self.val_set = subset(load_detection(config.data, "val", strict, config.max_val_images if synthetic else None),
+                              config.max_val_images, config.seed)
         if self.val_set.labels != train_set.labels:
             raise UserError("train and val splits name different classes")
         self.summaries = [train_set.summary(), self.val_set.summary()]
@@ -103,9 +105,8 @@ class DetectTask:
         imgsz = config.imgsz or 192
         if imgsz < 64 or imgsz % 32:
             raise UserError(f"--imgsz for detection must be a multiple of 32 and >= 64, got {imgsz}")
-        mean, std = NORMALISATION
         return ModelCard(task="detect", labels=data.labels, input_size=(imgsz, imgsz), layout="nchw",
-                         color="rgb", mean=(mean,) * 3, std=(std,) * 3,
+                         color="rgb", mean=(DEFAULT_MEAN,) * 3, std=(DEFAULT_STD,) * 3,
                          architecture={"name": "detector", "backbone": config.model, "width": config.width},
                          head={"format": "ltrb-sigmoid", "strides": list(STRIDES)},
                          dataset={"name": config.data, "train_images": len(data)})
