@@ -11,13 +11,13 @@ from conftest import assert_one_line_error, run_cli
 from edgecnn.checkpoint import load_checkpoint
 from edgecnn.train import TrainConfig, train
 
-TINY = dict(model="lenet5", width=1.0, data="digits", imgsz=32, batch=64, max_train_images=800)
+TINY = dict(model="lenet5", width=1.0, data="digits", imgsz=32, batch=64)
 KILLABLE = ["--model", "lenet5", "--data", "digits", "--imgsz", "32", "--epochs", "4", "--seed", "3"]
 
 
 def test_lenet_learns_real_digits(tmp_path):
     summary = train(TrainConfig(**TINY, epochs=3, out=str(tmp_path)), log=lambda m: None)
-    assert summary["last"]["top1"] > 0.80, summary  # 10 classes: chance is 0.10
+    assert summary["last"]["top1"] > 0.90, summary  # 10 classes: chance is 0.10
     ckpt = load_checkpoint(tmp_path / "best.pt")
     assert ckpt["card"]["metrics"]["top1"] == summary["best"]
     assert ckpt["card"]["color"] == "gray" and ckpt["card"]["input_size"] == [32, 32]
