@@ -75,9 +75,11 @@ def run_train(args) -> int:
         print(f"interrupted: the last complete checkpoint is {args.out}/last.pt; continue with --resume",
               file=sys.stderr)
         return 130
+    if not _is_main_process():
+        return 0  # under torchrun, rank 0 reports for all
     if args.json:
         print(json.dumps(summary))
-    elif summary.get("world_size", 1) == 1 or _is_main_process():
+    else:
         print(f"done: best val {summary['primary']} {100 * summary['best']:.2f}, weights in "
               f"{summary['out']}/best.pt and {summary['out']}/last.pt")
     return 0

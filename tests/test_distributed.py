@@ -18,8 +18,7 @@ def test_two_processes_reach_the_accuracy_of_one(tmp_path):
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     one = json.loads(single.stdout)
     two = [json.loads(line) for line in ddp.stdout.splitlines() if line.startswith("{")]
-    assert len(two) == 2 and {s["world_size"] for s in two} == {2}
-    assert two[0]["last"]["top1"] == two[1]["last"]["top1"]  # the ranks agree on the validation result
+    assert len(two) == 1 and two[0]["world_size"] == 2  # rank 0 reports for both
     assert one["last"]["top1"] > 0.95
     assert abs(one["last"]["top1"] - two[0]["last"]["top1"]) <= 0.01, (one["last"]["top1"], two[0]["last"]["top1"])
     ckpt = load_checkpoint(tmp_path / "two" / "last.pt")
