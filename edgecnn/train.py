@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from edgecnn.card import ModelCard
@@ -121,6 +121,27 @@ def lr_lambda(config: TrainConfig, steps_per_epoch: int):
     return factor
 
 
+def epoch_order(size: int, config: TrainConfig, epoch: int, world: int, rank: int) -> List[int]:
+    """The sample indices this process trains on in `epoch`, in order.
+
+    Every process draws the same permutation a single-process run draws and takes its
+    share of each global batch, so under torchrun the union of the ranks' batches is
+    exactly the single-process batch, step by step. The last global batch is padded by
+    wrapping around so that every rank takes the same number of steps (DDP needs it).
+    """
+    generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)
+    order = torch.randperm(size, generator=generator).tolist()
+    if world == 1:
+        return order
+    mine: List[int] = []
+    for start in range(0, size, config.batch):
+        batch = order[start:start + config.batch]
+        while len(batch) % world:
+            batch.append(order[len(batch) % size])
+        mine.extend(batch[rank::world])
+    return mine
+
+
 def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     """Weight decay on conv/linear weights only, never on BatchNorm or biases."""
     decay = [p for p in model.parameters() if p.ndim > 1]
@@ -178,9 +199,7 @@ def train(config: TrainConfig, resume: bool = False, log=None) -> Dict[str, Any]
         model = build_from_card(card).to(memory_format=torch.channels_last)
         per_process_batch = max(1, config.batch // ctx.world)
         optimizer = make_optimizer(config, model)
-        sampler = DistributedSampler(dataset, ctx.world, ctx.rank, shuffle=True, seed=config.seed) \
-            if ctx.world > 1 else None
-        steps = math.ceil((len(sampler) if sampler is not None else len(dataset)) / per_process_batch)
+        steps = math.ceil(len(epoch_order(len(dataset), config, 0, ctx.world, ctx.rank)) / per_process_batch)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config, steps))
         if resumed:
             model.load_state_dict(resumed["raw_model"])
@@ -198,13 +217,8 @@ def train(config: TrainConfig, resume: bool = False, log=None) -> Dict[str, Any]
             started = time.perf_counter()
             dataset.epoch = epoch
             torch.manual_seed(config.seed * 100003 + epoch)  # dropout, identical on resume
-            if sampler is not None:
-                sampler.set_epoch(epoch)
-                epoch_sampler = sampler
-            else:
-                generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)
-                epoch_sampler = RandomSampler(dataset, generator=generator)
-            loader = DataLoader(dataset, batch_size=per_process_batch, sampler=epoch_sampler,
+            order = epoch_order(len(dataset), config, epoch, ctx.world, ctx.rank)
+            loader = DataLoader(dataset, batch_size=per_process_batch, sampler=order,
                                 num_workers=config.workers, collate_fn=task.collate, drop_last=False)
             net.train()
             loss_sum, seen = 0.0, 0

@@ -23,3 +23,17 @@ def test_two_processes_reach_the_accuracy_of_one(tmp_path):
     assert abs(one["last"]["top1"] - two[0]["last"]["top1"]) <= 0.01, (one["last"]["top1"], two[0]["last"]["top1"])
     ckpt = load_checkpoint(tmp_path / "two" / "last.pt")
     assert ckpt["world_size"] == 2 and ckpt["epoch"] == 4
+
+
+def test_ranks_split_exactly_the_single_process_batches():
+    from edgecnn.train import TrainConfig, epoch_order
+
+    config = TrainConfig(batch=32, seed=5)
+    single = epoch_order(1000, config, 2, 1, 0)
+    ranks = [epoch_order(1000, config, 2, 2, r) for r in range(2)]
+    assert sorted(single) == list(range(1000)) and len(ranks[0]) == len(ranks[1]) == 500
+    for step in range(1000 // 32):
+        union = ranks[0][16 * step:16 * (step + 1)] + ranks[1][16 * step:16 * (step + 1)]
+        assert sorted(union) == sorted(single[32 * step:32 * (step + 1)])
+    odd = [epoch_order(1001, config, 0, 2, r) for r in range(2)]
+    assert len(odd[0]) == len(odd[1])  # padded so every rank takes the same number of steps
