@@ -163,10 +163,9 @@ def check_config(config: TrainConfig) -> None:
         raise UserError(f"--batch must be >= 1, got {config.batch}")
     if not config.width > 0:
         raise UserError(f"--width must be > 0, got {config.width}")
-    from edgecnn.models import CLASSIFIERS
+    from edgecnn.models import resolve_name
 
-    if config.model.lower().replace("-", "_") not in CLASSIFIERS:
-        raise UserError(f"unknown model {config.model!r}; choose from {', '.join(sorted(CLASSIFIERS))}")
+    resolve_name(config.model)  # fail before loading any data
     if config.task == "detect" and not config.model.startswith("mobilenet"):
         raise UserError(f"detectors use a MobileNet backbone, got {config.model!r}")
 

@@ -7,7 +7,7 @@ on the same objects.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -47,3 +47,14 @@ class ClassificationSet:
 
     def class_counts(self) -> np.ndarray:
         return np.bincount(self.targets, minlength=len(self.labels))
+
+    def take(self, indices: Sequence[int]) -> "ClassificationSet":
+        return ClassificationSet(self.info, self.split, [self.images[i] for i in indices], self.targets[list(indices)])
+
+
+def random_subset(data, count: Optional[int], seed: int):
+    """A fixed random subset of `count` samples (all of them when count is None);
+    works for any dataset with len() and take()."""
+    if not count:
+        return data
+    return data.take(np.random.default_rng(seed).permutation(len(data))[:count].tolist())

@@ -54,6 +54,11 @@ class DetectionSet:
     def __getitem__(self, index: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.images[index], self.boxes[index], self.classes[index]
 
+    def take(self, indices: Sequence[int]) -> "DetectionSet":
+        return DetectionSet(self.name, self.split, self.labels, [self.images[i] for i in indices],
+                            [self.boxes[i] for i in indices], [self.classes[i] for i in indices], self.color,
+                            self.problems, [self.files[i] for i in indices] if self.files else [])
+
     def summary(self) -> str:
         objects = sum(len(c) for c in self.classes)
         text = f"{self.name}/{self.split}: {len(self)} images, {objects} objects"
@@ -87,8 +92,9 @@ def shapes_scene(seed: int, split: str, index: int, size: int = 192,
         radius = extent / 2 / (np.sqrt(1 + aspect ** 2) if kinds[kind] == "rectangle" else 1.0)
         centre = rng.uniform(radius * 0.8, size - radius * 0.8, 2)
         points = shape_polygon(kinds[kind], tuple(centre), radius, rng.uniform(0, 2 * np.pi), aspect)
+        polygon = [np.round(points * 16).astype(np.int32)]  # 1/16-pixel fixed point (shift=4)
         mask = np.zeros((size, size), np.uint8)
-        cv2.fillPoly(mask, [np.round(points * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
+        cv2.fillPoly(mask, polygon, 1, lineType=cv2.LINE_8, shift=4)
         area = int(mask.sum())
         if area < 9:
             continue
@@ -97,7 +103,7 @@ def shapes_scene(seed: int, split: str, index: int, size: int = 192,
         if any(v < 0.4 for v in visible_after):
             continue  # would hide an earlier shape too much
         colour = random_colour(rng, background)
-        cv2.fillPoly(image, [np.round(points * 16).astype(np.int32)], tuple(float(c) for c in colour),
+        cv2.fillPoly(image, polygon, tuple(float(c) for c in colour),
                      lineType=cv2.LINE_8, shift=4)
         owner[mask > 0] = len(areas)
         areas.append(area)

@@ -74,11 +74,11 @@ def shape_polygon(kind: str, centre: Tuple[float, float], radius: float, angle: 
 
 
 def draw_shape(image: np.ndarray, kind: str, centre: Tuple[float, float], radius: float,
-               angle: float, colour, aspect: float = 1.0, antialias: bool = True) -> np.ndarray:
+               angle: float, colour, aspect: float = 1.0) -> np.ndarray:
     """Fill the shape in place; returns its outline points."""
     points = shape_polygon(kind, centre, radius, angle, aspect)
     cv2.fillPoly(image, [np.round(points * 16).astype(np.int32)], tuple(float(c) for c in np.atleast_1d(colour)),
-                 lineType=cv2.LINE_AA if antialias else cv2.LINE_8, shift=4)
+                 lineType=cv2.LINE_AA, shift=4)
     return points
 
 

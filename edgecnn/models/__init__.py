@@ -22,12 +22,18 @@ CLASSIFIERS: Dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def build_model(name: str, num_classes: int, width: float = 1.0, in_channels: int = 3,
-                **kwargs: Any) -> nn.Module:
-    """Build an architecture by name; bad names and widths are user errors."""
+def resolve_name(name: str) -> str:
+    """The registry key for `name`; an unknown name is a user error."""
     key = name.lower().replace("-", "_")
     if key not in CLASSIFIERS:
         raise UserError(f"unknown model {name!r}; choose from {', '.join(sorted(CLASSIFIERS))}")
+    return key
+
+
+def build_model(name: str, num_classes: int, width: float = 1.0, in_channels: int = 3,
+                **kwargs: Any) -> nn.Module:
+    """Build an architecture by name; bad names and widths are user errors."""
+    key = resolve_name(name)
     if not width > 0:
         raise UserError(f"--width must be > 0, got {width}")
     if num_classes < 1:

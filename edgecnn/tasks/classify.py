@@ -10,10 +10,10 @@ from torch.utils.data import Dataset
 
 from edgecnn.card import DEFAULT_MEAN, DEFAULT_STD, ModelCard
 from edgecnn.data import ClassificationSet, load_classification
+from edgecnn.data.base import random_subset
 from edgecnn.data.augment import ClassifyAugment
 from edgecnn.errors import UserError
 from edgecnn.runtime.preprocess import preprocess
-
 
 
 class TorchClassification(Dataset):
@@ -34,19 +34,12 @@ class TorchClassification(Dataset):
         return torch.from_numpy(preprocess(image, self.card)[0]), target
 
 
-def subset(data: ClassificationSet, count: Optional[int], seed: int) -> ClassificationSet:
-    if not count:
-        return data
-    keep = np.random.default_rng(seed).permutation(len(data))[:count]
-    return ClassificationSet(data.info, data.split, [data.images[i] for i in keep], data.targets[keep])
-
-
 class ClassifyTask:
     primary = "top1"
 
     def __init__(self, config, card: Optional[ModelCard] = None) -> None:
-        train_set = subset(load_classification(config.data, "train"), config.max_train_images, config.seed)
-        self.val_set = subset(load_classification(config.data, "val", labels=train_set.labels),
+        train_set = random_subset(load_classification(config.data, "train"), config.max_train_images, config.seed)
+        self.val_set = random_subset(load_classification(config.data, "val", labels=train_set.labels),
                               config.max_val_images, config.seed)
         self.card = card or self.make_card(config, train_set)
         augment = ClassifyAugment(hflip=train_set.info.hflip) if config.augment else None
@@ -72,14 +65,14 @@ class ClassifyTask:
     @torch.no_grad()
     def validate(self, model: nn.Module, ctx, batch: int = 256) -> Dict[str, float]:
         """Top-1 on the val split; each rank scores a shard and the counts are summed."""
+        from edgecnn.evaluate import predict_dataset
+
         model.eval()
-        data = self.val_set
-        indices = list(range(ctx.rank, len(data), ctx.world))
-        correct = 0
-        for start in range(0, len(indices), batch):
-            chunk = indices[start:start + batch]
-            x = torch.from_numpy(np.concatenate([preprocess(data[i][0], self.card) for i in chunk]))
-            predictions = model(x.to(memory_format=torch.channels_last)).argmax(1).numpy()
-            correct += int((predictions == data.targets[chunk]).sum())
-        total_correct, total = ctx.sum([correct, len(indices)])
+        shard = self.val_set.take(range(ctx.rank, len(self.val_set), ctx.world))
+
+        def predict(x: np.ndarray) -> np.ndarray:
+            return model(torch.from_numpy(x).to(memory_format=torch.channels_last)).numpy()
+
+        correct = int((predict_dataset(predict, shard, self.card, batch) == shard.targets).sum())
+        total_correct, total = ctx.sum([correct, len(shard)])
         return {"top1": total_correct / max(1, total), "images": int(total)}

@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 
 from edgecnn.card import DEFAULT_MEAN, DEFAULT_STD, ModelCard
 from edgecnn.data.augment import DetectAugment
+from edgecnn.data.base import random_subset
 from edgecnn.data.detection import DetectionSet, load_detection
 from edgecnn.detection_metrics import coco_map
 from edgecnn.errors import UserError
@@ -55,14 +56,6 @@ def collate(batch):
     return images, boxes, classes, classes >= 0
 
 
-def subset(data: DetectionSet, count: Optional[int], seed: int) -> DetectionSet:
-    if not count:
-        return data
-    keep = np.random.default_rng(seed).permutation(len(data))[:count]
-    return DetectionSet(data.name, data.split, data.labels, [data.images[i] for i in keep],
-                        [data.boxes[i] for i in keep], [data.classes[i] for i in keep], data.color, data.problems)
-
-
 def predict_detections(predict, data: DetectionSet, card: ModelCard, indices: List[int], batch: int = 32,
                        conf: float = EVAL_CONF) -> list:
     """Run `predict` (preprocessed batch -> model outputs) and decode each image."""
@@ -84,11 +77,11 @@ class DetectTask:
     primary = "map50_95"
 
     def __init__(self, config, card: Optional[ModelCard] = None) -> None:
-        strict = getattr(config, "strict", False)
+        strict = config.strict
         synthetic = config.data == "shapes"  # generated on demand: no need to draw images we would drop
-        train_set = subset(load_detection(config.data, "train", strict, config.max_train_images if synthetic else None),
+        train_set = random_subset(load_detection(config.data, "train", strict, config.max_train_images if synthetic else None),
                            config.max_train_images, config.seed)
-        self.val_set = subset(load_detection(config.data, "val", strict, config.max_val_images if synthetic else None),
+        self.val_set = random_subset(load_detection(config.data, "val", strict, config.max_val_images if synthetic else None),
                               config.max_val_images, config.seed)
         if self.val_set.labels != train_set.labels:
             raise UserError("train and val splits name different classes")
@@ -114,7 +107,7 @@ class DetectTask:
     def loss(self, net: nn.Module, batch) -> torch.Tensor:
         images, boxes, classes, valid = batch
         box_logits, class_logits = net(images.to(memory_format=torch.channels_last))
-        loss, self.parts = self.criterion(box_logits, class_logits, self.centres, self.card.input_size,
+        loss, _ = self.criterion(box_logits, class_logits, self.centres, self.card.input_size,
                                           boxes, classes, valid)
         return loss
 
