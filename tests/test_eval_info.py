@@ -63,3 +63,12 @@ def test_unreadable_and_foreign_checkpoints(tmp_path, digits_ckpt):
         assert_one_line_error(run_cli(command, text), contains="cannot read checkpoint")
         assert_one_line_error(run_cli(command, foreign), contains="not an edgecnn checkpoint")
     assert_one_line_error(run_cli("eval", digits_ckpt, "--data", tmp_path / "nodata"), contains="not found")
+
+
+def test_output_piped_into_a_closed_reader_is_not_a_traceback():
+    import subprocess
+    import sys
+
+    result = subprocess.run(f"'{sys.executable}' -m edgecnn info | head -1", shell=True, capture_output=True,
+                            text=True, timeout=120)
+    assert "Traceback" not in result.stderr and result.stdout.strip()
