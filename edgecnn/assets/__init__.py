@@ -5,6 +5,9 @@ from pathlib import Path
 ASSETS = Path(__file__).parent
 DIGITS_CLASSIFIER = ASSETS / "digits_mobilenet_v2.pt"
 SHAPES_DETECTOR = ASSETS / "shapes_detector.pt"
+# The same detector converted for the device runtime (which imports no torch):
+# made by `python benchmarks/runtime_bundle.py`.
+RUNTIME_DEFAULT = ASSETS / "shapes_detector.tflite"
 
 
 def default_model() -> Path:

@@ -1,0 +1,68 @@
+"""Make the runtime's bundled default model: the bundled shapes detector checkpoint
+converted to an fp32 .tflite file with its model card embedded.
+
+The device runtime imports no torch, so it cannot run the .pt checkpoint; this script
+(which needs the `convert` extra) writes edgecnn/assets/shapes_detector.tflite and
+checks that LiteRT reproduces the PyTorch outputs on a real scene.
+
+    python benchmarks/runtime_bundle.py [--out PATH]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def convert_detector(out: Path) -> float:
+    """Convert and embed the card; returns the largest absolute output difference
+    between PyTorch and LiteRT on one synthetic scene."""
+    import litert_torch
+    import numpy as np
+    import torch
+
+    from converters.card_embed import embed_tflite
+    from edgecnn.assets import SHAPES_DETECTOR
+    from edgecnn.atomic import write_bytes_atomic
+    from edgecnn.checkpoint import file_hash, load_model
+    from edgecnn.data.detection import shapes_scene
+    from edgecnn.runtime.backends import open_backend
+    from edgecnn.runtime.preprocess import preprocess
+
+    model, card, _ = load_model(SHAPES_DETECTOR)
+    height, width = card.input_size
+    sample = (torch.zeros(1, card.channels, height, width),)
+    with torch.no_grad():
+        edge = litert_torch.convert(model.eval(), sample)
+    tmp = out.with_suffix(".raw.tflite")
+    edge.export(str(tmp))
+    card = card.replace(precision="fp32", source_hash=card.source_hash or file_hash(SHAPES_DETECTOR))
+    write_bytes_atomic(out, embed_tflite(tmp.read_bytes(), card))
+    tmp.unlink()
+
+    image = shapes_scene(0, "val", 0, width)[0]
+    blob = preprocess(image, card)
+    with torch.no_grad():
+        expected = [t.numpy() for t in model(torch.from_numpy(blob))]
+    got = open_backend(str(out)).infer(blob)
+    return max(float(np.abs(e - g).max()) for e, g in zip(expected, got))
+
+
+def main() -> None:
+    from edgecnn.assets import RUNTIME_DEFAULT
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=str(RUNTIME_DEFAULT))
+    args = parser.parse_args()
+    out = Path(args.out)
+    difference = convert_detector(out)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB); max |torch - litert| = {difference:.2e}")
+    if difference > 1e-3:
+        sys.exit("LiteRT output differs from PyTorch: not bundling")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""Inference backends behind one small interface, so the runtime, the benchmarks and
+user code run .tflite and .onnx files the same way.
+
+- LiteRT (`ai-edge-litert`, with `tflite-runtime` as a fallback import: it is what a
+  Raspberry Pi with numpy<2 may have) for .tflite files;
+- onnxruntime for .onnx files; on a Jetson the TensorRT and CUDA execution providers
+  are put first when this onnxruntime build has them.
+
+`infer` always takes the float32 blob that `preprocess()` returns and always gives
+float32 outputs in the model's output order: int8/uint8 inputs are quantized and
+integer outputs dequantized here, with the scale and zero point from the file
+(TFLite tensor parameters) or from the model card (ONNX). Imports neither torch nor onnx.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import struct
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from edgecnn.card import ModelCard
+from edgecnn.errors import UserError
+from edgecnn.runtime.model_file import model_format, read_onnx_card, read_tflite_card
+
+BACKENDS = ("onnxruntime", "litert", "tflite-runtime")
+# Backend name -> (module that provides it, file format it runs)
+_PROVIDERS = {"onnxruntime": ("onnxruntime", "onnx"), "litert": ("ai_edge_litert", "tflite"),
+              "tflite-runtime": ("tflite_runtime", "tflite")}
+_ONNX_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8,
+               "tensor(int8)": np.int8, "tensor(int32)": np.int32, "tensor(int64)": np.int64,
+               "tensor(double)": np.float64}
+
+Quant = Optional[Tuple[float, int]]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
+def quantize(blob: np.ndarray, dtype: np.dtype, quant: Quant) -> np.ndarray:
+    """float32 -> the model's integer input type: q = round(x / scale) + zero_point, clipped."""
+    info = np.iinfo(dtype)
+    if quant is None:  # an integer input without parameters takes raw values (e.g. pixels)
+        return np.clip(np.rint(blob), info.min, info.max).astype(dtype)
+    scale, zero_point = quant
+    return np.clip(np.rint(blob / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
+def dequantize(values: np.ndarray, quant: Quant) -> np.ndarray:
+    if quant is None:
+        return values.astype(np.float32, copy=False)
+    scale, zero_point = quant
+    return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+def _card_quant(entry) -> Quant:
+    if isinstance(entry, dict) and entry.get("scale"):
+        return float(entry["scale"]), int(entry.get("zero_point", 0))
+    return None
+
+
+class Backend:
+    """One loaded model. Attributes are filled by the subclass from the file itself.
+
+    input_shape has 1 for a dynamic batch dimension and -1 for other dynamic ones.
+    """
+
+    name: str = ""
+    path: str
+    threads: Optional[int]
+    input_shape: Tuple[int, ...]
+    input_dtype: np.dtype
+    input_quant: Quant = None
+    output_names: List[str]
+    output_quant: List[Quant]
+    card: Optional[ModelCard] = None
+
+    def infer(self, blob: np.ndarray) -> List[np.ndarray]:
+        """float32 blob -> float32 outputs in the model's output order."""
+        if blob.shape != self.input_shape and not self._shape_fits(blob.shape):
+            raise UserError(f"{self.path}: input of shape {tuple(blob.shape)} given, the model takes "
+                            f"{self.input_shape}")
+        if np.issubdtype(self.input_dtype, np.integer):
+            blob = quantize(blob, self.input_dtype, self.input_quant)
+        elif blob.dtype != self.input_dtype:
+            blob = blob.astype(self.input_dtype)
+        raw = self._run(blob)
+        return [dequantize(value, quant) for value, quant in zip(raw, self.output_quant)]
+
+    def _shape_fits(self, shape: Sequence[int]) -> bool:
+        return len(shape) == len(self.input_shape) and all(
+            want < 0 or want == got for want, got in zip(self.input_shape, shape))
+
+    def _run(self, blob: np.ndarray) -> List[np.ndarray]:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return f"{self.name} ({os.path.basename(self.path)}, threads={self.threads or 'default'})"
+
+
+class OnnxBackend(Backend):
+    name = "onnxruntime"
+
+    def __init__(self, path: str, threads: Optional[int] = None) -> None:
+        import onnxruntime
+
+        self.path, self.threads = path, threads
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self.providers = onnx_providers(onnxruntime.get_available_providers())
+        try:
+            self.session = onnxruntime.InferenceSession(path, options, providers=self.providers)
+        except Exception as exc:  # onnxruntime raises its own (non-public) exception types
+            raise UserError(f"{path}: cannot load ONNX model: {_first_line(exc)}") from None
+        self.card = read_onnx_card(self.session.get_modelmeta().custom_metadata_map)
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise UserError(f"{path}: the runtime runs single-input models, this one has {len(inputs)} inputs")
+        first = inputs[0]
+        self.input_name = first.name
+        self.input_shape = tuple(d if isinstance(d, int) else (1 if i == 0 else -1)
+                                 for i, d in enumerate(first.shape))
+        if first.type not in _ONNX_TYPES:
+            raise UserError(f"{path}: unsupported input type {first.type}")
+        self.input_dtype = np.dtype(_ONNX_TYPES[first.type])
+        quant = (self.card.quantization if self.card else {}) or {}
+        self.input_quant = _card_quant(quant.get("input"))
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        card_outputs = quant.get("outputs") or []
+        self.output_quant = [
+            _card_quant(card_outputs[i]) if i < len(card_outputs) and o.type in ("tensor(int8)", "tensor(uint8)")
+            else None for i, o in enumerate(self.session.get_outputs())]
+
+    def _run(self, blob: np.ndarray) -> List[np.ndarray]:
+        return self.session.run(self.output_names, {self.input_name: blob})
+
+
+def onnx_providers(available: Sequence[str], device_kind: Optional[str] = None) -> List[str]:
+    """Execution providers in order of preference: TensorRT, CUDA on a Jetson (when this
+    onnxruntime build has them), always CPU last."""
+    if device_kind is None:
+        from devices.profile import detect
+
+        device_kind = detect().kind
+    preferred = ["TensorrtExecutionProvider", "CUDAExecutionProvider"] if device_kind == "jetson" else []
+    return [p for p in preferred if p in available] + ["CPUExecutionProvider"]
+
+
+class LiteRTBackend(Backend):
+    """ai-edge-litert's Interpreter (XNNPACK on by default, fp32 and int8), or
+    tflite-runtime's, which has the same API."""
+
+    def __init__(self, path: str, threads: Optional[int] = None, name: str = "litert") -> None:
+        if name == "litert":
+            from ai_edge_litert.interpreter import Interpreter
+        else:
+            from tflite_runtime.interpreter import Interpreter
+        self.name, self.path, self.threads = name, path, threads
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            raise UserError(f"{path}: cannot read model: {exc.strerror or exc}") from None
+        if len(data) < 8 or data[4:8] != b"TFL3":
+            raise UserError(f"{path}: not a TFLite model (no TFL3 identifier): corrupt or not a .tflite file")
+        try:
+            self.card = read_tflite_card(data)
+        except (struct.error, TypeError) as exc:  # flatbuffers on a truncated file
+            raise UserError(f"{path}: corrupt or truncated TFLite file: {_first_line(exc)}") from None
+        try:
+            self.interpreter = Interpreter(model_content=data, num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise UserError(f"{path}: cannot load TFLite model (corrupt or truncated?): {_first_line(exc)}") from None
+        inputs = self.interpreter.get_input_details()
+        if len(inputs) != 1:
+            raise UserError(f"{path}: the runtime runs single-input models, this one has {len(inputs)} inputs")
+        first = inputs[0]
+        self.input_index = first["index"]
+        self.input_shape = tuple(int(d) for d in first["shape"])
+        self.input_dtype = np.dtype(first["dtype"])
+        self.input_quant = _tensor_quant(first)
+        outputs = self._outputs_in_model_order()
+        self.output_indices = [o["index"] for o in outputs]
+        self.output_names = [o["name"] for o in outputs]
+        self.output_quant = [_tensor_quant(o) if np.issubdtype(np.dtype(o["dtype"]), np.integer) else None
+                             for o in outputs]
+
+    def _outputs_in_model_order(self) -> list:
+        """Outputs in the order the source model returned them: the signature's output
+        names (output_0, output_1, ...) carry that order when present."""
+        details = self.interpreter.get_output_details()
+        by_index = {d["index"]: d for d in details}
+        try:
+            signatures = self.interpreter._get_full_signature_list()  # pylint: disable=protected-access
+        except AttributeError:
+            signatures = None
+        if signatures and len(signatures) == 1:
+            outputs = next(iter(signatures.values())).get("outputs", {})
+            keys = list(outputs)
+            if keys and all(k.startswith("output_") and k[7:].isdigit() for k in keys):
+                ordered = [by_index.get(outputs[k]) for k in sorted(keys, key=lambda k: int(k[7:]))]
+                if all(o is not None for o in ordered) and len(ordered) == len(details):
+                    return ordered
+        return details
+
+    def _run(self, blob: np.ndarray) -> List[np.ndarray]:
+        self.interpreter.set_tensor(self.input_index, np.ascontiguousarray(blob))
+        self.interpreter.invoke()
+        return [self.interpreter.get_tensor(i) for i in self.output_indices]
+
+
+def _tensor_quant(detail: dict) -> Quant:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    return (float(scale), int(zero_point)) if scale else None
+
+
+def installed(name: str) -> bool:
+    return importlib.util.find_spec(_PROVIDERS[name][0]) is not None
+
+
+def backends_for(path: str) -> List[str]:
+    """Backends that can run this file on this machine, preferred first."""
+    fmt = model_format(path)
+    return [name for name in BACKENDS if _PROVIDERS[name][1] == fmt and installed(name)]
+
+
+def open_backend(path: str, backend: str = "auto", threads: Optional[int] = None) -> Backend:
+    """Load `path` with the named backend ("auto": LiteRT for .tflite, onnxruntime for .onnx)."""
+    fmt = model_format(path)
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such model file")
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads must be >= 1, got {threads}")
+    if backend == "auto":
+        names = backends_for(path)
+        if not names:
+            wanted = "ai-edge-litert (or tflite-runtime)" if fmt == "tflite" else "onnxruntime"
+            raise UserError(f"{path}: no backend for .{fmt} files is installed; pip install {wanted}")
+        backend = names[0]
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}; choose from auto, {', '.join(BACKENDS)}")
+    if _PROVIDERS[backend][1] != fmt:
+        raise UserError(f"backend {backend} cannot run .{fmt} files (it runs .{_PROVIDERS[backend][1]})")
+    if not installed(backend):
+        raise UserError(f"backend {backend} is not installed (pip install "
+                        f"{_PROVIDERS[backend][0].replace('_', '-')})")
+    if backend == "onnxruntime":
+        return OnnxBackend(path, threads)
+    return LiteRTBackend(path, threads, backend)
