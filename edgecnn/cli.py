@@ -167,8 +167,40 @@ def run_shapes(args) -> int:
     return 0
 
 
+def add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="measure inference latency (or `bench report FILES...`)",
+                       description="Latency p50/p90/p99, FPS, load time, first inference and peak RSS per model, "
+                       "backend and thread count, each configuration in a fresh process. "
+                       "`edgecnn bench report FILES... [--out DIR]` turns JSON lines results into a "
+                       "Markdown table and a PNG chart.")
+    p.add_argument("models", nargs="+", metavar="MODEL", help=".onnx/.tflite files (or: report FILES...)")
+    p.add_argument("--backend", default="all", help="all | auto | onnxruntime | litert | tflite-runtime")
+    p.add_argument("--threads", default=None, help="comma-separated thread counts (default: 1 and all cores)")
+    p.add_argument("--runs", type=int, default=100, help="timed inferences per configuration")
+    p.add_argument("--warmup", type=int, default=10, help="untimed inferences before timing")
+    p.add_argument("--pipeline", default=None, metavar="SOURCE",
+                   help="also measure capture-to-result latency and frame age on this source (camera:0, video, demo)")
+    p.add_argument("--frames", type=int, default=100, help="frames for --pipeline")
+    p.add_argument("--json", default=None, metavar="PATH", help="append one JSON line per configuration ('-': stdout)")
+    p.add_argument("--device-name", default=None, help="label for this device in results")
+    p.add_argument("--same-process", action="store_true",
+                   help="measure in this process (load time and peak RSS then include earlier configurations)")
+    p.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a terminal")
+    p.add_argument("--remote", default=None, metavar="USER@HOST", help="copy the models to this device and run there")
+    p.add_argument("--remote-python", default="python3", help="Python with edgecnn[runtime] on the device")
+    p.add_argument("--ssh-config", default=None, help="ssh_config file for --remote (port, key, known hosts)")
+    p.add_argument("--connect-timeout", type=positive_float, default=10.0, help="seconds to reach --remote")
+    p.add_argument("--out", default="bench-report", help="bench report: output directory")
+
+
+def run_bench(args) -> int:
+    from edgecnn.bench_command import run
+
+    return run(args)
+
+
 COMMANDS = {"train": (add_train, run_train), "eval": (add_eval, run_eval), "info": (add_info, run_info),
-            "shapes": (add_shapes, run_shapes)}
+            "shapes": (add_shapes, run_shapes), "bench": (add_bench, run_bench)}
 
 
 def build_parser() -> ArgumentParser:

@@ -1,0 +1,164 @@
+"""Tables and a chart from bench records: the terminal table at the end of
+`edgecnn bench`, and `edgecnn bench report` (Markdown + PNG) across devices.
+
+Rows are device x model x backend x precision x threads, with the card's accuracy
+beside the latency, because a model is chosen by latency at a given accuracy. When
+the same configuration was measured more than once on a device, the latest record
+counts (JSON lines files are appended to, so re-runs accumulate).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+COLUMNS = ("device", "model", "backend", "precision", "threads", "p50 ms", "p90 ms", "p99 ms",
+           "mean ± std ms", "FPS", "load ms", "1st ms", "peak RSS MB", "accuracy", "notes")
+
+
+def _ms(value: Optional[float]) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if value >= 100 else f"{value:.2f}" if value >= 1 else f"{value:.3f}"
+
+
+def accuracy_text(record: Dict[str, Any]) -> str:
+    accuracy = record.get("accuracy")
+    if not accuracy:
+        return "-"
+    name = {"top1": "top-1", "map50_95": "mAP50-95", "map50": "mAP50"}.get(accuracy["metric"], accuracy["metric"])
+    where = accuracy.get("dataset")
+    return f"{name} {100 * accuracy['value']:.2f}%" + (f" ({where})" if where else "")
+
+
+def config_key(record: Dict[str, Any]) -> Tuple:
+    return (record.get("device", {}).get("id"), record.get("model_sha256"), record["backend"],
+            record.get("threads"), bool(record.get("pipeline")))
+
+
+def latest(records: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """One record per device and configuration: the most recent one."""
+    chosen: Dict[Tuple, Dict[str, Any]] = {}
+    for record in records:
+        key = config_key(record)
+        if key not in chosen or record.get("time", "") >= chosen[key].get("time", ""):
+            chosen[key] = record
+    return sorted(chosen.values(), key=lambda r: (r.get("device", {}).get("name", ""), r["model"],
+                                                   r["backend"], str(r.get("precision")), r.get("threads") or 0))
+
+
+def row(record: Dict[str, Any]) -> List[str]:
+    device = record.get("device", {}).get("name", "?")
+    threads = str(record["threads"]) if record.get("threads") else "default"
+    head = [device, record["model"], record["backend"], record.get("precision") or "-", threads]
+    if record.get("status") != "ok":
+        return head + ["failed"] + ["-"] * 8 + [record.get("error", "unknown reason")]
+    lat = record["latency_ms"]
+    notes = []
+    if record.get("remote"):
+        notes.append(f"via {record['remote']}")
+    pipeline = record.get("pipeline")
+    if pipeline:
+        notes.append(f"capture-to-result p50 {_ms(pipeline['end_to_end_ms']['p50'])} ms, "
+                     f"frame age p50 {_ms(pipeline['frame_age_ms']['p50'])} ms, {pipeline['fps']:.1f} FPS")
+    if record.get("noisy"):
+        notes.append("noisy: " + "; ".join(record["noisy"]))
+    rss = record.get("peak_rss_mb")
+    return head + [_ms(lat["p50"]), _ms(lat["p90"]), _ms(lat["p99"]), f"{_ms(lat['mean'])} ± {_ms(lat['std'])}",
+                   f"{record['fps']:.1f}", _ms(record.get("load_ms")), _ms(record.get("first_inference_ms")),
+                   f"{rss:.0f}" if rss is not None else "-", accuracy_text(record), "; ".join(notes)]
+
+
+def text_table(records: Sequence[Dict[str, Any]]) -> str:
+    """Aligned plain-text table for the terminal (device column left out when only one)."""
+    rows = [row(r) for r in records]
+    columns = list(COLUMNS)
+    if len({r[0] for r in rows}) <= 1:
+        columns, rows = columns[1:], [r[1:] for r in rows]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def markdown_table(records: Sequence[Dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(v.replace("|", "\\|") for v in row(r)) + " |" for r in records]
+    return "\n".join(lines)
+
+
+def device_lines(records: Sequence[Dict[str, Any]]) -> List[str]:
+    seen: Dict[str, Dict[str, Any]] = {}
+    for record in records:
+        device = record.get("device") or {}
+        seen.setdefault(device.get("id", "?"), device)
+    lines = []
+    for device in seen.values():
+        versions = ", ".join(f"{k} {v}" for k, v in sorted((device.get("versions") or {}).items()) if v)
+        lines.append(f"- **{device.get('name', '?')}**: {device.get('board')}, CPU {device.get('cpu')}, "
+                     f"{device.get('cores')} cores, {device.get('machine')}, ISA "
+                     f"{' '.join(device.get('isa_flags') or []) or 'none listed'}; {device.get('os')}, "
+                     f"Python {device.get('python')}; {versions}")
+    return lines
+
+
+def markdown_report(records: Sequence[Dict[str, Any]], chart: Optional[str] = None) -> str:
+    chosen = latest(records)
+    parts = ["# Inference latency", "",
+             "Inference only (`Backend.infer` on a preprocessed input), one fresh process per "
+             "configuration; latency in milliseconds, accuracy from each model's card.", "",
+             markdown_table(chosen), "", "Devices:", "", *device_lines(chosen)]
+    if len(chosen) < len(records):
+        parts += ["", f"{len(records) - len(chosen)} older record(s) of the same configurations left out."]
+    if chart:
+        parts += ["", f"![p50 latency, whiskers to p90]({chart})"]
+    return "\n".join(parts) + "\n"
+
+
+def chart(records: Sequence[Dict[str, Any]], path: str) -> None:
+    """Horizontal bars of p50 latency (whisker to p90), one bar per configuration, one
+    colour per device, with the accuracy in each bar's label."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in latest(records) if r.get("status") == "ok"]
+    if not ok:
+        from edgecnn.errors import UserError
+
+        raise UserError("no successful bench records to chart")
+    devices = list(dict.fromkeys(r["device"]["name"] for r in ok))
+    colours = plt.get_cmap("tab10")
+    labels = [f"{r['model']} {r['backend']} {r.get('precision') or ''} t{r.get('threads') or 'def'}"
+              f"  [{accuracy_text(r)}]" for r in ok]
+    p50 = [r["latency_ms"]["p50"] for r in ok]
+    spread = [r["latency_ms"]["p90"] - r["latency_ms"]["p50"] for r in ok]
+    figure, axes = plt.subplots(figsize=(10, 1.2 + 0.38 * len(ok)))
+    positions = range(len(ok))[::-1]
+    axes.barh(list(positions), p50, xerr=[[0] * len(ok), spread], capsize=3,
+              color=[colours(devices.index(r["device"]["name"]) % 10) for r in ok])
+    axes.set_yticks(list(positions), labels, fontsize=8)
+    axes.set_xlabel("latency per inference, ms (bar p50, whisker p90)")
+    if max(p50) / max(min(p50), 1e-6) > 50:
+        axes.set_xscale("log")
+    else:
+        axes.set_xlim(left=0)
+    from matplotlib.patches import Patch
+
+    axes.legend(handles=[Patch(color=colours(i % 10), label=d) for i, d in enumerate(devices)],
+                loc="lower right", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def write_report(records: Sequence[Dict[str, Any]], out_dir: str) -> Tuple[str, str, str]:
+    """Write OUT/bench.md and OUT/bench.png; returns (markdown text, md path, png path)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    png = out / "bench.png"
+    chart(records, str(png))
+    text = markdown_report(records, png.name)
+    md = out / "bench.md"
+    md.write_text(text, encoding="utf-8")
+    return text, str(md), str(png)
