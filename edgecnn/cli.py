@@ -199,8 +199,59 @@ def run_bench(args) -> int:
     return run(args)
 
 
+def add_run(sub) -> None:
+    p = sub.add_parser("run", help="run a converted model on a camera, video, images or a stream",
+                       description="Run a .tflite/.onnx model (default: the bundled shapes detector) on a source "
+                       "and send the results to sinks. Without a sink option, one JSON line per frame goes to "
+                       "stdout; progress and the summary go to stderr.")
+    p.add_argument("model", nargs="?", default=None, help=".tflite or .onnx file (default: the bundled model)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--camera", type=int, default=None, metavar="N", help="camera N (V4L2 index; CSI/libcamera "
+                       "on a Jetson/Pi)")
+    where.add_argument("--source", default=None, metavar="URI", help="camera:N | demo | video file | image | DIR | "
+                       "glob | rtsp://... | http://... | GStreamer pipeline (default: demo)")
+    p.add_argument("--json", default=None, metavar="PATH", help="JSON lines, one record per frame ('-': stdout)")
+    p.add_argument("--save", default=None, metavar="VIDEO", help="write the annotated video (.mp4, .avi, ...)")
+    p.add_argument("--serve", default=None, metavar="HOST:PORT", help="web view with live video and stats "
+                   "(host defaults to 127.0.0.1)")
+    p.add_argument("--token", default=None, help="token required by the web view (needed off loopback)")
+    p.add_argument("--show", action="store_true", help="show a window (needs a display)")
+    p.add_argument("--backend", default="auto", help="auto | litert | tflite-runtime | onnxruntime")
+    p.add_argument("--threads", type=int, default=None, help="inference threads (default: the backend's)")
+    p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N results")
+    p.add_argument("--realtime", action="store_true", help="play files at their frame rate, dropping frames "
+                   "inference cannot keep up with (as a camera would)")
+    p.add_argument("--conf", type=float, default=0.25, help="detector score threshold")
+    card = p.add_argument_group("models without a card")
+    card.add_argument("--task", default=None, choices=["classify", "detect"])
+    card.add_argument("--input-size", default=None, metavar="N|HxW")
+    card.add_argument("--layout", default=None, choices=["nchw", "nhwc"])
+    card.add_argument("--mean", default=None, metavar="M[,M,M]", help="pixel units 0..255, input = (pixel - mean) / std")
+    card.add_argument("--std", default=None, metavar="S[,S,S]")
+    card.add_argument("--labels", default=None, metavar="FILE|a,b,c")
+    card.add_argument("--bgr", action="store_true", help="the model takes BGR (default RGB)")
+    card.add_argument("--head", default=None, metavar="FORMAT[:STRIDES]",
+                      help="detector output format: ltrb-sigmoid[:8,16,32] (box tensors then score tensors per level)")
+
+
+def run_run(args) -> int:
+    import time
+
+    started = time.perf_counter()
+    from edgecnn.runtime.card_options import CardOptions
+    from edgecnn.runtime.runner import RunOptions, run
+
+    card = CardOptions(task=args.task, input_size=args.input_size, layout=args.layout, mean=args.mean,
+                       std=args.std, labels=args.labels, bgr=args.bgr, head=args.head)
+    run(RunOptions(model=args.model, source=args.source, camera=args.camera, json=args.json, save=args.save,
+                   serve=args.serve, token=args.token, show=args.show, backend=args.backend, threads=args.threads,
+                   max_frames=args.max_frames, realtime=args.realtime, conf=args.conf, card=card), started=started)
+    return 0
+
+
 COMMANDS = {"train": (add_train, run_train), "eval": (add_eval, run_eval), "info": (add_info, run_info),
             "shapes": (add_shapes, run_shapes), "bench": (add_bench, run_bench)}
+COMMANDS["run"] = (add_run, run_run)
 
 
 def build_parser() -> ArgumentParser:

@@ -1,0 +1,162 @@
+"""The model card a run uses: the one embedded in the file, or one built from
+command-line flags for third-party models that carry none (flags given with a carded
+model override its fields).
+
+Whatever can be read off the model's input tensor (layout, input size, grey or colour)
+is; what cannot (task, normalisation, labels, a detector's output format) must be
+given, and the error names the missing flags. The card is then checked against the
+model's input so a mismatch is one clear line instead of a backend crash.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+from edgecnn.card import ModelCard, TASKS
+from edgecnn.errors import UserError
+
+HEAD_FORMATS = ("ltrb-sigmoid",)  # edgecnn's detector: per-level normalised side distances + sigmoid scores
+
+
+@dataclass
+class CardOptions:
+    """Flag values as given (None: not given)."""
+
+    task: Optional[str] = None
+    input_size: Optional[str] = None  # "N" or "HxW"
+    layout: Optional[str] = None
+    mean: Optional[str] = None  # "M" or "M,M,M", pixel units
+    std: Optional[str] = None
+    labels: Optional[str] = None  # a file (one label a line) or "a,b,c"
+    bgr: bool = False
+    head: Optional[str] = None  # "ltrb-sigmoid:8,16,32"
+
+
+def parse_input_size(text: str) -> Tuple[int, int]:
+    parts = text.lower().replace("*", "x").split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise UserError(f"--input-size must be N or HxW, got {text!r}") from None
+    if len(values) not in (1, 2) or min(values) < 1:
+        raise UserError(f"--input-size must be N or HxW with positive sizes, got {text!r}")
+    return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
+
+
+def parse_floats(text: str, flag: str) -> Tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(f"{flag} must be a number or three comma-separated numbers, got {text!r}") from None
+    if len(values) not in (1, 3):
+        raise UserError(f"{flag} takes 1 or 3 values, got {len(values)}")
+    return values
+
+
+def parse_labels(text: str) -> List[str]:
+    if os.path.isfile(text):
+        with open(text, encoding="utf-8") as handle:
+            labels = [line.strip() for line in handle if line.strip()]
+        if not labels:
+            raise UserError(f"--labels file {text} is empty")
+        return labels
+    labels = [label.strip() for label in text.split(",") if label.strip()]
+    if not labels:
+        raise UserError("--labels needs a file or a comma-separated list")
+    return labels
+
+
+def parse_head(text: str) -> dict:
+    name, _, strides = text.partition(":")
+    if name not in HEAD_FORMATS:
+        raise UserError(f"--head: unknown detector output format {name!r}; supported: "
+                        f"{', '.join(HEAD_FORMATS)}[:STRIDES] (boxes then scores per stride level)")
+    try:
+        values = [int(s) for s in strides.split(",")] if strides else [8, 16, 32]
+    except ValueError:
+        raise UserError(f"--head strides must be integers, got {strides!r}") from None
+    return {"format": name, "strides": values}
+
+
+def input_geometry(shape: Tuple[int, ...]) -> Tuple[Optional[str], Optional[Tuple[int, int]], Optional[int]]:
+    """(layout, (h, w), channels) as far as a 4-D input shape tells them (None: unknown)."""
+    if len(shape) != 4:
+        return None, None, None
+    first, last = shape[1] in (1, 3), shape[3] in (1, 3)
+    if first and not last:
+        layout = "nchw"
+    elif last and not first:
+        layout = "nhwc"
+    else:
+        return None, None, None
+    height, width = (shape[2], shape[3]) if layout == "nchw" else (shape[1], shape[2])
+    channels = shape[1] if layout == "nchw" else shape[3]
+    size = (height, width) if height > 0 and width > 0 else None
+    return layout, size, channels
+
+
+def resolve_card(file_card: Optional[ModelCard], options: CardOptions, input_shape: Tuple[int, ...],
+                 model_name: str) -> ModelCard:
+    """The card to run with; UserError naming the missing flags when there is none."""
+    layout, size, channels = input_geometry(tuple(input_shape))
+    given = {}
+    if options.task is not None:
+        if options.task not in TASKS:
+            raise UserError(f"--task must be one of {', '.join(TASKS)}, got {options.task!r}")
+        given["task"] = options.task
+    if options.input_size is not None:
+        given["input_size"] = parse_input_size(options.input_size)
+    if options.layout is not None:
+        given["layout"] = options.layout
+    if options.mean is not None:
+        given["mean"] = parse_floats(options.mean, "--mean")
+    if options.std is not None:
+        given["std"] = parse_floats(options.std, "--std")
+    if options.labels is not None:
+        given["labels"] = parse_labels(options.labels)
+    if options.head is not None:
+        given["head"] = parse_head(options.head)
+    if file_card is not None:
+        if options.bgr:
+            given["color"] = "bgr"
+        card = file_card.replace(**given) if given else file_card
+        card.validate()
+    else:
+        task = given.get("task")
+        needed = {"--task (classify|detect)": task is None,
+                  "--input-size": "input_size" not in given and size is None,
+                  "--layout": "layout" not in given and layout is None,
+                  "--mean": "mean" not in given, "--std": "std" not in given,
+                  "--labels": "labels" not in given,
+                  "--head (detector output format, e.g. ltrb-sigmoid:8,16,32)": task == "detect" and "head" not in given}
+        missing = [flag for flag, is_missing in needed.items() if is_missing]
+        if missing:
+            raise UserError(f"{model_name} has no model card; give {', '.join(missing)}")
+        color = "gray" if channels == 1 else ("bgr" if options.bgr else "rgb")
+        card = ModelCard(task=task, labels=given["labels"], input_size=given.get("input_size", size),
+                         layout=given.get("layout", layout), color=color, mean=given["mean"], std=given["std"],
+                         head=given.get("head", {}))
+    check_input(card, tuple(input_shape), model_name)
+    if card.task == "detect" and card.head.get("format", "ltrb-sigmoid") not in HEAD_FORMATS:
+        raise UserError(f"{model_name}: detector output format {card.head.get('format')!r} is not supported "
+                        f"(supported: {', '.join(HEAD_FORMATS)})")
+    return card
+
+
+def expected_input_shape(card: ModelCard) -> Tuple[int, int, int, int]:
+    height, width = card.input_size
+    if card.layout == "nchw":
+        return (1, card.channels, height, width)
+    return (1, height, width, card.channels)
+
+
+def check_input(card: ModelCard, input_shape: Tuple[int, ...], model_name: str) -> None:
+    """The blob the card makes must be what the model takes."""
+    expected = expected_input_shape(card)
+    fits = len(input_shape) == 4 and all(want < 0 or want == got for want, got in zip(input_shape, expected))
+    if not fits:
+        height, width = card.input_size
+        raise UserError(f"{model_name}: the model takes input {tuple(input_shape)} but its card says "
+                        f"{card.layout} {height}x{width} with {card.channels} channel(s) {expected}; "
+                        f"fix the card or override with --input-size/--layout")
