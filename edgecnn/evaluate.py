@@ -91,3 +91,14 @@ def evaluate_detector(predict, card: ModelCard, data_spec: str, split: str = "va
                             [data.classes[i] for i in shown], [found[i] for i in shown], card.labels, plot_path)
         report["predictions_png"] = str(plot_path)
     return report
+
+
+PRIMARY_METRIC = {"classify": "top1", "detect": "map50_95"}
+
+
+def evaluate_predictor(predict, card: ModelCard, data_spec: str, split: str = "val") -> Dict[str, Any]:
+    """Accuracy (classifiers) or COCO mAP (detectors) of any predictor, no plots: what
+    the accuracy gates compare."""
+    if card.task == "detect":
+        return evaluate_detector(predict, card, data_spec, split, plot="")
+    return evaluate_classifier(predict, card, data_spec, split)

@@ -1,0 +1,329 @@
+"""Int8 post-training quantization through PyTorch's PT2E flow (torchao), with the
+quantizer litert-torch uses, so that the quantized graph is exactly what the TFLite
+converter turns into a full-integer model.
+
+The graph is made channel-last at its input first (litert-torch's
+`to_channel_last_io`): the TFLite model then takes NHWC and needs no TRANSPOSE, and
+the card of the quantized model says layout "nhwc" so every consumer preprocesses
+for it. Calibration images go through `edgecnn.runtime.preprocess`, the same
+definition training used.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgecnn.atomic import atomic_path
+from edgecnn.card import ModelCard
+from edgecnn.errors import UserError
+from edgecnn.runtime.preprocess import preprocess_batch
+
+CARD_FILE = "edgecnn_card"
+# Below this many images the activation ranges of a small CNN visibly depend on which
+# images were drawn (measured: digits drop spreads from 0.1 to 0.7 points at 16).
+MIN_CALIBRATION_IMAGES = 64
+
+
+@dataclass
+class CalibrationCheck:
+    """What is suspicious about a calibration set, as user-facing warnings."""
+
+    images: int
+    warnings: List[str] = field(default_factory=list)
+
+
+def check_calibration(calibration: np.ndarray, reference: np.ndarray,
+                      minimum: int = MIN_CALIBRATION_IMAGES) -> CalibrationCheck:
+    """Warn when there are too few calibration images, or when their preprocessed
+    statistics differ from the training images' (another camera, another colour order,
+    another normalisation: the scales would be computed for the wrong data)."""
+    check = CalibrationCheck(images=len(calibration))
+    if len(calibration) < minimum:
+        check.warnings.append(f"only {len(calibration)} calibration images; use at least {minimum} "
+                              "for stable int8 ranges")
+    cal_mean, cal_std = float(calibration.mean()), float(calibration.std())
+    ref_mean, ref_std = float(reference.mean()), float(reference.std())
+    if abs(cal_mean - ref_mean) > 0.25 * ref_std or not 0.67 < cal_std / max(ref_std, 1e-6) < 1.5:
+        check.warnings.append(
+            f"calibration images differ from the training images after preprocessing (mean {cal_mean:.3f} vs "
+            f"{ref_mean:.3f}, std {cal_std:.3f} vs {ref_std:.3f}): the int8 ranges may not fit real inputs")
+    return check
+
+
+def training_images(card: ModelCard, data_spec: str, split: str, count: Optional[int], seed: int = 0
+                    ) -> List[np.ndarray]:
+    """Up to `count` images (a seeded random subset) of a dataset split, as OpenCV arrays."""
+    if card.task == "detect":
+        from edgecnn.data.detection import load_detection
+
+        images = load_detection(data_spec, split).images
+    else:
+        from edgecnn.data import load_classification
+
+        images = load_classification(data_spec, split).images
+    if not len(images):
+        raise UserError(f"no {split} images in {data_spec}: calibration needs real images")
+    if count is not None and count < len(images):
+        chosen = np.random.default_rng(seed).choice(len(images), count, replace=False)
+        images = [images[i] for i in sorted(chosen)]
+    return list(images)
+
+
+def quantizer(per_channel: bool = True, float_layers: Sequence[str] = ()):
+    """litert-torch's symmetric int8 quantizer; `float_layers` (module names) stay float."""
+    from litert_torch.quantize import pt2e_quantizer
+
+    class PartialQuantizer(pt2e_quantizer.PT2EQuantizer):
+        def annotate(self, model):
+            model = super().annotate(model)
+            for node in model.graph.nodes:
+                if in_modules(node, float_layers):
+                    node.meta.pop("quantization_annotation", None)
+            return model
+
+    config = pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=per_channel, is_dynamic=False)
+    return PartialQuantizer().set_global(config)
+
+
+def in_modules(node, names: Sequence[str]) -> bool:
+    if not names:
+        return False
+    stack = node.meta.get("nn_module_stack", {})
+    paths = {path.split("'self'", 1)[-1].lstrip(".").replace("]", "").replace("[", ".").replace("'", "")
+             for path, _ in stack.values()}
+    return any(path == name or path.startswith(name + ".") for path in paths for name in names)
+
+
+def channel_last(model: nn.Module) -> nn.Module:
+    import litert_torch
+
+    return litert_torch.to_channel_last_io(model.eval(), args=[0])
+
+
+def export_graph(model: nn.Module, sample: torch.Tensor):
+    """torch.export with a dynamic batch; strict=True so that every residual ADD is
+    annotated (non-strict export leaves them float in the TFLite file)."""
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    try:
+        return torch.export.export(model, (sample,), strict=True, dynamic_shapes=(({0: batch},),)).module()
+    except Exception as exc:  # torch.export raises many error types
+        raise UserError(f"the model cannot be exported as one graph for quantization: "
+                        f"{str(exc).strip().splitlines()[0][:200]}") from None
+
+
+def calibrate(graph, quant, batches: np.ndarray, batch_size: int = 32):
+    """prepare_pt2e, observe the calibration batches, convert_pt2e."""
+    from torchao.quantization.pt2e import allow_exported_model_train_eval, move_exported_model_to_eval
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    prepared = prepare_pt2e(copy.deepcopy(graph), quant)
+    with torch.no_grad():
+        for start in range(0, len(batches), batch_size):
+            prepared(torch.from_numpy(batches[start:start + batch_size]))
+    quantized = convert_pt2e(prepared, fold_quantize=False)
+    move_exported_model_to_eval(quantized)
+    allow_exported_model_train_eval(quantized)
+    return quantized
+
+
+@dataclass
+class QuantizedModel:
+    """A PT2E int8 graph (NHWC input) and its card; `quantizer` feeds the TFLite converter."""
+
+    module: Any
+    card: ModelCard
+    per_channel: bool = True
+    float_layers: List[str] = field(default_factory=list)
+
+    @property
+    def quantizer(self):
+        return quantizer(self.per_channel, self.float_layers)
+
+    def predict(self, batch: np.ndarray):
+        with torch.no_grad():
+            out = self.module(torch.from_numpy(batch))
+        return [o.numpy() for o in out] if isinstance(out, (tuple, list)) else out.numpy()
+
+
+def quantize_model(model: nn.Module, card: ModelCard, calibration_images: Sequence[np.ndarray],
+                   per_channel: bool = True, float_layers: Sequence[str] = (), graph=None) -> QuantizedModel:
+    """Post-training int8 quantization of an fp32 model, calibrated on real images."""
+    nhwc = card.replace(layout="nhwc")
+    batches = preprocess_batch(list(calibration_images), nhwc)
+    if graph is None:
+        graph = export_graph(channel_last(model), torch.from_numpy(np.repeat(batches[:1], 2, axis=0)))
+    module = calibrate(graph, quantizer(per_channel, float_layers), batches)
+    qcard = nhwc.replace(precision="int8", quantization={
+        "scheme": "pt2e-symmetric", "weights": "per-channel" if per_channel else "per-tensor",
+        "calibration_images": len(batches), "float_layers": list(float_layers)})
+    return QuantizedModel(module, qcard, per_channel, list(float_layers))
+
+
+def quantizable_layers(model: nn.Module) -> List[str]:
+    """Names of the convolutions and linear layers, in execution order."""
+    return [name for name, module in model.named_modules() if isinstance(module, (nn.Conv2d, nn.Linear))]
+
+
+def sensitivity(model: nn.Module, card: ModelCard, calibration_images: Sequence[np.ndarray],
+                score: Callable[[Callable], float], per_channel: bool = True, progress=None
+                ) -> List[Tuple[str, float]]:
+    """Per-layer sensitivity: how much the score recovers when only that layer stays in
+    float (the rest int8). Sorted most sensitive first."""
+    batches = preprocess_batch(list(calibration_images), card.replace(layout="nhwc"))
+    graph = export_graph(channel_last(model), torch.from_numpy(np.repeat(batches[:1], 2, axis=0)))
+    base = score(quantize_model(model, card, calibration_images, per_channel, graph=graph).predict)
+    results = []
+    layers = quantizable_layers(model)
+    for index, name in enumerate(layers):
+        recovered = score(quantize_model(model, card, calibration_images, per_channel, [name], graph).predict)
+        results.append((name, recovered - base))
+        if progress:
+            progress(index + 1, len(layers), name, recovered - base)
+    return sorted(results, key=lambda item: -item[1])
+
+
+def save_quantized(path: Union[str, Path], quantized: QuantizedModel, sample: np.ndarray) -> None:
+    """Write the int8 graph as a torch.export program (.pt2) with the card inside, atomically."""
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    program = torch.export.export(quantized.module, (torch.from_numpy(sample),), strict=False,
+                                  dynamic_shapes=({0: batch},))
+    settings = {"per_channel": quantized.per_channel, "float_layers": list(quantized.float_layers)}
+    extra = {CARD_FILE: quantized.card.to_json(), "edgecnn_quantizer": json.dumps(settings)}
+    with atomic_path(path) as tmp:
+        torch.export.save(program, str(tmp), extra_files=extra)
+
+
+def load_quantized(path: Union[str, Path]) -> QuantizedModel:
+    from torchao.quantization.pt2e import allow_exported_model_train_eval
+
+    extra = {CARD_FILE: "", "edgecnn_quantizer": ""}
+    try:
+        program = torch.export.load(str(path), extra_files=extra)
+    except Exception as exc:  # torch raises many types for foreign or truncated archives
+        raise UserError(f"cannot read {path}: not a torch.export program ({str(exc).splitlines()[0][:120]})") from None
+    if not extra[CARD_FILE]:
+        raise UserError(f"{path} carries no edgecnn model card")
+    module = program.module()
+    allow_exported_model_train_eval(module)
+    settings = json.loads(extra["edgecnn_quantizer"] or "{}")
+    return QuantizedModel(module, ModelCard.from_json(extra[CARD_FILE]), settings.get("per_channel", True),
+                          settings.get("float_layers", []))
+
+
+def output_error(reference: Callable, batches: np.ndarray) -> Callable[[Callable], float]:
+    """A label-free score for sensitivity analysis: minus the relative L2 error of every
+    output against the fp32 model on training images (so the held-out split is only
+    ever used by the gate)."""
+    def as_list(out):
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
+    expected = as_list(reference(batches))
+
+    def score(predict: Callable) -> float:
+        got = as_list(predict(batches))
+        return -float(sum(np.linalg.norm(g - e) / max(np.linalg.norm(e), 1e-12) for g, e in zip(got, expected)))
+
+    return score
+
+
+def load_images(spec: str, card: ModelCard, count: Optional[int], seed: int = 0) -> List[np.ndarray]:
+    """Calibration images from a dataset spec (its train split), or a directory/glob of
+    image files (e.g. frames saved from the deployment camera)."""
+    import glob
+    import os
+
+    import cv2
+
+    pattern = os.path.join(spec, "*") if os.path.isdir(spec) else spec
+    files = sorted(f for f in glob.glob(pattern) if os.path.splitext(f)[1].lower() in
+                   (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"))
+    if not files:
+        return training_images(card, spec, "train", count, seed)
+    if count is not None and count < len(files):
+        files = [files[i] for i in sorted(np.random.default_rng(seed).choice(len(files), count, replace=False))]
+    images = []
+    for file in files:
+        image = cv2.imread(file, cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise UserError(f"{file}: not a readable image")
+        images.append(image)
+    return images
+
+
+@dataclass
+class QuantizeOptions:
+    data: Optional[str] = None  # held-out evaluation data (default: the card's dataset)
+    calib: Optional[str] = None  # calibration images (default: the training split of `data`)
+    calib_images: int = 256
+    per_channel: bool = True
+    max_drop: float = 1.0
+    mixed: bool = False
+    force: bool = False
+    seed: int = 0
+
+
+def quantize_checkpoint(source: str, out: str, options: QuantizeOptions, log=print) -> Dict[str, Any]:
+    """fp32 checkpoint -> measured int8 program (.pt2), or GateRefused with nothing written."""
+    from edgecnn.checkpoint import file_hash, load_model
+    from edgecnn.evaluate import evaluate_predictor, torch_predictor
+    from edgecnn.gate import compare, enforce
+
+    if not str(out).endswith(".pt2"):
+        raise UserError(f"--out must end in .pt2 (a torch.export program), got {out}")
+    if str(source).endswith(".pt2"):
+        raise UserError(f"{source} is already quantized")
+    model, card, _ = load_model(source)
+    data_spec = options.data or card.dataset.get("name")
+    if not data_spec:
+        raise UserError("the model card names no dataset: pass --data")
+    if options.calib_images < 1:
+        raise UserError("--calib-images must be >= 1")
+    calibration = load_images(options.calib or data_spec, card, options.calib_images, options.seed)
+    reference = training_images(card, data_spec, "train", 256, options.seed + 1)
+    nhwc = card.replace(layout="nhwc")
+    check = check_calibration(preprocess_batch(calibration, nhwc), preprocess_batch(reference, nhwc))
+    for warning in check.warnings:
+        log(f"warning: {warning}")
+
+    fp32 = evaluate_predictor(torch_predictor(model), card, data_spec)
+    graph = export_graph(channel_last(model), torch.from_numpy(np.repeat(preprocess_batch(calibration[:1], nhwc), 2, 0)))
+    quantized = quantize_model(model, card, calibration, options.per_channel, graph=graph)
+    int8 = evaluate_predictor(quantized.predict, quantized.card, data_spec)
+    gate = compare(card.task, fp32, int8, options.max_drop)
+    log(f"int8 (all layers): {gate.describe()}")
+    ranking: List[Tuple[str, float]] = []
+    if not gate.passed and options.mixed:
+        probe = preprocess_batch(reference[:64], nhwc)
+        channel_last_model = channel_last(model)
+        score = output_error(torch_predictor(channel_last_model), probe)
+        log("per-layer sensitivity (error recovered when the layer stays float):")
+        ranking = sensitivity(model, card, calibration, score, options.per_channel,
+                              progress=lambda i, n, name, gain: log(f"  [{i}/{n}] {name}: {gain:+.4f}"))
+        for keep in (1, 2, 4, 8, 16):
+            if keep > len(ranking) // 2:
+                break
+            float_layers = [name for name, _ in ranking[:keep]]
+            quantized = quantize_model(model, card, calibration, options.per_channel, float_layers, graph)
+            int8 = evaluate_predictor(quantized.predict, quantized.card, data_spec)
+            gate = compare(card.task, fp32, int8, options.max_drop)
+            log(f"int8 with {keep} float layer(s) {', '.join(float_layers)}: {gate.describe()}")
+            if gate.passed:
+                break
+    metric = gate.metric
+    summary = {"source": str(source), "out": str(out), "gate": gate.to_dict(), "fp32": fp32, "int8": int8,
+               "calibration_images": check.images, "warnings": check.warnings,
+               "float_layers": quantized.float_layers, "sensitivity": ranking[:10]}
+    enforce(gate, options.force, what=str(out))
+    quantized.card = quantized.card.replace(
+        source_hash=file_hash(source),
+        metrics={metric: int8[metric], f"fp32_{metric}": fp32[metric], "drop_points": gate.drop,
+                 "split": int8.get("split", "val"), "dataset": data_spec, "images": int8.get("images")})
+    save_quantized(out, quantized, np.repeat(preprocess_batch(calibration[:1], nhwc), 2, 0))
+    return summary
