@@ -45,6 +45,13 @@ class BenchConfig:
     threads: Optional[int] = None
     runs: int = 100
     warmup: int = 10
+    pipeline: Optional[str] = None  # a source URI: also measure capture-to-result on it
+    frames: int = 100
+
+    @property
+    def steps(self) -> int:
+        """Progress units: warm-up and timed runs, then pipeline frames."""
+        return self.warmup + self.runs + (self.frames if self.pipeline else 0)
 
     @property
     def label(self) -> str:
@@ -131,7 +138,8 @@ def base_record(config: BenchConfig) -> Dict[str, Any]:
     return {"schema": RECORD_SCHEMA, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "model": Path(path).name, "model_path": str(path), "model_sha256": file_digest(path),
             "format": Path(path).suffix.lstrip(".").lower(), "backend": config.backend,
-            "threads": config.threads, "runs": config.runs, "warmup": config.warmup}
+            "threads": config.threads, "runs": config.runs, "warmup": config.warmup,
+            "pipeline_source": config.pipeline}
 
 
 def measure(config: BenchConfig, progress: Optional[Callable[[int], None]] = None,
@@ -167,6 +175,10 @@ def measure(config: BenchConfig, progress: Optional[Callable[[int], None]] = Non
                 progress(1)
         times = timed_runs(backend.infer, blob, config.runs, progress)
         after = thermal_snapshot(device_root)
+        if config.pipeline:
+            from edgecnn.bench_pipeline import measure_pipeline
+
+            record["pipeline"] = measure_pipeline(backend, config.pipeline, config.frames, progress)
     except UserError as exc:
         return {**record, "status": "failed", "error": str(exc)}
     except ImportError as exc:
@@ -200,7 +212,7 @@ def timed_runs(infer: Callable[[np.ndarray], Any], blob: np.ndarray, runs: int,
 
 
 def expand_configs(models: Sequence[str], backend: str, threads: Sequence[Optional[int]], runs: int,
-                   warmup: int) -> List[BenchConfig]:
+                   warmup: int, pipeline: Optional[str] = None, frames: int = 100) -> List[BenchConfig]:
     """Every (model, backend, threads) to measure. A model no installed backend can run
     still gets a configuration, so that it shows as failed with the reason."""
     from edgecnn.runtime.backends import backends_for
@@ -213,7 +225,7 @@ def expand_configs(models: Sequence[str], backend: str, threads: Sequence[Option
         else:
             names = [backend]
         for name in names:
-            configs.extend(BenchConfig(model, name, t, runs, warmup) for t in threads)
+            configs.extend(BenchConfig(model, name, t, runs, warmup, pipeline, frames) for t in threads)
     return configs
 
 
@@ -270,7 +282,7 @@ def run_configs(configs: Sequence[BenchConfig], isolate: bool = True, show_progr
     from devices.fingerprint import fingerprint
 
     device = fingerprint(name=device_name)
-    total = sum(c.warmup + c.runs for c in configs)
+    total = sum(c.steps for c in configs)
     records = []
     with tqdm(total=total, unit="run", disable=not show_progress, file=sys.stderr,
               dynamic_ncols=True) as bar:
@@ -278,7 +290,7 @@ def run_configs(configs: Sequence[BenchConfig], isolate: bool = True, show_progr
             bar.set_description(config.label)
             start = bar.n
             record = run_isolated(config, bar.update) if isolate else measure(config, bar.update)
-            bar.update(start + config.warmup + config.runs - bar.n)  # a failed run skips its share
+            bar.update(start + config.steps - bar.n)  # a failed run skips its share
             record["isolated"] = isolate
             record["device"] = device
             records.append(record)

@@ -49,13 +49,10 @@ def run(args) -> int:
     else:
         from edgecnn.bench import expand_configs, run_configs
 
-        configs = expand_configs(args.models, args.backend, threads, args.runs, args.warmup)
+        configs = expand_configs(args.models, args.backend, threads, args.runs, args.warmup, args.pipeline,
+                                 args.frames)
         records = run_configs(configs, isolate=not args.same_process, show_progress=show_progress,
                               device_name=args.device_name)
-        if args.pipeline:
-            from edgecnn.bench_pipeline import add_pipeline
-
-            add_pipeline(records, args.pipeline, args.frames, show_progress)
     from edgecnn.bench import write_json_lines
     from edgecnn.bench_report import text_table
 

@@ -57,7 +57,9 @@ def row(record: Dict[str, Any]) -> List[str]:
     if record.get("remote"):
         notes.append(f"via {record['remote']}")
     pipeline = record.get("pipeline")
-    if pipeline:
+    if pipeline and pipeline.get("error"):
+        notes.append(f"pipeline failed: {pipeline['error']}")
+    elif pipeline:
         notes.append(f"capture-to-result p50 {_ms(pipeline['end_to_end_ms']['p50'])} ms, "
                      f"frame age p50 {_ms(pipeline['frame_age_ms']['p50'])} ms, {pipeline['fps']:.1f} FPS")
     if record.get("noisy"):
@@ -132,7 +134,7 @@ def chart(records: Sequence[Dict[str, Any]], path: str) -> None:
     labels = [f"{r['model']} {r['backend']} {r.get('precision') or ''} t{r.get('threads') or 'def'}"
               f"  [{accuracy_text(r)}]" for r in ok]
     p50 = [r["latency_ms"]["p50"] for r in ok]
-    spread = [r["latency_ms"]["p90"] - r["latency_ms"]["p50"] for r in ok]
+    spread = [max(0.0, r["latency_ms"]["p90"] - r["latency_ms"]["p50"]) for r in ok]
     figure, axes = plt.subplots(figsize=(10, 1.2 + 0.38 * len(ok)))
     positions = range(len(ok))[::-1]
     axes.barh(list(positions), p50, xerr=[[0] * len(ok), spread], capsize=3,

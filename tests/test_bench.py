@@ -1,0 +1,226 @@
+"""`edgecnn bench` and `edgecnn bench report` on small real ONNX and TFLite models."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT, assert_one_line_error, run_cli
+
+from edgecnn.bench import NOISY_RATIO, BenchConfig, latency_stats, measure, noise_reasons, read_json_lines
+from edgecnn.card import ModelCard
+from edgecnn.errors import UserError
+
+METRICS = {"top1": 0.875, "dataset": "digits", "split": "val"}
+
+
+def classifier_card(size, color="rgb", name="mobilenet_v2", width=0.5):
+    return ModelCard(task="classify", labels=[str(i) for i in range(10)], input_size=(size, size), color=color,
+                     mean=(127.5,), std=(127.5,), architecture={"name": name, "width": width}, metrics=METRICS)
+
+
+def write_onnx(path, name="mobilenet_v2", width=0.5, size=96, color="rgb"):
+    """An fp32 ONNX classifier with its card embedded."""
+    import onnx
+    import torch
+
+    from converters.card_embed import embed_onnx
+    from edgecnn.models import build_model
+
+    torch.manual_seed(0)
+    channels = 1 if color == "gray" else 3
+    model = build_model(name, num_classes=10, width=width, in_channels=channels).eval()
+    torch.onnx.export(model, (torch.zeros(1, channels, size, size),), str(path), dynamo=False, opset_version=17)
+    proto = onnx.load(str(path))
+    embed_onnx(proto, classifier_card(size, color, name, width))
+    onnx.save(proto, str(path))
+    return Path(path)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """A MobileNetV2-0.5 ONNX file (~1-2 ms per inference here, so timing overheads show)
+    and a LeNet-5 TFLite file (LiteRT conversion takes seconds: one per module)."""
+    import litert_torch
+    import torch
+
+    from converters.card_embed import embed_tflite
+    from edgecnn.models import build_model
+
+    root = tmp_path_factory.mktemp("bench_models")
+    onnx_path = write_onnx(root / "mnv2.onnx")
+    torch.manual_seed(0)
+    lenet = build_model("lenet5", num_classes=10, width=1.0, in_channels=1).eval()
+    raw = root / "raw.tflite"
+    litert_torch.convert(lenet, (torch.zeros(1, 1, 32, 32),)).export(str(raw))
+    tflite_path = root / "lenet.tflite"
+    tflite_path.write_bytes(embed_tflite(raw.read_bytes(), classifier_card(32, "gray", "lenet5", 1.0)))
+    return {"onnx": onnx_path, "tflite": tflite_path}
+
+
+def test_latency_stats_are_the_percentiles_of_the_runs():
+    times = list(range(1, 101))  # 1..100 ms
+    stats = latency_stats(times)
+    assert stats["p50"] == pytest.approx(50.5) and stats["p90"] == pytest.approx(90.1)
+    assert stats["p99"] == pytest.approx(99.01) and stats["mean"] == pytest.approx(50.5)
+    assert stats["std"] == pytest.approx(np.std(times), abs=1e-3) and stats["fps"] == pytest.approx(1000 / 50.5, 0.01)
+    assert stats["min"] == 1 and stats["max"] == 100
+
+
+def test_noisy_when_the_tail_is_long_or_the_cpu_throttled():
+    assert noise_reasons({"p50": 1.0, "p90": 1.4}, []) == []
+    assert f"> {NOISY_RATIO}" in noise_reasons({"p50": 1.0, "p90": 1.6}, [])[0]
+    assert noise_reasons({"p50": 1.0, "p90": 1.0}, ["CPU clock fell"]) == ["CPU clock fell"]
+
+
+def test_bench_measures_both_formats_and_appends_json_lines(models, tmp_path):
+    out = tmp_path / "bench.jsonl"
+    args = [models["onnx"], models["tflite"], "--threads", "1", "--runs", "20", "--warmup", "2", "--json", out]
+    result = run_cli("bench", *args, check=True)
+    assert "mnv2.onnx" in result.stdout and "lenet.tflite" in result.stdout and "top-1 87.50%" in result.stdout
+    records = read_json_lines([str(out)])
+    assert [(r["model"], r["backend"], r["threads"]) for r in records] == [
+        ("mnv2.onnx", "onnxruntime", 1), ("lenet.tflite", "litert", 1)]
+    for record in records:
+        assert record["status"] == "ok" and record["isolated"] is True
+        lat = record["latency_ms"]
+        assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+        assert record["fps"] == pytest.approx(1000 / lat["mean"], rel=0.01)
+        assert record["load_ms"] > 0 and record["first_inference_ms"] > 0
+        assert record["peak_rss_mb"] > record["rss_before_load_mb"] > 0
+        assert record["precision"] == "fp32" and record["accuracy"]["value"] == 0.875
+        assert record["device"]["cores"] == os.cpu_count() and record["device"]["versions"]["numpy"]
+        assert "temps" in record["thermal_before"] and isinstance(record["noisy"], list)
+    run_cli("bench", *args, check=True)
+    assert len(read_json_lines([str(out)])) == 4  # appended, not overwritten
+
+
+def test_a_model_that_fails_on_one_backend_is_reported_and_the_others_run(models, tmp_path):
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"this is not an onnx graph" * 10)
+    out = tmp_path / "bench.jsonl"
+    result = run_cli("bench", broken, models["tflite"], "--threads", "1", "--runs", "5", "--warmup", "0",
+                     "--json", out, check=True)
+    records = {r["model"]: r for r in read_json_lines([str(out)])}
+    assert records["broken.onnx"]["status"] == "failed" and "cannot load ONNX model" in records["broken.onnx"]["error"]
+    assert records["lenet.tflite"]["status"] == "ok"
+    line = next(line for line in result.stdout.splitlines() if line.startswith("broken.onnx"))
+    assert "failed" in line and "cannot load ONNX model" in line
+
+
+def test_a_backend_that_cannot_run_the_format_is_a_failed_row(models, tmp_path):
+    out = tmp_path / "bench.jsonl"
+    result = run_cli("bench", models["tflite"], models["onnx"], "--backend", "litert", "--threads", "1",
+                     "--runs", "5", "--warmup", "0", "--json", out, check=True)
+    records = {r["model"]: r for r in read_json_lines([str(out)])}
+    assert records["mnv2.onnx"]["status"] == "failed" and "cannot run .onnx" in records["mnv2.onnx"]["error"]
+    assert records["lenet.tflite"]["status"] == "ok"
+    assert "failed" in result.stdout
+
+
+def test_every_configuration_failing_is_exit_2(tmp_path):
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(b"\x00" * 64)
+    result = run_cli("bench", broken, "--threads", "1", "--runs", "5")
+    assert_one_line_error(result, 2, "no configuration could be measured")
+    assert "not a TFLite model" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["missing.onnx"], "no such model file"),
+    (["model.pt"], "runs .onnx and .tflite files"),
+    (["{onnx}", "--threads", "0"], "--threads"),
+    (["{onnx}", "--threads", "one"], "--threads"),
+    (["{onnx}", "--backend", "tensorrt"], "--backend"),
+    (["{onnx}", "--runs", "0"], "--runs"),
+    (["report"], "bench report"),
+    (["report", "nothing.jsonl"], "cannot read"),
+])
+def test_bad_input_is_one_line_and_exit_2(models, args, message):
+    result = run_cli("bench", *[a.format(onnx=models["onnx"]) for a in args])
+    assert_one_line_error(result, 2, message)
+
+
+def test_bench_report_writes_markdown_and_chart_across_devices(models, tmp_path):
+    here = tmp_path / "here.jsonl"
+    run_cli("bench", models["onnx"], "--threads", "1", "--runs", "10", "--warmup", "1", "--json", here,
+            "--device-name", "desk", check=True)
+    record = read_json_lines([str(here)])[0]
+    other = dict(record, device=dict(record["device"], id="0123456789ab", name="pi5"),
+                 latency_ms={k: v * 8 for k, v in record["latency_ms"].items()})
+    there = tmp_path / "there.jsonl"
+    there.write_text(json.dumps(other) + "\n")
+    result = run_cli("bench", "report", here, there, "--out", tmp_path / "report", check=True)
+    md = (tmp_path / "report" / "bench.md").read_text()
+    assert result.stdout == md
+    rows = [line for line in md.splitlines() if line.startswith("| ") and "mnv2.onnx" in line]
+    assert len(rows) == 2 and {r.split(" | ")[0] for r in rows} == {"| desk", "| pi5"}
+    assert all("top-1 87.50% (digits)" in r for r in rows)
+    png = (tmp_path / "report" / "bench.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_report_rejects_files_that_are_not_bench_records(tmp_path):
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"frame": 1}\n')
+    assert_one_line_error(run_cli("bench", "report", other), 2, "not an edgecnn bench record")
+
+
+def test_bench_runs_without_torch_or_onnx(models, tmp_path):
+    """The bench (and its per-configuration processes) must work where only edgecnn[runtime] is installed."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    for name in ("torch", "onnx"):
+        (blocker / f"{name}.py").write_text(f"raise ImportError('{name} is not installed here')\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(blocker)])}
+    result = run_cli("bench", models["onnx"], models["tflite"], "--threads", "1", "--runs", "3", "--warmup", "0",
+                     "--json", "-", env=env, check=True)
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["status"] for r in records] == ["ok", "ok"], records
+
+
+def test_in_process_measure_matches_the_record_shape(models):
+    record = measure(BenchConfig(str(models["tflite"]), "litert", 1, runs=5, warmup=1))
+    assert record["status"] == "ok" and record["input_shape"] == [1, 1, 32, 32]
+    failed = measure(BenchConfig(str(models["tflite"]), "onnxruntime", 1, runs=5, warmup=1))
+    assert failed["status"] == "failed" and "cannot run .tflite" in failed["error"]
+
+
+def test_pipeline_adds_capture_to_result_latency_and_frame_age(models, tmp_path):
+    video = ROOT / "tests" / "data" / "tree.avi"
+    out = tmp_path / "bench.jsonl"
+    run_cli("bench", models["onnx"], "--threads", "1", "--runs", "5", "--warmup", "1", "--pipeline", video,
+            "--frames", "10", "--json", out, check=True)
+    pipeline = read_json_lines([str(out)])[0]["pipeline"]
+    assert pipeline["frames"] == 10 and "error" not in pipeline
+    assert pipeline["end_to_end_ms"]["p50"] > pipeline["frame_age_ms"]["p50"] >= 0
+    assert 0 < pipeline["fps"] <= pipeline["source_fps"] * 1.2  # a file is paced like a camera
+
+
+def test_pipeline_on_a_missing_source_keeps_the_inference_figures(models, tmp_path):
+    out = tmp_path / "bench.jsonl"
+    run_cli("bench", models["onnx"], "--threads", "1", "--runs", "5", "--warmup", "0", "--pipeline",
+            tmp_path / "no-such-video.mp4", "--frames", "5", "--json", out, check=True)
+    record = read_json_lines([str(out)])[0]
+    assert record["status"] == "ok" and record["pipeline"]["error"]
+
+
+def test_read_json_lines_skips_blank_lines_and_names_a_bad_line(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text('\n{"schema": "edgecnn.bench/1", "model": "m"}\n\nnot json\n')
+    with pytest.raises(UserError, match=r"r.jsonl:4: not a JSON line"):
+        read_json_lines([str(path)])
+
+
+def test_agreement_with_an_independent_onnxruntime_loop(models):
+    """The bench's p50 (fresh process, through Backend.infer) within 10% of a bare
+    onnxruntime.InferenceSession loop timed in this run (benchmarks/bench_agreement.py)."""
+    script = ROOT / "benchmarks" / "bench_agreement.py"
+    result = subprocess.run([sys.executable, str(script), str(models["onnx"]), "--runs", "150", "--rounds", "3",
+                             "--json"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert len(rows) == 1 and rows[0]["raw_backend"] == "onnxruntime.InferenceSession"
+    assert abs(rows[0]["difference"]) <= 0.10, rows
