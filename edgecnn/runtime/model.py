@@ -21,7 +21,7 @@ import numpy as np
 from edgecnn.card import ModelCard
 from edgecnn.errors import UserError
 from edgecnn.runtime.backends import Backend, open_backend
-from edgecnn.runtime.card_options import CardOptions, resolve_card
+from edgecnn.runtime.card_options import CardOptions, expected_input_shape, resolve_card
 from edgecnn.runtime.detection import decode, postprocess
 from edgecnn.runtime.preprocess import preprocess
 from edgecnn.runtime.results import Classes, Detections, scores_from_logits
@@ -53,7 +53,9 @@ class Model:
             raise UserError("confidence and IoU thresholds must be within 0..1")
         self.backend, self.card = backend, card
         self.conf_threshold, self.iou_threshold = conf_threshold, iou_threshold
-        self._checked = False
+        # One inference on a blank input: checks the outputs against the card before
+        # any frame is read, and takes the backend's first-call setup off the first frame.
+        self._check_outputs(backend.infer(np.zeros(expected_input_shape(card), np.float32)))
 
     @property
     def task(self) -> str:
@@ -80,8 +82,6 @@ class Model:
         before = time.perf_counter()
         outputs = self.backend.infer(blob)
         inference_ms = (time.perf_counter() - before) * 1000
-        if not self._checked:
-            self._check_outputs(outputs)
         result = self._interpret(outputs, image.shape[:2])
         result.frame_index = frame_index
         result.capture_time = time.time() if capture_time is None else capture_time
@@ -119,7 +119,6 @@ class Model:
                 raise UserError(f"{name}: a detector with {classes} labels at {levels} levels should output "
                                 f"{levels} box tensors (.., 4) then {levels} score tensors (.., {classes}); "
                                 f"the model outputs {shapes}")
-        self._checked = True
 
     def stream(self, source: Union[str, int, Source], *, realtime: bool = False, max_frames: Optional[int] = None,
                log: Callable[[str], None] = stderr_log) -> "Stream":

@@ -1,0 +1,81 @@
+"""Backends: both file formats behind one interface, quantized inputs and outputs,
+and one-line errors for files that cannot be run."""
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error, run_cli
+from edgecnn.assets import RUNTIME_DEFAULT
+from edgecnn.card import ModelCard
+from edgecnn.data.detection import shapes_scene
+from edgecnn.errors import UserError
+from edgecnn.runtime.backends import backends_for, dequantize, onnx_providers, open_backend, quantize
+from edgecnn.runtime.model_file import read_card
+from edgecnn.runtime.preprocess import preprocess
+from runtime_fixtures import detector_onnx, int8_io_onnx
+
+
+def test_tflite_and_onnx_give_the_same_outputs_in_the_same_order():
+    lite, onnx_model = open_backend(str(RUNTIME_DEFAULT)), open_backend(str(detector_onnx()))
+    assert (lite.name, onnx_model.name) == ("litert", "onnxruntime")
+    assert lite.card == onnx_model.card == read_card(str(RUNTIME_DEFAULT))
+    assert lite.input_shape == onnx_model.input_shape == (1, 3, 192, 192)
+    assert lite.input_dtype == np.float32 and lite.input_quant is None
+    assert onnx_model.output_names == ["boxes_s8", "boxes_s16", "boxes_s32", "scores_s8", "scores_s16", "scores_s32"]
+    blob = preprocess(shapes_scene(0, "val", 3)[0], lite.card)
+    a, b = lite.infer(blob), onnx_model.infer(blob)
+    assert [x.shape for x in a] == [(1, 576, 4), (1, 144, 4), (1, 36, 4), (1, 576, 3), (1, 144, 3), (1, 36, 3)]
+    assert all(x.dtype == np.float32 for x in a + b)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, atol=1e-4)
+
+
+def test_threads_and_backend_names():
+    assert backends_for("m.tflite")[0] == "litert" and backends_for("m.onnx") == ["onnxruntime"]
+    backend = open_backend(str(RUNTIME_DEFAULT), "litert", threads=1)
+    assert backend.threads == 1 and "threads=1" in backend.describe()
+    onnx_backend = open_backend(str(detector_onnx()), threads=2)
+    assert onnx_backend.session.get_session_options().intra_op_num_threads == 2
+
+
+def test_jetson_prefers_tensorrt_then_cuda_when_available():
+    available = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert onnx_providers(available, "jetson") == available
+    assert onnx_providers(["CUDAExecutionProvider", "CPUExecutionProvider"], "jetson")[0] == "CUDAExecutionProvider"
+    assert onnx_providers(available, "desktop") == ["CPUExecutionProvider"]
+    assert onnx_providers(["CPUExecutionProvider"], "jetson") == ["CPUExecutionProvider"]
+
+
+def test_int8_input_is_quantized_and_int8_outputs_dequantized_with_card_parameters(tmp_path):
+    card = ModelCard(task="classify", labels=["a"], input_size=(4, 4), precision="int8",
+                     quantization={"input": {"scale": 0.5, "zero_point": 3},
+                                   "outputs": [{"scale": 1.0, "zero_point": 0}, {"scale": 0.25, "zero_point": 1}]})
+    backend = open_backend(str(int8_io_onnx(tmp_path / "q.onnx", card)))
+    assert backend.input_dtype == np.int8 and backend.input_quant == (0.5, 3)
+    blob = np.linspace(-80, 80, 48, dtype=np.float32).reshape(1, 3, 4, 4)
+    raw, dequantized = backend.infer(blob)
+    expected_q = np.clip(np.rint(blob / 0.5) + 3, -128, 127)
+    np.testing.assert_array_equal(raw, expected_q)  # the float output shows the int8 input as given
+    np.testing.assert_allclose(dequantized, (expected_q - 1) * 0.25)
+    assert quantize(np.array([1000.0, -1000.0]), np.dtype(np.uint8), (1.0, 0)).tolist() == [255, 0]
+    assert dequantize(np.array([5], np.int8), None).dtype == np.float32
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_corrupt_or_truncated_models_are_one_line_errors(tmp_path, damage):
+    data = RUNTIME_DEFAULT.read_bytes()
+    tflite = tmp_path / "bad.tflite"
+    tflite.write_bytes(data[: len(data) // 3] if damage == "truncate" else b"\x00" * 4096)
+    onnx_file = tmp_path / "bad.onnx"
+    onnx_file.write_bytes(detector_onnx().read_bytes()[:50000] if damage == "truncate" else b"not onnx" * 100)
+    for path in (tflite, onnx_file):
+        with pytest.raises(UserError):
+            open_backend(str(path))
+        assert_one_line_error(run_cli("run", path, "--source", "demo", "--max-frames", "1"), contains=str(path))
+
+
+def test_unknown_missing_or_mismatched_backend_is_a_usage_error(tmp_path):
+    for args, text in ((["--backend", "tensorflow"], "unknown backend"), (["--backend", "onnxruntime"], "cannot run")):
+        assert_one_line_error(run_cli("run", RUNTIME_DEFAULT, "--source", "demo", "--max-frames", "1", *args),
+                              contains=text)
+    assert_one_line_error(run_cli("run", tmp_path / "absent.tflite", "--max-frames", "1"), contains="no such model")
+    assert_one_line_error(run_cli("run", tmp_path / "model.pt", "--max-frames", "1"), contains="expected .onnx")
