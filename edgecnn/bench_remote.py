@@ -1,6 +1,6 @@
 """`edgecnn bench --remote USER@HOST`: measure on a device, drive it from a desktop.
 
-The model files are copied with scp into a fresh temporary directory on the device,
+The model files are copied over ssh into a fresh temporary directory on the device,
 `edgecnn bench ... --json -` runs there over ssh (the device needs only
 `edgecnn[runtime]`), its JSON lines come back on ssh's stdout and the directory is
 removed. ssh runs in batch mode with a connect timeout, so an unreachable host or a
@@ -39,22 +39,34 @@ class SshTarget:
             what: str = "ssh") -> subprocess.CompletedProcess:
         return self._run(["ssh", *self.options(), self.host, command], timeout, stderr, what)
 
-    def scp(self, files: Sequence[str], directory: str, timeout: Optional[float] = None) -> None:
-        self._run(["scp", "-q", *self.options(), *files, f"{self.host}:{directory}/"], timeout,
-                  subprocess.PIPE, "scp")
+    def copy(self, files: Sequence[str], directory: str, timeout: Optional[float] = None) -> None:
+        """Copy files by streaming each into `cat` on the device: works wherever ssh does
+        (no scp/sftp subsystem needed, which minimal device images may lack)."""
+        for path in files:
+            destination = shlex.quote(f"{directory}/{Path(path).name}")
+            with open(path, "rb") as handle:
+                result = self._run(["ssh", *self.options(), self.host, f"cat > {destination}"], timeout,
+                                   subprocess.PIPE, "copying the model", stdin=handle)
+            if result.returncode != 0:
+                raise UserError(f"cannot copy {path} to {self.host}: {_last_line(result.stderr) or 'ssh failed'}")
 
-    def _run(self, argv: List[str], timeout: Optional[float], stderr, what: str) -> subprocess.CompletedProcess:
+    def _run(self, argv: List[str], timeout: Optional[float], stderr, what: str,
+             stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
         # the connect timeout bounds the handshake; the overall timeout bounds everything else
         try:
-            result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=timeout)
+            result = subprocess.run(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, timeout=timeout)
         except FileNotFoundError:
-            raise UserError(f"--remote needs the `{argv[0]}` command (OpenSSH client), which is not installed") \
-                from None
+            raise UserError("--remote needs the `ssh` command (OpenSSH client), which is not installed") from None
         except subprocess.TimeoutExpired:
             raise UserError(f"{what} to {self.host} did not finish within {timeout:.0f} s") from None
+        result = subprocess.CompletedProcess(argv, result.returncode, _text(result.stdout), _text(result.stderr))
         if result.returncode == 255:  # ssh's own failure: connection, authentication, host key
             raise UserError(f"cannot reach {self.host}: {_last_line(result.stderr) or 'ssh failed'}")
         return result
+
+
+def _text(data: Optional[bytes]) -> Optional[str]:
+    return None if data is None else data.decode("utf-8", errors="replace")
 
 
 def _last_line(text: Optional[str]) -> str:
@@ -83,7 +95,7 @@ def run_remote(target: SshTarget, models: Sequence[str], options: Dict[str, Any]
     if made.returncode != 0 or not directory.startswith("/"):
         raise UserError(f"cannot make a directory on {target.host}: {_last_line(made.stderr) or 'mktemp failed'}")
     try:
-        target.scp(list(models), directory, timeout=timeout)
+        target.copy(list(models), directory, timeout=timeout)
         remote_models = [f"{directory}/{Path(m).name}" for m in models]
         command = " ".join([python, "-m", "edgecnn", "bench",
                             *map(shlex.quote, remote_bench_args(remote_models, options))])
