@@ -13,18 +13,16 @@ integer outputs dequantized here, with the scale and zero point from the file
 """
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import struct
-import sys
-import tempfile
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from edgecnn.card import ModelCard
 from edgecnn.errors import UserError
+from edgecnn.runtime.native_stderr import native_stderr
 from edgecnn.runtime.model_file import model_format, read_onnx_card, read_tflite_card
 
 BACKENDS = ("onnxruntime", "litert", "tflite-runtime")
@@ -177,7 +175,7 @@ class LiteRTBackend(Backend):
         except (struct.error, TypeError) as exc:  # flatbuffers on a truncated file
             raise UserError(f"{path}: corrupt or truncated TFLite file: {_first_line(exc)}") from None
         try:
-            with _without_delegate_notice():
+            with native_stderr():  # drops TFLite's per-load delegate notice
                 self.interpreter = Interpreter(model_content=data, num_threads=threads)
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
@@ -218,27 +216,6 @@ class LiteRTBackend(Backend):
         self.interpreter.set_tensor(self.input_index, np.ascontiguousarray(blob))
         self.interpreter.invoke()
         return [self.interpreter.get_tensor(i) for i in self.output_indices]
-
-
-@contextlib.contextmanager
-def _without_delegate_notice():
-    """TFLite's C++ side prints "INFO: Created TensorFlow Lite XNNPACK delegate" on
-    stderr at every load, which would break one-line errors and clean logs: capture
-    file descriptor 2 meanwhile and pass on anything else it printed."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            other = [line for line in captured.read().decode(errors="replace").splitlines()
-                     if line.strip() and not line.startswith("INFO: Created TensorFlow Lite")]
-            if other:
-                print("\n".join(other), file=sys.stderr, flush=True)
 
 
 def _tensor_quant(detail: dict) -> Quant:

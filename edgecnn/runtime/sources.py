@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from edgecnn.errors import UserError
+from edgecnn.runtime.native_stderr import native_stderr
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
@@ -123,7 +124,11 @@ class LiveSource(Source):
                         self._stop.wait(delay)
                     else:
                         deadline = time.perf_counter()  # fell behind: do not burst to catch up
-                ok, image = self._capture.read()
+                try:
+                    ok, image = self._capture.read()
+                except Exception as exc:  # a driver error is a lost device too, never a dead thread
+                    self._log(f"{self.name}: read failed: {exc}")
+                    ok, image = False, None
                 if not ok or image is None:
                     if self._finite:
                         break
@@ -249,11 +254,14 @@ class ImageFilesSource(Source):
 # ------------------------------------------------------------------ openers
 
 def open_video_file(path: str) -> cv2.VideoCapture:
-    capture = cv2.VideoCapture(path)
-    ok = capture.isOpened()
-    if ok:
-        ok, _ = capture.read()
-        capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+    with native_stderr() as captured:
+        capture = cv2.VideoCapture(path)
+        ok = capture.isOpened()
+        if ok:
+            ok, _ = capture.read()
+            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        if not ok:
+            captured.forward = False  # FFmpeg's complaint; the error below says it in one line
     if not ok:
         capture.release()
         raise UserError(f"{path}: cannot decode this video file")
@@ -261,7 +269,9 @@ def open_video_file(path: str) -> cv2.VideoCapture:
 
 
 def open_capture(target, api: int, name: str) -> cv2.VideoCapture:
-    capture = cv2.VideoCapture(target, api)
+    with native_stderr() as captured:
+        capture = cv2.VideoCapture(target, api)
+        captured.forward = capture.isOpened()
     if not capture.isOpened():
         capture.release()
         raise UserError(f"cannot open {name}")

@@ -1,0 +1,165 @@
+"""Sources: files in order, live sources keeping only the newest frame, reconnecting
+after a camera disappears, images and directories, the demo scene, per-device
+camera pipelines, and one-line errors."""
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error, run_cli
+from devices.camera import camera_choice, v4l2_indices
+from devices.profile import detect
+from edgecnn.errors import UserError
+from edgecnn.runtime.demo import DemoCapture
+from edgecnn.runtime.sources import (ImageFilesSource, LiveSource, VideoFileSource, open_source, open_video_file)
+from runtime_fixtures import VIDEO, VIDEO_FRAMES
+
+FIXTURES = Path(__file__).parent / "fixtures" / "devices"
+
+
+def test_video_file_gives_every_frame_in_order_even_when_the_consumer_is_slow():
+    reference = cv2.VideoCapture(str(VIDEO))
+    with open_source(str(VIDEO)) as source:
+        assert isinstance(source, VideoFileSource) and not source.live and source.fps == pytest.approx(15, abs=0.1)
+        for frame in source:
+            ok, expected = reference.read()
+            assert ok and np.array_equal(frame.image, expected)
+            if frame.index < 5:
+                time.sleep(0.02)
+        assert frame.index == VIDEO_FRAMES - 1 and source.dropped == 0
+
+
+def test_paced_camera_keeps_only_the_newest_frame_and_frame_age_stays_bounded():
+    """A video read at a fixed 60 FPS stands in for a camera; the consumer takes 40 ms
+    per frame (2.4x slower). Queued frames would age by ~1.5 s by the end."""
+    period = 1 / 60
+    source = LiveSource("paced", lambda: open_video_file(str(VIDEO)), finite=True, period=period)
+    ages, indices = [], []
+    for frame in source:
+        ages.append(time.perf_counter() - frame.capture_clock)
+        indices.append(frame.index)
+        time.sleep(0.04)
+    source.close()
+    assert indices == sorted(indices) and indices[-1] >= VIDEO_FRAMES - 3
+    assert source.dropped > 10 and source.dropped == indices[-1] + 1 - len(indices)
+    assert max(ages) < 0.1, max(ages)  # at most one period plus scheduling, never a backlog
+    assert np.median(ages) < 2 * period + 0.01
+
+
+class FlakyCamera:
+    """Gives `frames` frames, then reads fail (the camera was unplugged)."""
+
+    def __init__(self, frames):
+        self.left = frames
+        self.released = False
+
+    def read(self):
+        time.sleep(0.002)  # a camera delivers frames at its own pace
+        self.left -= 1
+        if self.left < 0:
+            return False, None
+        return True, np.full((8, 8, 3), self.left % 256, np.uint8)
+
+    def release(self):
+        self.released = True
+
+
+def test_camera_that_disappears_is_reopened_with_backoff_and_reported():
+    opens, messages = [], []
+
+    def opener():
+        opens.append(time.perf_counter())
+        if len(opens) == 2:
+            raise UserError("cannot open camera")  # still unplugged at the first retry
+        return FlakyCamera(5 if len(opens) == 1 else 1000)
+
+    source = LiveSource("camera:9", opener, log=messages.append, first_backoff=0.01, max_backoff=0.05)
+    frames = []
+    for frame in source:
+        frames.append(frame.index)
+        if len(frames) == 20:
+            break
+        time.sleep(0.002)
+    source.close()
+    assert len(opens) == 3 and source.reconnects == 1 and len(frames) == 20
+    assert any("reconnecting" in m for m in messages) and any("attempt 1 failed" in m for m in messages)
+    assert any("reconnected" in m for m in messages)
+    assert opens[2] - opens[1] >= 0.015  # the second retry waited longer than the first
+
+
+def test_missing_camera_lists_the_sources_that_open():
+    result = run_cli("run", "--camera", "7", "--max-frames", "1")
+    assert_one_line_error(result, contains="no camera at index 7; sources that open here:")
+    assert "demo" in result.stderr
+    assert_one_line_error(run_cli("run", "--source", "camera:x"), contains="camera index must be a number")
+
+
+def test_unknown_sources_are_one_line_errors(tmp_path):
+    assert_one_line_error(run_cli("run", "--source", tmp_path / "nothing.mp4"), contains="no such file")
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 1000)
+    assert_one_line_error(run_cli("run", "--source", broken), contains="cannot decode")
+    assert_one_line_error(run_cli("run", "--source", "videotestsrc ! appsink"), contains="GStreamer")
+    assert_one_line_error(run_cli("run", "--source", "demo?fps=0"), contains="fps > 0")
+
+
+def test_images_directories_and_globs(tmp_path):
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"img{i}.png"), np.full((40, 60, 3), 50 * i, np.uint8))
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    messages = []
+    directory = open_source(str(tmp_path), log=messages.append)
+    assert isinstance(directory, ImageFilesSource)
+    assert [f.image[0, 0, 0] for f in directory] == [0, 50, 100] and directory.skipped == 1
+    assert "broken.jpg" in messages[0]
+    assert len(list(open_source(str(tmp_path / "img*.png")))) == 3
+    assert len(list(open_source(str(tmp_path / "img1.png")))) == 1
+    with pytest.raises(UserError, match="no images match"):
+        open_source(str(tmp_path / "*.bmp"))
+
+
+def test_demo_scene_moves_repeatably_and_is_paced():
+    a, b = DemoCapture(seed=3), DemoCapture(seed=3)
+    assert np.array_equal(a.scene(10), b.scene(10)) and not np.array_equal(a.scene(0), a.scene(15))
+    with open_source("demo?fps=50&size=128") as source:
+        assert source.live and source.fps == 50
+        started, count = time.perf_counter(), 0
+        for frame in source:
+            assert frame.image.shape == (128, 128, 3)
+            count += 1
+            if count == 15:
+                break
+        elapsed = time.perf_counter() - started
+    assert 0.2 < elapsed < 1.0, elapsed
+
+
+def test_each_device_opens_its_camera_its_own_way(tmp_path):
+    pi, jetson, desktop = (detect(str(FIXTURES / name)) for name in ("pi5", "jetson", "desktop"))
+    assert camera_choice(0, pi, has_picamera2=True, has_gstreamer=True).api == "picamera2"
+    libcamera = camera_choice(1, pi, has_picamera2=False, has_gstreamer=True)
+    assert libcamera.api == "gstreamer" and libcamera.target.startswith("libcamerasrc camera-name=\"1\"")
+    assert camera_choice(0, pi, has_picamera2=False, has_gstreamer=False).api == "v4l2"
+    csi = camera_choice(1, jetson, width=1280, height=720, fps=60, has_picamera2=False, has_gstreamer=True)
+    assert csi.api == "gstreamer" and "nvarguscamerasrc sensor-id=1" in csi.target
+    assert "width=1280, height=720, framerate=60/1" in csi.target and "appsink drop=true max-buffers=1" in csi.target
+    assert camera_choice(0, jetson, has_picamera2=False, has_gstreamer=False).api == "v4l2"
+    usb = camera_choice(2, desktop, has_picamera2=True, has_gstreamer=True)
+    assert (usb.api, usb.target) == ("v4l2", 2)
+    (tmp_path / "dev").mkdir()
+    for name in ("video0", "video2", "video-meta", "vhci"):
+        (tmp_path / "dev" / name).touch()
+    assert v4l2_indices(str(tmp_path)) == [0, 2]
+
+
+def test_live_source_stops_promptly_on_close():
+    source = open_source("demo?fps=5")
+    thread = threading.Thread(target=lambda: list(source))
+    thread.start()
+    time.sleep(0.3)
+    source.close()
+    thread.join(timeout=3)
+    assert not thread.is_alive()
