@@ -120,10 +120,12 @@ class WindowSink(Sink):
 
 
 class CallbackSink(Sink):
-    """Calls fn(image, result) per frame: the hook for a robot program."""
+    """Calls fn(image, result) per frame: the hook for a robot program. Returning
+    False (not None) from fn ends the run."""
 
     def __init__(self, fn: Callable) -> None:
         self.fn = fn
 
     def write(self, image, result) -> None:
-        self.fn(image, result)
+        if self.fn(image, result) is False:
+            self.stop = True

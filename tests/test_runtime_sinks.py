@@ -1,0 +1,164 @@
+"""Sinks of `edgecnn run`: JSON lines, the annotated video, callbacks, the window check,
+and the web view (HTTP rules, and the page itself in headless Chromium)."""
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error, run_cli
+from edgecnn.errors import UserError
+from edgecnn.runtime.runner import RunOptions, run
+from edgecnn.runtime.sinks import VideoSink
+from edgecnn.runtime.stats import StreamStats
+from edgecnn.runtime.webview import WebView
+from runtime_fixtures import VIDEO, VIDEO_FRAMES
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def test_json_lines_and_annotated_video_for_every_frame(tmp_path):
+    out, video = tmp_path / "results.jsonl", tmp_path / "annotated.avi"
+    result = run_cli("run", "--source", VIDEO, "--json", out, "--save", video, check=True)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["frame"] for r in records] == list(range(VIDEO_FRAMES))
+    for record in records:
+        assert record["task"] == "detect" and record["frame_age_ms"] >= record["inference_ms"] > 0
+        for d in record["detections"]:
+            assert d["label"] in ("circle", "rectangle", "triangle") and 0.25 <= d["score"] <= 1
+            x1, y1, x2, y2 = d["box"]
+            assert 0 <= x1 <= x2 <= 320 and 0 <= y1 <= y2 <= 240
+    assert [r["capture_time"] for r in records] == sorted(r["capture_time"] for r in records)
+    assert f"summary: {VIDEO_FRAMES} frames" in result.stderr and "p99" in result.stderr
+    written, source = cv2.VideoCapture(str(video)), cv2.VideoCapture(str(VIDEO))
+    frames = changed = 0
+    while True:
+        ok, frame = written.read()
+        if not ok:
+            break
+        _, original = source.read()
+        assert frame.shape == (240, 320, 3)
+        changed += bool(np.abs(frame.astype(int) - original).max() > 100)  # boxes drawn
+        frames += 1
+    assert frames == VIDEO_FRAMES
+    assert changed == sum(bool(r["detections"]) for r in records)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["annotated.avi", "results.jsonl"]  # no partial file
+
+
+def test_stdout_carries_only_json_lines_by_default():
+    result = run_cli("run", "--source", "demo?fps=100", "--max-frames", "4", check=True)
+    assert [json.loads(line)["frame"] >= 0 for line in result.stdout.splitlines()] == [True] * 4
+    assert "summary: 4 frames" in result.stderr
+
+
+def test_video_of_an_interrupted_run_is_not_left_behind(tmp_path):
+    sink = VideoSink(str(tmp_path / "out.mp4"), fps=10)
+    from edgecnn.runtime.results import Classes
+
+    for _ in range(3):
+        sink.write(np.zeros((32, 48, 3), np.uint8), Classes(np.array([0.2, 0.8]), ["a", "b"]))
+    assert list(tmp_path.iterdir()) != []
+    sink.close(completed=False)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(UserError, match="--save"):
+        VideoSink(str(tmp_path / "out.gif"))
+
+
+def test_callback_receives_every_result():
+    seen = []
+    summary = run(RunOptions(source=str(VIDEO), max_frames=10, callbacks=[lambda image, r: seen.append(r)]),
+                  log=lambda message: None)
+    assert [r.frame_index for r in seen] == list(range(10)) and summary["frames"] == 10
+    assert summary["first_result_ms"] > 0 and summary["age_p99_ms"] >= summary["age_p50_ms"]
+
+
+def test_window_needs_a_display():
+    result = run_cli("run", "--source", "demo", "--show", "--max-frames", "1",
+                     env={"DISPLAY": "", "WAYLAND_DISPLAY": ""})
+    assert_one_line_error(result, contains="--show needs a display")
+
+
+def fetch(url, headers=None):
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.headers, response.read(2000)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read()
+
+
+def test_web_view_rules_token_paths_and_bounded_viewers():
+    with pytest.raises(UserError, match="--token"):
+        WebView("0.0.0.0:0", StreamStats())
+    view = WebView("127.0.0.1:0", StreamStats(), token="s3cret", max_clients=1)
+    try:
+        base = view.url.split("?")[0]
+        assert fetch(base)[0] == 401 and fetch(base + "?token=wrong")[0] == 401
+        status, headers, body = fetch(base + "?token=s3cret")
+        assert status == 200 and b"/stream.mjpg?token=s3cret" in body
+        assert fetch(base + "stats.json", {"Authorization": "Bearer s3cret"})[0] == 200
+        for path in ("etc/passwd", "../x", "stream.mjpg/extra", "favicon.ico"):
+            assert fetch(base + path + "?token=s3cret")[0] == 404
+        from edgecnn.runtime.results import Classes
+
+        view.write(np.zeros((32, 32, 3), np.uint8), Classes(np.array([1.0]), ["a"]))
+        first = urllib.request.urlopen(base + "stream.mjpg?token=s3cret", timeout=5)
+        assert first.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+        assert first.read(9) == b"--frame\r\n"
+        assert fetch(base + "stream.mjpg?token=s3cret")[0] == 503  # the one viewer slot is taken
+        first.close()
+    finally:
+        view.close()
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium "
+                    "(apt-get install -y chromium)")
+def test_web_page_shows_live_video_and_stats_in_a_browser():
+    from playwright.sync_api import sync_playwright
+
+    views = []
+    import edgecnn.runtime.webview as webview
+
+    class Recorded(webview.WebView):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            views.append(self)
+
+    original, webview.WebView = webview.WebView, Recorded
+    stop = threading.Event()
+    try:
+        runner = threading.Thread(target=run, kwargs={"log": lambda m: None, "options": RunOptions(
+            source="demo?fps=20", serve="127.0.0.1:0", callbacks=[lambda image, r: not stop.is_set()])})
+        runner.start()
+        for _ in range(100):
+            if views:
+                break
+            time.sleep(0.05)
+        url = views[0].url
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"])
+            page = browser.new_page()
+            page.goto(url)
+            page.wait_for_function("document.getElementById('video').naturalWidth > 0", timeout=15000)
+            assert page.eval_on_selector("#video", "img => [img.naturalWidth, img.naturalHeight]") == [384, 384]
+            page.wait_for_function("Number(document.getElementById('frames').textContent) > 10", timeout=15000)
+            page.wait_for_function("document.querySelectorAll('#detections li').length > 0", timeout=15000)
+            fps = float(page.text_content("#fps"))
+            assert 10 < fps < 30, fps
+            assert page.text_content("#latency").endswith("ms") and page.text_content("#dropped") == "0"
+            assert page.text_content("#status") == "running"
+            items = page.eval_on_selector_all("#detections li", "items => items.map(i => i.textContent)")
+            assert all(text.split()[0] in ("circle", "rectangle", "triangle") for text in items)
+            browser.close()
+    finally:
+        stop.set()
+        runner.join(timeout=10)
+        webview.WebView = original
+    assert not runner.is_alive()
