@@ -284,10 +284,59 @@ def run_quantize(args) -> int:
     return 0
 
 
+def add_convert(sub) -> None:
+    p = sub.add_parser("convert", help="convert to ONNX and/or TFLite (fp32, int8), checked against PyTorch",
+                       description="SRC: an edgecnn checkpoint, an int8 .pt2 from `edgecnn quantize`, "
+                       "file.py:factory (+ --weights), TorchScript, or a torch.export .pt2. Each file gets a "
+                       "parity report on held-out real images and is written only if it passes.")
+    p.add_argument("src")
+    p.add_argument("--to", default="all", choices=["onnx", "tflite", "all"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "int8", "auto"],
+                   help="auto: measure fp32 and int8 here and keep the faster one that passes")
+    p.add_argument("--out", default="converted", help="output directory")
+    p.add_argument("--data", default=None, help="held-out data: a dataset, or a directory/glob of real "
+                   "images (default: the card's dataset)")
+    p.add_argument("--calib", default=None, help="int8 calibration images (default: train split of --data)")
+    p.add_argument("--calib-images", type=int, default=256)
+    p.add_argument("--parity-images", type=int, default=100)
+    p.add_argument("--max-drop", type=float, default=1.0, help="int8 accuracy budget in points")
+    p.add_argument("--force", action="store_true", help="write files that fail their checks")
+    p.add_argument("--threads", type=int, default=2, help="threads for the checks and timings")
+    p.add_argument("--weights", default=None, help="state dict for file.py:factory")
+    p.add_argument("--task", default="classify", choices=["classify", "detect"], help="models without a card")
+    p.add_argument("--input-size", default=None, help="N or HxW, for models without a card")
+    p.add_argument("--labels", default=None, help="FILE or name,name,... for models without a card")
+    p.add_argument("--mean", default=None, help="M or M,M,M in pixel units (default 127.5)")
+    p.add_argument("--std", default=None, help="S or S,S,S in pixel units (default 127.5)")
+    p.add_argument("--color", default="rgb", choices=["rgb", "bgr", "gray"])
+    p.add_argument("--json", action="store_true")
+
+
+def run_convert(args) -> int:
+    from converters.sources import CardFlags
+    from edgecnn.convert import ConvertOptions, convert
+
+    flags = CardFlags(task=args.task, input_size=args.input_size, labels=args.labels, mean=args.mean,
+                      std=args.std, color=args.color)
+    options = ConvertOptions(to=args.to, precision=args.precision, out=args.out, data=args.data, calib=args.calib,
+                             calib_images=args.calib_images, parity_images=args.parity_images,
+                             max_drop=args.max_drop, force=args.force, threads=args.threads,
+                             weights=args.weights, flags=flags)
+    log = (lambda message: print(message, file=sys.stderr, flush=True)) if args.json else print
+    summaries = convert(args.src, options, log)
+    if args.json:
+        print(json.dumps(summaries, default=float))
+    else:
+        for summary in summaries:
+            print(f"wrote {summary['file']}")
+    return 0
+
+
 COMMANDS = {"train": (add_train, run_train), "eval": (add_eval, run_eval), "info": (add_info, run_info),
             "shapes": (add_shapes, run_shapes), "bench": (add_bench, run_bench)}
 COMMANDS["run"] = (add_run, run_run)
 COMMANDS["quantize"] = (add_quantize, run_quantize)
+COMMANDS["convert"] = (add_convert, run_convert)
 
 
 def build_parser() -> ArgumentParser:

@@ -233,17 +233,22 @@ def output_error(reference: Callable, batches: np.ndarray) -> Callable[[Callable
     return score
 
 
-def load_images(spec: str, card: ModelCard, count: Optional[int], seed: int = 0) -> List[np.ndarray]:
-    """Calibration images from a dataset spec (its train split), or a directory/glob of
-    image files (e.g. frames saved from the deployment camera)."""
+def image_files(spec: str) -> List[str]:
+    """Image files directly in a directory or matching a glob ([] for a dataset spec)."""
     import glob
     import os
 
+    pattern = os.path.join(spec, "*") if os.path.isdir(spec) else spec
+    return sorted(f for f in glob.glob(pattern) if os.path.splitext(f)[1].lower() in
+                  (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"))
+
+
+def load_images(spec: str, card: ModelCard, count: Optional[int], seed: int = 0) -> List[np.ndarray]:
+    """Calibration images from a dataset spec (its train split), or a directory/glob of
+    image files (e.g. frames saved from the deployment camera)."""
     import cv2
 
-    pattern = os.path.join(spec, "*") if os.path.isdir(spec) else spec
-    files = sorted(f for f in glob.glob(pattern) if os.path.splitext(f)[1].lower() in
-                   (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"))
+    files = image_files(spec)
     if not files:
         return training_images(card, spec, "train", count, seed)
     if count is not None and count < len(files):

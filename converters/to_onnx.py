@@ -1,0 +1,92 @@
+"""PyTorch -> ONNX: fp32 through torch.onnx.export (TorchScript exporter, opset 17:
+exact to 1e-6 and seconds, where the dynamo exporter takes 15-20 s), and int8 QDQ
+through onnxruntime's static quantization (per-channel int8 weights, uint8
+activations, calibrated on real images through the card's preprocessing)."""
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from converters.card_embed import embed_onnx
+from converters.errors import conversion_error
+from edgecnn.atomic import atomic_path
+from edgecnn.card import ModelCard
+from edgecnn.runtime.preprocess import preprocess
+
+OPSET = 17
+
+
+def output_names(card: ModelCard, count: int) -> list:
+    if card.task == "detect":
+        strides = card.head.get("strides", [8, 16, 32])
+        return [f"boxes_s{s}" for s in strides] + [f"scores_s{s}" for s in strides]
+    return ["scores"] if count == 1 else [f"output{i}" for i in range(count)]
+
+
+def export_fp32(model: torch.nn.Module, card: ModelCard, path: str) -> None:
+    """torch.onnx.export to `path` (batch 1, NCHW as the card says)."""
+    nchw = card.replace(layout="nchw")
+    sample = torch.zeros(1, nchw.channels, *nchw.input_size)
+    with torch.no_grad():
+        out = model(sample)
+    count = len(out) if isinstance(out, (tuple, list)) else 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (sample,), path, dynamo=False, opset_version=OPSET,
+                              input_names=["input"], output_names=output_names(card, count))
+    except Exception as exc:  # the exporter raises many types
+        raise conversion_error("ONNX", exc, model, sample) from None
+
+
+class ImageReader:
+    """onnxruntime's CalibrationDataReader over preprocessed real images."""
+
+    def __init__(self, images: Sequence[np.ndarray], card: ModelCard, input_name: str) -> None:
+        self.items = iter([{input_name: preprocess(image, card)} for image in images])
+
+    def get_next(self):
+        return next(self.items, None)
+
+
+def quantize_int8(fp32_path: str, out_path: str, card: ModelCard, images: Sequence[np.ndarray],
+                  per_channel: bool = True) -> None:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    CalibrationDataReader.register(ImageReader)
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = os.path.join(tmp, "prepared.onnx")
+        quant_pre_process(fp32_path, prepared)
+        quantize_static(prepared, out_path, ImageReader(images, card, "input"), quant_format=QuantFormat.QDQ,
+                        per_channel=per_channel, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+
+
+def convert(model: torch.nn.Module, card: ModelCard, out_path: str, precision: str = "fp32",
+            calibration_images: Optional[Sequence[np.ndarray]] = None, per_channel: bool = True) -> ModelCard:
+    """Write `out_path` atomically with the card embedded; returns that card."""
+    import onnx
+
+    card = card.replace(layout="nchw", precision=precision)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32_path = os.path.join(tmp, "fp32.onnx")
+        export_fp32(model.eval(), card, fp32_path)
+        path = fp32_path
+        if precision == "int8":
+            path = os.path.join(tmp, "int8.onnx")
+            quantize_int8(fp32_path, path, card, calibration_images, per_channel)
+            card = card.replace(quantization={"scheme": "onnxruntime-static-qdq", "weights":
+                                              "per-channel int8" if per_channel else "per-tensor int8",
+                                              "activations": "uint8",
+                                              "calibration_images": len(calibration_images)})
+        proto = onnx.load(path)
+        embed_onnx(proto, card)
+        with atomic_path(Path(out_path)) as target:
+            onnx.save(proto, str(target))
+    return card
