@@ -78,7 +78,19 @@ def noise_reasons(latency: Dict[str, float], throttling: Iterable[str]) -> List[
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size so far (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    """This process's peak resident set size so far, in MiB.
+
+    Linux: VmHWM from /proc/self/status. Not ru_maxrss: Linux folds the RSS that the
+    forked child shared with its parent into ru_maxrss at exec, so a worker started by
+    a large parent would report the parent's size. Elsewhere ru_maxrss (KiB on Linux
+    and the BSDs, bytes on macOS)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024.0, 1)
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0, 1)
 

@@ -224,3 +224,15 @@ def test_agreement_with_an_independent_onnxruntime_loop(models):
     rows = json.loads(result.stdout)
     assert len(rows) == 1 and rows[0]["raw_backend"] == "onnxruntime.InferenceSession"
     assert abs(rows[0]["difference"]) <= 0.10, rows
+
+
+def test_a_worker_reports_its_own_peak_rss_not_its_parents(models):
+    """Linux folds a forked child's inherited RSS into ru_maxrss at exec: a worker started
+    by a large process must still report only its own peak."""
+    from edgecnn.bench import peak_rss_mb, run_isolated
+
+    ballast = np.ones((512, 1024, 1024), dtype=np.uint8)  # 512 MiB, touched
+    assert peak_rss_mb() > 512
+    record = run_isolated(BenchConfig(str(models["tflite"]), "litert", 1, runs=3, warmup=0))
+    del ballast
+    assert record["status"] == "ok" and record["peak_rss_mb"] < 400, record["peak_rss_mb"]
