@@ -126,3 +126,12 @@ def test_runtime_streams_with_torch_and_onnx_blocked():
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(report["frames"]) == 5 and report["onnx"] >= 1 and report["torch"] is False
+
+
+def test_bound_preprocessing_is_the_one_preprocessing():
+    from edgecnn.runtime.preprocess import make_preprocessor, preprocess
+
+    model = edgecnn.load(str(digits_onnx()))
+    image = shapes_scene(0, "val", 4)[0]
+    np.testing.assert_array_equal(make_preprocessor(model.card)(image), preprocess(image, model.card))
+    np.testing.assert_array_equal(model.preprocess(image), preprocess(image, model.card))

@@ -23,7 +23,7 @@ from edgecnn.errors import UserError
 from edgecnn.runtime.backends import Backend, open_backend
 from edgecnn.runtime.card_options import CardOptions, expected_input_shape, resolve_card
 from edgecnn.runtime.detection import decode, postprocess
-from edgecnn.runtime.preprocess import preprocess
+from edgecnn.runtime.preprocess import make_preprocessor
 from edgecnn.runtime.results import Classes, Detections, scores_from_logits
 from edgecnn.runtime.sources import Source, open_source, stderr_log
 from edgecnn.runtime.stats import StreamStats
@@ -53,6 +53,7 @@ class Model:
             raise UserError("confidence and IoU thresholds must be within 0..1")
         self.backend, self.card = backend, card
         self.conf_threshold, self.iou_threshold = conf_threshold, iou_threshold
+        self.preprocess = make_preprocessor(card)
         # One inference on a blank input: checks the outputs against the card before
         # any frame is read, and takes the backend's first-call setup off the first frame.
         self._check_outputs(backend.infer(np.zeros(expected_input_shape(card), np.float32)))
@@ -78,7 +79,7 @@ class Model:
             if image is None:
                 raise UserError(f"{path}: not a readable image")
         started = time.perf_counter()
-        blob = preprocess(image, self.card)
+        blob = self.preprocess(image)
         before = time.perf_counter()
         outputs = self.backend.infer(blob)
         inference_ms = (time.perf_counter() - before) * 1000

