@@ -123,6 +123,8 @@ def model_facts(path: str, backend) -> Dict[str, Any]:
         "architecture": card.architecture if card else {},
         "metrics": card.metrics if card else {},
     }
+    if getattr(backend, "providers", None):  # onnxruntime: which execution providers ran it
+        facts["providers"] = list(backend.providers)
     facts["accuracy"] = primary_accuracy(facts["metrics"])
     return facts
 
