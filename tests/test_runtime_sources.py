@@ -163,3 +163,46 @@ def test_live_source_stops_promptly_on_close():
     source.close()
     thread.join(timeout=3)
     assert not thread.is_alive()
+
+
+def test_http_mjpeg_stream_is_a_live_source():
+    """The web view's own MJPEG stream, read back over HTTP through OpenCV's FFmpeg."""
+    from edgecnn.runtime.results import Classes
+    from edgecnn.runtime.stats import StreamStats
+    from edgecnn.runtime.webview import WebView
+
+    view, stop = WebView("127.0.0.1:0", StreamStats()), threading.Event()
+
+    def feed():
+        shade = 0
+        while not stop.is_set():
+            view.write(np.full((48, 64, 3), shade % 256, np.uint8), Classes(np.array([1.0]), ["a"]))
+            shade += 1
+            time.sleep(0.02)
+
+    threading.Thread(target=feed, daemon=True).start()
+    try:
+        with open_source(view.url + "stream.mjpg") as source:
+            assert source.live
+            frames = []
+            for frame in source:
+                frames.append(frame)
+                if len(frames) == 5:
+                    break
+        assert all(f.image.shape == (48, 64, 3) for f in frames)
+        assert [f.index for f in frames] == sorted(f.index for f in frames)
+    finally:
+        stop.set()
+        view.close()
+
+
+def test_realtime_file_plays_at_its_own_frame_rate():
+    with open_source(str(VIDEO), realtime=True) as source:
+        assert source.live and source.fps == pytest.approx(15, abs=0.1)
+        started = time.perf_counter()
+        indices = []
+        for frame in source:
+            indices.append(frame.index)
+            if len(indices) == 6:
+                break
+    assert time.perf_counter() - started >= 5 / 15 - 0.02 and indices == list(range(6))
