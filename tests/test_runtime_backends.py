@@ -79,3 +79,40 @@ def test_unknown_missing_or_mismatched_backend_is_a_usage_error(tmp_path):
                               contains=text)
     assert_one_line_error(run_cli("run", tmp_path / "absent.tflite", "--max-frames", "1"), contains="no such model")
     assert_one_line_error(run_cli("run", tmp_path / "model.pt", "--max-frames", "1"), contains="expected .onnx")
+
+
+def test_tflite_runtime_is_the_fallback_when_ai_edge_litert_is_missing():
+    """tflite-runtime has the same Interpreter API; here a stand-in package provides it
+    (the real wheel needs numpy<2) while ai-edge-litert is blocked."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, types\n"
+        "from ai_edge_litert import interpreter as real\n"
+        "package = types.ModuleType('tflite_runtime'); module = types.ModuleType('tflite_runtime.interpreter')\n"
+        "module.Interpreter = real.Interpreter; package.interpreter = module\n"
+        "sys.modules.update({'tflite_runtime': package, 'tflite_runtime.interpreter': module,\n"
+        "                    'ai_edge_litert': None, 'ai_edge_litert.interpreter': None, 'torch': None})\n"
+        "from edgecnn.runtime.backends import backends_for, open_backend\n"
+        "assert backends_for('m.tflite') == ['tflite-runtime'], backends_for('m.tflite')\n"
+        "backend = open_backend(sys.argv[1])\n"
+        "import numpy as np\n"
+        "outputs = backend.infer(np.zeros(backend.input_shape, np.float32))\n"
+        "print(backend.name, backend.card is None, len(outputs))\n")
+    out = subprocess.run([sys.executable, "-c", code, str(RUNTIME_DEFAULT)], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["tflite-runtime", "False", "6"]  # the card is read without the schema too
+
+
+def test_card_reader_without_the_tflite_schema_matches_the_schema_reader(tmp_path):
+    from converters.card_embed import embed_tflite
+    from edgecnn.runtime.model_file import CARD_KEY, _tflite_metadata, read_tflite_card
+
+    data = RUNTIME_DEFAULT.read_bytes()
+    assert ModelCard.from_json(_tflite_metadata(data, CARD_KEY).decode()) == read_tflite_card(data)
+    assert _tflite_metadata(data, "no-such-key") is None
+    other = read_tflite_card(data).replace(labels=["a", "b", "c"], metrics={"note": "re-embedded"})
+    again = embed_tflite(data, other)  # replaces the card: still exactly one, the new one
+    assert ModelCard.from_json(_tflite_metadata(again, CARD_KEY).decode()) == other == read_tflite_card(again)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import struct
+import sys
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -224,7 +225,10 @@ def _tensor_quant(detail: dict) -> Quant:
 
 
 def installed(name: str) -> bool:
-    return importlib.util.find_spec(_PROVIDERS[name][0]) is not None
+    module = _PROVIDERS[name][0]
+    if module in sys.modules:  # already imported (or blocked with None)
+        return sys.modules[module] is not None
+    return importlib.util.find_spec(module) is not None
 
 
 def backends_for(path: str) -> List[str]:
