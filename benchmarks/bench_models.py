@@ -9,13 +9,20 @@
 
 ONNX: torch.onnx.export (opset 17, NCHW). TFLite: litert_torch.convert after
 `to_channel_last_io`, so the file takes NHWC and carries no TRANSPOSE in front of
-each conv (the count is printed as a check). int8 files come from `edgecnn convert`.
+each conv (the count is printed as a check).
 
-    python benchmarks/bench_models.py [--out runs/bench-models] [--only NAME ...]
+int8 (`--int8`): `edgecnn convert SRC --to all --precision int8`, the converter users
+run. The bundled models calibrate on and are gated by their own datasets. The
+random-weight MobileNets are saved as checkpoints and calibrated on real video
+frames (tests/data/tree.avi); with random weights their parity check says nothing
+about accuracy, so they are written with --force.
+
+    python benchmarks/bench_models.py [--out runs/bench-models] [--only NAME ...] [--int8]
 """
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -88,15 +95,60 @@ def write_tflite(model, card, path: Path) -> int:
     return sum(op["op_name"] == "TRANSPOSE" for op in interpreter._get_ops_details())  # pylint: disable=protected-access
 
 
+def video_frames(directory: Path, every: int = 4) -> Path:
+    """Real images for calibration: every 4th frame of the test video, as PNG files."""
+    import cv2
+
+    directory.mkdir(parents=True, exist_ok=True)
+    capture = cv2.VideoCapture(str(ROOT / "tests" / "data" / "tree.avi"))
+    index = 0
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if index % every == 0:
+            cv2.imwrite(str(directory / f"frame{index:04d}.png"), frame)
+        index += 1
+    capture.release()
+    return directory
+
+
+def convert_int8(name: str, out: Path) -> None:
+    """`edgecnn convert ... --precision int8` into OUT/int8."""
+    from edgecnn.assets import DIGITS_CLASSIFIER, SHAPES_DETECTOR
+    from edgecnn.checkpoint import save_checkpoint
+
+    bundled = {"digits-mobilenet_v2-0.5-80": DIGITS_CLASSIFIER, "shapes-detector-192": SHAPES_DETECTOR}
+    extra = []
+    if name in bundled:
+        source = Path(bundled[name])
+    else:
+        model, card = sources()[name]()
+        source = out / f"{name}.pt"
+        save_checkpoint(source, card, model)
+        frames = str(video_frames(out / "frames"))
+        extra = ["--data", frames, "--calib", frames, "--force"]
+    command = [sys.executable, "-m", "edgecnn", "convert", str(source), "--to", "all", "--precision", "int8",
+               "--out", str(out / "int8"), *extra]
+    print("$ " + " ".join(command[1:]), flush=True)
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    print(f"{name}: int8 in {time.perf_counter() - start:.0f} s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="runs/bench-models")
     parser.add_argument("--only", nargs="*", default=None, help="model names (default: all)")
+    parser.add_argument("--int8", action="store_true", help="make the int8 files with `edgecnn convert` instead")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name, make in sources().items():
         if args.only and name not in args.only:
+            continue
+        if args.int8:
+            convert_int8(name, out)
             continue
         model, card = make()
         start = time.perf_counter()

@@ -14,6 +14,7 @@ Imports neither torch nor onnx: it runs on a device with only `edgecnn[runtime]`
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import resource
@@ -111,7 +112,7 @@ def sample_input(backend) -> np.ndarray:
     return rng.standard_normal(backend.input_shape).astype(np.float32)
 
 
-def model_facts(path: str, backend) -> Dict[str, Any]:
+def model_facts(backend) -> Dict[str, Any]:
     """What the model is: its card's task, precision and accuracy, or what the file says."""
     card = backend.card
     integer_input = np.issubdtype(backend.input_dtype, np.integer)
@@ -166,8 +167,6 @@ def measure(config: BenchConfig, progress: Optional[Callable[[int], None]] = Non
     record["loadavg"] = [round(v, 2) for v in os.getloadavg()]
     record["rss_before_load_mb"] = peak_rss_mb()
     try:
-        import importlib
-
         from edgecnn.runtime.backends import open_backend
 
         start = time.perf_counter()
@@ -177,18 +176,19 @@ def measure(config: BenchConfig, progress: Optional[Callable[[int], None]] = Non
         start = time.perf_counter()
         backend = open_backend(config.model, config.backend, config.threads)
         record["load_ms"] = round((time.perf_counter() - start) * 1e3, 2)
-        record.update(model_facts(config.model, backend))
+        record.update(model_facts(backend))
         blob = sample_input(backend)
         start = time.perf_counter()
         backend.infer(blob)
         record["first_inference_ms"] = round((time.perf_counter() - start) * 1e3, 2)
         before = thermal_snapshot(device_root)
-        for index in range(config.warmup):
+        for _ in range(config.warmup):
             backend.infer(blob)
             if progress:
                 progress(1)
         times = timed_runs(backend.infer, blob, config.runs, progress)
         after = thermal_snapshot(device_root)
+        peak = peak_rss_mb()  # before the pipeline's video buffers
         if config.pipeline:
             from edgecnn.bench_pipeline import measure_pipeline
 
@@ -202,7 +202,7 @@ def measure(config: BenchConfig, progress: Optional[Callable[[int], None]] = Non
         return {**record, "status": "failed", "error": f"{type(exc).__name__}: {reason[:200]}"}
     record["latency_ms"] = latency_stats(times)
     record["fps"] = record["latency_ms"].pop("fps")
-    record["peak_rss_mb"] = peak_rss_mb()
+    record["peak_rss_mb"] = peak
     record["thermal_before"], record["thermal_after"] = before, after
     record["throttling"] = throttling_seen(before, after)
     record["noisy"] = noise_reasons(record["latency_ms"], record["throttling"])
@@ -234,7 +234,7 @@ def expand_configs(models: Sequence[str], backend: str, threads: Sequence[Option
     configs = []
     for model in models:
         if backend in ("all", "auto"):
-            names = backends_for(model) or ["none installed"]
+            names = backends_for(model) or ["auto"]  # none installed: "auto" fails with the pip hint
             names = names if backend == "all" else names[:1]
         else:
             names = [backend]
