@@ -45,7 +45,7 @@ def test_paced_camera_keeps_only_the_newest_frame_and_frame_age_stays_bounded():
     source.close()
     assert indices == sorted(indices) and indices[-1] >= VIDEO_FRAMES - 3
     assert source.dropped > 10 and source.dropped == indices[-1] + 1 - len(indices)
-    assert max(ages) < 0.1, max(ages)  # at most one period plus scheduling, never a backlog
+    assert max(ages) < 0.15, max(ages)  # at most one period plus scheduling, never a backlog
     assert np.median(ages) < 2 * period + 0.01
 
 
