@@ -1,5 +1,7 @@
 """Backends: both file formats behind one interface, quantized inputs and outputs,
 and one-line errors for files that cannot be run."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -37,7 +39,13 @@ def test_threads_and_backend_names():
     assert onnx_backend.session.get_session_options().intra_op_num_threads == 2
 
 
-def test_jetson_prefers_tensorrt_then_cuda_when_available():
+def test_jetson_prefers_tensorrt_then_cuda_when_available(tmp_path, monkeypatch):
+    from edgecnn.runtime.backends import tensorrt_options
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    options = tensorrt_options()
+    assert options["trt_engine_cache_enable"] and Path(options["trt_engine_cache_path"]).is_dir()
+    assert Path(options["trt_engine_cache_path"]).is_relative_to(tmp_path)
     available = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
     assert onnx_providers(available, "jetson") == available
     assert onnx_providers(["CUDAExecutionProvider", "CPUExecutionProvider"], "jetson")[0] == "CUDAExecutionProvider"
