@@ -44,19 +44,20 @@ def libcamera_pipeline(index: int, width: int, height: int, fps: int) -> str:
 
 def camera_choice(index: int, profile: DeviceProfile, width: int = 640, height: int = 480, fps: int = 30,
                   has_picamera2: Optional[bool] = None, has_gstreamer: Optional[bool] = None) -> CameraChoice:
-    """The capture path for camera `index` on `profile`'s device. `has_*` default to
-    what is installed here (tests pass them explicitly)."""
+    """The capture path for camera `index` on `profile`'s device (its `camera` field says
+    which stack the board has). `has_*` default to what is installed here (tests pass
+    them explicitly)."""
     if has_picamera2 is None:
         has_picamera2 = importlib.util.find_spec("picamera2") is not None
     if has_gstreamer is None:
         has_gstreamer = opencv_has_gstreamer()
-    if profile.kind == "raspberry-pi":
+    if profile.camera == "picamera2":
         if has_picamera2:
             return CameraChoice("picamera2", index, f"Pi camera {index} via picamera2")
         if has_gstreamer:
             return CameraChoice("gstreamer", libcamera_pipeline(index, width, height, fps),
                                 f"Pi camera {index} via libcamerasrc")
-    if profile.kind == "jetson" and has_gstreamer:
+    if profile.camera == "nvargus" and has_gstreamer:
         return CameraChoice("gstreamer", jetson_csi_pipeline(index, width, height, fps),
                             f"CSI camera {index} via nvarguscamerasrc")
     return CameraChoice("v4l2", index, f"V4L2 camera /dev/video{index}")

@@ -148,7 +148,7 @@ class LiveSource(Source):
             return None
         try:
             capture = self._opener()
-        except UserError as exc:
+        except Exception as exc:  # any failure to reopen is one more attempt, never a dead thread
             self._log(f"{self.name}: reconnect attempt {attempt + 1} failed ({exc}); next in "
                       f"{min(delay * 2, self._max_backoff):.2f} s")
             return None
