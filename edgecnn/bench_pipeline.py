@@ -4,9 +4,10 @@ Frames come from the runtime's own source (a capture thread that keeps only the
 newest frame for live sources; video files are paced at their frame rate, like a
 camera) and go through the same `Model.predict` as `edgecnn run` (preprocess,
 backend, decode). Per frame it records
-- frame age: how old the frame already was when processing started (waiting for
-  the previous frame's inference), and
-- capture-to-result: from capture until the decoded result exists,
+- frame age at start: how old the frame already was when processing started
+  (waiting for the previous frame's inference), and
+- capture-to-result: from capture until the decoded result exists (what the
+  runtime stamps on each result as `frame_age_ms`),
 plus the sustained FPS and the frames the source dropped because inference was slower.
 """
 from __future__ import annotations
@@ -61,5 +62,5 @@ def measure_pipeline(backend, source: str, frames: int,
         return {"source": source, "error": "the source gave no frames" + (f" ({messages[-1]})" if messages else "")}
     return {"source": source, "frames": len(totals), "fps": round(len(totals) / elapsed, 2),
             "source_fps": round(float(getattr(opened, "fps", 0.0) or 0.0), 2),
-            "dropped": int(getattr(opened, "dropped", 0)), "frame_age_ms": _percentiles(ages),
+            "dropped": int(getattr(opened, "dropped", 0)), "frame_age_at_start_ms": _percentiles(ages),
             "end_to_end_ms": _percentiles(totals)}
