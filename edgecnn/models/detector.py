@@ -96,14 +96,15 @@ class MobileNetDetector(nn.Module):
         """Eval mode (export, inference): (boxes_s8, boxes_s16, boxes_s32, scores_s8,
         scores_s16, scores_s32). Training mode: the pre-sigmoid (box, class) logits per
         level, which the loss needs for numerical stability."""
-        box_logits, class_logits = self.logits(x)
+        box_maps, class_maps = self.level_maps(x)
         if self.training:
-            return box_logits, class_logits
-        return (*[torch.sigmoid(b) for b in box_logits], *[torch.sigmoid(c) for c in class_logits])
+            return [flatten_cells(m) for m in box_maps], [flatten_cells(m) for m in class_maps]
+        # sigmoid before the reshape, so an int8 graph computes it in int8 and its outputs stay int8
+        return (*[flatten_cells(torch.sigmoid(m)) for m in box_maps],
+                *[flatten_cells(torch.sigmoid(m)) for m in class_maps])
 
-    def logits(self, x: torch.Tensor) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
-        """Pre-sigmoid outputs per level, (N, H*W, 4) and (N, H*W, classes): the loss
-        works on these for numerical stability."""
+    def level_maps(self, x: torch.Tensor) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+        """Pre-sigmoid (N, 4, H, W) box and (N, classes, H, W) class maps per level."""
         features = []
         for stage in self.stages:
             x = stage(x)
@@ -114,9 +115,15 @@ class MobileNetDetector(nn.Module):
         boxes, scores = [], []
         for smooth, head, feature in zip(self.smooth, self.heads, laterals):
             box, cls = head(smooth(feature))
-            boxes.append(box.flatten(2).transpose(1, 2))
-            scores.append(cls.flatten(2).transpose(1, 2))
+            boxes.append(box)
+            scores.append(cls)
         return boxes, scores
+
+
+def flatten_cells(maps: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, H*W, C), written as permute+flatten: channel-last backends make
+    it a plain reshape (flatten(2).transpose(1, 2) left two TRANSPOSE ops per output)."""
+    return maps.permute(0, 2, 3, 1).flatten(1, 2)
 
 
 def output_names(strides: Sequence[int] = STRIDES) -> List[str]:
