@@ -71,15 +71,17 @@ class Model:
         return f"Model({self.card.task}, {height}x{width}, {len(self.card.labels)} labels, {self.backend.describe()})"
 
     def predict(self, image, *, frame_index: int = 0, capture_time: Optional[float] = None,
-                capture_clock: Optional[float] = None) -> Result:
-        """One image (BGR/grey uint8 array or an image path) -> Classes | Detections."""
+                capture_clock: Optional[float] = None, blob: Optional[np.ndarray] = None) -> Result:
+        """One image (BGR/grey uint8 array or an image path) -> Classes | Detections.
+        blob: this image already preprocessed (by a source's reader thread)."""
         if isinstance(image, (str, os.PathLike)):
             path = str(image)
             image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
             if image is None:
                 raise UserError(f"{path}: not a readable image")
         started = time.perf_counter()
-        blob = self.preprocess(image)
+        if blob is None:
+            blob = self.preprocess(image)
         before = time.perf_counter()
         outputs = self.backend.infer(blob)
         inference_ms = (time.perf_counter() - before) * 1000
@@ -137,12 +139,14 @@ class Stream:
             raise UserError(f"--max-frames must be >= 1, got {max_frames}")
         self.model, self.source, self.max_frames = model, source, max_frames
         self.stats = StreamStats()
+        if not source.live:
+            source.prepare = model.preprocess
 
     def __iter__(self) -> Iterator[Tuple[np.ndarray, Result]]:
         try:
             for frame in self.source:
                 result = self.model.predict(frame.image, frame_index=frame.index, capture_time=frame.capture_time,
-                                            capture_clock=frame.capture_clock)
+                                            capture_clock=frame.capture_clock, blob=frame.blob)
                 self.stats.add(result, self.source.dropped, self.source.reconnects,
                                getattr(self.source, "status", "running"))
                 yield frame.image, result

@@ -44,6 +44,7 @@ class Frame:
     index: int  # position in the source (gaps: frames dropped by a live source)
     capture_time: float  # wall clock, seconds since the epoch
     capture_clock: float  # time.perf_counter() at capture, for ages
+    blob: Optional[np.ndarray] = None  # model input, when the source's thread made it ahead
 
 
 def stderr_log(message: str) -> None:
@@ -58,6 +59,8 @@ class Source:
     fps: float = 0.0  # nominal frame rate (0: unknown)
     dropped: int = 0  # frames captured but replaced by a newer one before use
     reconnects: int = 0
+    # Files: the model's preprocessing, run in the decode thread so it overlaps inference.
+    prepare: Optional[Callable[[np.ndarray], np.ndarray]] = None
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -181,8 +184,8 @@ class LiveSource(Source):
 # ------------------------------------------------------------------ files: every frame in order
 
 class VideoFileSource(Source):
-    """Every frame of a video file in order; a reader thread decodes ahead into a
-    small queue so decoding overlaps inference."""
+    """Every frame of a video file in order; a reader thread decodes (and, given
+    `prepare`, preprocesses) ahead into a small queue so that work overlaps inference."""
 
     def __init__(self, path: str, ahead: int = 4) -> None:
         self.name, self.path = path, path
@@ -200,7 +203,9 @@ class VideoFileSource(Source):
                 ok, image = self._capture.read()
                 if not ok:
                     break
-                frame = Frame(image, index, time.time(), time.perf_counter())
+                prepare = self.prepare
+                frame = Frame(image, index, time.time(), time.perf_counter(),
+                              prepare(image) if prepare is not None else None)
                 while not self._stop.is_set():
                     try:
                         self._queue.put(frame, timeout=0.1)
