@@ -99,6 +99,9 @@ class LiveSource(Source):
         self._stop = threading.Event()
         self.status = "running"
         self._capture = opener()  # the first open is synchronous: a bad source fails here
+        if not self.fps and hasattr(self._capture, "get"):  # a camera's own rate, for --save
+            reported = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
+            self.fps = reported if 1 <= reported <= 240 else 0.0  # streams report 90000 and the like
         self._thread = threading.Thread(target=self._run, name=f"capture {name}", daemon=True)
         self._thread.start()
 

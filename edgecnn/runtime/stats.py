@@ -18,6 +18,7 @@ class StreamStats:
         self._lock = threading.Lock()
         self.started = time.perf_counter()
         self.first_result: Optional[float] = None
+        self.last_result: Optional[float] = None
         self.frames = 0
         self.ages = collections.deque(maxlen=WINDOW)  # capture -> result, ms
         self.inference = collections.deque(maxlen=WINDOW)  # backend call, ms
@@ -32,6 +33,7 @@ class StreamStats:
         with self._lock:
             if self.first_result is None:
                 self.first_result = now
+            self.last_result = now
             self.frames += 1
             self.ages.append(result.frame_age_ms)
             self.inference.append(result.inference_ms)
@@ -40,11 +42,11 @@ class StreamStats:
             self._last = result
 
     def fps(self) -> float:
-        """Processed frames per second since the first result."""
+        """Processed frames per second from the first result to the latest."""
         with self._lock:
-            if self.frames < 2 or self.first_result is None:
+            if self.frames < 2 or self.first_result is None or self.last_result is None:
                 return 0.0
-            return (self.frames - 1) / max(1e-9, time.perf_counter() - self.first_result)
+            return (self.frames - 1) / max(1e-9, self.last_result - self.first_result)
 
     def recent_fps(self) -> float:
         with self._lock:
