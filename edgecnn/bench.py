@@ -32,6 +32,9 @@ from edgecnn.errors import UserError
 
 RECORD_SCHEMA = "edgecnn.bench/1"
 NOISY_RATIO = 1.5  # p90 / p50 above this: the run is flagged as noisy
+# CPU seconds this process got per wall second of timed runs below this: other processes
+# took the CPU (inference keeps at least the calling thread busy, whatever the thread count)
+MIN_CPU_SHARE = 0.8
 BACKEND_MODULES = {"onnxruntime": "onnxruntime", "litert": "ai_edge_litert.interpreter",
                    "tflite-runtime": "tflite_runtime.interpreter"}
 ACCURACY_KEYS = ("top1", "map50_95", "map50")  # the card metric shown beside latency, first found
@@ -70,11 +73,14 @@ def latency_stats(times_ms: Sequence[float]) -> Dict[str, float]:
             "fps": round(1000.0 / mean, 2) if mean > 0 else None}
 
 
-def noise_reasons(latency: Dict[str, float], throttling: Iterable[str]) -> List[str]:
+def noise_reasons(latency: Dict[str, float], throttling: Iterable[str],
+                  cpu_share: Optional[float] = None) -> List[str]:
     """Why a run's figures should not be trusted as-is (empty: none)."""
     reasons = []
     if latency.get("p50") and latency["p90"] / latency["p50"] > NOISY_RATIO:
         reasons.append(f"p90/p50 = {latency['p90'] / latency['p50']:.2f} > {NOISY_RATIO}")
+    if cpu_share is not None and cpu_share < MIN_CPU_SHARE:
+        reasons.append(f"got {cpu_share:.2f} CPU-seconds per second (other processes competing)")
     return reasons + list(throttling)
 
 
@@ -186,7 +192,9 @@ def measure(config: BenchConfig, progress: Optional[Callable[[int], None]] = Non
             backend.infer(blob)
             if progress:
                 progress(1)
+        cpu_start, wall_start = time.process_time(), time.perf_counter()
         times = timed_runs(backend.infer, blob, config.runs, progress)
+        cpu_share = (time.process_time() - cpu_start) / max(time.perf_counter() - wall_start, 1e-9)
         after = thermal_snapshot(device_root)
         peak = peak_rss_mb()  # before the pipeline's video buffers
         if config.pipeline:
@@ -205,7 +213,8 @@ def measure(config: BenchConfig, progress: Optional[Callable[[int], None]] = Non
     record["peak_rss_mb"] = peak
     record["thermal_before"], record["thermal_after"] = before, after
     record["throttling"] = throttling_seen(before, after)
-    record["noisy"] = noise_reasons(record["latency_ms"], record["throttling"])
+    record["cpu_share"] = round(cpu_share, 3)
+    record["noisy"] = noise_reasons(record["latency_ms"], record["throttling"], cpu_share)
     record["status"] = "ok"
     return record
 

@@ -73,6 +73,8 @@ def test_noisy_when_the_tail_is_long_or_the_cpu_throttled():
     assert noise_reasons({"p50": 1.0, "p90": 1.4}, []) == []
     assert f"> {NOISY_RATIO}" in noise_reasons({"p50": 1.0, "p90": 1.6}, [])[0]
     assert noise_reasons({"p50": 1.0, "p90": 1.0}, ["CPU clock fell"]) == ["CPU clock fell"]
+    assert noise_reasons({"p50": 1.0, "p90": 1.0}, [], cpu_share=0.98) == []
+    assert "other processes competing" in noise_reasons({"p50": 1.0, "p90": 1.0}, [], cpu_share=0.5)[0]
 
 
 def test_bench_measures_both_formats_and_appends_json_lines(models, tmp_path):
@@ -93,6 +95,7 @@ def test_bench_measures_both_formats_and_appends_json_lines(models, tmp_path):
         assert record["precision"] == "fp32" and record["accuracy"]["value"] == 0.875
         assert record["device"]["cores"] == os.cpu_count() and record["device"]["versions"]["numpy"]
         assert "temps" in record["thermal_before"] and isinstance(record["noisy"], list)
+        assert 0 < record["cpu_share"] <= os.cpu_count() * 1.05
     run_cli("bench", *args, check=True)
     assert len(read_json_lines([str(out)])) == 4  # appended, not overwritten
 
