@@ -1,16 +1,17 @@
 """Runtime measurements for benchmarks/RESULTS.md ("Runtime" section).
 
-1. Video file: processed FPS of `edgecnn run MODEL --source VIDEO` against a plain
-   sequential loop (decode -> preprocess -> infer -> decode/NMS, one frame after the
-   other) over the same file and model, alternating, in the same run. FPS counts from
-   the first result to the last (start-up is measured separately).
+1. Video file: processed FPS of `edgecnn run MODEL --source VIDEO --json /dev/null`
+   (its code path, in-process) against a plain sequential loop (decode -> preprocess ->
+   infer -> decode/NMS, one frame after the other) over the same file and model, in
+   interleaved rounds; each round's ratio is taken under the same machine load. FPS
+   counts from the first result to the last (start-up is measured separately).
 2. Start-up: wall time from launching `edgecnn run MODEL --source VIDEO --json -` to its
    first JSON line on stdout.
 3. A source paced at 30 FPS (the demo scene, a live source): frame age p99 against
    inference p99 + one frame period, and frame age in the first and last 500 of 3000
    frames (no growth).
 
-    python benchmarks/runtime_fps.py [--model PATH] [--repeats 3] [--paced-frames 3000]
+    python benchmarks/runtime_fps.py [--model PATH] [--repeats 10] [--paced-frames 3000]
 
 The video is tests/data/tree.avi (a real 320x240 clip, 68 frames) looped 10 times into
 a temporary MJPG file so each FPS figure covers 680 frames.
@@ -81,21 +82,11 @@ def plain_loop(model_path: str, video: str, bound: bool = False) -> dict:
 
 
 def edgecnn_run(model_path: str, video: str) -> dict:
-    """`edgecnn run` as a user runs it; its summary (first result to last) is read back."""
-    code = ("import json, sys\nfrom edgecnn.runtime.runner import RunOptions, run\n"
-            "s = run(RunOptions(model=sys.argv[1], source=sys.argv[2], json='/dev/null'), log=lambda m: None)\n"
-            "print(json.dumps(s))\n")
-    out = subprocess.run([sys.executable, "-c", code, model_path, video], capture_output=True, text=True, check=True,
-                         cwd=ROOT)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """What `edgecnn run MODEL --source VIDEO --json /dev/null` runs (the command's own
+    code path, called in-process); its summary FPS counts first result to last."""
+    from edgecnn.runtime.runner import RunOptions, run
 
-
-def plain_loop_process(model_path: str, video: str, bound: bool) -> dict:
-    code = ("import json, sys\nsys.path.insert(0, 'benchmarks')\nfrom runtime_fps import plain_loop\n"
-            "print(json.dumps(plain_loop(sys.argv[1], sys.argv[2], sys.argv[3] == 'bound')))\n")
-    out = subprocess.run([sys.executable, "-c", code, model_path, video, "bound" if bound else "plain"],
-                         capture_output=True, text=True, check=True, cwd=ROOT)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run(RunOptions(model=model_path, source=video, json="/dev/null"), log=lambda message: None)
 
 
 def time_to_first_result(model_path: str, video: str) -> float:
@@ -139,7 +130,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(RUNTIME_DEFAULT))
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=10, help="interleaved rounds of the three video pipelines")
     parser.add_argument("--paced-frames", type=int, default=3000, help="0: skip the paced-source part")
     parser.add_argument("--fps", type=float, default=30.0)
     args = parser.parse_args()
@@ -148,14 +139,18 @@ def main() -> None:
         video = str(Path(tmp) / "tree_x10.avi")
         report["video_frames"] = looped_video(ROOT / "tests" / "data" / "tree.avi", Path(video), 10)
         runs, loops, bound_loops = [], [], []
-        for _ in range(args.repeats):  # interleaved so drifting machine load hits all alike
-            loops.append(plain_loop_process(args.model, video, bound=False)["fps"])
-            bound_loops.append(plain_loop_process(args.model, video, bound=True)["fps"])
+        for _ in range(args.repeats):  # interleaved rounds: drifting machine load hits all three alike
+            loops.append(plain_loop(args.model, video, bound=False)["fps"])
+            bound_loops.append(plain_loop(args.model, video, bound=True)["fps"])
             runs.append(edgecnn_run(args.model, video)["fps"])
         for key, values in (("plain_loop", loops), ("plain_loop_bound_preprocess", bound_loops),
                             ("edgecnn_run", runs)):
             report[f"{key}_fps"] = [round(v, 1) for v in values]
             report[f"{key}_fps_median"] = round(statistics.median(values), 1)
+        for key, baseline in (("plain_loop", loops), ("plain_loop_bound_preprocess", bound_loops)):
+            ratios = [r / b for r, b in zip(runs, baseline)]  # paired: the same round, the same load
+            report[f"run_over_{key}_median_ratio"] = round(statistics.median(ratios), 3)
+            report[f"run_ge_{key}_rounds"] = f"{sum(r >= 1 for r in ratios)}/{len(ratios)}"
         starts = [time_to_first_result(args.model, video) for _ in range(5)]
         report["first_result_s"] = [round(s, 3) for s in starts]
         report["first_result_s_median"] = round(statistics.median(starts), 3)

@@ -192,7 +192,7 @@ class VideoFileSource(Source):
 
     def __init__(self, path: str, ahead: int = 4) -> None:
         self.name, self.path = path, path
-        self._capture = open_video_file(path)
+        self._capture = open_video_file(path, decoder_threads=1)
         self.fps = self._capture.get(cv2.CAP_PROP_FPS) or 0.0
         self._queue: "queue.Queue" = queue.Queue(maxsize=ahead)
         self._stop = threading.Event()
@@ -261,9 +261,12 @@ class ImageFilesSource(Source):
 
 # ------------------------------------------------------------------ openers
 
-def open_video_file(path: str) -> cv2.VideoCapture:
+def open_video_file(path: str, decoder_threads: int = 0) -> cv2.VideoCapture:
+    """decoder_threads: FFmpeg's own threads (0: its default, one per core); the
+    decode-ahead reader asks for 1, since its own thread already runs beside inference."""
     with native_stderr() as captured:
-        capture = cv2.VideoCapture(path)
+        capture = cv2.VideoCapture(path, cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, decoder_threads]) \
+            if decoder_threads else cv2.VideoCapture(path)
         ok = capture.isOpened()
         if ok:
             ok, _ = capture.read()
