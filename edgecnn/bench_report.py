@@ -3,8 +3,10 @@
 
 Rows are device x model x backend x precision x threads, with the card's accuracy
 beside the latency, because a model is chosen by latency at a given accuracy. When
-the same configuration was measured more than once on a device, the latest record
-counts (JSON lines files are appended to, so re-runs accumulate).
+the same configuration (same device, same file, backend, threads) was measured more
+than once (JSON lines files are appended to, so re-runs accumulate), the run with the
+median p50 stands for it: one real run, not a blend, and one disturbed run among
+three cannot move the figure.
 """
 from __future__ import annotations
 
@@ -35,15 +37,24 @@ def config_key(record: Dict[str, Any]) -> Tuple:
             record.get("threads"), bool(record.get("pipeline")))
 
 
-def latest(records: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """One record per device and configuration: the most recent one."""
-    chosen: Dict[Tuple, Dict[str, Any]] = {}
+def representative(records: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """One record per device and configuration: of its successful runs the one with the
+    median p50 (lower middle for an even count), marked with how many runs there were;
+    the latest failure when none succeeded."""
+    groups: Dict[Tuple, List[Dict[str, Any]]] = {}
     for record in records:
-        key = config_key(record)
-        if key not in chosen or record.get("time", "") >= chosen[key].get("time", ""):
-            chosen[key] = record
-    return sorted(chosen.values(), key=lambda r: (r.get("device", {}).get("name", ""), r["model"],
-                                                   r["backend"], str(r.get("precision")), r.get("threads") or 0))
+        groups.setdefault(config_key(record), []).append(record)
+    chosen = []
+    for group in groups.values():
+        ok = sorted((r for r in group if r.get("status") == "ok"), key=lambda r: r["latency_ms"]["p50"])
+        if ok:
+            pick = dict(ok[(len(ok) - 1) // 2])
+            pick["runs_combined"] = len(ok)
+        else:
+            pick = max(group, key=lambda r: r.get("time", ""))
+        chosen.append(pick)
+    return sorted(chosen, key=lambda r: (r.get("device", {}).get("name", ""), r["model"], r["backend"],
+                                         str(r.get("precision")), r.get("threads") or 0))
 
 
 def row(record: Dict[str, Any]) -> List[str]:
@@ -62,6 +73,8 @@ def row(record: Dict[str, Any]) -> List[str]:
     elif pipeline:
         notes.append(f"capture-to-result p50 {_ms(pipeline['end_to_end_ms']['p50'])} ms, "
                      f"frame age at start p50 {_ms(pipeline['frame_age_at_start_ms']['p50'])} ms, {pipeline['fps']:.1f} FPS")
+    if record.get("runs_combined", 1) > 1:
+        notes.append(f"median of {record['runs_combined']} runs")
     if record.get("noisy"):
         notes.append("noisy: " + "; ".join(record["noisy"]))
     rss = record.get("peak_rss_mb")
@@ -104,13 +117,14 @@ def device_lines(records: Sequence[Dict[str, Any]]) -> List[str]:
 
 
 def markdown_report(records: Sequence[Dict[str, Any]], chart: Optional[str] = None) -> str:
-    chosen = latest(records)
+    chosen = representative(records)
     parts = ["# Inference latency", "",
              "Inference only (`Backend.infer` on a preprocessed input), one fresh process per "
              "configuration; latency in milliseconds, accuracy from each model's card.", "",
              markdown_table(chosen), "", "Devices:", "", *device_lines(chosen)]
     if len(chosen) < len(records):
-        parts += ["", f"{len(records) - len(chosen)} older record(s) of the same configurations left out."]
+        parts += ["", f"{len(records)} records of {len(chosen)} configurations: where a configuration was run "
+                  "more than once, the run with the median p50 is shown (notes: 'median of N runs')."]
     if chart:
         parts += ["", f"![p50 latency, whiskers to p90]({chart})"]
     return "\n".join(parts) + "\n"
@@ -124,7 +138,7 @@ def chart(records: Sequence[Dict[str, Any]], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = [r for r in latest(records) if r.get("status") == "ok"]
+    ok = [r for r in representative(records) if r.get("status") == "ok"]
     if not ok:
         from edgecnn.errors import UserError
 

@@ -239,3 +239,18 @@ def test_a_worker_reports_its_own_peak_rss_not_its_parents(models):
     record = run_isolated(BenchConfig(str(models["tflite"]), "litert", 1, runs=3, warmup=0))
     del ballast
     assert record["status"] == "ok" and record["peak_rss_mb"] < 400, record["peak_rss_mb"]
+
+
+def test_report_shows_the_median_run_of_a_repeated_configuration():
+    from edgecnn.bench_report import representative
+
+    def run(p50, time, status="ok"):
+        record = {"schema": "edgecnn.bench/1", "model": "m.onnx", "model_sha256": "ab", "backend": "onnxruntime",
+                  "threads": 1, "device": {"id": "d", "name": "dev"}, "status": status, "time": time}
+        return dict(record, latency_ms={"p50": p50, "p90": p50}) if status == "ok" else dict(record, error="x")
+
+    chosen = representative([run(5.0, "1"), run(9.0, "2"), run(4.0, "3"), run(0, "4", "failed")])
+    assert len(chosen) == 1 and chosen[0]["latency_ms"]["p50"] == 5.0 and chosen[0]["runs_combined"] == 3
+    assert representative([run(0, "1", "failed")])[0]["status"] == "failed"
+    other_threads = dict(run(3.0, "5"), threads=2)
+    assert len(representative([run(5.0, "1"), other_threads])) == 2
