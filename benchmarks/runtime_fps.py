@@ -139,10 +139,18 @@ def main() -> None:
         video = str(Path(tmp) / "tree_x10.avi")
         report["video_frames"] = looped_video(ROOT / "tests" / "data" / "tree.avi", Path(video), 10)
         runs, loops, bound_loops = [], [], []
+        cpu_share = {"plain_loop": [], "plain_loop_bound_preprocess": [], "edgecnn_run": []}
         for _ in range(args.repeats):  # interleaved rounds: drifting machine load hits all three alike
-            loops.append(plain_loop(args.model, video, bound=False)["fps"])
-            bound_loops.append(plain_loop(args.model, video, bound=True)["fps"])
-            runs.append(edgecnn_run(args.model, video)["fps"])
+            for key, values, measure in (
+                    ("plain_loop", loops, lambda: plain_loop(args.model, video, bound=False)),
+                    ("plain_loop_bound_preprocess", bound_loops, lambda: plain_loop(args.model, video, bound=True)),
+                    ("edgecnn_run", runs, lambda: edgecnn_run(args.model, video))):
+                cpu, wall = time.process_time(), time.perf_counter()
+                values.append(measure()["fps"])
+                # CPU-seconds this process got per second (all its threads): above 1 only
+                # when a second core was free for the decode-ahead thread.
+                cpu_share[key].append((time.process_time() - cpu) / (time.perf_counter() - wall))
+        report["cpu_share_median"] = {k: round(statistics.median(v), 2) for k, v in cpu_share.items()}
         for key, values in (("plain_loop", loops), ("plain_loop_bound_preprocess", bound_loops),
                             ("edgecnn_run", runs)):
             report[f"{key}_fps"] = [round(v, 1) for v in values]
