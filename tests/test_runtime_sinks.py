@@ -83,6 +83,28 @@ def test_window_needs_a_display():
     assert_one_line_error(result, contains="--show needs a display")
 
 
+@pytest.mark.skipif(not Path("/usr/bin/Xvfb").exists(), reason="needs Xvfb for a virtual display "
+                    "(apt-get install -y xvfb)")
+def test_window_opens_on_a_virtual_display():
+    import subprocess
+
+    display = next(n for n in range(90, 140) if not Path(f"/tmp/.X11-unix/X{n}").exists())
+    server = subprocess.Popen(["/usr/bin/Xvfb", f":{display}", "-screen", "0", "640x480x24"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(50):
+            if Path(f"/tmp/.X11-unix/X{display}").exists():
+                break
+            time.sleep(0.1)
+        result = run_cli("run", "--source", "demo?fps=60", "--show", "--max-frames", "5",
+                         env={"DISPLAY": f":{display}", "WAYLAND_DISPLAY": ""}, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert "summary: 5 frames" in result.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 def fetch(url, headers=None):
     request = urllib.request.Request(url, headers=headers or {})
     try:
