@@ -135,3 +135,14 @@ def test_bound_preprocessing_is_the_one_preprocessing():
     image = shapes_scene(0, "val", 4)[0]
     np.testing.assert_array_equal(make_preprocessor(model.card)(image), preprocess(image, model.card))
     np.testing.assert_array_equal(model.preprocess(image), preprocess(image, model.card))
+
+
+def test_edgecnn_run_command_needs_neither_torch_nor_onnx(tmp_path):
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['onnx'] = None\n"
+            "from edgecnn.cli import main\n"
+            "main(['run', '--source', 'demo?fps=100', '--max-frames', '3', '--json', sys.argv[1], '--save', sys.argv[2],"
+            " '--serve', '127.0.0.1:0'])\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r.jsonl"), str(tmp_path / "r.avi")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 3 and (tmp_path / "r.avi").stat().st_size > 0
