@@ -291,8 +291,8 @@ def add_convert(sub) -> None:
                        "parity report on held-out real images and is written only if it passes.")
     p.add_argument("src")
     p.add_argument("--to", default="all", choices=["onnx", "tflite", "all"])
-    p.add_argument("--precision", default="fp32", choices=["fp32", "int8", "auto"],
-                   help="auto: measure fp32 and int8 here and keep the faster one that passes")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "int8", "both", "auto"],
+                   help="both: write fp32 and int8; auto: measure both here and keep the faster one that passes")
     p.add_argument("--out", default="converted", help="output directory")
     p.add_argument("--data", default=None, help="held-out data: a dataset, or a directory/glob of real "
                    "images (default: the card's dataset)")

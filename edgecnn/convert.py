@@ -29,7 +29,7 @@ FORMATS = {"onnx": ".onnx", "tflite": ".tflite"}
 @dataclass
 class ConvertOptions:
     to: str = "all"
-    precision: str = "fp32"  # fp32 | int8 | auto
+    precision: str = "fp32"  # fp32 | int8 | both | auto
     out: str = "converted"
     data: Optional[str] = None  # held-out data (default: the card's dataset)
     calib: Optional[str] = None
@@ -82,8 +82,8 @@ class Converter:
         self.options, self.log = options, log
         if options.to not in ("onnx", "tflite", "all"):
             raise UserError(f"--to must be onnx, tflite or all, got {options.to!r}")
-        if options.precision not in ("fp32", "int8", "auto"):
-            raise UserError(f"--precision must be fp32, int8 or auto, got {options.precision!r}")
+        if options.precision not in ("fp32", "int8", "both", "auto"):
+            raise UserError(f"--precision must be fp32, int8, both or auto, got {options.precision!r}")
         self.source: Source = load_source(src, options.flags, options.weights)
         card = self.source.card
         self.data_spec = options.data or card.dataset.get("name")
@@ -91,15 +91,21 @@ class Converter:
             raise UserError(f"{src}: pass --data (a dataset, or a directory or glob of real images) for the "
                             "parity check and calibration")
         self.labelled = not image_files(self.data_spec)
+        needs_calibration = options.precision != "fp32" and self.source.quantized is None
+        self.calibration = None
         if self.labelled:
             self.held_out = training_images(card, self.data_spec, "val", options.parity_images)
-        else:
-            files = load_images(self.data_spec, card, None)
-            self.held_out = files[-min(options.parity_images, max(1, len(files) // 2)):]
-        self.needs_int8 = options.precision in ("int8", "auto")
-        self.calibration = None
-        if self.needs_int8 and self.source.quantized is None:
-            self.calibration = load_images(options.calib or self.data_spec, card, options.calib_images)
+            if needs_calibration:
+                self.calibration = load_images(options.calib or self.data_spec, card, options.calib_images)
+        else:  # one directory of images: calibrate on the first half, check parity on the second
+            images = load_images(self.data_spec, card, None)
+            if len(images) < 2:
+                raise UserError(f"{self.data_spec}: need at least 2 images (calibration and parity)")
+            half = len(images) // 2
+            self.held_out = images[half:][:options.parity_images]
+            if needs_calibration:
+                self.calibration = (load_images(options.calib, card, options.calib_images) if options.calib
+                                    else images[:half][:options.calib_images])
         self.reference_card = card.replace(layout="nchw") if self.source.model is not None else card
         self.baseline = self._baseline()
 
@@ -195,7 +201,7 @@ def convert(src: str, options: ConvertOptions, log=print) -> List[Dict[str, Any]
         converter = Converter(src, options, log)
         stem = Path(src.split(":")[0] if ".py:" in src else src).stem
         formats = ["onnx", "tflite"] if options.to == "all" else [options.to]
-        precisions = ["fp32", "int8"] if options.precision == "auto" else [options.precision]
+        precisions = ["fp32", "int8"] if options.precision in ("both", "auto") else [options.precision]
         summaries, refused = [], []
         for fmt in formats:
             candidates = []
