@@ -133,8 +133,12 @@ def markdown_report(records: Sequence[Dict[str, Any]], chart: Optional[str] = No
 def chart(records: Sequence[Dict[str, Any]], path: str) -> None:
     """Horizontal bars of p50 latency (whisker to p90), one bar per configuration, one
     colour per device, with the accuracy in each bar's label."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        from edgecnn.errors import UserError
 
+        raise UserError("bench report draws its chart with matplotlib: pip install matplotlib") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

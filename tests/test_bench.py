@@ -254,3 +254,16 @@ def test_report_shows_the_median_run_of_a_repeated_configuration():
     assert representative([run(0, "1", "failed")])[0]["status"] == "failed"
     other_threads = dict(run(3.0, "5"), threads=2)
     assert len(representative([run(5.0, "1"), other_threads])) == 2
+
+
+def test_report_without_matplotlib_is_one_line(tmp_path):
+    """A device with only edgecnn[runtime] can bench; the report asks for matplotlib plainly."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "matplotlib.py").write_text("raise ImportError('matplotlib is not installed here')\n")
+    records = tmp_path / "r.jsonl"
+    records.write_text(json.dumps({"schema": "edgecnn.bench/1", "model": "m.onnx", "backend": "onnxruntime",
+                                   "threads": 1, "status": "failed", "error": "x", "device": {"name": "d"}}) + "\n")
+    result = run_cli("bench", "report", records, "--out", tmp_path / "out",
+                     env={"PYTHONPATH": os.pathsep.join([str(ROOT), str(blocker)])})
+    assert_one_line_error(result, 2, "pip install matplotlib")
