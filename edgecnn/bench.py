@@ -20,6 +20,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -262,9 +263,15 @@ def run_isolated(config: BenchConfig, progress: Optional[Callable[[int], None]] 
     env = dict(os.environ)
     package_root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    process = subprocess.Popen(worker_command(config), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=env)
-    timer = threading.Timer(timeout, process.kill) if timeout else None
+    errors = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a chatty backend cannot block
+    process = subprocess.Popen(worker_command(config), stdout=subprocess.PIPE, stderr=errors, text=True, env=env)
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        process.kill()
+
+    timer = threading.Timer(timeout, expire) if timeout else None
     if timer:
         timer.start()
     result = None
@@ -279,14 +286,19 @@ def run_isolated(config: BenchConfig, progress: Optional[Callable[[int], None]] 
         elif message.get("event") == "result":
             result = message["record"]
     try:
-        _, stderr = process.communicate(timeout=30)
+        process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         process.kill()
-        _, stderr = process.communicate()
+        process.wait()
     if timer:
         timer.cancel()
+    errors.seek(0)
+    stderr = errors.read()
+    errors.close()
     if result is not None:
         return result
+    if expired.is_set():
+        return {**base_record(config), "status": "failed", "error": f"did not finish within {timeout:g} s"}
     last = [line for line in (stderr or "").strip().splitlines() if line.strip()][-1:]
     if process.returncode is not None and process.returncode < 0:
         why = f"benchmark process killed by signal {-process.returncode}"
@@ -297,9 +309,11 @@ def run_isolated(config: BenchConfig, progress: Optional[Callable[[int], None]] 
 
 
 def run_configs(configs: Sequence[BenchConfig], isolate: bool = True, show_progress: bool = True,
-                device_name: Optional[str] = None) -> List[Dict[str, Any]]:
+                device_name: Optional[str] = None, timeout: Optional[float] = None) -> List[Dict[str, Any]]:
     """Measure every configuration, one after the other, with a progress bar on stderr.
-    Each record gets the device fingerprint and a `noisy` flag."""
+    Each record gets the device fingerprint and a `noisy` flag. `timeout` (seconds, per
+    configuration, isolated runs only): a configuration still running then is killed
+    and reported as failed, and the others still run."""
     from tqdm import tqdm
 
     from devices.fingerprint import fingerprint
@@ -312,7 +326,7 @@ def run_configs(configs: Sequence[BenchConfig], isolate: bool = True, show_progr
         for config in configs:
             bar.set_description(config.label)
             start = bar.n
-            record = run_isolated(config, bar.update) if isolate else measure(config, bar.update)
+            record = run_isolated(config, bar.update, timeout) if isolate else measure(config, bar.update)
             bar.update(start + config.steps - bar.n)  # a failed run skips its share
             record["isolated"] = isolate
             record["device"] = device

@@ -52,7 +52,7 @@ def run(args) -> int:
         configs = expand_configs(args.models, args.backend, threads, args.runs, args.warmup, args.pipeline,
                                  args.frames)
         records = run_configs(configs, isolate=not args.same_process, show_progress=show_progress,
-                              device_name=args.device_name)
+                              device_name=args.device_name, timeout=args.timeout)
     from edgecnn.bench import write_json_lines
     from edgecnn.bench_report import text_table
 
@@ -75,6 +75,7 @@ def run_on_remote(args, show_progress: bool) -> list:
         raise UserError("--remote: model files need distinct names (they are copied into one directory)")
     target = SshTarget(args.remote, args.ssh_config, args.connect_timeout)
     options = {"backend": args.backend, "threads": args.threads, "runs": args.runs, "warmup": args.warmup,
+               "timeout": args.timeout,
                "pipeline": args.pipeline, "frames": args.frames if args.pipeline else None,
                "device_name": args.device_name, "progress": show_progress}
     return run_remote(target, args.models, options, python=args.remote_python)

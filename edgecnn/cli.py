@@ -183,6 +183,8 @@ def add_bench(sub) -> None:
     p.add_argument("--frames", type=int, default=100, help="frames for --pipeline")
     p.add_argument("--json", default=None, metavar="PATH", help="append one JSON line per configuration ('-': stdout)")
     p.add_argument("--device-name", default=None, help="label for this device in results")
+    p.add_argument("--timeout", type=positive_float, default=None,
+                   help="seconds per configuration; one still running then is reported as failed")
     p.add_argument("--same-process", action="store_true",
                    help="measure in this process (load time and peak RSS then include earlier configurations)")
     p.add_argument("--progress", action="store_true", help="show the progress bar even when stderr is not a terminal")

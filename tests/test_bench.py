@@ -267,3 +267,18 @@ def test_report_without_matplotlib_is_one_line(tmp_path):
     result = run_cli("bench", "report", records, "--out", tmp_path / "out",
                      env={"PYTHONPATH": os.pathsep.join([str(ROOT), str(blocker)])})
     assert_one_line_error(result, 2, "pip install matplotlib")
+
+
+def test_a_crashed_or_hanging_configuration_is_a_failed_row(models, monkeypatch):
+    import edgecnn.bench as bench
+
+    config = BenchConfig(str(models["onnx"]), "onnxruntime", 1, runs=10 ** 7, warmup=0)
+    started = __import__("time").monotonic()
+    hung = bench.run_isolated(config, timeout=3)
+    assert hung["status"] == "failed" and hung["error"] == "did not finish within 3 s"
+    assert __import__("time").monotonic() - started < 30
+    crash = "import os, signal, sys; print('about to crash', file=sys.stderr); os.kill(os.getpid(), signal.SIGSEGV)"
+    monkeypatch.setattr(bench, "worker_command", lambda _config: [sys.executable, "-c", crash])
+    crashed = bench.run_isolated(config)
+    assert crashed["status"] == "failed"
+    assert crashed["error"] == "benchmark process killed by signal 11: about to crash"
