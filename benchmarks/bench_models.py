@@ -92,7 +92,8 @@ def write_tflite(model, card, path: Path) -> int:
     path.write_bytes(embed_tflite(raw.read_bytes(), card.replace(layout="nhwc", precision="fp32")))
     raw.unlink()
     interpreter = Interpreter(model_path=str(path))
-    return sum(op["op_name"] == "TRANSPOSE" for op in interpreter._get_ops_details())  # pylint: disable=protected-access
+    ops = interpreter._get_ops_details()  # pylint: disable=protected-access
+    return sum(op["op_name"] == "TRANSPOSE" for op in ops)
 
 
 def video_frames(directory: Path, every: int = 4) -> Path:

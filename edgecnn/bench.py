@@ -14,10 +14,10 @@ Imports neither torch nor onnx: it runs on a device with only `edgecnn[runtime]`
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -99,6 +99,8 @@ def peak_rss_mb() -> float:
                     return round(int(line.split()[1]) / 1024.0, 1)
     except (OSError, ValueError, IndexError):
         pass
+    import resource  # POSIX only
+
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0, 1)
 
@@ -146,8 +148,6 @@ def primary_accuracy(metrics: Dict[str, Any]) -> Optional[Dict[str, Any]]:
 
 
 def file_digest(path: str) -> str:
-    import hashlib
-
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):

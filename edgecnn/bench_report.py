@@ -72,7 +72,8 @@ def row(record: Dict[str, Any]) -> List[str]:
         notes.append(f"pipeline failed: {pipeline['error']}")
     elif pipeline:
         notes.append(f"capture-to-result p50 {_ms(pipeline['end_to_end_ms']['p50'])} ms, "
-                     f"frame age at start p50 {_ms(pipeline['frame_age_at_start_ms']['p50'])} ms, {pipeline['fps']:.1f} FPS")
+                     f"frame age at start p50 {_ms(pipeline['frame_age_at_start_ms']['p50'])} ms, "
+                     f"{pipeline['fps']:.1f} FPS")
     if record.get("runs_combined", 1) > 1:
         notes.append(f"median of {record['runs_combined']} runs")
     if record.get("noisy"):

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -221,7 +222,7 @@ def test_agreement_with_an_independent_onnxruntime_loop(models):
     """The bench's p50 (fresh process, through Backend.infer) within 10% of a bare
     onnxruntime.InferenceSession loop timed in this run (benchmarks/bench_agreement.py)."""
     script = ROOT / "benchmarks" / "bench_agreement.py"
-    result = subprocess.run([sys.executable, str(script), str(models["onnx"]), "--runs", "100", "--rounds", "5",
+    result = subprocess.run([sys.executable, str(script), str(models["onnx"]), "--runs", "100", "--rounds", "9",
                              "--json"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
@@ -270,13 +271,13 @@ def test_report_without_matplotlib_is_one_line(tmp_path):
 
 
 def test_a_crashed_or_hanging_configuration_is_a_failed_row(models, monkeypatch):
-    import edgecnn.bench as bench
+    from edgecnn import bench
 
     config = BenchConfig(str(models["onnx"]), "onnxruntime", 1, runs=10 ** 7, warmup=0)
-    started = __import__("time").monotonic()
+    started = time.monotonic()
     hung = bench.run_isolated(config, timeout=3)
     assert hung["status"] == "failed" and hung["error"] == "did not finish within 3 s"
-    assert __import__("time").monotonic() - started < 30
+    assert time.monotonic() - started < 30
     crash = "import os, signal, sys; print('about to crash', file=sys.stderr); os.kill(os.getpid(), signal.SIGSEGV)"
     monkeypatch.setattr(bench, "worker_command", lambda _config: [sys.executable, "-c", crash])
     crashed = bench.run_isolated(config)
