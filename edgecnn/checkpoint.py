@@ -30,8 +30,10 @@ def file_hash(path: Union[str, Path]) -> str:
 
 def save_checkpoint(path: Union[str, Path], card: ModelCard, model: nn.Module, **extra: Any) -> None:
     """Write atomically: a kill at any moment leaves the previous file intact."""
-    state = model.module.state_dict() if hasattr(model, "module") else model.state_dict()
-    payload = {"format": FORMAT, "version": VERSION, "card": card.to_dict(), "model": state, **extra}
+    model = model.module if hasattr(model, "module") else model
+    payload = {"format": FORMAT, "version": VERSION, "card": card.to_dict(), "model": model.state_dict(), **extra}
+    if card.architecture.get("pruned"):
+        payload["layer_shapes"] = layer_shapes(model)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -67,12 +69,41 @@ def build_from_card(card: ModelCard) -> nn.Module:
                        in_channels=card.channels)
 
 
+_SHAPE_ATTRIBUTES = {nn.Conv2d: ("in_channels", "out_channels", "groups"), nn.BatchNorm2d: ("num_features",),
+                     nn.Linear: ("in_features", "out_features")}
+
+
+def layer_shapes(model: nn.Module) -> Dict[str, Dict[str, int]]:
+    """Channel counts of every layer: with the weights, all a pruned network needs to be
+    rebuilt from its unpruned architecture (plain ints, so weights_only loading works)."""
+    return {name: {attr: int(getattr(module, attr)) for attr in attrs}
+            for name, module in model.named_modules()
+            for kind, attrs in _SHAPE_ATTRIBUTES.items() if type(module) is kind}
+
+
+def restore_layer_shapes(model: nn.Module, shapes: Dict[str, Dict[str, int]], state: Dict[str, Any]) -> None:
+    """Shrink an unpruned model's layers to the saved channel counts and tensors."""
+    modules = dict(model.named_modules())
+    for name, attrs in shapes.items():
+        for attr, value in attrs.items():
+            setattr(modules[name], attr, value)
+    for key, tensor in state.items():
+        owner, _, leaf = key.rpartition(".")
+        module = modules.get(owner)
+        if module is not None and leaf in module._parameters:
+            module._parameters[leaf] = nn.Parameter(tensor.clone())
+        elif module is not None and leaf in module._buffers:
+            module._buffers[leaf] = tensor.clone()
+
+
 def load_model(path: Union[str, Path]) -> Tuple[nn.Module, ModelCard, Dict[str, Any]]:
     """Checkpoint -> (model in eval mode, card, raw payload)."""
     payload = load_checkpoint(path)
     card = ModelCard.from_dict(payload["card"])
     model = build_from_card(card)
     try:
+        if card.architecture.get("pruned"):
+            restore_layer_shapes(model, payload.get("layer_shapes", {}), payload["model"])
         model.load_state_dict(payload["model"])
     except (RuntimeError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -83,7 +114,8 @@ def load_model(path: Union[str, Path]) -> Tuple[nn.Module, ModelCard, Dict[str, 
 def strip_checkpoint(source: Union[str, Path], destination: Union[str, Path]) -> None:
     """Keep only what a deployed model needs (card and weights), dropping training state."""
     payload = load_checkpoint(source)
-    kept = {key: payload[key] for key in ("format", "version", "card", "model", "epoch")}
+    kept = {key: payload[key] for key in ("format", "version", "card", "model", "epoch", "layer_shapes")
+            if key in payload}
     kept["source_hash"] = file_hash(source)
     with atomic_path(destination) as tmp:
         torch.save(kept, tmp)

@@ -334,11 +334,52 @@ def run_convert(args) -> int:
     return 0
 
 
+def add_prune(sub) -> None:
+    p = sub.add_parser("prune", help="structured channel pruning + fine-tuning, refused beyond the accuracy budget",
+                       description="Removes whole channels through Torch-Pruning's dependency graph until the "
+                       "target is met, fine-tunes, and measures the result beside the original on the held-out split.")
+    p.add_argument("model", help="an fp32 edgecnn checkpoint")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--target-macs", type=float, help="fraction of the MACs to keep, e.g. 0.5")
+    target.add_argument("--target-latency-ms", type=float, help="fp32 latency to reach, measured with "
+                        "onnxruntime on this device")
+    p.add_argument("--importance", default="magnitude", choices=["magnitude", "taylor", "bn-scale", "lamp", "random"])
+    p.add_argument("--data", default=None, help="training and held-out data (default: the card's dataset)")
+    p.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs")
+    p.add_argument("--lr", type=positive_float, default=0.01, help="fine-tuning learning rate (SGD)")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--max-drop", type=float, default=1.0, help="accuracy budget in points")
+    p.add_argument("--force", action="store_true", help="write the model even beyond the budget")
+    p.add_argument("--threads", type=int, default=2, help="threads for latency measurements")
+    p.add_argument("--out", required=True, help="output checkpoint path")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+
+
+def run_prune(args) -> int:
+    from edgecnn.prune import PruneOptions, prune_checkpoint
+
+    options = PruneOptions(target_macs=args.target_macs, target_latency_ms=args.target_latency_ms,
+                           importance=args.importance, data=args.data, epochs=args.epochs, lr=args.lr,
+                           batch=args.batch, max_drop=args.max_drop, force=args.force, threads=args.threads,
+                           seed=args.seed)
+    log = (lambda message: print(message, file=sys.stderr, flush=True)) if args.json else print
+    try:
+        summary = prune_checkpoint(args.model, args.out, options, log=log)
+    except KeyboardInterrupt:
+        print(f"interrupted: the last complete fine-tuning checkpoint is in "
+              f"{args.out.rsplit('.', 1)[0]}-finetune/last.pt", file=sys.stderr)
+        return 130
+    print(json.dumps(summary) if args.json else f"wrote {args.out}")
+    return 0
+
+
 COMMANDS = {"train": (add_train, run_train), "eval": (add_eval, run_eval), "info": (add_info, run_info),
             "shapes": (add_shapes, run_shapes), "bench": (add_bench, run_bench)}
 COMMANDS["run"] = (add_run, run_run)
 COMMANDS["quantize"] = (add_quantize, run_quantize)
 COMMANDS["convert"] = (add_convert, run_convert)
+COMMANDS["prune"] = (add_prune, run_prune)
 
 
 def build_parser() -> ArgumentParser:

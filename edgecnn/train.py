@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from edgecnn.card import ModelCard
-from edgecnn.checkpoint import build_from_card, load_checkpoint, save_checkpoint
+from edgecnn.checkpoint import build_from_card, load_checkpoint, load_model, save_checkpoint
 from edgecnn.errors import UserError
 from edgecnn.tasks import make_task
 
@@ -54,6 +54,7 @@ class TrainConfig:
     max_val_images: Optional[int] = None
     ema_decay: float = 0.998  # 0 disables the weight average
     strict: bool = False  # detection data: a bad label or image is an error, not skipped
+    init: Optional[str] = None  # start from this checkpoint's weights and structure (fine-tuning)
 
 
 def ema_model(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
@@ -188,14 +189,22 @@ def train(config: TrainConfig, resume: bool = False, log=None) -> Dict[str, Any]
 
     ctx = Distributed()
     try:
-        task = make_task(config, ModelCard.from_dict(resumed["card"]) if resumed else None)
+        initial = load_model(config.init) if config.init else None
+        task = make_task(config, ModelCard.from_dict(resumed["card"]) if resumed else
+                         (initial[1] if initial else None))
         card, dataset = task.card, task.train_dataset
         if ctx.main:
             for line in getattr(task, "summaries", []):
                 log(line)
         torch.manual_seed(config.seed)
+        if initial:
+            model = initial[0].train()
+        elif card.architecture.get("pruned"):  # a pruned structure cannot be rebuilt from the card alone
+            model = load_model(out / "last.pt")[0].train()
+        else:
+            model = build_from_card(card)
         # channels-last runs the convolutions about 2x faster on CPU (oneDNN)
-        model = build_from_card(card).to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)
         per_process_batch = max(1, config.batch // ctx.world)
         optimizer = make_optimizer(config, model)
         steps = math.ceil(len(epoch_order(len(dataset), config, 0, ctx.world, ctx.rank)) / per_process_batch)
