@@ -39,6 +39,12 @@ PI_THROTTLED_SINCE_BOOT = 0x20000 | 0x40000 | 0x80000
 PI_THROTTLED_FILES = ("/sys/devices/platform/soc/soc:firmware/get_throttled",
                       "/sys/devices/platform/axi/axi:firmware/get_throttled")
 CLOCK_DROP = 0.9  # a core clock below 90% of its value before the run counts as throttling
+# ARM cores (implementer 0x41) by "CPU part": arm64 /proc/cpuinfo names no CPU model
+ARM_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57",
+             "0xd08": "Cortex-A72", "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76",
+             "0xd0c": "Neoverse-N1", "0xd0d": "Cortex-A77", "0xd40": "Neoverse-V1", "0xd41": "Cortex-A78",
+             "0xd42": "Cortex-A78AE", "0xd44": "Cortex-X1", "0xd46": "Cortex-A510", "0xd47": "Cortex-A710",
+             "0xd4f": "Neoverse-V2"}
 
 
 def library_versions() -> Dict[str, Optional[str]]:
@@ -57,6 +63,25 @@ def library_versions() -> Dict[str, Optional[str]]:
     return versions
 
 
+def arm_cores(cpuinfo: str) -> Optional[str]:
+    """'4x Cortex-A76' from arm64 /proc/cpuinfo ('CPU implementer' 0x41 with a 'CPU part');
+    on big.LITTLE chips the highest part number (the big cores) first. None when no ARM
+    part is listed."""
+    counts: Dict[str, int] = {}
+    implementer = None
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        key, value = key.strip().lower(), value.strip().lower()
+        if key == "cpu implementer":
+            implementer = value
+        elif key == "cpu part" and implementer == "0x41":
+            counts[value] = counts.get(value, 0) + 1
+    if not counts:
+        return None
+    ordered = sorted(counts, key=lambda part: int(part, 16) if part.startswith("0x") else 0, reverse=True)
+    return " + ".join(f"{counts[p]}x {ARM_PARTS.get(p, f'ARM part {p}')}" for p in ordered)
+
+
 def os_name(root: Path) -> str:
     release = _read(root, "/etc/os-release") or ""
     for line in release.splitlines():
@@ -71,7 +96,7 @@ def fingerprint(root: str = "/", name: Optional[str] = None) -> Dict[str, Any]:
     base = Path(root)
     profile = detect(root)
     cpuinfo = _read(base, "/proc/cpuinfo") or ""
-    cpu = cpu_name(cpuinfo) or platform.processor() or profile.machine
+    cpu = cpu_name(cpuinfo) or arm_cores(cpuinfo) or platform.processor() or profile.machine
     facts = {
         "kind": profile.kind,
         "board": profile.model,

@@ -1,7 +1,7 @@
 """Device fingerprint and throttling judgement, on fixture filesystem trees."""
 from pathlib import Path
 
-from devices.fingerprint import default_name, fingerprint, thermal_snapshot, throttling_seen
+from devices.fingerprint import arm_cores, default_name, fingerprint, thermal_snapshot, throttling_seen
 
 FIXTURES = Path(__file__).parent / "fixtures" / "devices"
 
@@ -54,3 +54,18 @@ def test_throttling_is_seen_from_clock_drop_trip_point_and_firmware_bits():
     assert throttling_seen({"pi_throttled": 0}, {"pi_throttled": 0x40000})
     assert throttling_seen({"pi_throttled": 0x40000}, {"pi_throttled": 0x40000}) == []
     assert throttling_seen({"pi_throttled": 0}, {"pi_throttled": 0x1}) == []  # under-voltage alone
+
+
+def test_arm_cpu_is_named_from_its_part_number():
+    facts = fingerprint(str(FIXTURES / "pi4"))
+    assert facts["kind"] == "raspberry-pi" and facts["board"] == "Raspberry Pi 4 Model B Rev 1.5"
+    assert facts["cpu"] == "4x Cortex-A72" and facts["isa_flags"] == ["asimd"]
+
+
+def test_big_little_cores_are_listed_big_first():
+    def core(part):
+        return f"processor\t: 0\nCPU implementer\t: 0x41\nCPU part\t: {part}\n\n"
+
+    text = core("0xd05") * 4 + core("0xd0b") * 2 + core("0xfff")
+    assert arm_cores(text) == "1x ARM part 0xfff + 2x Cortex-A76 + 4x Cortex-A55"
+    assert arm_cores("model name\t: Intel(R) Xeon(R)\n") is None
