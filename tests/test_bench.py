@@ -283,3 +283,15 @@ def test_a_crashed_or_hanging_configuration_is_a_failed_row(models, monkeypatch)
     crashed = bench.run_isolated(config)
     assert crashed["status"] == "failed"
     assert crashed["error"] == "benchmark process killed by signal 11: about to crash"
+
+
+def test_a_model_without_a_card_is_timed_on_its_declared_input(tmp_path):
+    """Third-party files have no card: the input comes from the file's shape, no accuracy is shown."""
+    import torch
+
+    path = tmp_path / "plain.onnx"
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1)).eval()
+    torch.onnx.export(model, (torch.zeros(1, 3, 32, 32),), str(path), dynamo=False, opset_version=17)
+    record = measure(BenchConfig(str(path), "onnxruntime", 1, runs=5, warmup=1))
+    assert record["status"] == "ok" and record["input_shape"] == [1, 3, 32, 32]
+    assert record["precision"] == "fp32" and record["accuracy"] is None and record["task"] is None
