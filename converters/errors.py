@@ -17,12 +17,18 @@ def first_line(exc: BaseException) -> str:
 
 
 def layer_of(model: torch.nn.Module, sample: torch.Tensor, op: str) -> Optional[str]:
-    """The module path whose forward calls aten.<op> (from a non-strict torch.export)."""
+    """The module path whose forward calls aten.<op>, looked up in a non-strict
+    torch.export graph and, for ops that only appear after decomposition (rfft2 ->
+    _fft_r2c), in its decomposed form."""
+    from converters.toolchain import quiet
+
     try:
-        graph = torch.export.export(model, (sample,), strict=False).graph
+        with quiet():
+            program = torch.export.export(model, (sample,), strict=False)
+            graphs = [program.graph, program.run_decompositions().graph]
     except Exception:  # the model may not export at all; then no layer can be named
         return None
-    for node in graph.nodes:
+    for node in (node for graph in graphs for node in graph.nodes):
         target = getattr(node.target, "__name__", str(node.target)).split(".")[0]
         if node.op == "call_function" and target == op:
             stack = node.meta.get("nn_module_stack") or {}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -15,6 +14,7 @@ import torch
 
 from converters.card_embed import embed_onnx
 from converters.errors import conversion_error
+from converters.toolchain import quiet
 from edgecnn.atomic import atomic_path
 from edgecnn.card import ModelCard
 from edgecnn.runtime.preprocess import preprocess
@@ -37,8 +37,7 @@ def export_fp32(model: torch.nn.Module, card: ModelCard, path: str) -> None:
         out = model(sample)
     count = len(out) if isinstance(out, (tuple, list)) else 1
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet():
             torch.onnx.export(model, (sample,), path, dynamo=False, opset_version=OPSET,
                               input_names=["input"], output_names=output_names(card, count))
     except Exception as exc:  # the exporter raises many types
@@ -61,7 +60,7 @@ def quantize_int8(fp32_path: str, out_path: str, card: ModelCard, images: Sequen
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     CalibrationDataReader.register(ImageReader)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, quiet():
         prepared = os.path.join(tmp, "prepared.onnx")
         quant_pre_process(fp32_path, prepared)
         quantize_static(prepared, out_path, ImageReader(images, card, "input"), quant_format=QuantFormat.QDQ,

@@ -7,8 +7,6 @@ full-integer model with int8 input and output, whose scales go into the card.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import tempfile
 from typing import Optional
@@ -18,15 +16,9 @@ import torch
 
 from converters.card_embed import embed_tflite
 from converters.errors import conversion_error
+from converters.toolchain import quiet
 from edgecnn.atomic import write_bytes_atomic
 from edgecnn.card import ModelCard
-
-
-@contextlib.contextmanager
-def quiet():
-    """litert-torch prints a progress tree per stage; keep the CLI's output readable."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        yield
 
 
 def tensor_quantization(path: str) -> dict:
@@ -43,7 +35,8 @@ def tensor_quantization(path: str) -> dict:
 def convert(model: torch.nn.Module, card: ModelCard, out_path: str, precision: str = "fp32",
             quantized=None) -> ModelCard:
     """fp32: `model`; int8: `quantized` (an edgecnn.quantize.QuantizedModel)."""
-    import litert_torch
+    with quiet():
+        import litert_torch
 
     card = card.replace(layout="nhwc", precision=precision)
     height, width = card.input_size

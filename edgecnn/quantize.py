@@ -102,17 +102,23 @@ def in_modules(node, names: Sequence[str]) -> bool:
 
 
 def channel_last(model: nn.Module) -> nn.Module:
-    import litert_torch
+    from converters.toolchain import quiet
 
-    return litert_torch.to_channel_last_io(model.eval(), args=[0])
+    with quiet():
+        import litert_torch
+
+        return litert_torch.to_channel_last_io(model.eval(), args=[0])
 
 
 def export_graph(model: nn.Module, sample: torch.Tensor):
     """torch.export with a dynamic batch; strict=True so that every residual ADD is
     annotated (non-strict export leaves them float in the TFLite file)."""
+    from converters.toolchain import quiet
+
     batch = torch.export.Dim("batch", min=1, max=65536)
     try:
-        return torch.export.export(model, (sample,), strict=True, dynamic_shapes=(({0: batch},),)).module()
+        with quiet():
+            return torch.export.export(model, (sample,), strict=True, dynamic_shapes=(({0: batch},),)).module()
     except Exception as exc:  # torch.export raises many error types
         raise UserError(f"the model cannot be exported as one graph for quantization: "
                         f"{str(exc).strip().splitlines()[0][:200]}") from None
@@ -120,14 +126,17 @@ def export_graph(model: nn.Module, sample: torch.Tensor):
 
 def calibrate(graph, quant, batches: np.ndarray, batch_size: int = 32):
     """prepare_pt2e, observe the calibration batches, convert_pt2e."""
-    from torchao.quantization.pt2e import allow_exported_model_train_eval, move_exported_model_to_eval
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from converters.toolchain import quiet
 
-    prepared = prepare_pt2e(copy.deepcopy(graph), quant)
-    with torch.no_grad():
-        for start in range(0, len(batches), batch_size):
-            prepared(torch.from_numpy(batches[start:start + batch_size]))
-    quantized = convert_pt2e(prepared, fold_quantize=False)
+    with quiet():
+        from torchao.quantization.pt2e import allow_exported_model_train_eval, move_exported_model_to_eval
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+        prepared = prepare_pt2e(copy.deepcopy(graph), quant)
+        with torch.no_grad():
+            for start in range(0, len(batches), batch_size):
+                prepared(torch.from_numpy(batches[start:start + batch_size]))
+        quantized = convert_pt2e(prepared, fold_quantize=False)
     move_exported_model_to_eval(quantized)
     allow_exported_model_train_eval(quantized)
     return quantized
