@@ -222,7 +222,7 @@ def test_agreement_with_an_independent_onnxruntime_loop(models):
     """The bench's p50 (fresh process, through Backend.infer) within 10% of a bare
     onnxruntime.InferenceSession loop timed in this run (benchmarks/bench_agreement.py)."""
     script = ROOT / "benchmarks" / "bench_agreement.py"
-    result = subprocess.run([sys.executable, str(script), str(models["onnx"]), "--runs", "100", "--rounds", "9",
+    result = subprocess.run([sys.executable, str(script), str(models["onnx"]), "--runs", "100", "--rounds", "21",
                              "--json"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
