@@ -309,11 +309,13 @@ def run_isolated(config: BenchConfig, progress: Optional[Callable[[int], None]] 
 
 
 def run_configs(configs: Sequence[BenchConfig], isolate: bool = True, show_progress: bool = True,
-                device_name: Optional[str] = None, timeout: Optional[float] = None) -> List[Dict[str, Any]]:
+                device_name: Optional[str] = None, timeout: Optional[float] = None,
+                on_record: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
     """Measure every configuration, one after the other, with a progress bar on stderr.
     Each record gets the device fingerprint and a `noisy` flag. `timeout` (seconds, per
     configuration, isolated runs only): a configuration still running then is killed
-    and reported as failed, and the others still run."""
+    and reported as failed, and the others still run. `on_record` gets each record as
+    soon as it is complete (so an interrupted bench keeps what it measured)."""
     from tqdm import tqdm
 
     from devices.fingerprint import fingerprint
@@ -331,6 +333,8 @@ def run_configs(configs: Sequence[BenchConfig], isolate: bool = True, show_progr
             record["isolated"] = isolate
             record["device"] = device
             records.append(record)
+            if on_record:
+                on_record(record)
     return records
 
 

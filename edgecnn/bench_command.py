@@ -44,20 +44,22 @@ def run(args) -> int:
     threads = parse_threads(args.threads)
     check_models(args.models)
     show_progress = args.progress or sys.stderr.isatty()
+    from edgecnn.bench import write_json_lines
+    from edgecnn.bench_report import text_table
+
     if args.remote:
         records = run_on_remote(args, show_progress)
+        if args.json:
+            write_json_lines(records, args.json)
     else:
         from edgecnn.bench import expand_configs, run_configs
 
         configs = expand_configs(args.models, args.backend, threads, args.runs, args.warmup, args.pipeline,
                                  args.frames)
+        # each record is written as soon as it is measured: an interrupted bench keeps its results
         records = run_configs(configs, isolate=not args.same_process, show_progress=show_progress,
-                              device_name=args.device_name, timeout=args.timeout)
-    from edgecnn.bench import write_json_lines
-    from edgecnn.bench_report import text_table
-
-    if args.json:
-        write_json_lines(records, args.json)
+                              device_name=args.device_name, timeout=args.timeout,
+                              on_record=(lambda r: write_json_lines([r], args.json)) if args.json else None)
     table_stream = sys.stderr if args.json == "-" else sys.stdout
     print(text_table(records), file=table_stream, flush=True)
     if args.json and args.json != "-":

@@ -295,3 +295,20 @@ def test_a_model_without_a_card_is_timed_on_its_declared_input(tmp_path):
     record = measure(BenchConfig(str(path), "onnxruntime", 1, runs=5, warmup=1))
     assert record["status"] == "ok" and record["input_shape"] == [1, 3, 32, 32]
     assert record["precision"] == "fp32" and record["accuracy"] is None and record["task"] is None
+
+
+def test_an_interrupted_bench_keeps_the_records_already_measured(models, tmp_path):
+    import signal
+
+    out = tmp_path / "bench.jsonl"
+    process = subprocess.Popen([sys.executable, "-m", "edgecnn", "bench", str(models["tflite"]), str(models["onnx"]),
+                                "--threads", "1", "--runs", "3000", "--warmup", "0", "--json", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out.exists() and out.read_text().count("\n") >= 1):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)  # while the second configuration (~1 ms x 3000 runs) is running
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    records = read_json_lines([str(out)])
+    assert [r["model"] for r in records] == ["lenet.tflite"] and records[0]["status"] == "ok"
