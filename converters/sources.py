@@ -124,8 +124,9 @@ def load_source(src: str, flags: CardFlags, weights: Optional[str] = None) -> So
 
 
 def _load_program(src: str, flags: CardFlags) -> Source:
-    from edgecnn.quantize import CARD_FILE, load_quantized
+    from edgecnn.quantize import CARD_FILE, load_quantized, register_quantized_ops
 
+    register_quantized_ops()
     extra = {CARD_FILE: ""}
     try:
         program = torch.export.load(src, extra_files=extra)

@@ -209,9 +209,19 @@ def save_quantized(path: Union[str, Path], quantized: QuantizedModel, sample: np
         torch.export.save(program, str(tmp), extra_files=extra)
 
 
+def register_quantized_ops() -> None:
+    """Importing torchao's PT2E module registers the quantized_decomposed ops that an
+    int8 program is written in; torch.export.load needs them."""
+    from converters.toolchain import quiet
+
+    with quiet():
+        import torchao.quantization.pt2e  # noqa: F401
+
+
 def load_quantized(path: Union[str, Path]) -> QuantizedModel:
     from torchao.quantization.pt2e import allow_exported_model_train_eval
 
+    register_quantized_ops()
     extra = {CARD_FILE: "", "edgecnn_quantizer": ""}
     try:
         program = torch.export.load(str(path), extra_files=extra)
@@ -255,10 +265,14 @@ def image_files(spec: str) -> List[str]:
 def load_images(spec: str, card: ModelCard, count: Optional[int], seed: int = 0) -> List[np.ndarray]:
     """Calibration images from a dataset spec (its train split), or a directory/glob of
     image files (e.g. frames saved from the deployment camera)."""
+    import os
+
     import cv2
 
     files = image_files(spec)
     if not files:
+        if os.path.isdir(spec) and not any(os.scandir(spec)):
+            raise UserError(f"no calibration images in {spec}")
         return training_images(card, spec, "train", count, seed)
     if count is not None and count < len(files):
         files = [files[i] for i in sorted(np.random.default_rng(seed).choice(len(files), count, replace=False))]
