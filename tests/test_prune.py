@@ -1,0 +1,37 @@
+"""edgecnn prune: Torch-Pruning to a MAC target, fine-tuning, the gate, and pruned
+checkpoints that load again (weights_only) with their smaller layers."""
+import json
+
+from conftest import ROOT, assert_one_line_error, run_cli
+
+DIGITS = ROOT / "edgecnn" / "assets" / "digits_mobilenet_v2.pt"
+
+
+def test_prune_half_the_macs_fine_tune_and_reload(tmp_path):
+    out = tmp_path / "digits-pruned.pt"
+    result = run_cli("prune", DIGITS, "--target-macs", "0.5", "--epochs", "1", "--out", out, "--json", check=True)
+    summary = json.loads(result.stdout)
+    assert summary["macs_ratio"] <= 0.5 and summary["after"]["parameters"] < summary["before"]["parameters"]
+    assert summary["gate"]["passed"] and summary["gate"]["images"] == 1000
+    assert summary["before"]["latency_ms"] > 0 and summary["after"]["latency_ms"] > 0
+    assert (tmp_path / "digits-pruned-finetune" / "last.pt").is_file()
+
+    from edgecnn.checkpoint import load_model
+    from edgecnn.models.complexity import complexity
+
+    model, card, _ = load_model(out)
+    assert card.architecture["pruned"] and card.metrics["top1"] == summary["gate"]["after"]
+    assert complexity(model, (1, 1, *card.input_size))["macs"] == summary["after"]["macs"]
+    evaluated = json.loads(run_cli("eval", out, "--json", "--plot", "", check=True).stdout)
+    assert abs(evaluated["top1"] - summary["gate"]["after"]) < 1e-9
+
+
+def test_unreachable_target_and_bad_input_are_one_line(tmp_path):
+    out = ["--out", tmp_path / "p.pt"]
+    assert_one_line_error(run_cli("prune", DIGITS, "--target-macs", "0.001", "--epochs", "0", *out), 2,
+                          "cannot be reached")
+    assert_one_line_error(run_cli("prune", DIGITS, "--target-macs", "1.5", *out), 2, "between 0 and 1")
+    assert_one_line_error(run_cli("prune", DIGITS, *out), 2, "one of the arguments")
+    assert_one_line_error(run_cli("prune", ROOT / "edgecnn" / "assets" / "shapes_detector.pt", "--target-macs",
+                                  "0.5", "--importance", "taylor", *out), 2, "taylor")
+    assert not (tmp_path / "p.pt").exists()
