@@ -132,17 +132,55 @@ class EfficientNetStyle(nn.Module):
         return self.head(self.blocks(self.stem(x)))
 
 
+class Stack(nn.Module):
+    """stem -> blocks -> global-pool classifier: short versions of the library's families
+    (the full-depth ones are converted by benchmarks/convert_reference.py)."""
+
+    def __init__(self, stem, blocks, channels):
+        super().__init__()
+        self.stem, self.blocks, self.head = stem, nn.Sequential(*blocks), head(channels)
+
+    def forward(self, x):
+        return self.head(self.blocks(self.stem(x)))
+
+
+def resnet_style():
+    from edgecnn.models.resnet import BasicBlock
+
+    return Stack(conv_bn(3, 16, 3, 2), [BasicBlock(16, 16, 1), BasicBlock(16, 32, 2)], 32)
+
+
+def mobilenet_v1_style():
+    from edgecnn.models.mobilenet_v1 import DepthwiseSeparable
+
+    return Stack(conv_bn(3, 16, 3, 2), [DepthwiseSeparable(16, 32, 1), DepthwiseSeparable(32, 64, 2),
+                                        DepthwiseSeparable(64, 64, 1)], 64)
+
+
+def mobilenet_v2_style():
+    from edgecnn.models.mobilenet_v2 import InvertedResidual
+
+    return Stack(conv_bn(3, 16, 3, 2), [InvertedResidual(16, 16, 1, 4), InvertedResidual(16, 24, 2, 4),
+                                        InvertedResidual(24, 24, 1, 4)], 24)
+
+
+def mobilenet_v3_style():
+    from edgecnn.models.mobilenet_v3 import SMALL, MobileNetV3
+
+    return MobileNetV3(SMALL[:5], 256, num_classes=10, width=0.5)
+
+
 FLATTENS_SPATIAL_MAP = {"lenet5", "alexnet"}
 FAMILIES = {
     "lenet5": lambda: build_model("lenet5", num_classes=10, in_channels=3),
     "alexnet": AlexNetStyle,
     "vgg": VGGStyle,
-    "resnet": lambda: build_model("resnet18", num_classes=10, width=0.25),
+    "resnet": resnet_style,
     "googlenet": GoogLeNetStyle,
     "densenet": DenseNetStyle,
-    "mobilenet_v1": lambda: build_model("mobilenet_v1", num_classes=10, width=0.25),
-    "mobilenet_v2": lambda: build_model("mobilenet_v2", num_classes=10, width=0.25),
-    "mobilenet_v3": lambda: build_model("mobilenet_v3_small", num_classes=10, width=0.5),
+    "mobilenet_v1": mobilenet_v1_style,
+    "mobilenet_v2": mobilenet_v2_style,
+    "mobilenet_v3": mobilenet_v3_style,
     "efficientnet": EfficientNetStyle,
 }
 
