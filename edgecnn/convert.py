@@ -208,7 +208,8 @@ def convert(src: str, options: ConvertOptions, log=print) -> List[Dict[str, Any]
             for precision in precisions:
                 if precision == "fp32" and converter.source.model is None:
                     continue
-                name = f"{stem}-{precision}{FORMATS[fmt]}"
+                base = stem if stem.endswith(f"-{precision}") else f"{stem}-{precision}"
+                name = base + FORMATS[fmt]
                 staged = str(staging / name)
                 log(f"converting to {fmt} {precision}")
                 card = converter.build(fmt, precision, staged)
