@@ -72,3 +72,38 @@ def save_detections_png(images, truth_boxes, truth_classes, found, labels: List[
     ok, encoded = cv2.imencode(".png", grid)
     with atomic_path(path) as tmp:
         tmp.write_bytes(encoded.tobytes())
+
+
+def pareto_front(points: List[dict]) -> List[dict]:
+    """The points no other point beats on both latency (lower) and accuracy (higher)."""
+    return [p for p in points if not any(
+        q["latency_ms"] <= p["latency_ms"] and q["accuracy"] >= p["accuracy"] and
+        (q["latency_ms"], q["accuracy"]) != (p["latency_ms"], p["accuracy"]) for q in points)]
+
+
+def save_pareto_png(points: List[dict], path: Union[str, Path], title: str) -> None:
+    """Accuracy against measured latency, marker area proportional to file size, the
+    Pareto front joined by a line. points: name, accuracy (%), latency_ms, size_kb."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 5))
+    largest = max(p["size_kb"] for p in points)
+    for point in points:
+        axes.scatter(point["latency_ms"], point["accuracy"], s=40 + 600 * point["size_kb"] / largest, alpha=0.6)
+        axes.annotate(f"{point['name']} ({point['size_kb']:.0f} KB)", (point["latency_ms"], point["accuracy"]),
+                      textcoords="offset points", xytext=(6, 4), fontsize=8)
+    front = sorted(pareto_front(points), key=lambda p: p["latency_ms"])
+    axes.plot([p["latency_ms"] for p in front], [p["accuracy"] for p in front], "k--", linewidth=1,
+              label="Pareto front")
+    axes.set_xlabel("latency (ms, median)")
+    axes.set_ylabel("accuracy (%)")
+    axes.set_title(title, fontsize=10)
+    axes.legend(loc="lower right")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=110, format="png")
+    plt.close(figure)
