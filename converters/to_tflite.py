@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Optional
 
 import numpy as np
 import torch

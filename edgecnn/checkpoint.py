@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any, Dict, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -119,3 +119,16 @@ def strip_checkpoint(source: Union[str, Path], destination: Union[str, Path]) ->
     kept["source_hash"] = file_hash(source)
     with atomic_path(destination) as tmp:
         torch.save(kept, tmp)
+
+
+def load_for_compression(source: Union[str, Path], data: Optional[str], action: str
+                         ) -> Tuple[nn.Module, ModelCard, str]:
+    """The fp32 model that prune or quantize starts from, and the dataset its accuracy
+    is measured on (--data, else the one its card names)."""
+    if str(source).endswith(".pt2"):
+        raise UserError(f"{source} is already quantized; {action} the fp32 checkpoint")
+    model, card, _ = load_model(source)
+    data_spec = data or card.dataset.get("name")
+    if not data_spec:
+        raise UserError("the model card names no dataset: pass --data")
+    return model, card, data_spec

@@ -120,7 +120,7 @@ def prune_checkpoint(source: str, out: str, options: PruneOptions, log=print) ->
     """Prune, fine-tune, gate, write a checkpoint (its card marks it pruned)."""
     import torch_pruning  # noqa: F401  (fail early with ImportError -> the train extra)
 
-    from edgecnn.checkpoint import file_hash, load_model, save_checkpoint
+    from edgecnn.checkpoint import file_hash, load_for_compression, load_model, save_checkpoint
     from edgecnn.evaluate import evaluate_predictor, torch_predictor
     from edgecnn.gate import compare, enforce
     from edgecnn.models.complexity import complexity
@@ -135,12 +135,7 @@ def prune_checkpoint(source: str, out: str, options: PruneOptions, log=print) ->
     if options.epochs < 0:
         raise UserError("--epochs must be >= 0")
     importance(options.importance)
-    if str(source).endswith(".pt2"):
-        raise UserError(f"{source} is quantized; prune the fp32 checkpoint, then quantize")
-    model, card, _ = load_model(source)
-    data_spec = options.data or card.dataset.get("name")
-    if not data_spec:
-        raise UserError("the model card names no dataset: pass --data")
+    model, card, data_spec = load_for_compression(source, options.data, "prune")
     shape = (1, card.channels, *card.input_size)
     before = {**complexity(model, shape), "latency_ms": onnx_latency_ms(model, card, options.threads)}
     log(f"before: {before['parameters']:,} parameters, {before['macs'] / 1e6:.2f}M MACs, "

@@ -299,18 +299,13 @@ class QuantizeOptions:
 
 def quantize_checkpoint(source: str, out: str, options: QuantizeOptions, log=print) -> Dict[str, Any]:
     """fp32 checkpoint -> measured int8 program (.pt2), or GateRefused with nothing written."""
-    from edgecnn.checkpoint import file_hash, load_model
+    from edgecnn.checkpoint import file_hash, load_for_compression
     from edgecnn.evaluate import evaluate_predictor, torch_predictor
     from edgecnn.gate import compare, enforce
 
     if not str(out).endswith(".pt2"):
         raise UserError(f"--out must end in .pt2 (a torch.export program), got {out}")
-    if str(source).endswith(".pt2"):
-        raise UserError(f"{source} is already quantized")
-    model, card, _ = load_model(source)
-    data_spec = options.data or card.dataset.get("name")
-    if not data_spec:
-        raise UserError("the model card names no dataset: pass --data")
+    model, card, data_spec = load_for_compression(source, options.data, "quantize")
     if options.calib_images < 1:
         raise UserError("--calib-images must be >= 1")
     calibration = load_images(options.calib or data_spec, card, options.calib_images, options.seed)

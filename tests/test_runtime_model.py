@@ -9,7 +9,6 @@ import pytest
 
 import edgecnn
 from conftest import assert_one_line_error, run_cli
-from edgecnn.assets import RUNTIME_DEFAULT
 from edgecnn.data.detection import DETECTION_SHAPES, shapes_scene
 from edgecnn.errors import UserError
 from edgecnn.runtime.card_options import CardOptions
