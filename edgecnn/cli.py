@@ -264,6 +264,10 @@ def add_quantize(sub) -> None:
     p.add_argument("--per-tensor", action="store_true", help="one weight scale per tensor (default per channel)")
     p.add_argument("--mixed", action="store_true", help="keep the most sensitive layers float until the "
                    "budget holds (per-layer sensitivity report)")
+    p.add_argument("--qat", action="store_true", help="quantization-aware training (classifiers), for when "
+                   "post-training quantization misses the budget")
+    p.add_argument("--epochs", type=int, default=2, help="QAT epochs")
+    p.add_argument("--lr", type=positive_float, default=1e-3, help="QAT learning rate (SGD)")
     p.add_argument("--max-drop", type=float, default=1.0, help="accuracy budget in points (top-1, or "
                    "mAP@0.5:0.95 for detectors)")
     p.add_argument("--force", action="store_true", help="write the model even beyond the budget")
@@ -277,7 +281,7 @@ def run_quantize(args) -> int:
 
     options = QuantizeOptions(data=args.data, calib=args.calib, calib_images=args.calib_images,
                               per_channel=not args.per_tensor, max_drop=args.max_drop, mixed=args.mixed,
-                              force=args.force, seed=args.seed)
+                              qat=args.qat, epochs=args.epochs, lr=args.lr, force=args.force, seed=args.seed)
     log = (lambda message: print(message, file=sys.stderr, flush=True)) if args.json else print
     summary = quantize_checkpoint(args.model, args.out, options, log=log)
     print(json.dumps(summary) if args.json else f"wrote {args.out}: {summary['gate']['metric']} "

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -52,28 +50,42 @@ def output_layers(model: nn.Module, card: ModelCard) -> List[nn.Module]:
     return [last]
 
 
-def onnx_latency_ms(model: nn.Module, card: ModelCard, threads: int = 2, runs: int = 100) -> float:
-    """Median fp32 latency of the model exported to ONNX and run by onnxruntime here."""
-    import onnxruntime
+_TIMING = """
+import sys, time, statistics
+import numpy as np, onnxruntime
+options = onnxruntime.SessionOptions()
+options.intra_op_num_threads = int(sys.argv[2])
+session = onnxruntime.InferenceSession(sys.argv[1], options, providers=["CPUExecutionProvider"])
+spec = session.get_inputs()[0]
+feed = {spec.name: np.zeros(spec.shape, np.float32)}
+for _ in range(50):
+    session.run(None, feed)
+times = []
+for _ in range(int(sys.argv[3])):
+    start = time.perf_counter()
+    session.run(None, feed)
+    times.append(time.perf_counter() - start)
+print(1000 * statistics.median(times))
+"""
+
+
+def onnx_latency_ms(model: nn.Module, card: ModelCard, threads: int = 2, runs: int = 300) -> float:
+    """Median fp32 latency of the model exported to ONNX, run by onnxruntime in a fresh
+    process: after training, PyTorch's worker threads keep spinning for a while and
+    would slow down anything timed in this process."""
+    import subprocess
+    import sys
 
     from converters.to_onnx import export_fp32
 
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.onnx")
         export_fp32(model.eval(), card, path)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    x = np.zeros((1, card.channels, *card.input_size), np.float32)
-    feed = {session.get_inputs()[0].name: x}
-    for _ in range(20):
-        session.run(None, feed)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        session.run(None, feed)
-        times.append(time.perf_counter() - start)
-    return 1000.0 * float(np.median(times))
+        result = subprocess.run([sys.executable, "-c", _TIMING, path, str(threads), str(runs)],
+                                capture_output=True, text=True)
+    if result.returncode != 0:
+        raise UserError(f"latency measurement failed: {result.stderr.strip().splitlines()[-1][:200]}")
+    return float(result.stdout.strip())
 
 
 @dataclass

@@ -76,8 +76,9 @@ def training_images(card: ModelCard, data_spec: str, split: str, count: Optional
     return list(images)
 
 
-def quantizer(per_channel: bool = True, float_layers: Sequence[str] = ()):
-    """litert-torch's symmetric int8 quantizer; `float_layers` (module names) stay float."""
+def quantizer(per_channel: bool = True, float_layers: Sequence[str] = (), qat: bool = False):
+    """litert-torch's symmetric int8 quantizer; `float_layers` (module names) stay float;
+    `qat` puts fake-quantize modules (with straight-through gradients) in the graph."""
     from litert_torch.quantize import pt2e_quantizer
 
     class PartialQuantizer(pt2e_quantizer.PT2EQuantizer):
@@ -88,7 +89,8 @@ def quantizer(per_channel: bool = True, float_layers: Sequence[str] = ()):
                     node.meta.pop("quantization_annotation", None)
             return model
 
-    config = pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=per_channel, is_dynamic=False)
+    config = pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=qat,
+                                                              is_dynamic=False)
     return PartialQuantizer().set_global(config)
 
 
@@ -101,13 +103,13 @@ def in_modules(node, names: Sequence[str]) -> bool:
     return any(path == name or path.startswith(name + ".") for path in paths for name in names)
 
 
-def channel_last(model: nn.Module) -> nn.Module:
+def channel_last(model: nn.Module, train: bool = False) -> nn.Module:
     from converters.toolchain import quiet
 
     with quiet():
         import litert_torch
 
-        return litert_torch.to_channel_last_io(model.eval(), args=[0])
+        return litert_torch.to_channel_last_io(model.train(train), args=[0])
 
 
 def export_graph(model: nn.Module, sample: torch.Tensor):
@@ -150,10 +152,11 @@ class QuantizedModel:
     card: ModelCard
     per_channel: bool = True
     float_layers: List[str] = field(default_factory=list)
+    qat: bool = False
 
     @property
     def quantizer(self):
-        return quantizer(self.per_channel, self.float_layers)
+        return quantizer(self.per_channel, self.float_layers, self.qat)
 
     def predict(self, batch: np.ndarray):
         with torch.no_grad():
@@ -203,7 +206,8 @@ def save_quantized(path: Union[str, Path], quantized: QuantizedModel, sample: np
     batch = torch.export.Dim("batch", min=1, max=65536)
     program = torch.export.export(quantized.module, (torch.from_numpy(sample),), strict=False,
                                   dynamic_shapes=({0: batch},))
-    settings = {"per_channel": quantized.per_channel, "float_layers": list(quantized.float_layers)}
+    settings = {"per_channel": quantized.per_channel, "float_layers": list(quantized.float_layers),
+                "qat": quantized.qat}
     extra = {CARD_FILE: quantized.card.to_json(), "edgecnn_quantizer": json.dumps(settings)}
     with atomic_path(path) as tmp:
         torch.export.save(program, str(tmp), extra_files=extra)
@@ -233,7 +237,65 @@ def load_quantized(path: Union[str, Path]) -> QuantizedModel:
     allow_exported_model_train_eval(module)
     settings = json.loads(extra["edgecnn_quantizer"] or "{}")
     return QuantizedModel(module, ModelCard.from_json(extra[CARD_FILE]), settings.get("per_channel", True),
-                          settings.get("float_layers", []))
+                          settings.get("float_layers", []), settings.get("qat", False))
+
+
+def quantization_aware_training(model: nn.Module, card: ModelCard, data_spec: str, epochs: int, lr: float = 1e-3,
+                                batch: int = 32, per_channel: bool = True, seed: int = 0,
+                                log=print) -> QuantizedModel:
+    """QAT for classifiers: the int8 graph (fake-quantized, straight-through gradients)
+    is fine-tuned on the training split with the training augmentation and
+    preprocessing, then converted; for when post-training quantization misses the budget."""
+    from torch.utils.data import DataLoader
+    from tqdm import tqdm
+
+    from converters.toolchain import quiet
+    from edgecnn.tasks.classify import ClassifyTask
+    from edgecnn.train import TrainConfig
+
+    if card.task != "classify":
+        raise UserError("--qat trains classifiers; for a detector use post-training quantization (--mixed if needed)")
+    if epochs < 1:
+        raise UserError("--qat needs --epochs >= 1")
+    task = ClassifyTask(TrainConfig(task="classify", data=data_spec, imgsz=card.input_size[0], seed=seed), card)
+    sample = torch.zeros(2, *card.input_size, card.channels)
+    batch_dim = torch.export.Dim("batch", min=1, max=65536)
+    with quiet():
+        from torchao.quantization.pt2e import move_exported_model_to_eval, move_exported_model_to_train
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
+
+        graph = torch.export.export(channel_last(model, train=True), (sample,), strict=True,
+                                    dynamic_shapes=(({0: batch_dim},),)).module()
+        prepared = prepare_qat_pt2e(graph, quantizer(per_channel, qat=True))
+    move_exported_model_to_train(prepared)
+    optimizer = torch.optim.SGD(prepared.parameters(), lr=lr, momentum=0.9, nesterov=True)
+    steps = epochs * -(-len(task.train_dataset) // batch)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    for epoch in range(epochs):
+        task.train_dataset.epoch = epoch
+        order = torch.randperm(len(task.train_dataset), generator=torch.Generator().manual_seed(seed * 1009 + epoch))
+        loader = DataLoader(task.train_dataset, batch_size=batch, sampler=order.tolist())
+        total, seen = 0.0, 0
+        for x, y in tqdm(loader, desc=f"QAT epoch {epoch + 1}/{epochs}", leave=False, disable=None):
+            with quiet():
+                loss = task.criterion(prepared(x.permute(0, 2, 3, 1).contiguous()), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total, seen = total + float(loss) * len(y), seen + len(y)
+        log(f"QAT epoch {epoch + 1}/{epochs}  loss {total / seen:.4f}")
+    move_exported_model_to_eval(prepared)
+    with quiet():
+        from torchao.quantization.pt2e import allow_exported_model_train_eval
+
+        quantized = convert_pt2e(prepared, fold_quantize=False)
+        move_exported_model_to_eval(quantized)
+        allow_exported_model_train_eval(quantized)
+    qcard = card.replace(layout="nhwc", precision="int8", quantization={
+        "scheme": "pt2e-symmetric-qat", "weights": "per-channel" if per_channel else "per-tensor",
+        "qat_epochs": epochs, "float_layers": []})
+    return QuantizedModel(quantized, qcard, per_channel, [], qat=True)
 
 
 def output_error(reference: Callable, batches: np.ndarray) -> Callable[[Callable], float]:
@@ -293,6 +355,9 @@ class QuantizeOptions:
     per_channel: bool = True
     max_drop: float = 1.0
     mixed: bool = False
+    qat: bool = False
+    epochs: int = 0  # QAT epochs
+    lr: float = 1e-3
     force: bool = False
     seed: int = 0
 
@@ -316,13 +381,18 @@ def quantize_checkpoint(source: str, out: str, options: QuantizeOptions, log=pri
         log(f"warning: {warning}")
 
     fp32 = evaluate_predictor(torch_predictor(model), card, data_spec)
-    graph = export_graph(channel_last(model), torch.from_numpy(np.repeat(preprocess_batch(calibration[:1], nhwc), 2, 0)))
-    quantized = quantize_model(model, card, calibration, options.per_channel, graph=graph)
+    sample = np.repeat(preprocess_batch(calibration[:1], nhwc), 2, 0)
+    graph = None if options.qat else export_graph(channel_last(model), torch.from_numpy(sample))
+    if options.qat:
+        quantized = quantization_aware_training(model, card, data_spec, options.epochs, options.lr,
+                                                per_channel=options.per_channel, seed=options.seed, log=log)
+    else:
+        quantized = quantize_model(model, card, calibration, options.per_channel, graph=graph)
     int8 = evaluate_predictor(quantized.predict, quantized.card, data_spec)
     gate = compare(card.task, fp32, int8, options.max_drop)
-    log(f"int8 (all layers): {gate.describe()}")
+    log(f"int8 ({'QAT' if options.qat else 'all layers'}): {gate.describe()}")
     ranking: List[Tuple[str, float]] = []
-    if not gate.passed and options.mixed:
+    if not gate.passed and options.mixed and not options.qat:
         probe = preprocess_batch(reference[:64], nhwc)
         channel_last_model = channel_last(model)
         score = output_error(torch_predictor(channel_last_model), probe)
@@ -348,5 +418,5 @@ def quantize_checkpoint(source: str, out: str, options: QuantizeOptions, log=pri
         source_hash=file_hash(source),
         metrics={metric: int8[metric], f"fp32_{metric}": fp32[metric], "drop_points": gate.drop,
                  "split": int8.get("split", "val"), "dataset": data_spec, "images": int8.get("images")})
-    save_quantized(out, quantized, np.repeat(preprocess_batch(calibration[:1], nhwc), 2, 0))
+    save_quantized(out, quantized, sample)
     return summary
