@@ -82,6 +82,10 @@ def quantizer(per_channel: bool = True, float_layers: Sequence[str] = (), qat: b
     from litert_torch.quantize import pt2e_quantizer
 
     class PartialQuantizer(pt2e_quantizer.PT2EQuantizer):
+        # QAT runs on a graph whose BatchNorms are already folded (see quantization_aware_training),
+        # so the conv+BN QAT patterns are not needed (and do not build with this torchao)
+        STATIC_QAT_ONLY_OPS: List[str] = []
+
         def annotate(self, model):
             model = super().annotate(model)
             for node in model.graph.nodes:
@@ -264,7 +268,11 @@ def quantization_aware_training(model: nn.Module, card: ModelCard, data_spec: st
         from torchao.quantization.pt2e import move_exported_model_to_eval, move_exported_model_to_train
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
 
-        graph = torch.export.export(channel_last(model, train=True), (sample,), strict=True,
+        # BatchNorm folded into the convolutions first (frozen statistics, a standard QAT variant)
+        from torch.fx.experimental.optimization import fuse
+
+        folded = fuse(copy.deepcopy(model).eval())
+        graph = torch.export.export(channel_last(folded, train=True), (sample,), strict=True,
                                     dynamic_shapes=(({0: batch_dim},),)).module()
         prepared = prepare_qat_pt2e(graph, quantizer(per_channel, qat=True))
     move_exported_model_to_train(prepared)

@@ -71,3 +71,46 @@ def test_bad_input_is_one_line(tmp_path):
     assert_one_line_error(run_cli("quantize", DETECTOR, "--data", "digits", *out), 2)
     assert_one_line_error(run_cli("quantize", DIGITS, "--out", tmp_path / "q.onnx"), 2, "must end in .pt2")
     assert_one_line_error(run_cli("quantize", tmp_path / "nope.pt", *out), 2, "not found")
+
+
+def test_quantization_aware_training_gives_a_full_int8_classifier(tmp_path):
+    """QAT on a small LeNet-5 (32x32 digits): the fine-tuned int8 graph keeps the float
+    accuracy, and converts to a TFLite file with only integer tensors."""
+    import torch
+
+    from edgecnn.evaluate import evaluate_predictor, torch_predictor
+    from edgecnn.quantize import quantization_aware_training, save_quantized
+    from edgecnn.tasks.classify import ClassifyTask
+    from edgecnn.train import TrainConfig
+
+    torch.manual_seed(0)
+    task = ClassifyTask(TrainConfig(model="lenet5", data="digits", imgsz=32), None)
+    from edgecnn.checkpoint import build_from_card
+
+    model = build_from_card(task.card)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    loader = torch.utils.data.DataLoader(task.train_dataset, batch_size=64, shuffle=True)
+    model.train()
+    for epoch in range(3):
+        task.train_dataset.epoch = epoch
+        for x, y in loader:
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    model.eval()
+    fp32 = evaluate_predictor(torch_predictor(model), task.card, "digits")["top1"]
+    assert fp32 > 0.9
+
+    quantized = quantization_aware_training(model, task.card, "digits", epochs=1, log=lambda m: None)
+    int8 = evaluate_predictor(quantized.predict, quantized.card, "digits")["top1"]
+    assert int8 >= fp32 - 0.01 and quantized.card.quantization["scheme"] == "pt2e-symmetric-qat"
+
+    quantized.card = quantized.card.replace(metrics={"top1": int8, "fp32_top1": fp32})
+    program = tmp_path / "lenet-int8.pt2"
+    save_quantized(program, quantized, np.zeros((2, 32, 32, 1), np.float32))
+    converted = run_cli("convert", program, "--to", "tflite", "--precision", "int8", "--data", "digits",
+                        "--out", tmp_path / "out", "--json", check=True)
+    (report,) = json.loads(converted.stdout)
+    assert report["written"] and report["float_tensors"] == 0 and report["transposes"] == 1  # LeNet's flatten
+    assert report["gate"]["drop"] <= 2.0
