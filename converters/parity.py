@@ -84,13 +84,17 @@ def onnx_structure(path: str):
     return dict(ops), ops.get("Transpose", 0), islands
 
 
-def backend_predictor(backend) -> Callable[[np.ndarray], List[np.ndarray]]:
-    """A batch predictor over a batch-1 model file (one image at a time)."""
+def one_at_a_time(predict_one: Callable) -> Callable[[np.ndarray], List[np.ndarray]]:
+    """A batch predictor over a batch-1 model (one image at a time)."""
     def predict(batch: np.ndarray):
-        rows = [backend.infer(batch[i:i + 1]) for i in range(len(batch))]
+        rows = [_as_list(predict_one(batch[i:i + 1])) for i in range(len(batch))]
         outputs = [np.concatenate([row[k] for row in rows]) for k in range(len(rows[0]))]
         return outputs if len(outputs) > 1 else outputs[0]
     return predict
+
+
+def backend_predictor(backend) -> Callable[[np.ndarray], List[np.ndarray]]:
+    return one_at_a_time(backend.infer)
 
 
 def _as_list(out) -> List[np.ndarray]:

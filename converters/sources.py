@@ -136,5 +136,8 @@ def _load_program(src: str, flags: CardFlags) -> Source:
     if extra[CARD_FILE]:
         quantized = load_quantized(src)
         return Source(src, quantized.card, None, quantized, kind="int8-program")
+    from torchao.quantization.pt2e import allow_exported_model_train_eval
+
     model = program.module()
+    allow_exported_model_train_eval(model)  # the converters call .eval(), which an exported module rejects
     return Source(src, card_from_flags(model, flags, src), model, kind="export")

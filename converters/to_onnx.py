@@ -75,7 +75,8 @@ def convert(model: torch.nn.Module, card: ModelCard, out_path: str, precision: s
     card = card.replace(layout="nchw", precision=precision)
     with tempfile.TemporaryDirectory() as tmp:
         fp32_path = os.path.join(tmp, "fp32.onnx")
-        export_fp32(model.eval(), card, fp32_path)
+        model.eval()
+        export_fp32(model, card, fp32_path)
         path = fp32_path
         if precision == "int8":
             path = os.path.join(tmp, "int8.onnx")

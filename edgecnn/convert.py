@@ -112,6 +112,10 @@ class Converter:
     def reference_predict(self):
         from edgecnn.evaluate import torch_predictor
 
+        if self.source.kind == "export":  # a torch.export program is traced for batch 1
+            from converters.parity import one_at_a_time
+
+            return one_at_a_time(torch_predictor(self.source.model))
         if self.source.model is not None:
             return torch_predictor(self.source.model)
         return self.source.quantized.predict

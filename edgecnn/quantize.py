@@ -113,7 +113,8 @@ def channel_last(model: nn.Module, train: bool = False) -> nn.Module:
     with quiet():
         import litert_torch
 
-        return litert_torch.to_channel_last_io(model.train(train), args=[0])
+        model.train(train)
+        return litert_torch.to_channel_last_io(model, args=[0])
 
 
 def export_graph(model: nn.Module, sample: torch.Tensor):

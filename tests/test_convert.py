@@ -338,3 +338,23 @@ def test_int8_beyond_the_budget_is_refused_and_nothing_written(tmp_path):
     assert result.returncode == 3, result.stderr
     assert "refused" in result.stderr and "beyond the budget" in result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []
+
+
+def test_torchscript_and_exported_program_sources_with_auto_precision(tmp_path, digit_images):
+    """A TorchScript file and a torch.export program (.pt2) convert like any other source;
+    --precision auto times fp32 and int8 here and writes only the faster passing file."""
+    torch.manual_seed(0)
+    model = teach(FAMILIES["vgg"]())
+    sample = torch.zeros(1, 3, 32, 32)
+    torch.jit.trace(model, sample).save(str(tmp_path / "vgg.ts"))
+    torch.export.save(torch.export.export(model, (sample,)), str(tmp_path / "vgg.pt2"))
+    for source in ("vgg.ts", "vgg.pt2"):
+        result = run_cli("convert", tmp_path / source, "--input-size", "32", "--data", digit_images, "--to", "onnx",
+                         "--precision", "auto", "--max-drop", "15", "--out", tmp_path / source.replace(".", "_"),
+                         "--json", check=True)
+        (report,) = json.loads(result.stdout)
+        assert report["written"] and report["latency_ms"] > 0 and report["format"] == "onnx"
+        written = sorted(p.name for p in (tmp_path / source.replace(".", "_")).glob("*.onnx"))
+        assert written == [f"vgg-{report['precision']}.onnx"]
+        if report["precision"] == "fp32":
+            assert report["relative_error"] <= 1e-4
