@@ -4,6 +4,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 
 from conftest import ROOT, assert_one_line_error, run_cli
 
@@ -114,3 +115,30 @@ def test_quantization_aware_training_gives_a_full_int8_classifier(tmp_path):
     (report,) = json.loads(converted.stdout)
     assert report["written"] and report["float_tensors"] == 0 and report["transposes"] == 1  # LeNet's flatten
     assert report["gate"]["drop"] <= 2.0
+
+
+def test_mixed_precision_ranks_layers_and_keeps_the_most_sensitive_in_float(tmp_path):
+    """--mixed: a per-layer sensitivity report, then int8 with the most sensitive layers
+    left float; with an unreachable budget every attempt is reported and nothing written."""
+    import torch
+
+    from edgecnn.checkpoint import build_from_card, save_checkpoint
+    from edgecnn.errors import GateRefused
+    from edgecnn.quantize import QuantizeOptions, quantizable_layers, quantize_checkpoint
+    from edgecnn.tasks.classify import ClassifyTask
+    from edgecnn.train import TrainConfig
+
+    torch.manual_seed(0)
+    task = ClassifyTask(TrainConfig(model="lenet5", data="digits", imgsz=32), None)
+    model = build_from_card(task.card).eval()
+    save_checkpoint(tmp_path / "lenet.pt", task.card, model)
+    messages = []
+    with pytest.raises(GateRefused):
+        quantize_checkpoint(str(tmp_path / "lenet.pt"), str(tmp_path / "q.pt2"), QuantizeOptions(
+            calib_images=64, mixed=True, max_drop=-100.0), log=messages.append)
+    layers = quantizable_layers(model)
+    ranked = [m for m in messages if m.startswith("  [")]
+    assert len(ranked) == len(layers) and all(any(name in m for m in ranked) for name in layers)
+    attempts = [m for m in messages if m.startswith("int8 with ")]
+    assert attempts and "1 float layer(s)" in attempts[0]
+    assert not (tmp_path / "q.pt2").exists()
