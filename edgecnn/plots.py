@@ -91,10 +91,10 @@ def save_pareto_png(points: List[dict], path: Union[str, Path], title: str) -> N
 
     figure, axes = plt.subplots(figsize=(8, 5))
     largest = max(p["size_kb"] for p in points)
-    for point in points:
+    for index, point in enumerate(points):
         axes.scatter(point["latency_ms"], point["accuracy"], s=40 + 600 * point["size_kb"] / largest, alpha=0.6)
         axes.annotate(f"{point['name']} ({point['size_kb']:.0f} KB)", (point["latency_ms"], point["accuracy"]),
-                      textcoords="offset points", xytext=(6, 4), fontsize=8)
+                      textcoords="offset points", xytext=(8, 12 * (index % 3) - 12), fontsize=8)  # staggered
     front = sorted(pareto_front(points), key=lambda p: p["latency_ms"])
     axes.plot([p["latency_ms"] for p in front], [p["accuracy"] for p in front], "k--", linewidth=1,
               label="Pareto front")
