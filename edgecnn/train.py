@@ -11,6 +11,7 @@ the same weights as an uninterrupted one.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -55,6 +56,9 @@ class TrainConfig:
     ema_decay: float = 0.998  # 0 disables the weight average
     strict: bool = False  # detection data: a bad label or image is an error, not skipped
     init: Optional[str] = None  # start from this checkpoint's weights and structure (fine-tuning)
+    # BatchNorm statistics over micro-batches of this many images (gradients still over the whole
+    # batch): a single process then trains exactly like N processes each seeing batch/N under DDP
+    bn_batch: Optional[int] = None
 
 
 def ema_model(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
@@ -143,6 +147,26 @@ def epoch_order(size: int, config: TrainConfig, epoch: int, world: int, rank: in
     return mine
 
 
+def backward_in_micro_batches(task, net: nn.Module, batch, micro: Optional[int]) -> torch.Tensor:
+    """loss.backward() over the batch, its forward passes (and so its BatchNorm statistics)
+    taken `micro` images at a time; returns the batch's mean loss."""
+    size = len(batch[0])
+    if not micro or micro >= size:
+        loss = task.loss(net, batch)
+        loss.backward()
+        return loss
+    total = torch.zeros(())
+    starts = list(range(0, size, micro))
+    for index, start in enumerate(starts):
+        part = tuple(t[start:start + micro] for t in batch)
+        sync = index == len(starts) - 1 or not hasattr(net, "no_sync")
+        with (contextlib.nullcontext() if sync else net.no_sync()):
+            loss = task.loss(net, part) * (len(part[0]) / size)
+            loss.backward()
+        total = total + loss.detach()
+    return total
+
+
 def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     """Weight decay on conv/linear weights only, never on BatchNorm or biases."""
     decay = [p for p in model.parameters() if p.ndim > 1]
@@ -162,6 +186,8 @@ def check_config(config: TrainConfig) -> None:
         raise UserError(f"--epochs must be >= 1, got {config.epochs}")
     if config.batch < 1:
         raise UserError(f"--batch must be >= 1, got {config.batch}")
+    if config.bn_batch is not None and config.bn_batch < 2:
+        raise UserError(f"--bn-batch must be >= 2, got {config.bn_batch}")
     if not config.width > 0:
         raise UserError(f"--width must be > 0, got {config.width}")
     from edgecnn.models import resolve_name
@@ -233,9 +259,8 @@ def train(config: TrainConfig, resume: bool = False, log=None) -> Dict[str, Any]
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False,
                        disable=None if ctx.main else True, file=sys.stderr, dynamic_ncols=True)
             for batch in bar:
-                loss = task.loss(net, batch)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                loss = backward_in_micro_batches(task, net, batch, config.bn_batch)
                 optimizer.step()
                 scheduler.step()
                 if averaged is not None:

@@ -75,3 +75,34 @@ def test_cli_bad_training_input(tmp_path, image_folder):
     assert_one_line_error(run_cli("train", "--imgsz", "16", *out), contains="imgsz")
     assert_one_line_error(run_cli("train", "--resume", "--out", tmp_path / "never"), contains="not found")
     assert not (tmp_path / "x").exists() or not list((tmp_path / "x").glob("*.pt"))
+
+
+def test_micro_batches_give_the_full_batch_gradient_and_per_micro_batch_norm_statistics():
+    """--bn-batch: gradients over the whole batch (same as one pass when nothing depends
+    on batch statistics), BatchNorm statistics over each micro-batch (as under DDP)."""
+    import torch
+    from torch import nn
+
+    from edgecnn.train import backward_in_micro_batches
+
+    class Task:
+        @staticmethod
+        def loss(net, batch):
+            x, y = batch
+            return nn.functional.cross_entropy(net(x), y)
+
+    torch.manual_seed(0)
+    x, y = torch.randn(12, 5), torch.randint(0, 3, (12,))
+    plain = nn.Linear(5, 3)
+    full = backward_in_micro_batches(Task, plain, (x, y), None)
+    full_grad = plain.weight.grad.clone()
+    plain.zero_grad()
+    split = backward_in_micro_batches(Task, plain, (x, y), 4)
+    torch.testing.assert_close(plain.weight.grad, full_grad)
+    torch.testing.assert_close(split, full.detach())
+
+    normed = nn.Sequential(nn.BatchNorm1d(5, momentum=None), nn.Linear(5, 3))
+    backward_in_micro_batches(Task, normed, (x, y), 4)
+    # momentum=None keeps the cumulative average of the three micro-batches' means
+    expected = torch.stack([x[i:i + 4].mean(0) for i in (0, 4, 8)]).mean(0)
+    torch.testing.assert_close(normed[0].running_mean, expected)
