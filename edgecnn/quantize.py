@@ -292,7 +292,7 @@ def quantization_aware_training(model: nn.Module, card: ModelCard, data_spec: st
             loss.backward()
             optimizer.step()
             schedule.step()
-            total, seen = total + float(loss) * len(y), seen + len(y)
+            total, seen = total + float(loss.detach()) * len(y), seen + len(y)
         log(f"QAT epoch {epoch + 1}/{epochs}  loss {total / seen:.4f}")
     move_exported_model_to_eval(prepared)
     with quiet():
