@@ -25,8 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = {
     "digits": {"train": ["--task", "classify", "--model", "mobilenet_v2", "--width", "0.5", "--data", "digits",
-                         "--imgsz", "80", "--epochs", "40", "--batch", "32", "--bn-batch", "16", "--optimizer", "sgd",
-                         "--lr", "0.05",
+                         "--imgsz", "80", "--epochs", "40", "--batch", "32", "--optimizer", "sgd", "--lr", "0.05",
                          "--seed", "0"],
                "data": "digits", "metric": "top1", "bundle": "digits_mobilenet_v2.pt"},
     "shapes": {"train": ["--task", "detect", "--model", "mobilenet_v2", "--width", "0.5", "--data", "shapes",
