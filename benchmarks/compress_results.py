@@ -20,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -34,24 +33,15 @@ def edgecnn(*args: str) -> str:
 
 
 def latency_ms(path: str, threads: int = 2, runs: int = 300, rounds: int = 5) -> float:
-    """Median over rounds of the median inference time on the raw runtime."""
+    """Median over rounds of the median inference time on the raw runtime (the bench's
+    input and timing loop)."""
+    from edgecnn.bench import sample_input, timed_runs
     from edgecnn.runtime.backends import open_backend
-    from edgecnn.runtime.preprocess import preprocess
 
     backend = open_backend(path, threads=threads)
-    card = backend.card
-    blob = preprocess(np.full((*card.input_size, 3), 128, np.uint8), card)
-    for _ in range(50):
-        backend.infer(blob)
-    medians = []
-    for _ in range(rounds):
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            backend.infer(blob)
-            times.append(time.perf_counter() - start)
-        medians.append(statistics.median(times))
-    return 1000 * statistics.median(medians)
+    blob = sample_input(backend)
+    timed_runs(backend.infer, blob, 50)
+    return statistics.median(statistics.median(timed_runs(backend.infer, blob, runs)) for _ in range(rounds))
 
 
 def convert_all(source: str, out: Path) -> list:

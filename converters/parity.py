@@ -87,7 +87,7 @@ def onnx_structure(path: str):
 def one_at_a_time(predict_one: Callable) -> Callable[[np.ndarray], List[np.ndarray]]:
     """A batch predictor over a batch-1 model (one image at a time)."""
     def predict(batch: np.ndarray):
-        rows = [_as_list(predict_one(batch[i:i + 1])) for i in range(len(batch))]
+        rows = [as_list(predict_one(batch[i:i + 1])) for i in range(len(batch))]
         outputs = [np.concatenate([row[k] for row in rows]) for k in range(len(rows[0]))]
         return outputs if len(outputs) > 1 else outputs[0]
     return predict
@@ -97,7 +97,8 @@ def backend_predictor(backend) -> Callable[[np.ndarray], List[np.ndarray]]:
     return one_at_a_time(backend.infer)
 
 
-def _as_list(out) -> List[np.ndarray]:
+def as_list(out) -> List[np.ndarray]:
+    """A predictor's output (one array, or a tuple/list per output) as a list of arrays."""
     return [np.asarray(o) for o in out] if isinstance(out, (list, tuple)) else [np.asarray(out)]
 
 
@@ -146,8 +147,8 @@ def compare(path: str, fmt: str, card: ModelCard, torch_card: ModelCard, referen
     """Run both models on `images` (each through its own card's preprocessing)."""
     ref_in = np.concatenate([preprocess(image, torch_card) for image in images])
     conv_in = np.concatenate([preprocess(image, card) for image in images])
-    reference = _as_list(reference_predict(ref_in))
-    converted = _as_list(converted_predict(conv_in))
+    reference = as_list(reference_predict(ref_in))
+    converted = as_list(converted_predict(conv_in))
     max_abs = max(float(np.abs(c - r).max()) for c, r in zip(converted, reference))
     scale = max(float(np.abs(r).max()) for r in reference)
     if card.task == "detect":

@@ -124,20 +124,10 @@ def load_source(src: str, flags: CardFlags, weights: Optional[str] = None) -> So
 
 
 def _load_program(src: str, flags: CardFlags) -> Source:
-    from edgecnn.quantize import CARD_FILE, load_quantized, register_quantized_ops
+    from edgecnn.quantize import CARD_FILE, quantized_from_program, read_program
 
-    register_quantized_ops()
-    extra = {CARD_FILE: ""}
-    try:
-        program = torch.export.load(src, extra_files=extra)
-    except Exception as exc:  # foreign or truncated archive
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"cannot read {src}: not a torch.export program ({first[:120]})") from None
+    model, extra = read_program(src)
     if extra[CARD_FILE]:
-        quantized = load_quantized(src)
+        quantized = quantized_from_program(model, extra)
         return Source(src, quantized.card, None, quantized, kind="int8-program")
-    from torchao.quantization.pt2e import allow_exported_model_train_eval
-
-    model = program.module()
-    allow_exported_model_train_eval(model)  # the converters call .eval(), which an exported module rejects
     return Source(src, card_from_flags(model, flags, src), model, kind="export")

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -58,18 +57,13 @@ def rewrite_card(path: str, fmt: str, card: ModelCard) -> None:
     write_bytes_atomic(path, proto.SerializeToString())
 
 
-def median_latency_ms(backend, card: ModelCard, runs: int = 50, warmup: int = 10) -> float:
-    from edgecnn.runtime.preprocess import preprocess
+def median_latency_ms(backend, runs: int = 50, warmup: int = 10) -> float:
+    """Median inference time on this device, with the bench's input and timing loop."""
+    from edgecnn.bench import sample_input, timed_runs
 
-    blob = preprocess(np.full((card.input_size[0], card.input_size[1], 3), 128, np.uint8), card)
-    for _ in range(warmup):
-        backend.infer(blob)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        backend.infer(blob)
-        times.append(time.perf_counter() - start)
-    return 1000.0 * float(np.median(times))
+    blob = sample_input(backend)
+    timed_runs(backend.infer, blob, warmup)
+    return float(np.median(timed_runs(backend.infer, blob, runs)))
 
 
 class Converter:
@@ -177,7 +171,7 @@ class Converter:
         if card.precision == "int8" and not gate.passed:
             report.problems.append(gate.describe())
         if self.options.precision == "auto":
-            report.latency_ms = median_latency_ms(backend, card)
+            report.latency_ms = median_latency_ms(backend)
         return report
 
     def card_with_metrics(self, card: ModelCard, report) -> ModelCard:

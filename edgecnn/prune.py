@@ -50,42 +50,20 @@ def output_layers(model: nn.Module, card: ModelCard) -> List[nn.Module]:
     return [last]
 
 
-_TIMING = """
-import sys, time, statistics
-import numpy as np, onnxruntime
-options = onnxruntime.SessionOptions()
-options.intra_op_num_threads = int(sys.argv[2])
-session = onnxruntime.InferenceSession(sys.argv[1], options, providers=["CPUExecutionProvider"])
-spec = session.get_inputs()[0]
-feed = {spec.name: np.zeros(spec.shape, np.float32)}
-for _ in range(50):
-    session.run(None, feed)
-times = []
-for _ in range(int(sys.argv[3])):
-    start = time.perf_counter()
-    session.run(None, feed)
-    times.append(time.perf_counter() - start)
-print(1000 * statistics.median(times))
-"""
-
-
 def onnx_latency_ms(model: nn.Module, card: ModelCard, threads: int = 2, runs: int = 300) -> float:
     """Median fp32 latency of the model exported to ONNX, run by onnxruntime in a fresh
-    process: after training, PyTorch's worker threads keep spinning for a while and
-    would slow down anything timed in this process."""
-    import subprocess
-    import sys
-
+    process (the bench's isolated measurement): after training, PyTorch's worker threads
+    keep spinning for a while and would slow down anything timed in this process."""
     from converters.to_onnx import export_fp32
+    from edgecnn.bench import BenchConfig, run_isolated
 
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.onnx")
         export_fp32(model.eval(), card, path)
-        result = subprocess.run([sys.executable, "-c", _TIMING, path, str(threads), str(runs)],
-                                capture_output=True, text=True)
-    if result.returncode != 0:
-        raise UserError(f"latency measurement failed: {result.stderr.strip().splitlines()[-1][:200]}")
-    return float(result.stdout.strip())
+        record = run_isolated(BenchConfig(model=path, backend="onnxruntime", threads=threads, runs=runs, warmup=50))
+    if record.get("status") != "ok":
+        raise UserError(f"latency measurement failed: {record.get('error', 'no result')}")
+    return float(record["latency_ms"]["p50"])
 
 
 @dataclass

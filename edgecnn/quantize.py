@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -26,6 +27,7 @@ from edgecnn.errors import UserError
 from edgecnn.runtime.preprocess import preprocess_batch
 
 CARD_FILE = "edgecnn_card"
+QUANTIZER_FILE = "edgecnn_quantizer"  # per-channel / float layers / QAT: what rebuilds the quantizer
 # Below this many images the activation ranges of a small CNN visibly depend on which
 # images were drawn (measured: digits drop spreads from 0.1 to 0.7 points at 16).
 MIN_CALIBRATION_IMAGES = 64
@@ -163,10 +165,12 @@ class QuantizedModel:
     def quantizer(self):
         return quantizer(self.per_channel, self.float_layers, self.qat)
 
-    def predict(self, batch: np.ndarray):
-        with torch.no_grad():
-            out = self.module(torch.from_numpy(batch))
-        return [o.numpy() for o in out] if isinstance(out, (tuple, list)) else out.numpy()
+    @cached_property
+    def predict(self) -> Callable[[np.ndarray], Any]:
+        """Preprocessed NHWC batch -> outputs, like any edgecnn predictor."""
+        from edgecnn.evaluate import torch_predictor
+
+        return torch_predictor(self.module)
 
 
 def quantize_model(model: nn.Module, card: ModelCard, calibration_images: Sequence[np.ndarray],
@@ -189,13 +193,12 @@ def quantizable_layers(model: nn.Module) -> List[str]:
 
 
 def sensitivity(model: nn.Module, card: ModelCard, calibration_images: Sequence[np.ndarray],
-                score: Callable[[Callable], float], per_channel: bool = True, progress=None
-                ) -> List[Tuple[str, float]]:
-    """Per-layer sensitivity: how much the score recovers when only that layer stays in
-    float (the rest int8). Sorted most sensitive first."""
-    batches = preprocess_batch(list(calibration_images), card.replace(layout="nhwc"))
-    graph = export_graph(channel_last(model), torch.from_numpy(np.repeat(batches[:1], 2, axis=0)))
-    base = score(quantize_model(model, card, calibration_images, per_channel, graph=graph).predict)
+                score: Callable[[Callable], float], graph, all_int8: QuantizedModel, per_channel: bool = True,
+                progress=None) -> List[Tuple[str, float]]:
+    """Per-layer sensitivity: how much the score recovers, against the all-int8 model,
+    when only that layer stays in float. `graph` is the exported graph the all-int8
+    model was calibrated from. Sorted most sensitive first."""
+    base = score(all_int8.predict)
     results = []
     layers = quantizable_layers(model)
     for index, name in enumerate(layers):
@@ -213,7 +216,7 @@ def save_quantized(path: Union[str, Path], quantized: QuantizedModel, sample: np
                                   dynamic_shapes=({0: batch},))
     settings = {"per_channel": quantized.per_channel, "float_layers": list(quantized.float_layers),
                 "qat": quantized.qat}
-    extra = {CARD_FILE: quantized.card.to_json(), "edgecnn_quantizer": json.dumps(settings)}
+    extra = {CARD_FILE: quantized.card.to_json(), QUANTIZER_FILE: json.dumps(settings)}
     with atomic_path(path) as tmp:
         torch.export.save(program, str(tmp), extra_files=extra)
 
@@ -227,22 +230,34 @@ def register_quantized_ops() -> None:
         import torchao.quantization.pt2e  # noqa: F401
 
 
-def load_quantized(path: Union[str, Path]) -> QuantizedModel:
+def read_program(path: Union[str, Path]) -> Tuple[Any, Dict[str, str]]:
+    """A torch.export program's module (switchable to eval, as the converters expect) and
+    edgecnn's extra files (empty strings when absent: not an edgecnn int8 program)."""
     from torchao.quantization.pt2e import allow_exported_model_train_eval
 
     register_quantized_ops()
-    extra = {CARD_FILE: "", "edgecnn_quantizer": ""}
+    extra = {CARD_FILE: "", QUANTIZER_FILE: ""}
     try:
         program = torch.export.load(str(path), extra_files=extra)
     except Exception as exc:  # torch raises many types for foreign or truncated archives
-        raise UserError(f"cannot read {path}: not a torch.export program ({str(exc).splitlines()[0][:120]})") from None
-    if not extra[CARD_FILE]:
-        raise UserError(f"{path} carries no edgecnn model card")
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot read {path}: not a torch.export program ({first[:120]})") from None
     module = program.module()
     allow_exported_model_train_eval(module)
-    settings = json.loads(extra["edgecnn_quantizer"] or "{}")
+    return module, extra
+
+
+def quantized_from_program(module, extra: Dict[str, str]) -> QuantizedModel:
+    settings = json.loads(extra[QUANTIZER_FILE] or "{}")
     return QuantizedModel(module, ModelCard.from_json(extra[CARD_FILE]), settings.get("per_channel", True),
                           settings.get("float_layers", []), settings.get("qat", False))
+
+
+def load_quantized(path: Union[str, Path]) -> QuantizedModel:
+    module, extra = read_program(path)
+    if not extra[CARD_FILE]:
+        raise UserError(f"{path} carries no edgecnn model card")
+    return quantized_from_program(module, extra)
 
 
 def quantization_aware_training(model: nn.Module, card: ModelCard, data_spec: str, epochs: int, lr: float = 1e-3,
@@ -311,8 +326,7 @@ def output_error(reference: Callable, batches: np.ndarray) -> Callable[[Callable
     """A label-free score for sensitivity analysis: minus the relative L2 error of every
     output against the fp32 model on training images (so the held-out split is only
     ever used by the gate)."""
-    def as_list(out):
-        return list(out) if isinstance(out, (list, tuple)) else [out]
+    from converters.parity import as_list
 
     expected = as_list(reference(batches))
 
@@ -406,7 +420,7 @@ def quantize_checkpoint(source: str, out: str, options: QuantizeOptions, log=pri
         channel_last_model = channel_last(model)
         score = output_error(torch_predictor(channel_last_model), probe)
         log("per-layer sensitivity (error recovered when the layer stays float):")
-        ranking = sensitivity(model, card, calibration, score, options.per_channel,
+        ranking = sensitivity(model, card, calibration, score, graph, quantized, options.per_channel,
                               progress=lambda i, n, name, gain: log(f"  [{i}/{n}] {name}: {gain:+.4f}"))
         for keep in (1, 2, 4, 8, 16):
             if keep > len(ranking) // 2:
