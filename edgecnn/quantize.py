@@ -233,12 +233,15 @@ def register_quantized_ops() -> None:
 def read_program(path: Union[str, Path]) -> Tuple[Any, Dict[str, str]]:
     """A torch.export program's module (switchable to eval, as the converters expect) and
     edgecnn's extra files (empty strings when absent: not an edgecnn int8 program)."""
-    from torchao.quantization.pt2e import allow_exported_model_train_eval
+    from converters.toolchain import quiet
 
-    register_quantized_ops()
     extra = {CARD_FILE: "", QUANTIZER_FILE: ""}
     try:
-        program = torch.export.load(str(path), extra_files=extra)
+        with quiet():  # torchao's import notices and torch.export's logged traceback on a bad file
+            from torchao.quantization.pt2e import allow_exported_model_train_eval
+
+            register_quantized_ops()
+            program = torch.export.load(str(path), extra_files=extra)
     except Exception as exc:  # torch raises many types for foreign or truncated archives
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"cannot read {path}: not a torch.export program ({first[:120]})") from None

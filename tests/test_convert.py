@@ -313,6 +313,9 @@ def test_bad_sources_and_outputs_are_one_line_errors(spectral, digit_images, tmp
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"\x80\x02 definitely not a model")
     assert_one_line_error(run_cli("convert", corrupt, *out), 2, "not an edgecnn checkpoint, TorchScript")
+    corrupt_program = tmp_path / "corrupt.pt2"
+    corrupt_program.write_bytes(b"not a zip archive")
+    assert_one_line_error(run_cli("convert", corrupt_program, *out), 2, "not a torch.export program")
     assert_one_line_error(run_cli("convert", f"{spectral}:not_a_model", "--input-size", "32", *out), 2,
                           "returned int, not a torch.nn.Module")
     assert_one_line_error(run_cli("convert", f"{spectral}:make", *out), 2, "pass --input-size")
