@@ -209,21 +209,20 @@ class VideoFileSource(Source):
                 prepare = self.prepare
                 frame = Frame(image, index, time.time(), time.perf_counter(),
                               prepare(image) if prepare is not None else None)
-                while not self._stop.is_set():
-                    try:
-                        self._queue.put(frame, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+                self._put(frame)
                 index += 1
         finally:
             self._capture.release()
-            while not self._stop.is_set():
-                try:
-                    self._queue.put(_END, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
+            self._put(_END)
+
+    def _put(self, item) -> None:
+        """Wait for room in the queue, but give up as soon as the reader stops."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
     def __iter__(self) -> Iterator[Frame]:
         while True:
