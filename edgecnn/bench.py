@@ -159,6 +159,7 @@ def base_record(config: BenchConfig) -> Dict[str, Any]:
     path = config.model
     return {"schema": RECORD_SCHEMA, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "model": Path(path).name, "model_path": str(path), "model_sha256": file_digest(path),
+            "size_kb": round(os.path.getsize(path) / 1024, 1),
             "format": Path(path).suffix.lstrip(".").lower(), "backend": config.backend,
             "threads": config.threads, "runs": config.runs, "warmup": config.warmup,
             "pipeline_source": config.pipeline}

@@ -117,6 +117,63 @@ def device_lines(records: Sequence[Dict[str, Any]]) -> List[str]:
     return lines
 
 
+def pareto_groups(records: Sequence[Dict[str, Any]]) -> Dict[Tuple, List[Dict[str, Any]]]:
+    """Successful inference-only records that can be weighed against each other: same
+    device and threads, accuracy measured with the same metric on the same data. Groups
+    of at least two variants (say fp32, pruned, int8, pruned+int8) are kept."""
+    groups: Dict[Tuple, List[Dict[str, Any]]] = {}
+    for record in representative(records):
+        accuracy = record.get("accuracy")
+        if record.get("status") != "ok" or not accuracy or record.get("pipeline") or "size_kb" not in record:
+            continue
+        key = (record.get("device", {}).get("name", "?"), record.get("threads"), accuracy["metric"],
+               accuracy.get("dataset"))
+        groups.setdefault(key, []).append(record)
+    return {key: group for key, group in groups.items() if len(group) >= 2}
+
+
+def pareto_points(group: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    return [{"name": f"{r['model']} ({r['backend']})", "accuracy": 100 * r["accuracy"]["value"],
+             "latency_ms": r["latency_ms"]["p50"], "size_kb": r["size_kb"], "record": r} for r in group]
+
+
+def pareto_table(group: Sequence[Dict[str, Any]]) -> str:
+    """Accuracy vs latency vs size, fastest first; 'front' marks the variants that no other
+    variant beats on both latency and accuracy."""
+    from edgecnn.plots import pareto_front
+
+    points = sorted(pareto_points(group), key=lambda p: p["latency_ms"])
+    front = {id(p) for p in pareto_front(points)}
+    most_accurate = max(points, key=lambda p: (p["accuracy"], -p["latency_ms"]))
+    lines = ["| model | backend | precision | accuracy | p50 ms | speed-up | size KB | on the front |",
+             "|---|---|---|---|---|---|---|---|"]
+    for p in points:
+        r = p["record"]
+        lines.append(f"| {r['model']} | {r['backend']} | {r.get('precision') or '-'} | {accuracy_text(r)} | "
+                     f"{_ms(p['latency_ms'])} | {most_accurate['latency_ms'] / p['latency_ms']:.2f}x | "
+                     f"{p['size_kb']:.0f} | {'yes' if id(p) in front else 'no'} |")
+    return "\n".join(lines)
+
+
+def pareto_file_name(key: Tuple) -> str:
+    device, threads, metric, dataset = key
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in f"{device}-{threads or 'default'}t-{metric}"
+                   f"-{dataset or 'unknown'}")
+    return f"pareto-{safe}.png"
+
+
+def pareto_sections(records: Sequence[Dict[str, Any]], with_charts: bool) -> List[str]:
+    parts: List[str] = []
+    for key, group in pareto_groups(records).items():
+        device, threads, metric, dataset = key
+        parts += ["", f"## Accuracy vs latency vs size: {device}, {threads or 'default'} threads, "
+                  f"{metric} on {dataset or 'unnamed data'}", "",
+                  "Speed-up is against the most accurate variant.", "", pareto_table(group)]
+        if with_charts:
+            parts += ["", f"![accuracy vs p50 latency, marker area ~ file size]({pareto_file_name(key)})"]
+    return parts
+
+
 def markdown_report(records: Sequence[Dict[str, Any]], chart: Optional[str] = None) -> str:
     chosen = representative(records)
     parts = ["# Inference latency", "",
@@ -128,6 +185,7 @@ def markdown_report(records: Sequence[Dict[str, Any]], chart: Optional[str] = No
                   "more than once, the run with the median p50 is shown (notes: 'median of N runs')."]
     if chart:
         parts += ["", f"![p50 latency, whiskers to p90]({chart})"]
+    parts += pareto_sections(records, with_charts=chart is not None)
     return "\n".join(parts) + "\n"
 
 
@@ -179,6 +237,12 @@ def write_report(records: Sequence[Dict[str, Any]], out_dir: str) -> Tuple[str, 
     out.mkdir(parents=True, exist_ok=True)
     png = out / "bench.png"
     chart(records, str(png))
+    from edgecnn.plots import save_pareto_png
+
+    for key, group in pareto_groups(records).items():
+        device, threads, metric, dataset = key
+        save_pareto_png(pareto_points(group), out / pareto_file_name(key),
+                        f"{device}, {threads or 'default'} threads: {metric} on {dataset} vs p50 latency")
     text = markdown_report(records, png.name)
     md = out / "bench.md"
     md.write_text(text, encoding="utf-8")

@@ -50,8 +50,10 @@ def coco_map(labels: List[str], gt_boxes: Sequence[np.ndarray], gt_classes: Sequ
         per_class.append({"label": name, "ap50_95": float(valid.mean()) if valid.size else 0.0,
                           "ap50": float(at50.mean()) if at50.size else 0.0})
     stats = evaluation.stats
+    # COCO's size buckets (area < 32^2, < 96^2, larger px); -1 where a bucket holds no object
+    by_size = {"small": float(stats[3]), "medium": float(stats[4]), "large": float(stats[5])}
     return {"map50_95": float(stats[0]), "map50": float(stats[1]), "images": len(images),
-            "objects": len(annotations), "per_class": per_class}
+            "objects": len(annotations), "per_class": per_class, "map50_95_by_size": by_size}
 
 
 def format_map_report(report: Dict[str, Any]) -> str:
@@ -61,4 +63,8 @@ def format_map_report(report: Dict[str, Any]) -> str:
              f"{'class':<{width}}  AP@0.5:0.95  AP@0.5"]
     for c in report["per_class"]:
         lines.append(f"{c['label']:<{width}}  {100 * c['ap50_95']:10.2f}  {100 * c['ap50']:6.2f}")
+    sizes = {k: v for k, v in report.get("map50_95_by_size", {}).items() if v >= 0}
+    if sizes:
+        lines.append("mAP@0.5:0.95 by object size (COCO areas): "
+                     + ", ".join(f"{k} {100 * v:.2f}" for k, v in sizes.items()))
     return "\n".join(lines)

@@ -166,6 +166,35 @@ def test_bench_report_writes_markdown_and_chart_across_devices(models, tmp_path)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
 
 
+def test_bench_report_weighs_variants_of_a_model_on_a_pareto_front(models, tmp_path):
+    """fp32, int8 and pruned variants measured on one device: the report tables accuracy vs
+    latency vs size, marks the front (a slower, less accurate variant is off it) and draws it."""
+    measured = tmp_path / "variants.jsonl"
+    run_cli("bench", models["onnx"], "--threads", "1", "--runs", "10", "--warmup", "1", "--json", measured,
+            check=True)
+    fp32 = read_json_lines([str(measured)])[0]
+    assert fp32["size_kb"] > 100
+
+    def variant(name, digest, accuracy, latency_scale, size_kb):
+        return dict(fp32, model=name, model_sha256=digest, size_kb=size_kb,
+                    accuracy=dict(fp32["accuracy"], value=accuracy),
+                    latency_ms={k: v * latency_scale for k, v in fp32["latency_ms"].items()})
+
+    extra = [variant("mnv2-int8.onnx", "1" * 16, 0.870, 0.5, fp32["size_kb"] / 4),
+             variant("mnv2-worse.onnx", "2" * 16, 0.800, 1.5, fp32["size_kb"])]
+    with open(measured, "a") as handle:
+        handle.writelines(json.dumps(r) + "\n" for r in extra)
+    run_cli("bench", "report", measured, "--out", tmp_path / "report", check=True)
+    md = (tmp_path / "report" / "bench.md").read_text()
+    section = md[md.index("## Accuracy vs latency vs size"):]
+    rows = {line.split(" | ")[0][2:]: line for line in section.splitlines() if line.startswith("| mnv2")}
+    assert list(rows) == ["mnv2-int8.onnx", "mnv2.onnx", "mnv2-worse.onnx"]  # fastest first
+    assert rows["mnv2-int8.onnx"].endswith("| yes |") and "2.00x" in rows["mnv2-int8.onnx"]
+    assert rows["mnv2.onnx"].endswith("| yes |") and rows["mnv2-worse.onnx"].endswith("| no |")
+    (chart,) = (tmp_path / "report").glob("pareto-*.png")
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({chart.name})" in md
+
+
 def test_report_rejects_files_that_are_not_bench_records(tmp_path):
     other = tmp_path / "other.jsonl"
     other.write_text('{"frame": 1}\n')
