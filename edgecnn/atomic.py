@@ -20,7 +20,8 @@ def atomic_path(path: Union[str, Path]) -> Iterator[Path]:
     final = Path(path)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        # the temporary name keeps the final suffix: writers such as torch.export.save check it
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{final.suffix}", dir=final.parent)
     except OSError as exc:
         raise UserError(f"cannot write {final}: {exc.strerror or exc}") from None
     os.close(fd)

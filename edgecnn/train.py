@@ -195,6 +195,8 @@ def check_config(config: TrainConfig) -> None:
     resolve_name(config.model)  # fail before loading any data
     if config.task == "detect" and not config.model.startswith("mobilenet"):
         raise UserError(f"detectors use a MobileNet backbone, got {config.model!r}")
+    if config.task == "detect" and config.imgsz is not None and (config.imgsz < 64 or config.imgsz % 32):
+        raise UserError(f"--imgsz for detection must be a multiple of 32 and >= 64, got {config.imgsz}")
 
 
 def train(config: TrainConfig, resume: bool = False, log=None) -> Dict[str, Any]:

@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -20,6 +21,19 @@ def run_cli(*args, cwd=None, env=None, timeout=600, check=False):
         raise AssertionError(f"edgecnn {' '.join(map(str, args))} failed ({result.returncode}):\n"
                              f"{result.stdout}\n{result.stderr}")
     return result
+
+
+def run_cli_batch(*commands, cwd=None, env=None, timeout=600):
+    """Run several `edgecnn` command lines (each a sequence of arguments) one after the
+    other in ONE subprocess; a CompletedProcess-like result per command line."""
+    full_env = {**os.environ, **(env or {})}
+    argvs = [[str(a) for a in command] for command in commands]
+    result = subprocess.run([sys.executable, str(Path(__file__).with_name("cli_batch.py")), json.dumps(argvs)],
+                            capture_output=True, text=True, cwd=cwd or ROOT, env=full_env, timeout=timeout)
+    if result.returncode != 0:
+        raise AssertionError(f"cli_batch failed ({result.returncode}):\n{result.stderr}")
+    return [subprocess.CompletedProcess(argv, code, out, err) for argv, (code, out, err)
+            in zip(argvs, json.loads(result.stdout))]
 
 
 def assert_one_line_error(result, code=2, contains=None):

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from conftest import ROOT, assert_one_line_error, run_cli
+from conftest import ROOT, assert_one_line_error, run_cli, run_cli_batch
 from edgecnn.models import build_model
 
 
@@ -309,24 +309,25 @@ def test_op_a_target_cannot_express_names_op_and_layer(spectral, digit_images, t
 
 def test_bad_sources_and_outputs_are_one_line_errors(spectral, digit_images, tmp_path):
     out = ["--data", digit_images, "--out", tmp_path / "out"]
-    assert_one_line_error(run_cli("convert", tmp_path / "missing.pt", *out), 2, "no such model file")
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"\x80\x02 definitely not a model")
-    assert_one_line_error(run_cli("convert", corrupt, *out), 2, "not an edgecnn checkpoint, TorchScript")
     corrupt_program = tmp_path / "corrupt.pt2"
     corrupt_program.write_bytes(b"not a zip archive")
-    assert_one_line_error(run_cli("convert", corrupt_program, *out), 2, "not a torch.export program")
-    assert_one_line_error(run_cli("convert", f"{spectral}:not_a_model", "--input-size", "32", *out), 2,
-                          "returned int, not a torch.nn.Module")
-    assert_one_line_error(run_cli("convert", f"{spectral}:make", *out), 2, "pass --input-size")
     lenet = tmp_path / "lenet.py"
     lenet.write_text("from edgecnn.models import build_model\n\ndef make():\n"
                      "    return build_model('lenet5', num_classes=10, in_channels=3)\n")
-    assert_one_line_error(run_cli("convert", f"{lenet}:make", "--input-size", "7x5", *out), 2, "rejects a 3x7x5 input")
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert_one_line_error(run_cli("convert", f"{lenet}:make", "--input-size", "32", "--data", digit_images,
-                                  "--out", blocker / "sub"), 2, "cannot write to")
+    cases = [((tmp_path / "missing.pt", *out), "no such model file"),
+             ((corrupt, *out), "not an edgecnn checkpoint, TorchScript"),
+             ((corrupt_program, *out), "not a torch.export program"),
+             ((f"{spectral}:not_a_model", "--input-size", "32", *out), "returned int, not a torch.nn.Module"),
+             ((f"{spectral}:make", *out), "pass --input-size"),
+             ((f"{lenet}:make", "--input-size", "7x5", *out), "rejects a 3x7x5 input"),
+             ((f"{lenet}:make", "--input-size", "32", "--data", digit_images, "--out", blocker / "sub"),
+              "cannot write to")]
+    for result, (_, message) in zip(run_cli_batch(*(["convert", *args] for args, _ in cases)), cases):
+        assert_one_line_error(result, 2, message)
 
 
 def test_int8_beyond_the_budget_is_refused_and_nothing_written(tmp_path):

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, run_cli, run_cli_batch
 from edgecnn.checkpoint import load_model
 from edgecnn.data.detection import load_shapes_detection
 from edgecnn.models.detector import MobileNetDetector
@@ -99,12 +99,12 @@ def test_eval_cli_reports_coco_map_and_draws_predictions(tiny_detector, tmp_path
 
 
 def test_detection_cli_bad_input(tmp_path):
-    assert_one_line_error(run_cli("train", "--task", "detect", "--data", tmp_path / "nothing", "--out", tmp_path / "o"),
-                          contains="not found")
-    assert_one_line_error(run_cli("train", "--task", "detect", "--model", "lenet5", "--out", tmp_path / "o"),
-                          contains="MobileNet backbone")
-    assert_one_line_error(run_cli("train", "--task", "detect", "--imgsz", "100", "--out", tmp_path / "o"),
-                          contains="multiple of 32")
+    out = ["--out", tmp_path / "o"]
+    cases = {("--data", tmp_path / "nothing"): "not found", ("--model", "lenet5"): "MobileNet backbone",
+             ("--imgsz", "100"): "multiple of 32"}
+    results = run_cli_batch(*(["train", "--task", "detect", *args, *out] for args in cases))
+    for result, message in zip(results, cases.values()):
+        assert_one_line_error(result, contains=message)
 
 
 def test_detector_runs_on_the_real_video(tiny_detector):

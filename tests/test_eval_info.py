@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, run_cli, run_cli_batch
 from edgecnn.checkpoint import load_checkpoint
 from edgecnn.train import TrainConfig, train
 
@@ -57,12 +57,12 @@ def test_unreadable_and_foreign_checkpoints(tmp_path, digits_ckpt):
     torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign)
     text = tmp_path / "notes.pt"
     text.write_text("hello")
-    for command in ("eval", "info"):
-        assert_one_line_error(run_cli(command, tmp_path / "missing.pt"), contains="not found")
-        assert_one_line_error(run_cli(command, truncated), contains="cannot read checkpoint")
-        assert_one_line_error(run_cli(command, text), contains="cannot read checkpoint")
-        assert_one_line_error(run_cli(command, foreign), contains="not an edgecnn checkpoint")
-    assert_one_line_error(run_cli("eval", digits_ckpt, "--data", tmp_path / "nodata"), contains="not found")
+    cases = [((command, path), message) for command in ("eval", "info") for path, message in (
+        (tmp_path / "missing.pt", "not found"), (truncated, "cannot read checkpoint"),
+        (text, "cannot read checkpoint"), (foreign, "not an edgecnn checkpoint"))]
+    cases.append((("eval", digits_ckpt, "--data", tmp_path / "nodata"), "not found"))
+    for result, (_, message) in zip(run_cli_batch(*(command for command, _ in cases)), cases):
+        assert_one_line_error(result, contains=message)
 
 
 def test_output_piped_into_a_closed_reader_is_not_a_traceback():

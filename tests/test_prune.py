@@ -2,7 +2,7 @@
 checkpoints that load again (weights_only) with their smaller layers."""
 import json
 
-from conftest import ROOT, assert_one_line_error, run_cli
+from conftest import ROOT, assert_one_line_error, run_cli, run_cli_batch
 
 DIGITS = ROOT / "edgecnn" / "assets" / "digits_mobilenet_v2.pt"
 
@@ -28,10 +28,11 @@ def test_prune_half_the_macs_fine_tune_and_reload(tmp_path):
 
 def test_unreachable_target_and_bad_input_are_one_line(tmp_path):
     out = ["--out", tmp_path / "p.pt"]
-    assert_one_line_error(run_cli("prune", DIGITS, "--target-macs", "0.001", "--epochs", "0", *out), 2,
-                          "cannot be reached")
-    assert_one_line_error(run_cli("prune", DIGITS, "--target-macs", "1.5", *out), 2, "between 0 and 1")
-    assert_one_line_error(run_cli("prune", DIGITS, *out), 2, "one of the arguments")
-    assert_one_line_error(run_cli("prune", ROOT / "edgecnn" / "assets" / "shapes_detector.pt", "--target-macs",
-                                  "0.5", "--importance", "taylor", *out), 2, "taylor")
+    cases = [((DIGITS, "--target-macs", "0.001", "--epochs", "0"), "cannot be reached"),
+             ((DIGITS, "--target-macs", "1.5"), "between 0 and 1"),
+             ((DIGITS,), "one of the arguments"),
+             ((ROOT / "edgecnn" / "assets" / "shapes_detector.pt", "--target-macs", "0.5", "--importance", "taylor"),
+              "taylor")]
+    for result, (_, message) in zip(run_cli_batch(*(["prune", *args, *out] for args, _ in cases)), cases):
+        assert_one_line_error(result, 2, message)
     assert not (tmp_path / "p.pt").exists()

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT, assert_one_line_error, run_cli
+from conftest import ROOT, assert_one_line_error, run_cli, run_cli_batch
 
 DIGITS = ROOT / "edgecnn" / "assets" / "digits_mobilenet_v2.pt"
 DETECTOR = ROOT / "edgecnn" / "assets" / "shapes_detector.pt"
@@ -68,10 +68,12 @@ def test_bad_input_is_one_line(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     out = ["--out", tmp_path / "q.pt2"]
-    assert_one_line_error(run_cli("quantize", DIGITS, "--calib", empty, *out), 2, "no calibration images")
-    assert_one_line_error(run_cli("quantize", DETECTOR, "--data", "digits", *out), 2)
-    assert_one_line_error(run_cli("quantize", DIGITS, "--out", tmp_path / "q.onnx"), 2, "must end in .pt2")
-    assert_one_line_error(run_cli("quantize", tmp_path / "nope.pt", *out), 2, "not found")
+    cases = [((DIGITS, "--calib", empty, *out), "no calibration images"),
+             ((DETECTOR, "--data", "digits", *out), None),
+             ((DIGITS, "--out", tmp_path / "q.onnx"), "must end in .pt2"),
+             ((tmp_path / "nope.pt", *out), "not found")]
+    for result, (_, message) in zip(run_cli_batch(*(["quantize", *args] for args, _ in cases)), cases):
+        assert_one_line_error(result, 2, message)
 
 
 def test_quantization_aware_training_gives_a_full_int8_classifier(tmp_path):

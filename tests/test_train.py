@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, run_cli, run_cli_batch
 from edgecnn.checkpoint import load_checkpoint
 from edgecnn.train import TrainConfig, train
 
@@ -62,18 +62,25 @@ def test_cli_train_on_an_image_folder(tmp_path, image_folder):
 
 
 def test_cli_bad_training_input(tmp_path, image_folder):
+    import shutil
+
     out = ["--out", tmp_path / "x"]
-    assert_one_line_error(run_cli("train", "--data", tmp_path / "missing", *out), contains="not found")
-    (image_folder / "train" / "digit5").mkdir()
-    assert_one_line_error(run_cli("train", "--data", image_folder, *out), contains="has no images")
-    (image_folder / "train" / "digit5").rmdir()
-    (image_folder / "train" / "digit3" / "bad.png").write_bytes(b"garbage")
-    assert_one_line_error(run_cli("train", "--data", image_folder, *out), contains="bad.png")
-    assert_one_line_error(run_cli("train", "--model", "alexnet9", *out), contains="unknown model")
-    assert_one_line_error(run_cli("train", "--width", "0", *out), contains="width")
-    assert_one_line_error(run_cli("train", "--width", "-0.5", *out), contains="width")
-    assert_one_line_error(run_cli("train", "--imgsz", "16", *out), contains="imgsz")
-    assert_one_line_error(run_cli("train", "--resume", "--out", tmp_path / "never"), contains="not found")
+    empty_class = tmp_path / "empty_class"
+    shutil.copytree(image_folder, empty_class)
+    (empty_class / "train" / "digit5").mkdir()
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(image_folder, corrupt)
+    (corrupt / "train" / "digit3" / "bad.png").write_bytes(b"garbage")
+    cases = [(("--data", tmp_path / "missing", *out), "not found"),
+             (("--data", empty_class, *out), "has no images"),
+             (("--data", corrupt, *out), "bad.png"),
+             (("--model", "alexnet9", *out), "unknown model"),
+             (("--width", "0", *out), "width"),
+             (("--width", "-0.5", *out), "width"),
+             (("--imgsz", "16", *out), "imgsz"),
+             (("--resume", "--out", tmp_path / "never"), "not found")]
+    for result, (_, message) in zip(run_cli_batch(*(["train", *args] for args, _ in cases)), cases):
+        assert_one_line_error(result, contains=message)
     assert not (tmp_path / "x").exists() or not list((tmp_path / "x").glob("*.pt"))
 
 

@@ -95,9 +95,7 @@ class DetectTask:
 
     @staticmethod
     def make_card(config, data: DetectionSet) -> ModelCard:
-        imgsz = config.imgsz or 192
-        if imgsz < 64 or imgsz % 32:
-            raise UserError(f"--imgsz for detection must be a multiple of 32 and >= 64, got {imgsz}")
+        imgsz = config.imgsz or 192  # checked in edgecnn.train.check_config, before any data is loaded
         return ModelCard(task="detect", labels=data.labels, input_size=(imgsz, imgsz), layout="nchw",
                          color="rgb", mean=(DEFAULT_MEAN,) * 3, std=(DEFAULT_STD,) * 3,
                          architecture={"name": "detector", "backbone": config.model, "width": config.width},
