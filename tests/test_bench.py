@@ -182,6 +182,7 @@ def test_bench_report_weighs_variants_of_a_model_on_a_pareto_front(models, tmp_p
 
     extra = [variant("mnv2-int8.onnx", "1" * 16, 0.870, 0.5, fp32["size_kb"] / 4),
              variant("mnv2-worse.onnx", "2" * 16, 0.800, 1.5, fp32["size_kb"])]
+    extra[0]["precision"] = "int8"
     with open(measured, "a") as handle:
         handle.writelines(json.dumps(r) + "\n" for r in extra)
     run_cli("bench", "report", measured, "--out", tmp_path / "report", check=True)
@@ -189,7 +190,8 @@ def test_bench_report_weighs_variants_of_a_model_on_a_pareto_front(models, tmp_p
     section = md[md.index("## Accuracy vs latency vs size"):]
     rows = {line.split(" | ")[0][2:]: line for line in section.splitlines() if line.startswith("| mnv2")}
     assert list(rows) == ["mnv2-int8.onnx", "mnv2.onnx", "mnv2-worse.onnx"]  # fastest first
-    assert rows["mnv2-int8.onnx"].endswith("| yes |") and "2.00x" in rows["mnv2-int8.onnx"]
+    assert rows["mnv2-int8.onnx"].endswith("| yes |") and "| 2.00x |" in rows["mnv2-int8.onnx"]
+    assert "| 1.00x |" in rows["mnv2.onnx"]  # the reference: the most accurate fp32 variant
     assert rows["mnv2.onnx"].endswith("| yes |") and rows["mnv2-worse.onnx"].endswith("| no |")
     (chart,) = (tmp_path / "report").glob("pareto-*.png")
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"]({chart.name})" in md
