@@ -74,3 +74,17 @@ def init_weights(model: nn.Module) -> None:
         elif isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, 0, 0.01)
             nn.init.zeros_(module.bias)
+
+
+class PooledClassifier(nn.Module):
+    """The common tail of the classification families: feature layers, global average
+    pooling, dropout, one linear layer. A family builds its layers, then calls finish()."""
+
+    def finish(self, layers, channels: int, num_classes: int, dropout: float) -> None:
+        self.features = nn.Sequential(*layers)
+        self.out_channels = channels
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels, num_classes))
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(global_pool(self.features(x)))

@@ -2,10 +2,9 @@
 Networks for Mobile Vision Applications"): a stem conv and 13 depthwise-separable blocks."""
 from __future__ import annotations
 
-import torch
 from torch import nn
 
-from edgecnn.models.blocks import ConvBNAct, global_pool, init_weights, make_divisible
+from edgecnn.models.blocks import ConvBNAct, PooledClassifier, make_divisible
 
 # (output channels, stride) of each depthwise-separable block, as in Table 1 of the paper.
 BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
@@ -22,7 +21,7 @@ class DepthwiseSeparable(nn.Sequential):
         )
 
 
-class MobileNetV1(nn.Module):
+class MobileNetV1(PooledClassifier):
     def __init__(self, num_classes: int = 1000, width: float = 1.0, in_channels: int = 3,
                  dropout: float = 0.2) -> None:
         super().__init__()
@@ -32,10 +31,4 @@ class MobileNetV1(nn.Module):
             out_channels = make_divisible(out_channels * width)
             layers.append(DepthwiseSeparable(channels, out_channels, stride))
             channels = out_channels
-        self.features = nn.Sequential(*layers)
-        self.out_channels = channels
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels, num_classes))
-        init_weights(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(global_pool(self.features(x)))
+        self.finish(layers, channels, num_classes, dropout)

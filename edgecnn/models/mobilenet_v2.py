@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgecnn.models.blocks import ConvBNAct, global_pool, init_weights, make_divisible
+from edgecnn.models.blocks import ConvBNAct, PooledClassifier, make_divisible
 
 # expansion t, output channels c, repeats n, first stride s (Table 2 of the paper)
 STAGES = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
@@ -33,7 +33,7 @@ class InvertedResidual(nn.Module):
         return x + self.conv(x) if self.use_residual else self.conv(x)
 
 
-class MobileNetV2(nn.Module):
+class MobileNetV2(PooledClassifier):
     def __init__(self, num_classes: int = 1000, width: float = 1.0, in_channels: int = 3,
                  dropout: float = 0.2) -> None:
         super().__init__()
@@ -46,10 +46,4 @@ class MobileNetV2(nn.Module):
                 layers.append(InvertedResidual(channels, out_channels, stride if i == 0 else 1, expand))
                 channels = out_channels
         layers.append(ConvBNAct(channels, last_channels, 1))
-        self.features = nn.Sequential(*layers)
-        self.out_channels = last_channels
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(last_channels, num_classes))
-        init_weights(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(global_pool(self.features(x)))
+        self.finish(layers, last_channels, num_classes, dropout)

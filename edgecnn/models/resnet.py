@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgecnn.models.blocks import ConvBNAct, global_pool, init_weights, make_divisible
+from edgecnn.models.blocks import ConvBNAct, PooledClassifier, make_divisible
 
 
 class BasicBlock(nn.Module):
@@ -24,7 +24,7 @@ class BasicBlock(nn.Module):
         return self.relu(self.conv2(self.conv1(x)) + self.shortcut(x))
 
 
-class ResNet(nn.Module):
+class ResNet(PooledClassifier):
     def __init__(self, num_classes: int = 1000, width: float = 1.0, in_channels: int = 3,
                  dropout: float = 0.0, blocks_per_stage=(2, 2, 2, 2)) -> None:
         super().__init__()
@@ -36,13 +36,7 @@ class ResNet(nn.Module):
             for i in range(repeats):
                 layers.append(BasicBlock(channels, out_channels, 2 if (i == 0 and stage > 0) else 1))
                 channels = out_channels
-        self.features = nn.Sequential(*layers)
-        self.out_channels = channels
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels, num_classes))
-        init_weights(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(global_pool(self.features(x)))
+        self.finish(layers, channels, num_classes, dropout)
 
 
 def resnet18(num_classes: int = 1000, width: float = 1.0, in_channels: int = 3,
