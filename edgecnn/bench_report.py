@@ -162,19 +162,19 @@ def pareto_table(group: Sequence[Dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def pareto_file_name(key: Tuple) -> str:
+def pareto_title(key: Tuple) -> str:
     device, threads, metric, dataset = key
-    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in f"{device}-{threads or 'default'}t-{metric}"
-                   f"-{dataset or 'unknown'}")
-    return f"pareto-{safe}.png"
+    return f"{device}, {threads or 'default'} threads, {metric} on {dataset or 'unnamed data'}"
+
+
+def pareto_file_name(key: Tuple) -> str:
+    return "pareto-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in pareto_title(key)) + ".png"
 
 
 def pareto_sections(records: Sequence[Dict[str, Any]], with_charts: bool) -> List[str]:
     parts: List[str] = []
     for key, group in pareto_groups(records).items():
-        device, threads, metric, dataset = key
-        parts += ["", f"## Accuracy vs latency vs size: {device}, {threads or 'default'} threads, "
-                  f"{metric} on {dataset or 'unnamed data'}", "",
+        parts += ["", f"## Accuracy vs latency vs size: {pareto_title(key)}", "",
                   "Speed-up is against the original fp32 model on the same backend (its most accurate fp32 "
                   "variant).", "", pareto_table(group)]
         if with_charts:
@@ -248,9 +248,7 @@ def write_report(records: Sequence[Dict[str, Any]], out_dir: str) -> Tuple[str, 
     from edgecnn.plots import save_pareto_png
 
     for key, group in pareto_groups(records).items():
-        device, threads, metric, dataset = key
-        save_pareto_png(pareto_points(group), out / pareto_file_name(key),
-                        f"{device}, {threads or 'default'} threads: {metric} on {dataset} vs p50 latency")
+        save_pareto_png(pareto_points(group), out / pareto_file_name(key), f"{pareto_title(key)} vs p50 latency")
     text = markdown_report(records, png.name)
     md = out / "bench.md"
     md.write_text(text, encoding="utf-8")
