@@ -59,6 +59,9 @@ class TrainConfig:
     # BatchNorm statistics over micro-batches of this many images (gradients still over the whole
     # batch): a single process then trains exactly like N processes each seeing batch/N under DDP
     bn_batch: Optional[int] = None
+    # detection: train in equal stages of epochs at input sides from this size up to imgsz in
+    # steps of 32 (progressive resizing: low-resolution epochs cost less)
+    progressive_from: Optional[int] = None
 
 
 def ema_model(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
@@ -197,6 +200,13 @@ def check_config(config: TrainConfig) -> None:
         raise UserError(f"detectors use a MobileNet backbone, got {config.model!r}")
     if config.task == "detect" and config.imgsz is not None and (config.imgsz < 64 or config.imgsz % 32):
         raise UserError(f"--imgsz for detection must be a multiple of 32 and >= 64, got {config.imgsz}")
+    if config.progressive_from is not None:
+        if config.task != "detect":
+            raise UserError("--progressive-from is for detectors (--task detect)")
+        final = config.imgsz or 192
+        if config.progressive_from < 64 or config.progressive_from % 32 or config.progressive_from > final:
+            raise UserError(f"--progressive-from must be a multiple of 32 between 64 and --imgsz ({final}), "
+                            f"got {config.progressive_from}")
 
 
 def train(config: TrainConfig, resume: bool = False, log=None) -> Dict[str, Any]:

@@ -10,7 +10,7 @@ from edgecnn.data.detection import load_shapes_detection
 from edgecnn.models.detector import MobileNetDetector
 from edgecnn.runtime.detection import cell_centres
 from edgecnn.card import ModelCard
-from edgecnn.tasks.detect import TorchDetection, collate
+from edgecnn.tasks.detect import TorchDetection, collate, training_sizes
 from edgecnn.tasks.detect_loss import DetectionLoss, pairwise_iou
 from edgecnn.train import TrainConfig, train
 
@@ -67,11 +67,26 @@ def test_assignment_prefers_cells_inside_the_object():
     assert torch.allclose(pairwise_iou(gt[0], gt[0]), torch.ones(1, 1))
 
 
+def test_progressive_resizing_stages_and_pixel_units():
+    assert training_sizes(192, None, 3) == [192] * 3
+    assert training_sizes(192, 128, 6) == [128, 128, 160, 160, 192, 192]
+    assert training_sizes(192, 96, 10)[-1] == 192 and sorted(training_sizes(192, 96, 10)) == training_sizes(192, 96, 10)
+    data = load_shapes_detection("train", size=192, count=2)
+    card = ModelCard(task="detect", labels=data.labels, input_size=(192, 192), head={"strides": [8, 16, 32]})
+    dataset = TorchDetection(data, card, augment=None, seed=0, sizes=[96, 192])
+    small, small_boxes, _ = dataset[0]
+    dataset.epoch = 1
+    full, full_boxes, _ = dataset[0]
+    assert small.shape == (3, 96, 96) and full.shape == (3, 192, 192)
+    assert torch.allclose(small_boxes * 2, full_boxes)  # boxes in the pixels of the size trained at
+
+
 @pytest.fixture(scope="module")
 def tiny_detector(tmp_path_factory):
     out = tmp_path_factory.mktemp("det")
     summary = train(TrainConfig(task="detect", model="mobilenet_v2", width=0.35, data="shapes", imgsz=128,
-                                epochs=2, batch=16, max_train_images=96, max_val_images=24, out=str(out)),
+                                epochs=2, batch=16, max_train_images=96, max_val_images=24, out=str(out),
+                                progressive_from=96),  # epoch 1 at 96x96, epoch 2 at 128x128
                     log=lambda m: None)
     return out / "last.pt", summary
 
@@ -101,10 +116,12 @@ def test_eval_cli_reports_coco_map_and_draws_predictions(tiny_detector, tmp_path
 def test_detection_cli_bad_input(tmp_path):
     out = ["--out", tmp_path / "o"]
     cases = {("--data", tmp_path / "nothing"): "not found", ("--model", "lenet5"): "MobileNet backbone",
-             ("--imgsz", "100"): "multiple of 32"}
+             ("--imgsz", "100"): "multiple of 32", ("--progressive-from", "224"): "--progressive-from"}
     results = run_cli_batch(*(["train", "--task", "detect", *args, *out] for args in cases))
     for result, message in zip(results, cases.values()):
         assert_one_line_error(result, contains=message)
+    classify, = run_cli_batch(["train", "--progressive-from", "64", *out])
+    assert_one_line_error(classify, contains="for detectors")
 
 
 def test_detector_runs_on_the_real_video(tiny_detector):

@@ -1,7 +1,7 @@
 """Detection: YOLO-txt / COCO-json / synthetic shapes, task-aligned loss, COCO mAP."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -22,15 +22,33 @@ from edgecnn.tasks.detect_loss import DetectionLoss
 EVAL_CONF, EVAL_IOU, EVAL_MAX = 0.001, 0.6, 100  # the usual COCO evaluation settings
 
 
-class TorchDetection(Dataset):
-    """Augment (seeded per epoch and index), preprocess, and scale boxes to the input."""
+def training_sizes(final: int, start: Optional[int], epochs: int) -> List[int]:
+    """Input side per epoch: `final` throughout, or (progressive resizing, as in
+    EfficientNetV2) one equal stage of epochs per size from `start` up to `final` in
+    steps of 32; low-resolution epochs cost less, the last stage matches deployment."""
+    if start is None or start >= final:
+        return [final] * epochs
+    stages = list(range(start, final + 1, 32))
+    return [stages[epoch * len(stages) // epochs] for epoch in range(epochs)]
 
-    def __init__(self, data: DetectionSet, card: ModelCard, augment: Optional[DetectAugment], seed: int) -> None:
-        self.data, self.card, self.augment, self.seed = data, card, augment, seed
+
+class TorchDetection(Dataset):
+    """Augment (seeded per epoch and index), preprocess, and scale boxes to the input.
+    `sizes` gives the input side per epoch (default: the card's input size)."""
+
+    def __init__(self, data: DetectionSet, card: ModelCard, augment: Optional[DetectAugment], seed: int,
+                 sizes: Optional[List[int]] = None) -> None:
+        self.data, self.card, self.augment, self.seed, self.sizes = data, card, augment, seed, sizes
         self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.data)
+
+    def input_size(self) -> Tuple[int, int]:
+        if not self.sizes:
+            return tuple(self.card.input_size)
+        side = self.sizes[min(self.epoch, len(self.sizes) - 1)]
+        return side, side
 
     def __getitem__(self, index: int):
         image, boxes, classes = self.data[index]
@@ -38,9 +56,10 @@ class TorchDetection(Dataset):
             image, boxes, classes = self.augment(image, boxes, classes,
                                                  np.random.default_rng([self.seed, self.epoch, index]))
         height, width = image.shape[:2]
-        in_h, in_w = self.card.input_size
+        in_h, in_w = self.input_size()
+        card = self.card if (in_h, in_w) == tuple(self.card.input_size) else self.card.replace(input_size=(in_h, in_w))
         scaled = np.asarray(boxes, np.float32).reshape(-1, 4) * np.array([in_w / width, in_h / height] * 2, np.float32)
-        return (torch.from_numpy(preprocess(image, self.card)[0]), torch.from_numpy(scaled),
+        return (torch.from_numpy(preprocess(image, card)[0]), torch.from_numpy(scaled),
                 torch.as_tensor(np.asarray(classes), dtype=torch.int64))
 
 
@@ -88,10 +107,11 @@ class DetectTask:
         self.summaries = [train_set.summary(), self.val_set.summary()]
         self.card = card or self.make_card(config, train_set)
         augment = DetectAugment() if config.augment else None
-        self.train_dataset = TorchDetection(train_set, self.card, augment, config.seed)
+        final = tuple(self.card.input_size)
+        sizes = training_sizes(final[0], config.progressive_from, config.epochs) if final[0] == final[1] else None
+        self.train_dataset = TorchDetection(train_set, self.card, augment, config.seed, sizes)
         self.collate = collate
         self.criterion = DetectionLoss(len(self.card.labels))
-        self.centres = torch.from_numpy(cell_centres(tuple(self.card.input_size), tuple(self.card.head["strides"])))
 
     @staticmethod
     def make_card(config, data: DetectionSet) -> ModelCard:
@@ -105,8 +125,10 @@ class DetectTask:
     def loss(self, net: nn.Module, batch) -> torch.Tensor:
         images, boxes, classes, valid = batch
         box_logits, class_logits = net(images.to(memory_format=torch.channels_last))
-        loss, _ = self.criterion(box_logits, class_logits, self.centres, self.card.input_size,
-                                          boxes, classes, valid)
+        # box outputs are fractions of the card's input size at every training size, so
+        # they stay in pixel units of the deployed input when the training size changes
+        centres = torch.from_numpy(cell_centres(tuple(images.shape[-2:]), tuple(self.card.head["strides"])))
+        loss, _ = self.criterion(box_logits, class_logits, centres, self.card.input_size, boxes, classes, valid)
         return loss
 
     @torch.no_grad()
