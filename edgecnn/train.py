@@ -62,6 +62,7 @@ class TrainConfig:
     # detection: train in equal stages of epochs at input sides from this size up to imgsz in
     # steps of 32 (progressive resizing: low-resolution epochs cost less)
     progressive_from: Optional[int] = None
+    neck: Optional[int] = None  # detection: neck/head channels (default NECK_CHANNELS in models/detector.py)
 
 
 def ema_model(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
@@ -200,6 +201,8 @@ def check_config(config: TrainConfig) -> None:
         raise UserError(f"detectors use a MobileNet backbone, got {config.model!r}")
     if config.task == "detect" and config.imgsz is not None and (config.imgsz < 64 or config.imgsz % 32):
         raise UserError(f"--imgsz for detection must be a multiple of 32 and >= 64, got {config.imgsz}")
+    if config.neck is not None and (config.task != "detect" or config.neck < 8):
+        raise UserError(f"--neck is the detector's neck width (>= 8, --task detect), got {config.neck}")
     if config.progressive_from is not None:
         if config.task != "detect":
             raise UserError("--progressive-from is for detectors (--task detect)")

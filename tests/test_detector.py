@@ -96,6 +96,15 @@ def test_training_writes_a_detector_with_its_card(tiny_detector):
     model, card, payload = load_model(path)
     assert card.task == "detect" and card.labels == ["circle", "rectangle", "triangle"]
     assert card.head == {"format": "ltrb-sigmoid", "strides": [8, 16, 32]}
+    assert card.architecture["neck"] == 128 and model.laterals[0][0].out_channels == 128
+
+
+def test_a_card_without_a_neck_width_rebuilds_the_earlier_96_channel_detector():
+    from edgecnn.checkpoint import build_from_card
+
+    card = ModelCard(task="detect", labels=["a", "b"], input_size=(128, 128), head={"strides": [8, 16, 32]},
+                     architecture={"name": "detector", "backbone": "mobilenet_v2", "width": 0.5})
+    assert build_from_card(card).laterals[0][0].out_channels == 96
     assert set(summary["last"]) >= {"map50_95", "map50"}
     assert 0 <= summary["last"]["map50_95"] <= summary["last"]["map50"] <= 1
 
@@ -116,7 +125,8 @@ def test_eval_cli_reports_coco_map_and_draws_predictions(tiny_detector, tmp_path
 def test_detection_cli_bad_input(tmp_path):
     out = ["--out", tmp_path / "o"]
     cases = {("--data", tmp_path / "nothing"): "not found", ("--model", "lenet5"): "MobileNet backbone",
-             ("--imgsz", "100"): "multiple of 32", ("--progressive-from", "224"): "--progressive-from"}
+             ("--imgsz", "100"): "multiple of 32", ("--progressive-from", "224"): "--progressive-from",
+             ("--neck", "4"): "--neck"}
     results = run_cli_batch(*(["train", "--task", "detect", *args, *out] for args in cases))
     for result, message in zip(results, cases.values()):
         assert_one_line_error(result, contains=message)

@@ -23,6 +23,7 @@ from torch.nn import functional as F
 from edgecnn.models.blocks import ConvBNAct, init_weights, make_divisible
 
 STRIDES = (8, 16, 32)
+NECK_CHANNELS = 128  # neck and head width at width <= 1 (cards written before it was recorded: 96)
 
 
 class DepthwiseSeparable(nn.Sequential):
@@ -64,7 +65,7 @@ class LevelHead(nn.Module):
 
 class MobileNetDetector(nn.Module):
     def __init__(self, num_classes: int, backbone: str = "mobilenet_v2", width: float = 0.5,
-                 in_channels: int = 3, neck_channels: int = 96) -> None:
+                 in_channels: int = 3, neck_channels: int = NECK_CHANNELS) -> None:
         super().__init__()
         from edgecnn.models import build_model
 

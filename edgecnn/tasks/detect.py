@@ -14,7 +14,7 @@ from edgecnn.data.base import random_subset
 from edgecnn.data.detection import DetectionSet, load_detection
 from edgecnn.detection_metrics import coco_map
 from edgecnn.errors import UserError
-from edgecnn.models.detector import STRIDES
+from edgecnn.models.detector import NECK_CHANNELS, STRIDES
 from edgecnn.runtime.detection import cell_centres, decode, postprocess
 from edgecnn.runtime.preprocess import preprocess, preprocess_batch
 from edgecnn.tasks.detect_loss import DetectionLoss
@@ -118,7 +118,8 @@ class DetectTask:
         imgsz = config.imgsz or 192  # checked in edgecnn.train.check_config, before any data is loaded
         return ModelCard(task="detect", labels=data.labels, input_size=(imgsz, imgsz), layout="nchw",
                          color="rgb", mean=(DEFAULT_MEAN,) * 3, std=(DEFAULT_STD,) * 3,
-                         architecture={"name": "detector", "backbone": config.model, "width": config.width},
+                         architecture={"name": "detector", "backbone": config.model, "width": config.width,
+                                       "neck": config.neck or NECK_CHANNELS},
                          head={"format": "ltrb-sigmoid", "strides": list(STRIDES)},
                          dataset={"name": config.data, "train_images": len(data)})
 
