@@ -272,6 +272,8 @@ def add_quantize(sub) -> None:
     p.add_argument("--per-tensor", action="store_true", help="one weight scale per tensor (default per channel)")
     p.add_argument("--mixed", action="store_true", help="keep the most sensitive layers float until the "
                    "budget holds (per-layer sensitivity report)")
+    p.add_argument("--float-layers", default="", metavar="NAMES", help="comma-separated module names to keep "
+                   "float (e.g. a detector's box convs: heads.0.box,heads.1.box,heads.2.box)")
     p.add_argument("--qat", action="store_true", help="quantization-aware training (classifiers), for when "
                    "post-training quantization misses the budget")
     p.add_argument("--epochs", type=int, default=2, help="QAT epochs")
@@ -289,6 +291,7 @@ def run_quantize(args) -> int:
 
     options = QuantizeOptions(data=args.data, calib=args.calib, calib_images=args.calib_images,
                               per_channel=not args.per_tensor, max_drop=args.max_drop, mixed=args.mixed,
+                              float_layers=[n for n in args.float_layers.split(",") if n],
                               qat=args.qat, epochs=args.epochs, lr=args.lr, force=args.force, seed=args.seed)
     log = (lambda message: print(message, file=sys.stderr, flush=True)) if args.json else print
     summary = quantize_checkpoint(args.model, args.out, options, log=log)
@@ -305,8 +308,9 @@ def add_convert(sub) -> None:
                        "parity report on held-out real images and is written only if it passes.")
     p.add_argument("src")
     p.add_argument("--to", default="all", choices=["onnx", "tflite", "all"])
-    p.add_argument("--precision", default="fp32", choices=["fp32", "int8", "both", "auto"],
-                   help="both: write fp32 and int8; auto: measure both here and keep the faster one that passes")
+    p.add_argument("--precision", default=None, choices=["fp32", "int8", "both", "auto"],
+                   help="default fp32 (int8 for an int8 program from `edgecnn quantize`); both: write fp32 and "
+                   "int8; auto: measure both here and keep the faster one that passes")
     p.add_argument("--out", default="converted", help="output directory")
     p.add_argument("--data", default=None, help="held-out data: a dataset, or a directory/glob of real "
                    "images (default: the card's dataset)")

@@ -28,7 +28,7 @@ FORMATS = {"onnx": ".onnx", "tflite": ".tflite"}
 @dataclass
 class ConvertOptions:
     to: str = "all"
-    precision: str = "fp32"  # fp32 | int8 | both | auto
+    precision: Optional[str] = None  # fp32 | int8 | both | auto; None: fp32, or int8 for an int8 program
     out: str = "converted"
     data: Optional[str] = None  # held-out data (default: the card's dataset)
     calib: Optional[str] = None
@@ -76,16 +76,20 @@ class Converter:
         self.options, self.log = options, log
         if options.to not in ("onnx", "tflite", "all"):
             raise UserError(f"--to must be onnx, tflite or all, got {options.to!r}")
-        if options.precision not in ("fp32", "int8", "both", "auto"):
+        if options.precision not in (None, "fp32", "int8", "both", "auto"):
             raise UserError(f"--precision must be fp32, int8, both or auto, got {options.precision!r}")
         self.source: Source = load_source(src, options.flags, options.weights)
+        self.precision = options.precision or ("fp32" if self.source.model is not None else "int8")
+        if self.source.model is None and self.precision != "int8":
+            raise UserError(f"{src} is an int8 program: it converts with --precision int8 (fp32 files come "
+                            "from the fp32 checkpoint)")
         card = self.source.card
         self.data_spec = options.data or card.dataset.get("name")
         if not self.data_spec:
             raise UserError(f"{src}: pass --data (a dataset, or a directory or glob of real images) for the "
                             "parity check and calibration")
         self.labelled = not image_files(self.data_spec)
-        needs_calibration = options.precision != "fp32" and self.source.quantized is None
+        needs_calibration = self.precision != "fp32" and self.source.quantized is None
         self.calibration = None
         if self.labelled:
             self.held_out = training_images(card, self.data_spec, "val", options.parity_images)
@@ -170,7 +174,7 @@ class Converter:
         report.gate = gate.to_dict()
         if card.precision == "int8" and not gate.passed:
             report.problems.append(gate.describe())
-        if self.options.precision == "auto":
+        if self.precision == "auto":
             report.latency_ms = median_latency_ms(backend)
         return report
 
@@ -199,13 +203,14 @@ def convert(src: str, options: ConvertOptions, log=print) -> List[Dict[str, Any]
         converter = Converter(src, options, log)
         stem = Path(src.split(":")[0] if ".py:" in src else src).stem
         formats = ["onnx", "tflite"] if options.to == "all" else [options.to]
-        precisions = ["fp32", "int8"] if options.precision in ("both", "auto") else [options.precision]
+        if converter.source.model is None and options.to == "all":
+            log("an int8 program converts to TFLite only (ONNX int8 comes from the fp32 checkpoint)")
+            formats = ["tflite"]
+        precisions = ["fp32", "int8"] if converter.precision in ("both", "auto") else [converter.precision]
         summaries, refused = [], []
         for fmt in formats:
             candidates = []
             for precision in precisions:
-                if precision == "fp32" and converter.source.model is None:
-                    continue
                 base = stem if stem.endswith(f"-{precision}") else f"{stem}-{precision}"
                 name = base + FORMATS[fmt]
                 staged = str(staging / name)
@@ -216,7 +221,7 @@ def convert(src: str, options: ConvertOptions, log=print) -> List[Dict[str, Any]
                 rewrite_card(staged, fmt, converter.card_with_metrics(card, report))
                 log(report.describe())
                 candidates.append((name, staged, report))
-            if options.precision == "auto":
+            if converter.precision == "auto":
                 passing = [c for c in candidates if c[2].passed]
                 chosen = min(passing, key=lambda c: c[2].latency_ms) if passing else candidates[-1]
                 for name, _, report in candidates:

@@ -100,12 +100,17 @@ def quantizer(per_channel: bool = True, float_layers: Sequence[str] = (), qat: b
     return PartialQuantizer().set_global(config)
 
 
+CHANNEL_LAST_WRAPPER = "wrapped."
+
+
 def in_modules(node, names: Sequence[str]) -> bool:
     if not names:
         return False
     stack = node.meta.get("nn_module_stack", {})
     paths = {path.split("'self'", 1)[-1].lstrip(".").replace("]", "").replace("[", ".").replace("'", "")
              for path, _ in stack.values()}
+    # litert_torch.to_channel_last_io puts the model under a `wrapped` attribute
+    paths = {path[len(CHANNEL_LAST_WRAPPER):] if path.startswith(CHANNEL_LAST_WRAPPER) else path for path in paths}
     return any(path == name or path.startswith(name + ".") for path in paths for name in names)
 
 
@@ -381,6 +386,7 @@ class QuantizeOptions:
     per_channel: bool = True
     max_drop: float = 1.0
     mixed: bool = False
+    float_layers: Sequence[str] = ()  # module names kept float from the start
     qat: bool = False
     epochs: int = 0  # QAT epochs
     lr: float = 1e-3
@@ -399,6 +405,11 @@ def quantize_checkpoint(source: str, out: str, options: QuantizeOptions, log=pri
     model, card, data_spec = load_for_compression(source, options.data, "quantize")
     if options.calib_images < 1:
         raise UserError("--calib-images must be >= 1")
+    layers = quantizable_layers(model)
+    unknown = sorted(set(options.float_layers) - set(layers))
+    if unknown:
+        raise UserError(f"--float-layers: no convolution or linear layer named {', '.join(unknown)} "
+                        f"(this model's run from {layers[0]} to {layers[-1]})")
     calibration = load_images(options.calib or data_spec, card, options.calib_images, options.seed)
     reference = training_images(card, data_spec, "train", 256, options.seed + 1)
     nhwc = card.replace(layout="nhwc")
@@ -413,10 +424,11 @@ def quantize_checkpoint(source: str, out: str, options: QuantizeOptions, log=pri
         quantized = quantization_aware_training(model, card, data_spec, options.epochs, options.lr,
                                                 per_channel=options.per_channel, seed=options.seed, log=log)
     else:
-        quantized = quantize_model(model, card, calibration, options.per_channel, graph=graph)
+        quantized = quantize_model(model, card, calibration, options.per_channel, options.float_layers, graph)
     int8 = evaluate_predictor(quantized.predict, quantized.card, data_spec)
     gate = compare(card.task, fp32, int8, options.max_drop)
-    log(f"int8 ({'QAT' if options.qat else 'all layers'}): {gate.describe()}")
+    kept = f"{', '.join(options.float_layers)} float" if options.float_layers else "all layers"
+    log(f"int8 ({'QAT' if options.qat else kept}): {gate.describe()}")
     ranking: List[Tuple[str, float]] = []
     if not gate.passed and options.mixed and not options.qat:
         probe = preprocess_batch(reference[:64], nhwc)
@@ -428,7 +440,7 @@ def quantize_checkpoint(source: str, out: str, options: QuantizeOptions, log=pri
         for keep in (1, 2, 4, 8, 16):
             if keep > len(ranking) // 2:
                 break
-            float_layers = [name for name, _ in ranking[:keep]]
+            float_layers = list(dict.fromkeys([*options.float_layers, *(name for name, _ in ranking[:keep])]))
             quantized = quantize_model(model, card, calibration, options.per_channel, float_layers, graph)
             int8 = evaluate_predictor(quantized.predict, quantized.card, data_spec)
             gate = compare(card.task, fp32, int8, options.max_drop)

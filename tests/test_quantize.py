@@ -112,11 +112,16 @@ def test_quantization_aware_training_gives_a_full_int8_classifier(tmp_path):
     quantized.card = quantized.card.replace(metrics={"top1": int8, "fp32_top1": fp32})
     program = tmp_path / "lenet-int8.pt2"
     save_quantized(program, quantized, np.zeros((2, 32, 32, 1), np.float32))
-    converted = run_cli("convert", program, "--to", "tflite", "--precision", "int8", "--data", "digits",
-                        "--out", tmp_path / "out", "--json", check=True)
+    # an int8 program converts at int8 by default, and `--to all` makes its TFLite file (and says why no ONNX)
+    converted = run_cli("convert", program, "--to", "all", "--data", "digits", "--out", tmp_path / "out", "--json",
+                        check=True)
+    assert "TFLite only" in converted.stderr
     (report,) = json.loads(converted.stdout)
     assert report["written"] and report["float_tensors"] == 0 and report["transposes"] == 1  # LeNet's flatten
     assert report["gate"]["drop"] <= 2.0
+    fp32_from_program = run_cli("convert", program, "--precision", "fp32", "--to", "tflite", "--data", "digits",
+                                "--out", tmp_path / "out32")
+    assert_one_line_error(fp32_from_program, contains="is an int8 program")
 
 
 def test_mixed_precision_ranks_layers_and_keeps_the_most_sensitive_in_float(tmp_path):
