@@ -341,7 +341,10 @@ def test_an_interrupted_bench_keeps_the_records_already_measured(models, tmp_pat
     out = tmp_path / "bench.jsonl"
     process = subprocess.Popen([sys.executable, "-m", "edgecnn", "bench", str(models["tflite"]), str(models["onnx"]),
                                 "--threads", "1", "--runs", "3000", "--warmup", "0", "--json", str(out)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               # a shell starts background jobs with SIGINT ignored, and Python then
+                               # installs no KeyboardInterrupt handler: give the bench the default
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (out.exists() and out.read_text().count("\n") >= 1):
         time.sleep(0.05)

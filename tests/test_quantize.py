@@ -71,7 +71,8 @@ def test_bad_input_is_one_line(tmp_path):
     cases = [((DIGITS, "--calib", empty, *out), "no calibration images"),
              ((DETECTOR, "--data", "digits", *out), None),
              ((DIGITS, "--out", tmp_path / "q.onnx"), "must end in .pt2"),
-             ((tmp_path / "nope.pt", *out), "not found")]
+             ((tmp_path / "nope.pt", *out), "not found"),
+             ((DIGITS, "--float-layers", "features.0.0,head.nope", *out), "no convolution or linear layer named")]
     for result, (_, message) in zip(run_cli_batch(*(["quantize", *args] for args, _ in cases)), cases):
         assert_one_line_error(result, 2, message)
 
@@ -149,3 +150,27 @@ def test_mixed_precision_ranks_layers_and_keeps_the_most_sensitive_in_float(tmp_
     attempts = [m for m in messages if m.startswith("int8 with ")]
     assert attempts and "1 float layer(s)" in attempts[0]
     assert not (tmp_path / "q.pt2").exists()
+    assert any(not m.rstrip().endswith("+0.0000") for m in ranked), ranked  # float layers take effect
+
+
+def test_float_layers_stay_float_in_the_channel_last_graph():
+    """Layers named in float_layers run unquantized: with every layer float the program
+    reproduces the fp32 model, which the all-int8 program does not."""
+    import torch
+
+    from edgecnn.checkpoint import build_from_card
+    from edgecnn.quantize import load_images, quantizable_layers, quantize_model
+    from edgecnn.runtime.preprocess import preprocess_batch
+    from edgecnn.tasks.classify import ClassifyTask
+    from edgecnn.train import TrainConfig
+
+    torch.manual_seed(0)
+    card = ClassifyTask(TrainConfig(model="lenet5", data="digits", imgsz=32), None).card
+    model = build_from_card(card).eval()
+    images = load_images("digits", card, 32)
+    with torch.no_grad():
+        reference = model(torch.from_numpy(preprocess_batch(images[:8], card))).numpy()
+    nhwc = preprocess_batch(images[:8], card.replace(layout="nhwc"))
+    int8 = np.asarray(quantize_model(model, card, images).predict(nhwc))
+    kept = np.asarray(quantize_model(model, card, images, float_layers=quantizable_layers(model)).predict(nhwc))
+    assert np.abs(kept - reference).max() < 0.1 * np.abs(int8 - reference).max()
