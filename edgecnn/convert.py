@@ -79,8 +79,9 @@ class Converter:
         if options.precision not in (None, "fp32", "int8", "both", "auto"):
             raise UserError(f"--precision must be fp32, int8, both or auto, got {options.precision!r}")
         self.source: Source = load_source(src, options.flags, options.weights)
-        self.precision = options.precision or ("fp32" if self.source.model is not None else "int8")
-        if self.source.model is None and self.precision != "int8":
+        self.int8_program = self.source.model is None  # from `edgecnn quantize`: no fp32 model inside
+        self.precision = options.precision or ("int8" if self.int8_program else "fp32")
+        if self.int8_program and self.precision != "int8":
             raise UserError(f"{src} is an int8 program: it converts with --precision int8 (fp32 files come "
                             "from the fp32 checkpoint)")
         card = self.source.card
@@ -203,7 +204,7 @@ def convert(src: str, options: ConvertOptions, log=print) -> List[Dict[str, Any]
         converter = Converter(src, options, log)
         stem = Path(src.split(":")[0] if ".py:" in src else src).stem
         formats = ["onnx", "tflite"] if options.to == "all" else [options.to]
-        if converter.source.model is None and options.to == "all":
+        if converter.int8_program and options.to == "all":
             log("an int8 program converts to TFLite only (ONNX int8 comes from the fp32 checkpoint)")
             formats = ["tflite"]
         precisions = ["fp32", "int8"] if converter.precision in ("both", "auto") else [converter.precision]

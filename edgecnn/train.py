@@ -206,7 +206,9 @@ def check_config(config: TrainConfig) -> None:
     if config.progressive_from is not None:
         if config.task != "detect":
             raise UserError("--progressive-from is for detectors (--task detect)")
-        final = config.imgsz or 192
+        from edgecnn.models.detector import DETECT_IMGSZ
+
+        final = config.imgsz or DETECT_IMGSZ
         if config.progressive_from < 64 or config.progressive_from % 32 or config.progressive_from > final:
             raise UserError(f"--progressive-from must be a multiple of 32 between 64 and --imgsz ({final}), "
                             f"got {config.progressive_from}")

@@ -23,6 +23,7 @@ from torch.nn import functional as F
 from edgecnn.models.blocks import ConvBNAct, init_weights, make_divisible
 
 STRIDES = (8, 16, 32)
+DETECT_IMGSZ = 192  # default input side of a detector
 NECK_CHANNELS = 128  # neck and head width at width <= 1 (cards written before it was recorded: 96)
 
 

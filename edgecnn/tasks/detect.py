@@ -14,7 +14,7 @@ from edgecnn.data.base import random_subset
 from edgecnn.data.detection import DetectionSet, load_detection
 from edgecnn.detection_metrics import coco_map
 from edgecnn.errors import UserError
-from edgecnn.models.detector import NECK_CHANNELS, STRIDES
+from edgecnn.models.detector import DETECT_IMGSZ, NECK_CHANNELS, STRIDES
 from edgecnn.runtime.detection import cell_centres, decode, postprocess
 from edgecnn.runtime.preprocess import preprocess, preprocess_batch
 from edgecnn.tasks.detect_loss import DetectionLoss
@@ -115,7 +115,7 @@ class DetectTask:
 
     @staticmethod
     def make_card(config, data: DetectionSet) -> ModelCard:
-        imgsz = config.imgsz or 192  # checked in edgecnn.train.check_config, before any data is loaded
+        imgsz = config.imgsz or DETECT_IMGSZ  # checked in edgecnn.train.check_config, before any data is loaded
         return ModelCard(task="detect", labels=data.labels, input_size=(imgsz, imgsz), layout="nchw",
                          color="rgb", mean=(DEFAULT_MEAN,) * 3, std=(DEFAULT_STD,) * 3,
                          architecture={"name": "detector", "backbone": config.model, "width": config.width,
