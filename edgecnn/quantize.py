@@ -300,7 +300,7 @@ def quantization_aware_training(model: nn.Module, card: ModelCard, data_spec: st
                                     dynamic_shapes=(({0: batch_dim},),)).module()
         prepared = prepare_qat_pt2e(graph, quantizer(per_channel, qat=True))
     move_exported_model_to_train(prepared)
-    optimizer = torch.optim.SGD(prepared.parameters(), lr=lr, momentum=0.9, nesterov=True)
+    optimizer = torch.optim.SGD(prepared.parameters(), lr=lr, momentum=0.9, nesterov=True, foreach=True)
     steps = epochs * -(-len(task.train_dataset) // batch)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     for epoch in range(epochs):

