@@ -232,6 +232,7 @@ def add_run(sub) -> None:
     p.add_argument("--realtime", action="store_true", help="play files at their frame rate, dropping frames "
                    "inference cannot keep up with (as a camera would)")
     p.add_argument("--conf", type=float, default=0.25, help="detector score threshold")
+    p.add_argument("--iou", type=float, default=None, help="detector NMS overlap threshold (default 0.7)")
     card = p.add_argument_group("models without a card")
     card.add_argument("--task", default=None, choices=["classify", "detect"])
     card.add_argument("--input-size", default=None, metavar="N|HxW")
@@ -255,7 +256,8 @@ def run_run(args) -> int:
                        std=args.std, labels=args.labels, bgr=args.bgr, head=args.head)
     run(RunOptions(model=args.model, source=args.source, camera=args.camera, json=args.json, save=args.save,
                    serve=args.serve, token=args.token, show=args.show, backend=args.backend, threads=args.threads,
-                   max_frames=args.max_frames, realtime=args.realtime, conf=args.conf, card=card), started=started)
+                   max_frames=args.max_frames, realtime=args.realtime, conf=args.conf,
+                   iou=args.iou, card=card), started=started)
     return 0
 
 

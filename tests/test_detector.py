@@ -11,7 +11,7 @@ from edgecnn.models.detector import MobileNetDetector
 from edgecnn.runtime.detection import cell_centres
 from edgecnn.card import ModelCard
 from edgecnn.tasks.detect import TorchDetection, collate, training_sizes
-from edgecnn.tasks.detect_loss import DetectionLoss, pairwise_iou
+from edgecnn.tasks.detect_loss import DetectionLoss, giou, pairwise_iou
 from edgecnn.train import TrainConfig, train
 
 
@@ -65,6 +65,26 @@ def test_assignment_prefers_cells_inside_the_object():
     assert targets[0, positive, 0].sum() == 0  # only the object's class gets a target
     assert torch.allclose(assigned[0, positive], gt[0, 0].expand(int(positive.sum()), 4))
     assert torch.allclose(pairwise_iou(gt[0], gt[0]), torch.ones(1, 1))
+
+
+def test_box_loss_weighs_every_positive_equally():
+    """A badly placed box (typically of an occluded object) must not get less box loss
+    than a good one, as it would if the loss were weighted by the box's IoU."""
+    torch.manual_seed(0)
+    loss_fn = DetectionLoss(2, topk=4)
+    centres = torch.from_numpy(cell_centres((64, 64), (8, 16, 32)))
+    box_logits = [torch.randn(1, n, 4) for n in (64, 16, 4)]
+    class_logits = [torch.randn(1, n, 2) for n in (64, 16, 4)]
+    gt = torch.tensor([[[4.0, 4.0, 30.0, 28.0], [30.0, 34.0, 60.0, 62.0]]])
+    classes, valid = torch.tensor([[0, 1]]), torch.tensor([[True, True]])
+    _, parts = loss_fn(box_logits, class_logits, centres, (64, 64), gt, classes, valid)
+    distances = torch.sigmoid(torch.cat(box_logits, 1)) * 64
+    boxes = torch.cat([centres - distances[..., :2], centres + distances[..., 2:]], -1)
+    targets, assigned = loss_fn.assign(torch.sigmoid(torch.cat(class_logits, 1)), boxes, centres, gt, classes, valid)
+    positive = targets.sum(-1) > 0
+    quality = 1 - giou(boxes[positive], assigned[positive])
+    assert quality.max() - quality.min() > 0.1  # the positives are placed unequally well
+    assert parts["box"] == pytest.approx(float(quality.mean()), rel=1e-5)
 
 
 def test_progressive_resizing_stages_and_pixel_units():

@@ -145,3 +145,15 @@ def test_edgecnn_run_command_needs_neither_torch_nor_onnx(tmp_path):
                          capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.returncode == 0, out.stderr
     assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 3 and (tmp_path / "r.avi").stat().st_size > 0
+
+
+def test_nms_overlap_threshold_is_a_run_option(tmp_path):
+    counts = {}
+    for iou in ("0.05", "0.95"):
+        out = tmp_path / f"{iou}.jsonl"
+        result = run_cli("run", "--source", "demo", "--max-frames", "4", "--conf", "0.05", "--iou", iou, "--json", out)
+        assert result.returncode == 0, result.stderr
+        counts[iou] = sum(len(json.loads(line)["detections"]) for line in out.read_text().splitlines())
+    assert counts["0.05"] < counts["0.95"]  # a low threshold merges overlapping boxes
+    assert_one_line_error(run_cli("run", "--source", "demo", "--max-frames", "1", "--iou", "1.5"),
+                          contains="thresholds must be within 0..1")

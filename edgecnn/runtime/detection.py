@@ -73,9 +73,12 @@ class Detections:
             for b, s, c in zip(self.boxes, self.scores, self.classes)]}
 
 
+NMS_IOU = 0.7  # overlap above which a lower-scored box of the same class is dropped (Ultralytics' default)
+
+
 def postprocess(corners: np.ndarray, probabilities: np.ndarray, labels: List[str],
                 input_size: Tuple[int, int], image_size: Tuple[int, int], conf_threshold: float = 0.25,
-                iou_threshold: float = 0.6, max_detections: int = 100) -> Detections:
+                iou_threshold: float = NMS_IOU, max_detections: int = 100) -> Detections:
     """Threshold, class-aware NMS, and map boxes from the model input onto the image
     (the input was a plain resize of the whole image)."""
     classes = probabilities.argmax(1)

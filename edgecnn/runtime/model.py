@@ -22,7 +22,7 @@ from edgecnn.card import ModelCard
 from edgecnn.errors import UserError
 from edgecnn.runtime.backends import Backend, open_backend
 from edgecnn.runtime.card_options import CardOptions, expected_input_shape, resolve_card
-from edgecnn.runtime.detection import decode, postprocess
+from edgecnn.runtime.detection import NMS_IOU, decode, postprocess
 from edgecnn.runtime.preprocess import make_preprocessor
 from edgecnn.runtime.results import Classes, Detections, scores_from_logits
 from edgecnn.runtime.sources import Source, open_source, stderr_log
@@ -38,7 +38,7 @@ def default_model_path() -> str:
 
 
 def load(path: Optional[str] = None, *, backend: str = "auto", threads: Optional[int] = None,
-         card: Optional[CardOptions] = None, conf_threshold: float = 0.25, iou_threshold: float = 0.6) -> "Model":
+         card: Optional[CardOptions] = None, conf_threshold: float = 0.25, iou_threshold: float = NMS_IOU) -> "Model":
     """Open a .tflite or .onnx model (no path: the bundled shapes detector)."""
     path = str(path) if path is not None else default_model_path()
     loaded = open_backend(path, backend, threads)
@@ -48,7 +48,7 @@ def load(path: Optional[str] = None, *, backend: str = "auto", threads: Optional
 
 class Model:
     def __init__(self, backend: Backend, card: ModelCard, conf_threshold: float = 0.25,
-                 iou_threshold: float = 0.6) -> None:
+                 iou_threshold: float = NMS_IOU) -> None:
         if not 0 <= conf_threshold <= 1 or not 0 <= iou_threshold <= 1:
             raise UserError("confidence and IoU thresholds must be within 0..1")
         self.backend, self.card = backend, card

@@ -12,6 +12,7 @@ from typing import Callable, List, Optional
 
 from edgecnn.errors import UserError
 from edgecnn.runtime.card_options import CardOptions
+from edgecnn.runtime.detection import NMS_IOU
 from edgecnn.runtime.sources import open_source, stderr_log
 
 
@@ -30,6 +31,7 @@ class RunOptions:
     max_frames: Optional[int] = None
     realtime: bool = False
     conf: float = 0.25
+    iou: Optional[float] = None  # NMS overlap threshold; None: edgecnn.runtime.detection.NMS_IOU
     card: CardOptions = field(default_factory=CardOptions)
     callbacks: List[Callable] = field(default_factory=list)  # fn(image, result) per frame
 
@@ -56,7 +58,8 @@ def run(options: RunOptions, log: Callable[[str], None] = stderr_log, started: O
     if options.token is not None and not options.serve:
         raise UserError("--token is for --serve")
     model = load(options.model, backend=options.backend, threads=options.threads, card=options.card,
-                 conf_threshold=options.conf)
+                 conf_threshold=options.conf,
+                 iou_threshold=NMS_IOU if options.iou is None else options.iou)
     uri = source_uri(options)
     source = open_source(uri, realtime=options.realtime, log=log)
     stream = model.stream(source, max_frames=options.max_frames)

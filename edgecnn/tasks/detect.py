@@ -15,11 +15,12 @@ from edgecnn.data.detection import DetectionSet, load_detection
 from edgecnn.detection_metrics import coco_map
 from edgecnn.errors import UserError
 from edgecnn.models.detector import DETECT_IMGSZ, NECK_CHANNELS, STRIDES
-from edgecnn.runtime.detection import cell_centres, decode, postprocess
+from edgecnn.runtime.detection import NMS_IOU, cell_centres, decode, postprocess
 from edgecnn.runtime.preprocess import preprocess, preprocess_batch
 from edgecnn.tasks.detect_loss import DetectionLoss
 
-EVAL_CONF, EVAL_IOU, EVAL_MAX = 0.001, 0.6, 100  # the usual COCO evaluation settings
+# the usual COCO evaluation settings, with the NMS the runtime uses (as Ultralytics validates)
+EVAL_CONF, EVAL_IOU, EVAL_MAX = 0.001, NMS_IOU, 100
 
 
 def training_sizes(final: int, start: Optional[int], epochs: int) -> List[int]:
