@@ -53,6 +53,9 @@ def add_train(sub) -> None:
                    help="detect: progressive resizing, equal stages of epochs at sizes from SIZE up to --imgsz "
                    "in steps of 32 (validation is always at --imgsz)")
     p.add_argument("--neck", type=int, default=None, help="detect: channels of the neck and head (default 128)")
+    p.add_argument("--mosaic", type=float, default=0.0, metavar="P",
+                   help="detect: probability that a training image is a mosaic of four (default 0)")
+    p.add_argument("--close-mosaic", type=int, default=10, metavar="N", help="detect: no mosaics in the last N epochs")
     p.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"])
     p.add_argument("--lr", type=positive_float, default=None, help="peak learning rate (default: adamw 3e-3, sgd 0.1)")
     p.add_argument("--weight-decay", type=float, default=None, help="default: adamw 0.05, sgd 5e-4")
@@ -71,7 +74,8 @@ def run_train(args) -> int:
     config = TrainConfig(task=args.task, model=args.model, width=args.width or (0.5 if detect else 1.0),
                          data=args.data or ("shapes" if detect else "digits"), strict=args.strict,
                          imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, bn_batch=args.bn_batch,
-                         progressive_from=args.progressive_from, neck=args.neck,
+                         progressive_from=args.progressive_from, neck=args.neck, mosaic=args.mosaic,
+                         close_mosaic=args.close_mosaic,
                          optimizer=args.optimizer,
                          lr=args.lr or (0.1 if args.optimizer == "sgd" else 3e-3),
                          weight_decay=args.weight_decay if args.weight_decay is not None else

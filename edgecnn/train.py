@@ -63,6 +63,8 @@ class TrainConfig:
     # steps of 32 (progressive resizing: low-resolution epochs cost less)
     progressive_from: Optional[int] = None
     neck: Optional[int] = None  # detection: neck/head channels (default NECK_CHANNELS in models/detector.py)
+    mosaic: float = 0.0  # detection: probability that a training image is a mosaic of four
+    close_mosaic: int = 10  # detection: the last epochs train on plain images (as Ultralytics)
 
 
 def ema_model(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
@@ -204,6 +206,9 @@ def check_config(config: TrainConfig) -> None:
         raise UserError(f"detectors use a MobileNet backbone, got {config.model!r}")
     if config.task == "detect" and config.imgsz is not None and (config.imgsz < 64 or config.imgsz % 32):
         raise UserError(f"--imgsz for detection must be a multiple of 32 and >= 64, got {config.imgsz}")
+    if not 0 <= config.mosaic <= 1 or (config.mosaic and config.task != "detect") or config.close_mosaic < 0:
+        raise UserError(f"--mosaic is a probability for detectors (0..1, --task detect) and --close-mosaic "
+                        f">= 0, got {config.mosaic} and {config.close_mosaic}")
     if config.neck is not None and (config.task != "detect" or config.neck < 8):
         raise UserError(f"--neck is the detector's neck width (>= 8, --task detect), got {config.neck}")
     if config.progressive_from is not None:

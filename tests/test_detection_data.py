@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, run_cli
-from edgecnn.data.augment import DetectAugment
+from edgecnn.data.augment import DetectAugment, mosaic
 from edgecnn.data.detection import load_coco, load_detection, load_shapes_detection, load_yolo, write_yolo
 from edgecnn.errors import UserError
 from edgecnn.runtime.detection import cell_centres, decode, level_shape, postprocess
@@ -109,6 +109,35 @@ def test_scale_and_crop_keep_boxes_on_the_object(seed):
     out, got, kept = augment(image, boxes, classes, np.random.default_rng(seed))
     assert len(got) == 1 and kept[0] == 1
     assert np.abs(got[0] - red_extent(out)).max() <= 1.5, (got[0], red_extent(out))
+
+
+MOSAIC_COLOURS = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (0, 255, 255)]  # BGR, one per tile
+
+
+def colour_extent(image, colour):
+    ys, xs = np.nonzero((np.abs(image.astype(int) - colour) < 60).all(-1))
+    return None if len(xs) == 0 else np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_mosaic_boxes_follow_their_objects(seed):
+    rng = np.random.default_rng(100 + seed)
+    samples = []
+    for colour in MOSAIC_COLOURS:  # one box per image, at a random place; the class says which image
+        image = np.zeros((96, 128, 3), np.uint8)
+        x, y = rng.integers(0, 80), rng.integers(0, 50)
+        image[y:y + 40, x:x + 44] = colour
+        samples.append((image, np.array([[x, y, x + 44, y + 40]], np.float32), np.array([len(samples)])))
+    out, boxes, classes = mosaic(samples, np.random.default_rng(seed), 128)
+    assert out.shape == (128, 128, 3) and sorted(classes) == sorted(set(classes))
+    for box, cls in zip(boxes, classes):
+        extent = colour_extent(out, MOSAIC_COLOURS[cls])
+        assert extent is not None and np.abs(box - extent).max() <= 1.5, (cls, box, extent)
+    for cls, colour in enumerate(MOSAIC_COLOURS):
+        # zoom <= 1, so more than 35% of the unzoomed area in view is more than 35% of the object
+        extent = colour_extent(out, colour)
+        if extent is not None and np.prod(extent[2:] - extent[:2]) > 0.35 * 44 * 40:
+            assert cls in classes
 
 
 def test_flip_mirrors_boxes():

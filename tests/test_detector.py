@@ -106,7 +106,8 @@ def tiny_detector(tmp_path_factory):
     out = tmp_path_factory.mktemp("det")
     summary = train(TrainConfig(task="detect", model="mobilenet_v2", width=0.35, data="shapes", imgsz=128,
                                 epochs=2, batch=16, max_train_images=96, max_val_images=24, out=str(out),
-                                progressive_from=96),  # epoch 1 at 96x96, epoch 2 at 128x128
+                                progressive_from=96,  # epoch 1 at 96x96, epoch 2 at 128x128
+                                mosaic=1.0, close_mosaic=1),  # epoch 1 on mosaics only
                     log=lambda m: None)
     return out / "last.pt", summary
 
@@ -146,7 +147,7 @@ def test_detection_cli_bad_input(tmp_path):
     out = ["--out", tmp_path / "o"]
     cases = {("--data", tmp_path / "nothing"): "not found", ("--model", "lenet5"): "MobileNet backbone",
              ("--imgsz", "100"): "multiple of 32", ("--progressive-from", "224"): "--progressive-from",
-             ("--neck", "4"): "--neck"}
+             ("--neck", "4"): "--neck", ("--mosaic", "1.5"): "--mosaic", ("--close-mosaic", "-1"): "--close-mosaic"}
     results = run_cli_batch(*(["train", "--task", "detect", *args, *out] for args in cases))
     for result, message in zip(results, cases.values()):
         assert_one_line_error(result, contains=message)

@@ -4,6 +4,7 @@ preprocessing step. Randomness comes from a generator the caller seeds per
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Tuple
 
 import cv2
 import numpy as np
@@ -111,11 +112,54 @@ class DetectAugment:
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         image, moved = self.affine(image, boxes, rng)
         height, width = image.shape[:2]
-        clipped = np.clip(moved, 0, [width, height, width, height])
-        area = lambda b: np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-        keep = (area(clipped) >= self.min_visible * np.maximum(area(moved), 1e-6)) & \
-               (clipped[:, 2] - clipped[:, 0] >= 2) & (clipped[:, 3] - clipped[:, 1] >= 2)
-        boxes, classes = clipped[keep].astype(np.float32), np.asarray(classes)[keep]
+        boxes, keep = keep_visible(moved, width, height, self.min_visible)
+        return self.finish(image, boxes[keep], np.asarray(classes)[keep], rng)
+
+    def finish(self, image, boxes, classes, rng):
+        """The steps after the geometry (which a mosaic replaces): flip and colour."""
         if self.hflip and rng.random() < 0.5:
             image, boxes = self.flip(image, boxes)
         return self.colour(image, rng), boxes, classes
+
+
+def keep_visible(moved: np.ndarray, width: int, height: int, min_visible: float) -> Tuple[np.ndarray, np.ndarray]:
+    """Clip moved boxes to the frame; keep those with at least `min_visible` of their area
+    (and 2 px a side) inside. Returns (clipped boxes, kept mask)."""
+    clipped = np.clip(moved, 0, [width, height, width, height])
+    area = lambda b: np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    keep = (area(clipped) >= min_visible * np.maximum(area(moved), 1e-6)) & \
+           (clipped[:, 2] - clipped[:, 0] >= 2) & (clipped[:, 3] - clipped[:, 1] >= 2)
+    return clipped.astype(np.float32), keep
+
+
+def mosaic(samples, rng: np.random.Generator, size: int, scale: tuple = (0.5, 1.0), min_visible: float = 0.35,
+           pad_value: int = 114):
+    """Mosaic (YOLOv4): four (image, boxes, classes) samples tiled around a random centre
+    of a 2x canvas, then a `size` x `size` view of it around that centre, zoomed by a
+    factor from `scale` (0.5 shows all four images at half size). Each frame then shows
+    more objects, more of them small or cut by an edge, in unseen company."""
+    canvas = np.full((2 * size, 2 * size) + samples[0][0].shape[2:], pad_value, np.uint8)
+    centre_x, centre_y = rng.uniform(0.5 * size, 1.5 * size, 2)
+    all_boxes, all_classes = [], []
+    for quadrant, (image, boxes, classes) in enumerate(samples):
+        ratio = size / max(image.shape[:2])
+        image = cv2.resize(image, (max(1, round(image.shape[1] * ratio)), max(1, round(image.shape[0] * ratio))),
+                           interpolation=cv2.INTER_LINEAR)
+        height, width = image.shape[:2]
+        # the image's corner that touches the centre: bottom-right, bottom-left, top-right, top-left
+        left = int(centre_x) - width if quadrant in (0, 2) else int(centre_x)
+        top = int(centre_y) - height if quadrant in (0, 1) else int(centre_y)
+        x1, y1 = max(left, 0), max(top, 0)
+        x2, y2 = min(left + width, 2 * size), min(top + height, 2 * size)
+        canvas[y1:y2, x1:x2] = image[y1 - top:y2 - top, x1 - left:x2 - left]
+        placed = np.asarray(boxes, np.float32).reshape(-1, 4) * ratio + np.array([left, top, left, top], np.float32)
+        clipped, keep = keep_visible(placed - np.array([x1, y1, x1, y1], np.float32), x2 - x1, y2 - y1, min_visible)
+        all_boxes.append(clipped[keep] + np.array([x1, y1, x1, y1], np.float32))
+        all_classes.append(np.asarray(classes)[keep])
+    zoom = rng.uniform(*scale)
+    matrix = np.array([[zoom, 0, size / 2 - zoom * centre_x], [0, zoom, size / 2 - zoom * centre_y]], np.float64)
+    image = cv2.warpAffine(canvas, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                           borderValue=(pad_value,) * 3)
+    moved = np.concatenate(all_boxes) * zoom + np.tile(matrix[:, 2], 2).astype(np.float32)
+    boxes, keep = keep_visible(moved, size, size, min_visible)
+    return image, boxes[keep], np.concatenate(all_classes)[keep].astype(np.int64)

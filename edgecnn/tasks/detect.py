@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from edgecnn.card import DEFAULT_MEAN, DEFAULT_STD, ModelCard
-from edgecnn.data.augment import DetectAugment
+from edgecnn.data.augment import DetectAugment, mosaic
 from edgecnn.data.base import random_subset
 from edgecnn.data.detection import DetectionSet, load_detection
 from edgecnn.detection_metrics import coco_map
@@ -35,11 +35,13 @@ def training_sizes(final: int, start: Optional[int], epochs: int) -> List[int]:
 
 class TorchDetection(Dataset):
     """Augment (seeded per epoch and index), preprocess, and scale boxes to the input.
-    `sizes` gives the input side per epoch (default: the card's input size)."""
+    `sizes` gives the input side per epoch (default: the card's input size). With
+    probability `mosaic`, an image before epoch `mosaic_until` is a mosaic of four."""
 
     def __init__(self, data: DetectionSet, card: ModelCard, augment: Optional[DetectAugment], seed: int,
-                 sizes: Optional[List[int]] = None) -> None:
+                 sizes: Optional[List[int]] = None, mosaic: float = 0.0, mosaic_until: int = 0) -> None:
         self.data, self.card, self.augment, self.seed, self.sizes = data, card, augment, seed, sizes
+        self.mosaic, self.mosaic_until = mosaic, mosaic_until
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -54,8 +56,14 @@ class TorchDetection(Dataset):
     def __getitem__(self, index: int):
         image, boxes, classes = self.data[index]
         if self.augment is not None:
-            image, boxes, classes = self.augment(image, boxes, classes,
-                                                 np.random.default_rng([self.seed, self.epoch, index]))
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            if self.epoch < self.mosaic_until and rng.random() < self.mosaic:
+                others = [self.data[int(i)] for i in rng.integers(len(self.data), size=3)]
+                image, boxes, classes = mosaic([(image, boxes, classes), *others], rng, max(image.shape[:2]),
+                                               min_visible=self.augment.min_visible, pad_value=self.augment.pad_value)
+                image, boxes, classes = self.augment.finish(image, boxes, classes, rng)
+            else:
+                image, boxes, classes = self.augment(image, boxes, classes, rng)
         height, width = image.shape[:2]
         in_h, in_w = self.input_size()
         card = self.card if (in_h, in_w) == tuple(self.card.input_size) else self.card.replace(input_size=(in_h, in_w))
@@ -110,7 +118,8 @@ class DetectTask:
         augment = DetectAugment() if config.augment else None
         final = tuple(self.card.input_size)
         sizes = training_sizes(final[0], config.progressive_from, config.epochs) if final[0] == final[1] else None
-        self.train_dataset = TorchDetection(train_set, self.card, augment, config.seed, sizes)
+        self.train_dataset = TorchDetection(train_set, self.card, augment, config.seed, sizes, config.mosaic,
+                                            config.epochs - config.close_mosaic)
         self.collate = collate
         self.criterion = DetectionLoss(len(self.card.labels))
 
