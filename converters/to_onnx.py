@@ -44,6 +44,27 @@ def export_fp32(model: torch.nn.Module, card: ModelCard, path: str) -> None:
         raise conversion_error("ONNX", exc, model, sample) from None
 
 
+def module_of_node(name: str) -> str:
+    """The module path of a node named by the TorchScript exporter's scopes:
+    '/stages.0/stages.0.1/conv/conv.0/conv.0.0/Conv' -> 'stages.0.1.conv.0.0' (a scope
+    inside a container repeats its parent's scope with the index appended)."""
+    parts, previous = [], None
+    for scope in name.strip("/").split("/")[:-1]:
+        parts.append(scope[len(previous) + 1:] if previous is not None and scope.startswith(previous + ".") else scope)
+        previous = scope
+    return ".".join(parts)
+
+
+def nodes_of_layers(path: str, layers: Sequence[str]) -> list:
+    """Names of the nodes of an exported model that belong to the given modules."""
+    import onnx
+
+    nodes = onnx.load(path, load_external_data=False).graph.node
+    return [node.name for node in nodes
+            if any(module_of_node(node.name) == layer or module_of_node(node.name).startswith(layer + ".")
+                   for layer in layers)]
+
+
 class ImageReader:
     """onnxruntime's CalibrationDataReader over preprocessed real images."""
 
@@ -55,7 +76,8 @@ class ImageReader:
 
 
 def quantize_int8(fp32_path: str, out_path: str, card: ModelCard, images: Sequence[np.ndarray],
-                  per_channel: bool = True) -> None:
+                  per_channel: bool = True, float_layers: Sequence[str] = ()) -> None:
+    """onnxruntime static QDQ; the nodes of `float_layers` (module names) stay float."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -63,12 +85,15 @@ def quantize_int8(fp32_path: str, out_path: str, card: ModelCard, images: Sequen
     with tempfile.TemporaryDirectory() as tmp, quiet():
         prepared = os.path.join(tmp, "prepared.onnx")
         quant_pre_process(fp32_path, prepared)
+        excluded = nodes_of_layers(prepared, float_layers)
         quantize_static(prepared, out_path, ImageReader(images, card, "input"), quant_format=QuantFormat.QDQ,
-                        per_channel=per_channel, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
+                        per_channel=per_channel, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
+                        nodes_to_exclude=excluded)
 
 
 def convert(model: torch.nn.Module, card: ModelCard, out_path: str, precision: str = "fp32",
-            calibration_images: Optional[Sequence[np.ndarray]] = None, per_channel: bool = True) -> ModelCard:
+            calibration_images: Optional[Sequence[np.ndarray]] = None, per_channel: bool = True,
+            float_layers: Sequence[str] = ()) -> ModelCard:
     """Write `out_path` atomically with the card embedded; returns that card."""
     import onnx
 
@@ -80,11 +105,12 @@ def convert(model: torch.nn.Module, card: ModelCard, out_path: str, precision: s
         path = fp32_path
         if precision == "int8":
             path = os.path.join(tmp, "int8.onnx")
-            quantize_int8(fp32_path, path, card, calibration_images, per_channel)
+            quantize_int8(fp32_path, path, card, calibration_images, per_channel, float_layers)
             card = card.replace(quantization={"scheme": "onnxruntime-static-qdq", "weights":
                                               "per-channel int8" if per_channel else "per-tensor int8",
                                               "activations": "uint8",
-                                              "calibration_images": len(calibration_images)})
+                                              "calibration_images": len(calibration_images),
+                                              "float_layers": list(float_layers)})
         proto = onnx.load(path)
         embed_onnx(proto, card)
         with atomic_path(Path(out_path)) as target:

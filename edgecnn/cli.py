@@ -60,6 +60,8 @@ def add_train(sub) -> None:
     p.add_argument("--lr", type=positive_float, default=None, help="peak learning rate (default: adamw 3e-3, sgd 0.1)")
     p.add_argument("--weight-decay", type=float, default=None, help="default: adamw 0.05, sgd 5e-4")
     p.add_argument("--workers", type=int, default=0, help="data-loading processes")
+    p.add_argument("--val-every", type=int, default=1, metavar="N",
+                   help="validate every N epochs and after the last (best.pt is chosen among those)")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--out", default="runs/train")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt with its settings")
@@ -75,7 +77,7 @@ def run_train(args) -> int:
                          data=args.data or ("shapes" if detect else "digits"), strict=args.strict,
                          imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, bn_batch=args.bn_batch,
                          progressive_from=args.progressive_from, neck=args.neck, mosaic=args.mosaic,
-                         close_mosaic=args.close_mosaic,
+                         close_mosaic=args.close_mosaic, val_every=args.val_every,
                          optimizer=args.optimizer,
                          lr=args.lr or (0.1 if args.optimizer == "sgd" else 3e-3),
                          weight_decay=args.weight_decay if args.weight_decay is not None else
@@ -327,6 +329,8 @@ def add_convert(sub) -> None:
     p.add_argument("--force", action="store_true", help="write files that fail their checks")
     p.add_argument("--threads", type=int, default=2, help="threads for the checks and timings")
     p.add_argument("--weights", default=None, help="state dict for file.py:factory")
+    p.add_argument("--float-layers", default="", metavar="NAMES", help="int8: comma-separated convolution/linear "
+                   "layers to keep float (as `edgecnn quantize --float-layers`)")
     p.add_argument("--task", default="classify", choices=["classify", "detect"], help="models without a card")
     p.add_argument("--input-size", default=None, help="N or HxW, for models without a card")
     p.add_argument("--labels", default=None, help="FILE or name,name,... for models without a card")
@@ -345,7 +349,8 @@ def run_convert(args) -> int:
     options = ConvertOptions(to=args.to, precision=args.precision, out=args.out, data=args.data, calib=args.calib,
                              calib_images=args.calib_images, parity_images=args.parity_images,
                              max_drop=args.max_drop, force=args.force, threads=args.threads,
-                             weights=args.weights, flags=flags)
+                             weights=args.weights, flags=flags,
+                             float_layers=[n for n in args.float_layers.split(",") if n])
     log = (lambda message: print(message, file=sys.stderr, flush=True)) if args.json else print
     summaries = convert(args.src, options, log)
     if args.json:

@@ -38,6 +38,7 @@ class ConvertOptions:
     force: bool = False
     threads: int = 2
     weights: Optional[str] = None
+    float_layers: List[str] = field(default_factory=list)  # int8 from a checkpoint: modules kept float
     flags: CardFlags = field(default_factory=CardFlags)
 
 
@@ -84,6 +85,13 @@ class Converter:
         if self.int8_program and self.precision != "int8":
             raise UserError(f"{src} is an int8 program: it converts with --precision int8 (fp32 files come "
                             "from the fp32 checkpoint)")
+        if options.float_layers:
+            if self.int8_program:
+                raise UserError(f"{src} is an int8 program: its float layers were chosen by "
+                                "`edgecnn quantize --float-layers`")
+            from edgecnn.quantize import check_float_layers
+
+            check_float_layers(self.source.model, options.float_layers)
         card = self.source.card
         self.data_spec = options.data or card.dataset.get("name")
         if not self.data_spec:
@@ -143,7 +151,8 @@ class Converter:
             if self.source.model is None:
                 raise UserError("ONNX int8 is made by onnxruntime from the fp32 model: convert the fp32 checkpoint "
                                 "with --precision int8")
-            return to_onnx.convert(self.source.model, card, path, precision, self.calibration)
+            return to_onnx.convert(self.source.model, card, path, precision, self.calibration,
+                                   float_layers=self.options.float_layers)
         from converters import to_tflite
 
         quantized = self.source.quantized
@@ -151,7 +160,8 @@ class Converter:
             from edgecnn.quantize import quantize_model
 
             self.log(f"quantizing (PT2E, {len(self.calibration)} calibration images)")
-            quantized = self.source.quantized = quantize_model(self.source.model, card, self.calibration)
+            quantized = self.source.quantized = quantize_model(self.source.model, card, self.calibration,
+                                                               float_layers=self.options.float_layers)
         return to_tflite.convert(self.source.model, card, path, precision, quantized)
 
     def check(self, fmt: str, path: str, card: ModelCard):

@@ -192,6 +192,15 @@ def quantize_model(model: nn.Module, card: ModelCard, calibration_images: Sequen
     return QuantizedModel(module, qcard, per_channel, list(float_layers))
 
 
+def check_float_layers(model: nn.Module, names: Sequence[str]) -> None:
+    """--float-layers must name convolution or linear layers of this model."""
+    layers = quantizable_layers(model)
+    unknown = sorted(set(names) - set(layers))
+    if unknown:
+        raise UserError(f"--float-layers: no convolution or linear layer named {', '.join(unknown)} "
+                        f"(this model's run from {layers[0]} to {layers[-1]})")
+
+
 def quantizable_layers(model: nn.Module) -> List[str]:
     """Names of the convolutions and linear layers, in execution order."""
     return [name for name, module in model.named_modules() if isinstance(module, (nn.Conv2d, nn.Linear))]
@@ -405,11 +414,7 @@ def quantize_checkpoint(source: str, out: str, options: QuantizeOptions, log=pri
     model, card, data_spec = load_for_compression(source, options.data, "quantize")
     if options.calib_images < 1:
         raise UserError("--calib-images must be >= 1")
-    layers = quantizable_layers(model)
-    unknown = sorted(set(options.float_layers) - set(layers))
-    if unknown:
-        raise UserError(f"--float-layers: no convolution or linear layer named {', '.join(unknown)} "
-                        f"(this model's run from {layers[0]} to {layers[-1]})")
+    check_float_layers(model, options.float_layers)
     calibration = load_images(options.calib or data_spec, card, options.calib_images, options.seed)
     reference = training_images(card, data_spec, "train", 256, options.seed + 1)
     nhwc = card.replace(layout="nhwc")

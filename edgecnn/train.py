@@ -63,6 +63,7 @@ class TrainConfig:
     # steps of 32 (progressive resizing: low-resolution epochs cost less)
     progressive_from: Optional[int] = None
     neck: Optional[int] = None  # detection: neck/head channels (default NECK_CHANNELS in models/detector.py)
+    val_every: int = 1  # validate every N epochs (and always after the last)
     mosaic: float = 0.0  # detection: probability that a training image is a mosaic of four
     close_mosaic: int = 10  # detection: the last epochs train on plain images (as Ultralytics)
 
@@ -206,6 +207,8 @@ def check_config(config: TrainConfig) -> None:
         raise UserError(f"detectors use a MobileNet backbone, got {config.model!r}")
     if config.task == "detect" and config.imgsz is not None and (config.imgsz < 64 or config.imgsz % 32):
         raise UserError(f"--imgsz for detection must be a multiple of 32 and >= 64, got {config.imgsz}")
+    if config.val_every < 1:
+        raise UserError(f"--val-every must be >= 1, got {config.val_every}")
     if not 0 <= config.mosaic <= 1 or (config.mosaic and config.task != "detect") or config.close_mosaic < 0:
         raise UserError(f"--mosaic is a probability for detectors (0..1, --task detect) and --close-mosaic "
                         f">= 0, got {config.mosaic} and {config.close_mosaic}")
@@ -296,15 +299,16 @@ def train(config: TrainConfig, resume: bool = False, log=None) -> Dict[str, Any]
                 bar.set_postfix(loss=f"{loss_sum / seen:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
             bar.close()
             train_loss = ctx.sum([loss_sum, seen])
-            metrics = task.validate(deployed, ctx)
-            score = metrics[task.primary]
-            improved = score > best
-            best = max(best, score)
+            validated = (epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs
+            metrics = task.validate(deployed, ctx) if validated else {}
+            improved = validated and metrics[task.primary] > best
+            best = max(best, metrics[task.primary]) if validated else best
             seconds = time.perf_counter() - started
             history.append({"epoch": epoch + 1, "train_loss": train_loss[0] / train_loss[1],
                             **{f"val_{k}": v for k, v in metrics.items() if k != "images"}, "seconds": seconds})
             if ctx.main:
-                card_metrics = {**metrics, "split": "val", "dataset": config.data, "epoch": epoch + 1}
+                # a card states only what was measured on these very weights
+                card_metrics = {**metrics, "split": "val", "dataset": config.data, "epoch": epoch + 1} if validated else {}
                 state = dict(train_config=dataclasses.asdict(config), epoch=epoch + 1, best_metric=best,
                              optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                              history=history, world_size=ctx.world, raw_model=model.state_dict(),
@@ -314,8 +318,8 @@ def train(config: TrainConfig, resume: bool = False, log=None) -> Dict[str, Any]
                     save_checkpoint(out / "best.pt", card.replace(metrics=card_metrics), deployed, **state)
                 shown = "  ".join(f"{k} {100 * v:.2f}%" if k in ("top1",) else f"{k} {100 * v:.2f}"
                                   for k, v in metrics.items() if k != "images")
-                log(f"epoch {epoch + 1}/{config.epochs}  loss {history[-1]['train_loss']:.4f}  val {shown}  "
-                    f"best {task.primary} {100 * best:.2f}  {seconds:.1f}s")
+                shown = f"val {shown}  best {task.primary} {100 * best:.2f}" if validated else "(not validated)"
+                log(f"epoch {epoch + 1}/{config.epochs}  loss {history[-1]['train_loss']:.4f}  {shown}  {seconds:.1f}s")
         if ctx.world > 1:
             dist.barrier()
         last = {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")} if history else {}

@@ -362,3 +362,34 @@ def test_torchscript_and_exported_program_sources_with_auto_precision(tmp_path, 
         assert written == [f"vgg-{report['precision']}.onnx"]
         if report["precision"] == "fp32":
             assert report["relative_error"] <= 1e-4
+
+
+def test_int8_onnx_keeps_the_named_layers_float(tmp_path):
+    """--float-layers: onnxruntime quantizes every layer but the named ones, whose weights
+    stay float initializers, and the card says which they are."""
+    import onnx
+
+    from converters.to_onnx import module_of_node
+    from edgecnn.checkpoint import load_model
+    from edgecnn.runtime.model_file import read_card
+    from edgecnn.quantize import quantizable_layers
+
+    source = "edgecnn/assets/digits_mobilenet_v2.pt"
+    layers = quantizable_layers(load_model(ROOT / source)[0])
+    kept = [layers[0], layers[-1]]
+    result = run_cli("convert", source, "--to", "onnx", "--precision", "int8", "--float-layers", ",".join(kept),
+                     "--calib-images", "64", "--out", tmp_path / "out", "--json", cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    summary, = json.loads(result.stdout)
+    assert summary["written"]
+    proto = onnx.load(summary["file"])
+    producer = {output: node.op_type for node in proto.graph.node for output in node.output}
+    weight_source = {module_of_node(node.name): producer.get(node.input[1], "initializer")
+                     for node in proto.graph.node if node.op_type in ("Conv", "Gemm", "MatMul")}
+    assert set(weight_source) == set(layers)
+    assert {name for name, made_by in weight_source.items() if made_by != "DequantizeLinear"} == set(kept)
+    card = read_card(summary["file"])
+    assert card.quantization["float_layers"] == kept and card.precision == "int8"
+    bad = run_cli("convert", source, "--to", "onnx", "--precision", "int8", "--float-layers", "features.99",
+                  "--out", tmp_path / "bad", cwd=ROOT)
+    assert_one_line_error(bad, 2, "no convolution or linear layer named features.99")

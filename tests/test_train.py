@@ -24,6 +24,17 @@ def test_lenet_learns_real_digits(tmp_path):
     assert [h["epoch"] for h in ckpt["history"]] == list(range(1, ckpt["epoch"] + 1))
 
 
+def test_validation_every_n_epochs_and_after_the_last(tmp_path):
+    """Skipped epochs are not validated, and their checkpoint's card claims no accuracy."""
+    seen = []
+    summary = train(TrainConfig(**TINY, epochs=3, val_every=2, out=str(tmp_path), max_train_images=256),
+                    log=seen.append)
+    validated = [h["epoch"] for h in summary["history"] if "val_top1" in h]
+    assert validated == [2, 3] and sum("(not validated)" in line for line in seen) == 1
+    assert load_checkpoint(tmp_path / "last.pt")["card"]["metrics"]["epoch"] == 3
+    assert load_checkpoint(tmp_path / "best.pt")["card"]["metrics"]["epoch"] in (2, 3)
+
+
 def test_kill_then_resume_ends_in_the_same_weights(tmp_path):
     """SIGKILL mid-run leaves a loadable last.pt; --resume finishes with the weights of an uninterrupted run."""
     killed = tmp_path / "killed"
@@ -78,6 +89,7 @@ def test_cli_bad_training_input(tmp_path, image_folder):
              (("--width", "0", *out), "width"),
              (("--width", "-0.5", *out), "width"),
              (("--imgsz", "16", *out), "imgsz"),
+             (("--val-every", "0", *out), "--val-every"),
              (("--resume", "--out", tmp_path / "never"), "not found")]
     for result, (_, message) in zip(run_cli_batch(*(["train", *args] for args, _ in cases)), cases):
         assert_one_line_error(result, contains=message)
