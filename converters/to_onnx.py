@@ -55,14 +55,27 @@ def module_of_node(name: str) -> str:
     return ".".join(parts)
 
 
+# ops that only pass a float layer's output on: left float with it, so that a float
+# layer feeding a model output (a detector's box conv, then its sigmoid and reshape)
+# keeps that output float instead of rounding it to 8 bits
+PASS_THROUGH = {"Sigmoid", "Relu", "Clip", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
+
+
 def nodes_of_layers(path: str, layers: Sequence[str]) -> list:
-    """Names of the nodes of an exported model that belong to the given modules."""
+    """Names of the nodes of an exported model that belong to the given modules, and of
+    the pass-through ops that follow them."""
     import onnx
 
     nodes = onnx.load(path, load_external_data=False).graph.node
-    return [node.name for node in nodes
-            if any(module_of_node(node.name) == layer or module_of_node(node.name).startswith(layer + ".")
-                   for layer in layers)]
+    chosen = {node.name for node in nodes
+              if any(module_of_node(node.name) == layer or module_of_node(node.name).startswith(layer + ".")
+                     for layer in layers)}
+    float_tensors = {output for node in nodes if node.name in chosen for output in node.output}
+    for node in nodes:  # exported graphs are topologically sorted
+        if node.op_type in PASS_THROUGH and node.input and node.input[0] in float_tensors:
+            chosen.add(node.name)
+            float_tensors.update(node.output)
+    return [node.name for node in nodes if node.name in chosen]
 
 
 class ImageReader:
