@@ -8,7 +8,7 @@ as in VarifocalNet and RTMDet), so the score ranks boxes by localisation quality
 which is what mAP@0.5:0.95 rewards. Box loss: GIoU, averaged over the positives with
 equal weight. Weighting it by the IoU as well (as the class target is) gives the least
 gradient to the worst boxes, which here are mostly of occluded objects: on synthetic
-shapes the equal weight scored 98.35 mAP@0.5 against 97.35 (benchmarks/RESULTS.md).
+shapes the equal weight scored 98.43 mAP@0.5 against 97.76 (30 epochs; benchmarks/RESULTS.md).
 """
 from __future__ import annotations
 
