@@ -66,10 +66,10 @@ def nodes_of_layers(path: str, layers: Sequence[str]) -> list:
     the pass-through ops that follow them."""
     import onnx
 
+    from edgecnn.quantize import in_layers
+
     nodes = onnx.load(path, load_external_data=False).graph.node
-    chosen = {node.name for node in nodes
-              if any(module_of_node(node.name) == layer or module_of_node(node.name).startswith(layer + ".")
-                     for layer in layers)}
+    chosen = {node.name for node in nodes if in_layers(module_of_node(node.name), layers)}
     float_tensors = {output for node in nodes if node.name in chosen for output in node.output}
     for node in nodes:  # exported graphs are topologically sorted
         if node.op_type in PASS_THROUGH and node.input and node.input[0] in float_tensors:

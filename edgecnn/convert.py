@@ -142,9 +142,7 @@ class Converter:
         return evaluate_predictor(self.reference_predict(), self.reference_card, self.data_spec)
 
     def build(self, fmt: str, precision: str, path: str) -> ModelCard:
-        card = self.source.card
-        if precision == "fp32" and self.source.model is None:
-            raise UserError(f"{self.source.path} is an int8 program: fp32 files come from the fp32 checkpoint")
+        card = self.source.card  # an int8 program only gets here at int8 (checked in __init__)
         if fmt == "onnx":
             from converters import to_onnx
 

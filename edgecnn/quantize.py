@@ -111,7 +111,12 @@ def in_modules(node, names: Sequence[str]) -> bool:
              for path, _ in stack.values()}
     # litert_torch.to_channel_last_io puts the model under a `wrapped` attribute
     paths = {path[len(CHANNEL_LAST_WRAPPER):] if path.startswith(CHANNEL_LAST_WRAPPER) else path for path in paths}
-    return any(path == name or path.startswith(name + ".") for path in paths for name in names)
+    return any(in_layers(path, names) for path in paths)
+
+
+def in_layers(path: str, names: Sequence[str]) -> bool:
+    """Whether module `path` is one of the named layers or inside one of them."""
+    return any(path == name or path.startswith(name + ".") for name in names)
 
 
 def channel_last(model: nn.Module, train: bool = False) -> nn.Module:

@@ -316,9 +316,12 @@ def train(config: TrainConfig, resume: bool = False, log=None) -> Dict[str, Any]
                 save_checkpoint(out / "last.pt", card.replace(metrics=card_metrics), deployed, **state)
                 if improved:
                     save_checkpoint(out / "best.pt", card.replace(metrics=card_metrics), deployed, **state)
-                shown = "  ".join(f"{k} {100 * v:.2f}%" if k in ("top1",) else f"{k} {100 * v:.2f}"
-                                  for k, v in metrics.items() if k != "images")
-                shown = f"val {shown}  best {task.primary} {100 * best:.2f}" if validated else "(not validated)"
+                if validated:
+                    values = "  ".join(f"{k} {100 * v:.2f}%" if k in ("top1",) else f"{k} {100 * v:.2f}"
+                                       for k, v in metrics.items() if k != "images")
+                    shown = f"val {values}  best {task.primary} {100 * best:.2f}"
+                else:
+                    shown = "(not validated)"
                 log(f"epoch {epoch + 1}/{config.epochs}  loss {history[-1]['train_loss']:.4f}  {shown}  {seconds:.1f}s")
         if ctx.world > 1:
             dist.barrier()
