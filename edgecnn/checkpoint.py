@@ -64,7 +64,8 @@ def build_from_card(card: ModelCard) -> nn.Module:
         from edgecnn.models.detector import MobileNetDetector
 
         return MobileNetDetector(card.num_classes, arch.get("backbone", "mobilenet_v2"),
-                                 float(arch.get("width", 0.5)), card.channels, int(arch.get("neck", 96)))
+                                 float(arch.get("width", 0.5)), card.channels, int(arch.get("neck", 96)),
+                                 arch.get("tap", "block"))
     return build_model(arch["name"], num_classes=card.num_classes, width=float(arch.get("width", 1.0)),
                        in_channels=card.channels)
 

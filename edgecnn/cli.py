@@ -53,6 +53,9 @@ def add_train(sub) -> None:
                    help="detect: progressive resizing, equal stages of epochs at sizes from SIZE up to --imgsz "
                    "in steps of 32 (validation is always at --imgsz)")
     p.add_argument("--neck", type=int, default=None, help="detect: channels of the neck and head (default 128)")
+    p.add_argument("--tap", default=None, choices=["expansion", "block"],
+                   help="detect: where the neck taps a MobileNetV2 at strides 8 and 16: the wide expansion "
+                   "of the next stride-2 block (SSDLite) or the block outputs (default expansion)")
     p.add_argument("--mosaic", type=float, default=0.0, metavar="P",
                    help="detect: probability that a training image is a mosaic of four (default 0)")
     p.add_argument("--close-mosaic", type=int, default=10, metavar="N", help="detect: no mosaics in the last N epochs")
@@ -76,7 +79,7 @@ def run_train(args) -> int:
     config = TrainConfig(task=args.task, model=args.model, width=args.width or (0.5 if detect else 1.0),
                          data=args.data or ("shapes" if detect else "digits"), strict=args.strict,
                          imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, bn_batch=args.bn_batch,
-                         progressive_from=args.progressive_from, neck=args.neck, mosaic=args.mosaic,
+                         progressive_from=args.progressive_from, neck=args.neck, tap=args.tap, mosaic=args.mosaic,
                          close_mosaic=args.close_mosaic, val_every=args.val_every,
                          optimizer=args.optimizer,
                          lr=args.lr or (0.1 if args.optimizer == "sgd" else 3e-3),

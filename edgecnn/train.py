@@ -63,6 +63,7 @@ class TrainConfig:
     # steps of 32 (progressive resizing: low-resolution epochs cost less)
     progressive_from: Optional[int] = None
     neck: Optional[int] = None  # detection: neck/head channels (default NECK_CHANNELS in models/detector.py)
+    tap: Optional[str] = None  # detection: "expansion" or "block" (default DEFAULT_TAP in models/detector.py)
     val_every: int = 1  # validate every N epochs (and always after the last)
     mosaic: float = 0.0  # detection: probability that a training image is a mosaic of four
     close_mosaic: int = 10  # detection: the last epochs train on plain images (as Ultralytics)
@@ -212,6 +213,8 @@ def check_config(config: TrainConfig) -> None:
     if not 0 <= config.mosaic <= 1 or (config.mosaic and config.task != "detect") or config.close_mosaic < 0:
         raise UserError(f"--mosaic is a probability for detectors (0..1, --task detect) and --close-mosaic "
                         f">= 0, got {config.mosaic} and {config.close_mosaic}")
+    if config.tap is not None and config.task != "detect":
+        raise UserError("--tap is for detectors (--task detect)")
     if config.neck is not None and (config.task != "detect" or config.neck < 8):
         raise UserError(f"--neck is the detector's neck width (>= 8, --task detect), got {config.neck}")
     if config.progressive_from is not None:

@@ -7,7 +7,8 @@ import torch
 from conftest import assert_one_line_error, run_cli, run_cli_batch
 from edgecnn.checkpoint import load_model
 from edgecnn.data.detection import load_shapes_detection
-from edgecnn.models.detector import MobileNetDetector
+from edgecnn.models.detector import MobileNetDetector, tap_expansions
+from edgecnn.models.mobilenet_v2 import InvertedResidual
 from edgecnn.runtime.detection import cell_centres
 from edgecnn.card import ModelCard
 from edgecnn.tasks.detect import TorchDetection, collate, training_sizes
@@ -26,6 +27,35 @@ def test_outputs_are_separate_normalised_boxes_and_scores(backbone):
     assert [s.shape for s in scores] == [(2, c, 3) for c in cells]
     for t in outputs:
         assert float(t.min()) >= 0 and float(t.max()) <= 1
+
+
+def test_expansion_taps_split_the_next_block_exactly():
+    torch.manual_seed(0)
+    block = InvertedResidual(16, 32, stride=2, expand_ratio=6).eval()
+    layers = [torch.nn.Conv2d(3, 16, 3, padding=1), block, torch.nn.Conv2d(32, 32, 1)]
+    split, taps, channels = tap_expansions(layers, [0, 2], [16, 32])
+    assert taps == [1, 3] and channels == [96, 32]
+    x = torch.randn(2, 3, 24, 24)
+    with torch.no_grad():
+        tapped = torch.nn.Sequential(*split[:taps[0] + 1])(x)
+        assert tapped.shape == (2, 96, 24, 24)  # the wide expansion, before the stride-2 depthwise
+        torch.testing.assert_close(torch.nn.Sequential(*split)(x), torch.nn.Sequential(*layers)(x))
+
+
+def test_expansion_taps_widen_the_neck_inputs_and_survive_a_checkpoint(tmp_path):
+    from edgecnn.checkpoint import save_checkpoint
+
+    model = MobileNetDetector(3, "mobilenet_v2", 0.5, tap="expansion").eval()
+    assert [lateral[0].in_channels for lateral in model.laterals] == [96, 288, 160]
+    card = ModelCard(task="detect", labels=["a", "b", "c"], input_size=(96, 96), head={"strides": [8, 16, 32]},
+                     architecture={"name": "detector", "backbone": "mobilenet_v2", "width": 0.5, "neck": 128,
+                                   "tap": "expansion"})
+    save_checkpoint(tmp_path / "m.pt", card, model)
+    loaded, _, _ = load_model(tmp_path / "m.pt")
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        for a, b in zip(model(x), loaded.eval()(x)):
+            torch.testing.assert_close(a, b)
 
 
 def test_loss_drives_a_batch_towards_its_boxes():
@@ -151,8 +181,8 @@ def test_detection_cli_bad_input(tmp_path):
     results = run_cli_batch(*(["train", "--task", "detect", *args, *out] for args in cases))
     for result, message in zip(results, cases.values()):
         assert_one_line_error(result, contains=message)
-    classify, = run_cli_batch(["train", "--progressive-from", "64", *out])
-    assert_one_line_error(classify, contains="for detectors")
+    for classify in run_cli_batch(["train", "--progressive-from", "64", *out], ["train", "--tap", "block", *out]):
+        assert_one_line_error(classify, contains="for detectors")
 
 
 def test_detector_runs_on_the_real_video(tiny_detector):

@@ -1,8 +1,10 @@
 """An anchor-free single-shot detector on a MobileNet backbone.
 
-Backbone features at strides 8, 16 and 32 feed a light FPN (1x1 laterals, nearest
-upsampling, a depthwise-separable 3x3 per level) and a head per level, in the spirit
-of FCOS (Tian et al., 2019) with YOLOv8-style task-aligned assignment in training.
+Backbone features at strides 8, 16 and 32 (on MobileNetV2, the wide 1x1 expansions
+at strides 8 and 16, as in SSDLite: see `tap_expansions`) feed a light FPN (1x1
+laterals, nearest upsampling, a depthwise-separable 3x3 per level) and a head per
+level, in the spirit of FCOS (Tian et al., 2019) with YOLOv8-style task-aligned
+assignment in training.
 
 Outputs, per level, two SEPARATE tensors (so int8 quantization gives each its own
 scale and probabilities are never crushed under pixel coordinates):
@@ -25,6 +27,7 @@ from edgecnn.models.blocks import ConvBNAct, init_weights, make_divisible
 STRIDES = (8, 16, 32)
 DETECT_IMGSZ = 192  # default input side of a detector
 NECK_CHANNELS = 128  # neck and head width at width <= 1 (cards written before it was recorded: 96)
+DEFAULT_TAP = "expansion"  # where the neck taps a MobileNetV2 (cards written before it was recorded: block)
 
 
 class DepthwiseSeparable(nn.Sequential):
@@ -50,6 +53,28 @@ def backbone_stages(features: nn.Sequential, in_channels: int) -> Tuple[List[int
     return [taps[s][0] for s in STRIDES], [taps[s][1] for s in STRIDES]
 
 
+def tap_expansions(layers: List[nn.Module], taps: List[int],
+                   channels: List[int]) -> Tuple[List[nn.Module], List[int], List[int]]:
+    """Move the stride-8 and stride-16 taps from a block's narrow output to the wide 1x1
+    expansion of the next, stride-2 block, as SSDLite does on MobileNetV2 (Sandler et al.,
+    2018). The expansion is computed anyway; tapping it gives the neck 6x the channels
+    (96 instead of 16 at stride 8 for width 0.5) at the cost of wider laterals only.
+    A block with a stride-2 depthwise has no skip, so splitting it is exact."""
+    from edgecnn.models.mobilenet_v2 import InvertedResidual
+
+    layers, taps, channels = list(layers), list(taps), list(channels)
+    for level in range(len(taps) - 1):
+        following = layers[taps[level] + 1]
+        if not isinstance(following, InvertedResidual) or len(following.conv) != 3:
+            continue  # no expansion to tap (other backbones keep block outputs)
+        expand, rest = following.conv[0], nn.Sequential(*following.conv[1:])
+        layers[taps[level] + 1:taps[level] + 2] = [expand, rest]
+        taps[level] += 1
+        taps[level + 1:] = [t + 1 for t in taps[level + 1:]]
+        channels[level] = expand.out_channels
+    return layers, taps, channels
+
+
 class LevelHead(nn.Module):
     """One level's head: a shared depthwise-separable stem, then class and box convs."""
 
@@ -66,7 +91,7 @@ class LevelHead(nn.Module):
 
 class MobileNetDetector(nn.Module):
     def __init__(self, num_classes: int, backbone: str = "mobilenet_v2", width: float = 0.5,
-                 in_channels: int = 3, neck_channels: int = NECK_CHANNELS) -> None:
+                 in_channels: int = 3, neck_channels: int = NECK_CHANNELS, tap: str = DEFAULT_TAP) -> None:
         super().__init__()
         from edgecnn.models import build_model
 
@@ -75,6 +100,10 @@ class MobileNetDetector(nn.Module):
         if backbone in ("mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large"):
             layers = layers[:-1]  # drop the wide final 1x1 conv that only feeds the classifier
         taps, channels = backbone_stages(nn.Sequential(*layers), in_channels)
+        if tap == "expansion":
+            layers, taps, channels = tap_expansions(layers, taps, channels)
+        elif tap != "block":
+            raise ValueError(f"unknown detector tap {tap!r}")
         self.stages = nn.ModuleList()
         start = 0
         for tap in taps:

@@ -14,7 +14,7 @@ from edgecnn.data.base import random_subset
 from edgecnn.data.detection import DetectionSet, load_detection
 from edgecnn.detection_metrics import coco_map
 from edgecnn.errors import UserError
-from edgecnn.models.detector import DETECT_IMGSZ, NECK_CHANNELS, STRIDES
+from edgecnn.models.detector import DEFAULT_TAP, DETECT_IMGSZ, NECK_CHANNELS, STRIDES
 from edgecnn.runtime.detection import NMS_IOU, cell_centres, decode, postprocess
 from edgecnn.runtime.preprocess import preprocess, preprocess_batch
 from edgecnn.tasks.detect_loss import DetectionLoss
@@ -129,7 +129,7 @@ class DetectTask:
         return ModelCard(task="detect", labels=data.labels, input_size=(imgsz, imgsz), layout="nchw",
                          color="rgb", mean=(DEFAULT_MEAN,) * 3, std=(DEFAULT_STD,) * 3,
                          architecture={"name": "detector", "backbone": config.model, "width": config.width,
-                                       "neck": config.neck or NECK_CHANNELS},
+                                       "neck": config.neck or NECK_CHANNELS, "tap": config.tap or DEFAULT_TAP},
                          head={"format": "ltrb-sigmoid", "strides": list(STRIDES)},
                          dataset={"name": config.data, "train_images": len(data)})
 
