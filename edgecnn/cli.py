@@ -55,7 +55,7 @@ def add_train(sub) -> None:
     p.add_argument("--neck", type=int, default=None, help="detect: channels of the neck and head (default 128)")
     p.add_argument("--tap", default=None, choices=["expansion", "block"],
                    help="detect: where the neck taps a MobileNetV2 at strides 8 and 16: the wide expansion "
-                   "of the next stride-2 block (SSDLite) or the block outputs (default expansion)")
+                   "of the next stride-2 block (SSDLite) or the block outputs (default block)")
     p.add_argument("--mosaic", type=float, default=0.0, metavar="P",
                    help="detect: probability that a training image is a mosaic of four (default 0)")
     p.add_argument("--close-mosaic", type=int, default=10, metavar="N", help="detect: no mosaics in the last N epochs")

@@ -190,7 +190,12 @@ def quantize_model(model: nn.Module, card: ModelCard, calibration_images: Sequen
     batches = preprocess_batch(list(calibration_images), nhwc)
     if graph is None:
         graph = export_graph(channel_last(model), torch.from_numpy(np.repeat(batches[:1], 2, axis=0)))
-    module = calibrate(graph, quantizer(per_channel, float_layers), batches)
+    try:
+        module = calibrate(graph, quantizer(per_channel, float_layers), batches)
+    except KeyError:  # torchao's prepare_pt2e fails on the quantization parameters shared around the layer
+        raise UserError(f"--float-layers: the PT2E quantizer cannot leave {', '.join(float_layers)} float on "
+                        f"its own (it shares quantization parameters with the layers around it); "
+                        f"`edgecnn quantize --mixed` lists the layers that can stay float") from None
     qcard = nhwc.replace(precision="int8", quantization={
         "scheme": "pt2e-symmetric", "weights": "per-channel" if per_channel else "per-tensor",
         "calibration_images": len(batches), "float_layers": list(float_layers)})
@@ -221,7 +226,12 @@ def sensitivity(model: nn.Module, card: ModelCard, calibration_images: Sequence[
     results = []
     layers = quantizable_layers(model)
     for index, name in enumerate(layers):
-        recovered = score(quantize_model(model, card, calibration_images, per_channel, [name], graph).predict)
+        try:
+            recovered = score(quantize_model(model, card, calibration_images, per_channel, [name], graph).predict)
+        except UserError:  # the quantizer cannot leave this layer float on its own
+            if progress:
+                progress(index + 1, len(layers), name, None)
+            continue
         results.append((name, recovered - base))
         if progress:
             progress(index + 1, len(layers), name, recovered - base)
@@ -446,7 +456,8 @@ def quantize_checkpoint(source: str, out: str, options: QuantizeOptions, log=pri
         score = output_error(torch_predictor(channel_last_model), probe)
         log("per-layer sensitivity (error recovered when the layer stays float):")
         ranking = sensitivity(model, card, calibration, score, graph, quantized, options.per_channel,
-                              progress=lambda i, n, name, gain: log(f"  [{i}/{n}] {name}: {gain:+.4f}"))
+                              progress=lambda i, n, name, gain: log(
+                                  f"  [{i}/{n}] {name}: " + ("cannot stay float alone" if gain is None else f"{gain:+.4f}")))
         for keep in (1, 2, 4, 8, 16):
             if keep > len(ranking) // 2:
                 break

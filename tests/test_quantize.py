@@ -72,7 +72,8 @@ def test_bad_input_is_one_line(tmp_path):
              ((DETECTOR, "--data", "digits", *out), None),
              ((DIGITS, "--out", tmp_path / "q.onnx"), "must end in .pt2"),
              ((tmp_path / "nope.pt", *out), "not found"),
-             ((DIGITS, "--float-layers", "features.0.0,head.nope", *out), "no convolution or linear layer named")]
+             ((DIGITS, "--float-layers", "features.0.0,head.nope", *out), "no convolution or linear layer named"),
+             ((DIGITS, "--float-layers", "features.0.0", *out), "cannot leave features.0.0 float")]
     for result, (_, message) in zip(run_cli_batch(*(["quantize", *args] for args, _ in cases)), cases):
         assert_one_line_error(result, 2, message)
 

@@ -1,7 +1,7 @@
 """An anchor-free single-shot detector on a MobileNet backbone.
 
-Backbone features at strides 8, 16 and 32 (on MobileNetV2, the wide 1x1 expansions
-at strides 8 and 16, as in SSDLite: see `tap_expansions`) feed a light FPN (1x1
+Backbone features at strides 8, 16 and 32 (or, with tap="expansion", MobileNetV2's
+wide 1x1 expansions at strides 8 and 16, as in SSDLite) feed a light FPN (1x1
 laterals, nearest upsampling, a depthwise-separable 3x3 per level) and a head per
 level, in the spirit of FCOS (Tian et al., 2019) with YOLOv8-style task-aligned
 assignment in training.
@@ -27,7 +27,7 @@ from edgecnn.models.blocks import ConvBNAct, init_weights, make_divisible
 STRIDES = (8, 16, 32)
 DETECT_IMGSZ = 192  # default input side of a detector
 NECK_CHANNELS = 128  # neck and head width at width <= 1 (cards written before it was recorded: 96)
-DEFAULT_TAP = "expansion"  # where the neck taps a MobileNetV2 (cards written before it was recorded: block)
+DEFAULT_TAP = "block"  # where the neck taps a MobileNetV2: "block" outputs or SSDLite's "expansion" (--tap)
 
 
 class DepthwiseSeparable(nn.Sequential):
