@@ -193,6 +193,8 @@ def quantize_model(model: nn.Module, card: ModelCard, calibration_images: Sequen
     try:
         module = calibrate(graph, quantizer(per_channel, float_layers), batches)
     except KeyError:  # torchao's prepare_pt2e fails on the quantization parameters shared around the layer
+        if not float_layers:
+            raise
         raise UserError(f"--float-layers: the PT2E quantizer cannot leave {', '.join(float_layers)} float on "
                         f"its own (it shares quantization parameters with the layers around it); "
                         f"`edgecnn quantize --mixed` lists the layers that can stay float") from None

@@ -106,9 +106,9 @@ class MobileNetDetector(nn.Module):
             raise ValueError(f"unknown detector tap {tap!r}")
         self.stages = nn.ModuleList()
         start = 0
-        for tap in taps:
-            self.stages.append(nn.Sequential(*layers[start:tap + 1]))
-            start = tap + 1
+        for last in taps:  # each stage ends at its tap
+            self.stages.append(nn.Sequential(*layers[start:last + 1]))
+            start = last + 1
         neck = make_divisible(neck_channels * max(width, 1.0))
         self.laterals = nn.ModuleList(ConvBNAct(c, neck, 1, activation=nn.ReLU) for c in channels)
         self.smooth = nn.ModuleList(DepthwiseSeparable(neck, neck) for _ in STRIDES)
