@@ -285,10 +285,11 @@ def add_quantize(sub) -> None:
                    "budget holds (per-layer sensitivity report)")
     p.add_argument("--float-layers", default="", metavar="NAMES", help="comma-separated module names to keep "
                    "float (e.g. a detector's box convs: heads.0.box,heads.1.box,heads.2.box)")
-    p.add_argument("--qat", action="store_true", help="quantization-aware training (classifiers), for when "
+    p.add_argument("--qat", action="store_true", help="quantization-aware training, for when "
                    "post-training quantization misses the budget")
     p.add_argument("--epochs", type=int, default=2, help="QAT epochs")
-    p.add_argument("--lr", type=positive_float, default=1e-3, help="QAT learning rate (SGD)")
+    p.add_argument("--lr", type=positive_float, default=None, help="QAT learning rate (SGD; default 1e-3 for "
+                   "classifiers, 1e-4 for detectors)")
     p.add_argument("--max-drop", type=float, default=1.0, help="accuracy budget in points (top-1, or "
                    "mAP@0.5:0.95 for detectors)")
     p.add_argument("--force", action="store_true", help="write the model even beyond the budget")

@@ -31,6 +31,9 @@ QUANTIZER_FILE = "edgecnn_quantizer"  # per-channel / float layers / QAT: what r
 # Below this many images the activation ranges of a small CNN visibly depend on which
 # images were drawn (measured: digits drop spreads from 0.1 to 0.7 points at 16).
 MIN_CALIBRATION_IMAGES = 64
+# QAT's SGD learning rate per task. On the shapes detector (expansion taps) one epoch at
+# 1e-3 left a 1.96-point drop, at 1e-4 0.96 (benchmarks/RESULTS.md).
+QAT_LR = {"classify": 1e-3, "detect": 1e-4}
 
 
 @dataclass
@@ -97,7 +100,31 @@ def quantizer(per_channel: bool = True, float_layers: Sequence[str] = (), qat: b
 
     config = pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=qat,
                                                               is_dynamic=False)
+    if qat:
+        config = with_calibrated_activation_ranges(config)
     return PartialQuantizer().set_global(config)
+
+
+def with_calibrated_activation_ranges(config):
+    """A QAT config whose activation fake-quantizers take their ranges from a histogram
+    observer, as post-training quantization does (litert-torch's QAT config tracks a
+    moving min/max instead, whose wider ranges cost a detector 2.4 points of
+    mAP@0.5:0.95 before any training). `quantization_aware_training` calibrates these
+    ranges on real images, then freezes them while the weights learn."""
+    import dataclasses
+
+    from torchao.quantization.pt2e.fake_quantize import FakeQuantize
+    from torchao.quantization.pt2e.observer import HistogramObserver
+
+    activation = dataclasses.replace(config.input_activation, observer_or_fake_quant_ctr=FakeQuantize.with_args(
+        observer=HistogramObserver, eps=2 ** -12))
+    return dataclasses.replace(config, input_activation=activation, output_activation=activation)
+
+
+def activation_fake_quantizers(module: nn.Module) -> List[nn.Module]:
+    from torchao.quantization.pt2e.observer import HistogramObserver
+
+    return [m for m in module.modules() if isinstance(getattr(m, "activation_post_process", None), HistogramObserver)]
 
 
 CHANNEL_LAST_WRAPPER = "wrapped."
@@ -195,13 +222,18 @@ def quantize_model(model: nn.Module, card: ModelCard, calibration_images: Sequen
     except KeyError:  # torchao's prepare_pt2e fails on the quantization parameters shared around the layer
         if not float_layers:
             raise
-        raise UserError(f"--float-layers: the PT2E quantizer cannot leave {', '.join(float_layers)} float on "
-                        f"its own (it shares quantization parameters with the layers around it); "
-                        f"`edgecnn quantize --mixed` lists the layers that can stay float") from None
+        raise float_layers_error(float_layers) from None
     qcard = nhwc.replace(precision="int8", quantization={
         "scheme": "pt2e-symmetric", "weights": "per-channel" if per_channel else "per-tensor",
         "calibration_images": len(batches), "float_layers": list(float_layers)})
     return QuantizedModel(module, qcard, per_channel, list(float_layers))
+
+
+def float_layers_error(float_layers: Sequence[str]) -> UserError:
+    """What torchao's KeyError in prepare_pt2e means when layers were asked to stay float."""
+    return UserError(f"--float-layers: the PT2E quantizer cannot leave {', '.join(float_layers)} float on "
+                     f"its own (it shares quantization parameters with the layers around it); "
+                     f"`edgecnn quantize --mixed` lists the layers that can stay float")
 
 
 def check_float_layers(model: nn.Module, names: Sequence[str]) -> None:
@@ -294,54 +326,90 @@ def load_quantized(path: Union[str, Path]) -> QuantizedModel:
     return quantized_from_program(module, extra)
 
 
-def quantization_aware_training(model: nn.Module, card: ModelCard, data_spec: str, epochs: int, lr: float = 1e-3,
-                                batch: int = 32, per_channel: bool = True, seed: int = 0,
+def qat_task(card: ModelCard, data_spec: str, seed: int, max_images: Optional[int] = None):
+    """The training task (data, augmentation, preprocessing, loss) that QAT fine-tunes with."""
+    from edgecnn.train import TrainConfig
+
+    config = TrainConfig(task=card.task, data=data_spec, imgsz=card.input_size[0], seed=seed,
+                         max_train_images=max_images, max_val_images=1)
+    if card.task == "detect":
+        from edgecnn.tasks.detect import DetectTask
+
+        return DetectTask(config, card)
+    from edgecnn.tasks.classify import ClassifyTask
+
+    return ClassifyTask(config, card)
+
+
+def quantization_aware_training(model: nn.Module, card: ModelCard, data_spec: str, epochs: int,
+                                calibration_images: Sequence[np.ndarray], lr: Optional[float] = None,
+                                batch: Optional[int] = None, per_channel: bool = True,
+                                float_layers: Sequence[str] = (), seed: int = 0, max_images: Optional[int] = None,
                                 log=print) -> QuantizedModel:
-    """QAT for classifiers: the int8 graph (fake-quantized, straight-through gradients)
-    is fine-tuned on the training split with the training augmentation and
-    preprocessing, then converted; for when post-training quantization misses the budget."""
+    """QAT: the int8 graph (fake-quantized, straight-through gradients) is fine-tuned on
+    the training split with the training augmentation, preprocessing and loss, then
+    converted; for when post-training quantization misses the budget. The graph is the
+    deployed one (a detector's outputs are probabilities), so what is trained is what ships."""
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
     from converters.toolchain import quiet
-    from edgecnn.tasks.classify import ClassifyTask
-    from edgecnn.train import TrainConfig
 
-    if card.task != "classify":
-        raise UserError("--qat trains classifiers; for a detector use post-training quantization (--mixed if needed)")
     if epochs < 1:
         raise UserError("--qat needs --epochs >= 1")
-    task = ClassifyTask(TrainConfig(task="classify", data=data_spec, imgsz=card.input_size[0], seed=seed), card)
+    task = qat_task(card, data_spec, seed, max_images)
+    calibration = preprocess_batch(list(calibration_images), card.replace(layout="nhwc"))
+    batch = batch or (16 if card.task == "detect" else 32)  # the training batch of each task
     sample = torch.zeros(2, *card.input_size, card.channels)
     batch_dim = torch.export.Dim("batch", min=1, max=65536)
     with quiet():
         from torchao.quantization.pt2e import move_exported_model_to_eval, move_exported_model_to_train
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
 
-        # BatchNorm folded into the convolutions first (frozen statistics, a standard QAT variant)
-        from torch.fx.experimental.optimization import fuse
+        # Frozen BatchNorm statistics (a standard QAT variant): the BatchNorms are folded into
+        # the convolutions of the exported graph, as post-training quantization folds them.
+        # (Folding them before the export cost a detector 1 point of mAP@0.5:0.95, and leaving
+        # them to torchao's QAT fusion made the conversion take 40 s.) The export is of eval mode,
+        # the deployed graph: a detector's training mode changes its outputs.
+        from torchao.quantization.pt2e.utils import _fuse_conv_bn_
 
-        folded = fuse(copy.deepcopy(model).eval())
-        graph = torch.export.export(channel_last(folded, train=True), (sample,), strict=True,
+        graph = torch.export.export(channel_last(copy.deepcopy(model), train=False), (sample,), strict=True,
                                     dynamic_shapes=(({0: batch_dim},),)).module()
-        prepared = prepare_qat_pt2e(graph, quantizer(per_channel, qat=True))
-    move_exported_model_to_train(prepared)
-    optimizer = torch.optim.SGD(prepared.parameters(), lr=lr, momentum=0.9, nesterov=True, foreach=True)
+        _fuse_conv_bn_(graph)
+        try:
+            prepared = prepare_qat_pt2e(graph, quantizer(per_channel, float_layers, qat=True))
+        except KeyError:
+            if not float_layers:
+                raise
+            raise float_layers_error(float_layers) from None
+    # activation ranges: measured on the calibration images through the float graph, then frozen
+    for fake_quantizer in activation_fake_quantizers(prepared):
+        fake_quantizer.disable_fake_quant()
+    move_exported_model_to_eval(prepared)
+    with torch.no_grad():
+        for start in range(0, len(calibration), batch):
+            prepared(torch.from_numpy(calibration[start:start + batch]))
+    for fake_quantizer in activation_fake_quantizers(prepared):
+        fake_quantizer.enable_fake_quant()
+        fake_quantizer.disable_observer()
+    move_exported_model_to_train(prepared)  # dropout on (BatchNorms are folded)
+    optimizer = torch.optim.SGD(prepared.parameters(), lr=lr or QAT_LR[card.task], momentum=0.9, nesterov=True, foreach=True)
     steps = epochs * -(-len(task.train_dataset) // batch)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     for epoch in range(epochs):
         task.train_dataset.epoch = epoch
         order = torch.randperm(len(task.train_dataset), generator=torch.Generator().manual_seed(seed * 1009 + epoch))
-        loader = DataLoader(task.train_dataset, batch_size=batch, sampler=order.tolist())
+        loader = DataLoader(task.train_dataset, batch_size=batch, sampler=order.tolist(), collate_fn=task.collate)
         total, seen = 0.0, 0
-        for x, y in tqdm(loader, desc=f"QAT epoch {epoch + 1}/{epochs}", leave=False, disable=None):
+        for items in tqdm(loader, desc=f"QAT epoch {epoch + 1}/{epochs}", leave=False, disable=None):
             with quiet():
-                loss = task.criterion(prepared(x.permute(0, 2, 3, 1).contiguous()), y)
+                outputs = prepared(items[0].permute(0, 2, 3, 1).contiguous())
+                loss = task.deployed_loss(outputs, items)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
-            total, seen = total + float(loss.detach()) * len(y), seen + len(y)
+            total, seen = total + float(loss.detach()) * len(items[0]), seen + len(items[0])
         log(f"QAT epoch {epoch + 1}/{epochs}  loss {total / seen:.4f}")
     move_exported_model_to_eval(prepared)
     with quiet():
@@ -352,8 +420,8 @@ def quantization_aware_training(model: nn.Module, card: ModelCard, data_spec: st
         allow_exported_model_train_eval(quantized)
     qcard = card.replace(layout="nhwc", precision="int8", quantization={
         "scheme": "pt2e-symmetric-qat", "weights": "per-channel" if per_channel else "per-tensor",
-        "qat_epochs": epochs, "float_layers": []})
-    return QuantizedModel(quantized, qcard, per_channel, [], qat=True)
+        "qat_epochs": epochs, "float_layers": list(float_layers)})
+    return QuantizedModel(quantized, qcard, per_channel, list(float_layers), qat=True)
 
 
 def output_error(reference: Callable, batches: np.ndarray) -> Callable[[Callable], float]:
@@ -415,7 +483,7 @@ class QuantizeOptions:
     float_layers: Sequence[str] = ()  # module names kept float from the start
     qat: bool = False
     epochs: int = 0  # QAT epochs
-    lr: float = 1e-3
+    lr: Optional[float] = None  # QAT learning rate (default: QAT_LR of the task)
     force: bool = False
     seed: int = 0
 
@@ -443,14 +511,15 @@ def quantize_checkpoint(source: str, out: str, options: QuantizeOptions, log=pri
     sample = np.repeat(preprocess_batch(calibration[:1], nhwc), 2, 0)
     graph = None if options.qat else export_graph(channel_last(model), torch.from_numpy(sample))
     if options.qat:
-        quantized = quantization_aware_training(model, card, data_spec, options.epochs, options.lr,
-                                                per_channel=options.per_channel, seed=options.seed, log=log)
+        quantized = quantization_aware_training(model, card, data_spec, options.epochs, calibration, options.lr,
+                                                per_channel=options.per_channel, float_layers=options.float_layers,
+                                                seed=options.seed, log=log)
     else:
         quantized = quantize_model(model, card, calibration, options.per_channel, options.float_layers, graph)
     int8 = evaluate_predictor(quantized.predict, quantized.card, data_spec)
     gate = compare(card.task, fp32, int8, options.max_drop)
     kept = f"{', '.join(options.float_layers)} float" if options.float_layers else "all layers"
-    log(f"int8 ({'QAT' if options.qat else kept}): {gate.describe()}")
+    log(f"int8 ({'QAT, ' if options.qat else ''}{kept}): {gate.describe()}")
     ranking: List[Tuple[str, float]] = []
     if not gate.passed and options.mixed and not options.qat:
         probe = preprocess_batch(reference[:64], nhwc)

@@ -84,7 +84,7 @@ def test_quantization_aware_training_gives_a_full_int8_classifier(tmp_path):
     import torch
 
     from edgecnn.evaluate import evaluate_predictor, torch_predictor
-    from edgecnn.quantize import quantization_aware_training, save_quantized
+    from edgecnn.quantize import load_images, quantization_aware_training, save_quantized
     from edgecnn.tasks.classify import ClassifyTask
     from edgecnn.train import TrainConfig
 
@@ -107,7 +107,8 @@ def test_quantization_aware_training_gives_a_full_int8_classifier(tmp_path):
     fp32 = evaluate_predictor(torch_predictor(model), task.card, "digits")["top1"]
     assert fp32 > 0.9
 
-    quantized = quantization_aware_training(model, task.card, "digits", epochs=1, log=lambda m: None)
+    calibration = load_images("digits", task.card, 64)
+    quantized = quantization_aware_training(model, task.card, "digits", 1, calibration, log=lambda m: None)
     int8 = evaluate_predictor(quantized.predict, quantized.card, "digits")["top1"]
     assert int8 >= fp32 - 0.01 and quantized.card.quantization["scheme"] == "pt2e-symmetric-qat"
 
@@ -175,3 +176,63 @@ def test_float_layers_stay_float_in_the_channel_last_graph():
     int8 = np.asarray(quantize_model(model, card, images).predict(nhwc))
     kept = np.asarray(quantize_model(model, card, images, float_layers=quantizable_layers(model)).predict(nhwc))
     assert np.abs(kept - reference).max() < 0.1 * np.abs(int8 - reference).max()
+
+
+def test_detector_qat_loss_is_the_training_loss_on_the_deployed_outputs():
+    """QAT trains the deployed graph, whose detector outputs are probabilities; the loss
+    recovered from them matches the training loss computed from the logits."""
+    import torch
+
+    from edgecnn.checkpoint import load_model
+    from edgecnn.models.detector import flatten_cells
+    from edgecnn.quantize import qat_task
+
+    model, card, _ = load_model(DETECTOR)
+    model.eval()
+    task = qat_task(card, "shapes", seed=0, max_images=8)
+    batch = task.collate([task.train_dataset[i] for i in range(8)])
+
+    class Logits(torch.nn.Module):  # the training-mode outputs, with the eval-mode BatchNorm statistics
+        def forward(self, x):
+            boxes, scores = model.level_maps(x)
+            return [flatten_cells(m) for m in boxes], [flatten_cells(m) for m in scores]
+
+    with torch.no_grad():
+        from_logits = float(task.loss(Logits(), batch))
+        from_outputs = float(task.deployed_loss(model(batch[0]), batch))
+        broken = float(task.deployed_loss([1 - o for o in model(batch[0])], batch))  # logits of the wrong sign
+    assert from_outputs == pytest.approx(from_logits, rel=0.05)
+    assert broken > 2 * from_logits
+
+
+def test_detector_quantization_aware_training_keeps_its_float_layers(tmp_path):
+    """QAT on a detector: fine-tuned through its deployed graph with the box convs left
+    float, scored with the same mAP as the fp32 model, and saved as an int8 program."""
+    from edgecnn.checkpoint import load_model
+    from edgecnn.data.detection import load_detection
+    from edgecnn.detection_metrics import coco_map
+    from edgecnn.evaluate import torch_predictor
+    from edgecnn.quantize import load_images, load_quantized, quantization_aware_training, save_quantized
+    from edgecnn.tasks.detect import predict_detections
+
+    model, card, _ = load_model(DETECTOR)
+    model.eval()
+    box_convs = ["heads.0.box", "heads.1.box", "heads.2.box"]
+    calibration = load_images("shapes", card, 32)
+    quantized = quantization_aware_training(model, card, "shapes", 1, calibration, float_layers=box_convs,
+                                            max_images=32, log=lambda m: None)
+    assert quantized.card.quantization["float_layers"] == box_convs and quantized.card.layout == "nhwc"
+    convs = [n for n in quantized.module.graph.nodes if str(n.target).startswith("aten.conv2d")]
+    float_weights = sorted(str(n.args[1].target) for n in convs if "dequantize" not in str(n.args[1].target))
+    assert float_weights == [f"wrapped.{name}.weight" for name in box_convs] and len(convs) > 70
+    val = load_detection("shapes", "val", count=100)
+
+    def map50_95(predict, model_card):
+        found = predict_detections(predict, val, model_card, list(range(len(val))))
+        return coco_map(card.labels, val.boxes, val.classes, found)["map50_95"]
+
+    fp32, int8 = map50_95(torch_predictor(model), card), map50_95(quantized.predict, quantized.card)
+    assert int8 >= fp32 - 0.03, (fp32, int8)
+    program = tmp_path / "detector-qat.pt2"
+    save_quantized(program, quantized, np.zeros((2, *card.input_size, 3), np.float32))
+    assert load_quantized(program).card.quantization["scheme"] == "pt2e-symmetric-qat"

@@ -62,6 +62,10 @@ class ClassifyTask:
         x, y = batch
         return self.criterion(net(x.to(memory_format=torch.channels_last)), y)
 
+    def deployed_loss(self, outputs, batch) -> torch.Tensor:
+        """The training loss on the deployed graph's outputs (logits): what QAT minimises."""
+        return self.criterion(outputs, batch[1])
+
     @torch.no_grad()
     def validate(self, model: nn.Module, ctx, batch: int = 256) -> Dict[str, float]:
         """Top-1 on the val split; each rank scores a shard and the counts are summed."""

@@ -21,6 +21,7 @@ from edgecnn.tasks.detect_loss import DetectionLoss
 
 # the usual COCO evaluation settings, with the NMS the runtime uses (as Ultralytics validates)
 EVAL_CONF, EVAL_IOU, EVAL_MAX = 0.001, NMS_IOU, 100
+PROBABILITY_EPS = 1e-4  # below half a step of an int8 probability (1/256)
 
 
 def training_sizes(final: int, start: Optional[int], epochs: int) -> List[int]:
@@ -140,6 +141,18 @@ class DetectTask:
         # they stay in pixel units of the deployed input when the training size changes
         centres = torch.from_numpy(cell_centres(tuple(images.shape[-2:]), tuple(self.card.head["strides"])))
         loss, _ = self.criterion(box_logits, class_logits, centres, self.card.input_size, boxes, classes, valid)
+        return loss
+
+    def deployed_loss(self, outputs, batch) -> torch.Tensor:
+        """The training loss on the deployed graph's outputs, which are probabilities (the
+        sigmoid is inside the graph, so that an int8 graph quantizes it): QAT minimises it.
+        Their logits are recovered with the int8 grid's extremes clamped off."""
+        _, boxes, classes, valid = batch
+        levels = len(outputs) // 2
+        logits = [torch.logit(o.clamp(PROBABILITY_EPS, 1 - PROBABILITY_EPS)) for o in outputs]
+        strides = tuple(self.card.head.get("strides", STRIDES))
+        centres = torch.from_numpy(cell_centres(tuple(self.card.input_size), strides))
+        loss, _ = self.criterion(logits[:levels], logits[levels:], centres, self.card.input_size, boxes, classes, valid)
         return loss
 
     @torch.no_grad()
