@@ -393,7 +393,8 @@ def quantization_aware_training(model: nn.Module, card: ModelCard, data_spec: st
         fake_quantizer.enable_fake_quant()
         fake_quantizer.disable_observer()
     move_exported_model_to_train(prepared)  # dropout on (BatchNorms are folded)
-    optimizer = torch.optim.SGD(prepared.parameters(), lr=lr or QAT_LR[card.task], momentum=0.9, nesterov=True, foreach=True)
+    optimizer = torch.optim.SGD(prepared.parameters(), lr=lr or QAT_LR[card.task], momentum=0.9, nesterov=True,
+                                foreach=True)
     steps = epochs * -(-len(task.train_dataset) // batch)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     for epoch in range(epochs):
