@@ -10,6 +10,7 @@ definition training used.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ MIN_CALIBRATION_IMAGES = 64
 # QAT's SGD learning rate per task. On the shapes detector (expansion taps) one epoch at
 # 1e-3 left a 1.96-point drop, at 1e-4 0.96 (benchmarks/RESULTS.md).
 QAT_LR = {"classify": 1e-3, "detect": 1e-4}
+QAT_BATCH = {"classify": 32, "detect": 16}  # the batches the bundled models were trained with
 
 
 @dataclass
@@ -217,23 +219,27 @@ def quantize_model(model: nn.Module, card: ModelCard, calibration_images: Sequen
     batches = preprocess_batch(list(calibration_images), nhwc)
     if graph is None:
         graph = export_graph(channel_last(model), torch.from_numpy(np.repeat(batches[:1], 2, axis=0)))
-    try:
+    with float_layers_explained(float_layers):
         module = calibrate(graph, quantizer(per_channel, float_layers), batches)
-    except KeyError:  # torchao's prepare_pt2e fails on the quantization parameters shared around the layer
-        if not float_layers:
-            raise
-        raise float_layers_error(float_layers) from None
     qcard = nhwc.replace(precision="int8", quantization={
         "scheme": "pt2e-symmetric", "weights": "per-channel" if per_channel else "per-tensor",
         "calibration_images": len(batches), "float_layers": list(float_layers)})
     return QuantizedModel(module, qcard, per_channel, list(float_layers))
 
 
-def float_layers_error(float_layers: Sequence[str]) -> UserError:
-    """What torchao's KeyError in prepare_pt2e means when layers were asked to stay float."""
-    return UserError(f"--float-layers: the PT2E quantizer cannot leave {', '.join(float_layers)} float on "
-                     f"its own (it shares quantization parameters with the layers around it); "
-                     f"`edgecnn quantize --mixed` lists the layers that can stay float")
+@contextlib.contextmanager
+def float_layers_explained(float_layers: Sequence[str]):
+    """torchao's prepare_pt2e raises KeyError on the quantization parameters shared around
+    a layer asked to stay float on its own: say so in one line. Without float layers the
+    error is not ours to explain and surfaces unchanged."""
+    try:
+        yield
+    except KeyError:
+        if not float_layers:
+            raise
+        raise UserError(f"--float-layers: the PT2E quantizer cannot leave {', '.join(float_layers)} float on "
+                        f"its own (it shares quantization parameters with the layers around it); "
+                        f"`edgecnn quantize --mixed` lists the layers that can stay float") from None
 
 
 def check_float_layers(model: nn.Module, names: Sequence[str]) -> None:
@@ -359,7 +365,7 @@ def quantization_aware_training(model: nn.Module, card: ModelCard, data_spec: st
         raise UserError("--qat needs --epochs >= 1")
     task = qat_task(card, data_spec, seed, max_images)
     calibration = preprocess_batch(list(calibration_images), card.replace(layout="nhwc"))
-    batch = batch or (16 if card.task == "detect" else 32)  # the training batch of each task
+    batch = batch or QAT_BATCH[card.task]
     sample = torch.zeros(2, *card.input_size, card.channels)
     batch_dim = torch.export.Dim("batch", min=1, max=65536)
     with quiet():
@@ -376,20 +382,17 @@ def quantization_aware_training(model: nn.Module, card: ModelCard, data_spec: st
         graph = torch.export.export(channel_last(copy.deepcopy(model), train=False), (sample,), strict=True,
                                     dynamic_shapes=(({0: batch_dim},),)).module()
         _fuse_conv_bn_(graph)
-        try:
+        with float_layers_explained(float_layers):
             prepared = prepare_qat_pt2e(graph, quantizer(per_channel, float_layers, qat=True))
-        except KeyError:
-            if not float_layers:
-                raise
-            raise float_layers_error(float_layers) from None
     # activation ranges: measured on the calibration images through the float graph, then frozen
-    for fake_quantizer in activation_fake_quantizers(prepared):
+    fake_quantizers = activation_fake_quantizers(prepared)
+    for fake_quantizer in fake_quantizers:
         fake_quantizer.disable_fake_quant()
     move_exported_model_to_eval(prepared)
     with torch.no_grad():
         for start in range(0, len(calibration), batch):
             prepared(torch.from_numpy(calibration[start:start + batch]))
-    for fake_quantizer in activation_fake_quantizers(prepared):
+    for fake_quantizer in fake_quantizers:
         fake_quantizer.enable_fake_quant()
         fake_quantizer.disable_observer()
     move_exported_model_to_train(prepared)  # dropout on (BatchNorms are folded)

@@ -135,24 +135,23 @@ class DetectTask:
                          dataset={"name": config.data, "train_images": len(data)})
 
     def loss(self, net: nn.Module, batch) -> torch.Tensor:
-        images, boxes, classes, valid = batch
-        box_logits, class_logits = net(images.to(memory_format=torch.channels_last))
-        # box outputs are fractions of the card's input size at every training size, so
-        # they stay in pixel units of the deployed input when the training size changes
-        centres = torch.from_numpy(cell_centres(tuple(images.shape[-2:]), tuple(self.card.head["strides"])))
-        loss, _ = self.criterion(box_logits, class_logits, centres, self.card.input_size, boxes, classes, valid)
-        return loss
+        box_logits, class_logits = net(batch[0].to(memory_format=torch.channels_last))
+        return self.loss_from_logits(box_logits, class_logits, batch)
 
     def deployed_loss(self, outputs, batch) -> torch.Tensor:
         """The training loss on the deployed graph's outputs, which are probabilities (the
         sigmoid is inside the graph, so that an int8 graph quantizes it): QAT minimises it.
         Their logits are recovered with the int8 grid's extremes clamped off."""
-        _, boxes, classes, valid = batch
         levels = len(outputs) // 2
         logits = [torch.logit(o.clamp(PROBABILITY_EPS, 1 - PROBABILITY_EPS)) for o in outputs]
-        strides = tuple(self.card.head.get("strides", STRIDES))
-        centres = torch.from_numpy(cell_centres(tuple(self.card.input_size), strides))
-        loss, _ = self.criterion(logits[:levels], logits[levels:], centres, self.card.input_size, boxes, classes, valid)
+        return self.loss_from_logits(logits[:levels], logits[levels:], batch)
+
+    def loss_from_logits(self, box_logits, class_logits, batch) -> torch.Tensor:
+        images, boxes, classes, valid = batch
+        # box outputs are fractions of the card's input size at every training size, so
+        # they stay in pixel units of the deployed input when the training size changes
+        centres = torch.from_numpy(cell_centres(tuple(images.shape[-2:]), tuple(self.card.head["strides"])))
+        loss, _ = self.criterion(box_logits, class_logits, centres, self.card.input_size, boxes, classes, valid)
         return loss
 
     @torch.no_grad()
