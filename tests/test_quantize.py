@@ -72,10 +72,32 @@ def test_bad_input_is_one_line(tmp_path):
              ((DETECTOR, "--data", "digits", *out), None),
              ((DIGITS, "--out", tmp_path / "q.onnx"), "must end in .pt2"),
              ((tmp_path / "nope.pt", *out), "not found"),
-             ((DIGITS, "--float-layers", "features.0.0,head.nope", *out), "no convolution or linear layer named"),
-             ((DIGITS, "--float-layers", "features.0.0", *out), "cannot leave features.0.0 float")]
+             ((DIGITS, "--float-layers", "features.0.0,head.nope", *out), "no convolution or linear layer named")]
     for result, (_, message) in zip(run_cli_batch(*(["quantize", *args] for args, _ in cases)), cases):
         assert_one_line_error(result, 2, message)
+
+
+def test_a_conv_and_its_relu6_are_quantized_once_after_the_relu6():
+    """MobileNetV2's conv + ReLU6 pairs keep all 256 steps for the ReLU6's 0..6: no
+    quantize op between the two, and the range observed after the ReLU6 starts at 0
+    (zero point -128). Before, the conv's output was quantized with its pre-activation
+    range and the ReLU6 shared it. The first conv, followed by a ReLU6, can now stay float."""
+    from edgecnn.checkpoint import load_model
+    from edgecnn.quantize import load_images, quantize_model
+
+    model, card, _ = load_model(str(DIGITS))
+    images = load_images("digits", card, 8)
+    graph = quantize_model(model.eval(), card, images).module.graph
+    relu6 = [n for n in graph.nodes if "hardtanh" in str(n.target)]
+    assert len(relu6) == 35
+    for node in relu6:
+        assert "conv2d" in str(node.args[0].target), node.args[0].target
+        (quantize,) = node.users
+        scale, zero_point = quantize.args[1:3]
+        assert "quantize_per_tensor" in str(quantize.target) and zero_point == -128 and scale <= 6 / 255 + 1e-6
+    first_float = quantize_model(model, card, images, float_layers=["features.0.0"]).module.graph
+    convs = [n for n in first_float.nodes if "conv2d" in str(n.target)]
+    assert "dequantize" not in str(convs[0].args[1].target) and "dequantize" in str(convs[1].args[1].target)
 
 
 def test_quantization_aware_training_gives_a_full_int8_classifier(tmp_path):
