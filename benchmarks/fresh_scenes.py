@@ -29,15 +29,21 @@ def main() -> None:
     print(f"| file | mAP@0.5:0.95 | mAP@0.5 | ({args.count} scenes, seed {args.seed}) |")
     print("|---|---|---|---|")
     for path in args.files:
-        backend = open_backend(path, threads=2)
-
-        def predict(batch: np.ndarray) -> list:
-            outputs = [backend.infer(batch[i:i + 1]) for i in range(len(batch))]  # files may have batch 1
-            return [np.concatenate(level) for level in zip(*outputs)]
-
-        found = predict_detections(predict, scenes, backend.card, list(range(len(scenes))))
-        report = coco_map(backend.card.labels, scenes.boxes, scenes.classes, found)
+        card, found = file_detections(path, scenes)
+        report = coco_map(card.labels, scenes.boxes, scenes.classes, found)
         print(f"| {path} | {100 * report['map50_95']:.2f} | {100 * report['map50']:.2f} | |", flush=True)
+
+
+def file_detections(path: str, scenes) -> tuple:
+    """(card, detections per scene) of a model file, run one image at a time (files may
+    have batch 1)."""
+    backend = open_backend(path, threads=2)
+
+    def predict(batch: np.ndarray) -> list:
+        outputs = [backend.infer(batch[i:i + 1]) for i in range(len(batch))]
+        return [np.concatenate(level) for level in zip(*outputs)]
+
+    return backend.card, predict_detections(predict, scenes, backend.card, list(range(len(scenes))))
 
 
 if __name__ == "__main__":
