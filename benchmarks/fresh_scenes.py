@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
+from converters.parity import backend_predictor
 from edgecnn.data.detection import load_shapes_detection
 from edgecnn.detection_metrics import coco_map
 from edgecnn.runtime.backends import open_backend
@@ -35,14 +34,9 @@ def main() -> None:
 
 
 def file_detections(path: str, scenes) -> tuple:
-    """(card, detections per scene) of a model file, run one image at a time (files may
-    have batch 1)."""
+    """(card, detections per scene) of a model file, run as the conversion gate runs it."""
     backend = open_backend(path, threads=2)
-
-    def predict(batch: np.ndarray) -> list:
-        outputs = [backend.infer(batch[i:i + 1]) for i in range(len(batch))]
-        return [np.concatenate(level) for level in zip(*outputs)]
-
+    predict = backend_predictor(backend)
     return backend.card, predict_detections(predict, scenes, backend.card, list(range(len(scenes))))
 
 

@@ -24,6 +24,7 @@ import torch
 from edgecnn.checkpoint import load_model
 from edgecnn.data.detection import load_detection
 from edgecnn.detection_metrics import coco_map
+from edgecnn.evaluate import torch_predictor
 from edgecnn.tasks.detect import predict_detections
 
 
@@ -68,13 +69,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for path in args.checkpoints:
         model, card, _ = load_model(path)
-        model.eval()
-
-        def predict(batch):
-            with torch.no_grad():
-                return [o.numpy() for o in model(torch.from_numpy(batch))]
-
-        found = predict_detections(predict, val, card, list(range(len(val))))
+        found = predict_detections(torch_predictor(model), val, card, list(range(len(val))))
         coco = coco_map(card.labels, val.boxes, val.classes, found)
         peer50, peer50_95 = ultralytics_map(val, found)
         print(f"| {path} | {100 * coco['map50']:.2f} | {100 * peer50:.2f} | "
