@@ -8,7 +8,8 @@ import pytest
 
 from conftest import assert_one_line_error, run_cli
 from edgecnn.data.augment import DetectAugment, mosaic
-from edgecnn.data.detection import load_coco, load_detection, load_shapes_detection, load_yolo, write_yolo
+from edgecnn.data.detection import (load_coco, load_detection, load_shapes_detection, load_yolo, shapes_scene,
+                                    shapes_scene_visibility, write_yolo)
 from edgecnn.errors import UserError
 from edgecnn.runtime.detection import cell_centres, decode, level_shape, postprocess
 
@@ -22,6 +23,18 @@ def test_shapes_scenes_are_deterministic_and_boxes_are_tight():
     sides = np.concatenate([np.maximum(bx[:, 2] - bx[:, 0], bx[:, 3] - bx[:, 1]) for bx in a.boxes]) / 192
     assert sides.min() >= 0.02 and sides.max() <= 0.605
     assert set(np.concatenate(a.classes)) == {0, 1, 2}
+
+
+def test_shapes_scene_visibility_is_the_scene_plus_each_shapes_visible_fraction():
+    fractions = []
+    for index in range(40):
+        image, boxes, classes, visible = shapes_scene_visibility(0, "val", index)
+        plain = shapes_scene(0, "val", index)
+        assert np.array_equal(image, plain[0]) and np.array_equal(boxes, plain[1]) and np.array_equal(classes, plain[2])
+        assert len(visible) == len(classes)
+        fractions.extend(visible)
+    # a shape left under 40% visible is not drawn; the last shape drawn is never covered
+    assert min(fractions) >= 0.4 and max(fractions) == 1.0 and min(fractions) < 0.8
 
 
 @pytest.fixture

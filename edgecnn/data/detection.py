@@ -80,6 +80,15 @@ def shapes_scene(seed: int, split: str, index: int, size: int = 192,
     """One detection sample: 1-4 shapes, 5-60% of the image side (the larger box side), on a textured
     background, possibly overlapping. Each box is the tight box of the shape's VISIBLE
     pixels; a shape left less than 40% visible is not drawn."""
+    image, boxes, classes, _ = shapes_scene_visibility(seed, split, index, size, kinds)
+    return image, boxes, classes
+
+
+def shapes_scene_visibility(seed: int, split: str, index: int, size: int = 192,
+                            kinds: Sequence[str] = DETECTION_SHAPES
+                            ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """shapes_scene plus, per object, the fraction of its shape left visible (0.4-1),
+    so that errors can be broken down by occlusion."""
     rng = np.random.default_rng([seed, SPLIT_IDS[split], index])
     image, background = textured_background(rng, (size, size))
     owner = np.full((size, size), -1, np.int32)  # which object each pixel shows
@@ -108,12 +117,14 @@ def shapes_scene(seed: int, split: str, index: int, size: int = 192,
         owner[mask > 0] = len(areas)
         areas.append(area)
         kinds_drawn.append(kind)
-    boxes, classes = [], []
+    boxes, classes, visible = [], [], []
     for i, kind in enumerate(kinds_drawn):
         ys, xs = np.nonzero(owner == i)
         boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
         classes.append(kind)
-    return (image, np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(classes, np.int64))
+        visible.append(len(xs) / areas[i])
+    return (image, np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(classes, np.int64),
+            np.asarray(visible, np.float32))
 
 
 def load_shapes_detection(split: str, seed: int = 0, size: int = 192, count: Optional[int] = None,
