@@ -78,20 +78,47 @@ def nodes_of_layers(path: str, layers: Sequence[str]) -> list:
     return [node.name for node in nodes if node.name in chosen]
 
 
+# onnxruntime's histogram calibrators hold every activation of the images they are given
+# at once (about 25 MB per 192x192 detector image), so they are fed this many at a time
+CALIBRATION_CHUNK = 50
+
+
 class ImageReader:
-    """onnxruntime's CalibrationDataReader over preprocessed real images."""
+    """onnxruntime's CalibrationDataReader over real images, preprocessed as they are read;
+    set_range lets the calibrator take them a chunk at a time."""
 
     def __init__(self, images: Sequence[np.ndarray], card: ModelCard, input_name: str) -> None:
-        self.items = iter([{input_name: preprocess(image, card)} for image in images])
+        self.images, self.card, self.input_name = list(images), card, input_name
+        self.set_range(0, len(self.images))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self.next_index, self.end_index = start_index, end_index
 
     def get_next(self):
-        return next(self.items, None)
+        if self.next_index >= self.end_index:
+            return None
+        self.next_index += 1
+        return {self.input_name: preprocess(self.images[self.next_index - 1], self.card)}
+
+
+def calibration_chunk(count: int) -> int:
+    """The largest chunk of at most CALIBRATION_CHUNK images that divides `count`
+    (onnxruntime's chunked calibration needs equal chunks)."""
+    return max(size for size in range(1, min(count, CALIBRATION_CHUNK) + 1) if count % size == 0)
 
 
 def quantize_int8(fp32_path: str, out_path: str, card: ModelCard, images: Sequence[np.ndarray],
                   per_channel: bool = True, float_layers: Sequence[str] = ()) -> None:
-    """onnxruntime static QDQ; the nodes of `float_layers` (module names) stay float."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    """onnxruntime static QDQ; the nodes of `float_layers` (module names) stay float.
+    Activation ranges are the 99.999th percentile of |activation| over the calibration
+    images, not their min/max: one outlier then cannot stretch a range that thousands of
+    values share (the PT2E path's histogram observer is likewise outlier-robust). On the
+    shapes detectors this cut onnxruntime's int8 drop (benchmarks/RESULTS.md)."""
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     CalibrationDataReader.register(ImageReader)
@@ -101,7 +128,9 @@ def quantize_int8(fp32_path: str, out_path: str, card: ModelCard, images: Sequen
         excluded = nodes_of_layers(prepared, float_layers)
         quantize_static(prepared, out_path, ImageReader(images, card, "input"), quant_format=QuantFormat.QDQ,
                         per_channel=per_channel, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
-                        nodes_to_exclude=excluded)
+                        nodes_to_exclude=excluded, calibrate_method=CalibrationMethod.Percentile,
+                        # despite its name, the option feeds any calibrator a chunk at a time
+                        extra_options={"CalibStridedMinMax": calibration_chunk(len(images))})
 
 
 def convert(model: torch.nn.Module, card: ModelCard, out_path: str, precision: str = "fp32",
@@ -121,7 +150,7 @@ def convert(model: torch.nn.Module, card: ModelCard, out_path: str, precision: s
             quantize_int8(fp32_path, path, card, calibration_images, per_channel, float_layers)
             card = card.replace(quantization={"scheme": "onnxruntime-static-qdq", "weights":
                                               "per-channel int8" if per_channel else "per-tensor int8",
-                                              "activations": "uint8",
+                                              "activations": "uint8, 99.999th-percentile ranges",
                                               "calibration_images": len(calibration_images),
                                               "float_layers": list(float_layers)})
         proto = onnx.load(path)
