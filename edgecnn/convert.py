@@ -79,6 +79,8 @@ class Converter:
             raise UserError(f"--to must be onnx, tflite or all, got {options.to!r}")
         if options.precision not in (None, "fp32", "int8", "both", "auto"):
             raise UserError(f"--precision must be fp32, int8, both or auto, got {options.precision!r}")
+        if options.calib_images < 1:
+            raise UserError("--calib-images must be >= 1")
         self.source: Source = load_source(src, options.flags, options.weights)
         self.int8_program = self.source.model is None  # from `edgecnn quantize`: no fp32 model inside
         self.precision = options.precision or ("int8" if self.int8_program else "fp32")

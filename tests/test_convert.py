@@ -325,7 +325,9 @@ def test_bad_sources_and_outputs_are_one_line_errors(spectral, digit_images, tmp
              ((f"{spectral}:make", *out), "pass --input-size"),
              ((f"{lenet}:make", "--input-size", "7x5", *out), "rejects a 3x7x5 input"),
              ((f"{lenet}:make", "--input-size", "32", "--data", digit_images, "--out", blocker / "sub"),
-              "cannot write to")]
+              "cannot write to"),
+             (("edgecnn/assets/digits_mobilenet_v2.pt", "--precision", "int8", "--calib-images", "0", *out),
+              "--calib-images must be >= 1")]
     for result, (_, message) in zip(run_cli_batch(*(["convert", *args] for args, _ in cases)), cases):
         assert_one_line_error(result, 2, message)
 
