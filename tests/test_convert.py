@@ -398,7 +398,7 @@ def test_int8_onnx_keeps_the_named_layers_float(tmp_path):
 
 
 def test_int8_onnx_ranges_are_not_stretched_by_one_outlier_pixel(tmp_path):
-    """onnxruntime calibration takes the 99.999th percentile of the activations, fed a chunk
+    """onnxruntime calibration spans the central 99.999% of the activations, fed a chunk
     of images at a time: one saturated pixel among 60 images of 64x64 (0.0004% of the input
     values) leaves the input's int8 step where the other 245,759 values put it; a min/max
     range would be 5x coarser."""
