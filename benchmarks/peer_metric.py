@@ -15,6 +15,7 @@ answered here; torchvision itself is never imported by the two functions used).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 from types import SimpleNamespace
 
@@ -28,14 +29,23 @@ from edgecnn.evaluate import torch_predictor
 from edgecnn.tasks.detect import predict_detections
 
 
-def import_ultralytics():
+@contextlib.contextmanager
+def torchvision_metadata():
+    """Answer Ultralytics' package-metadata lookup of torchvision (whose PyPI build needs
+    CUDA torch libraries and cannot be installed beside this CPU torch). Nothing in its
+    detection training or validation imports torchvision itself."""
     real_version = importlib.metadata.version
     importlib.metadata.version = lambda name: "0.28.0" if name == "torchvision" else real_version(name)
     try:
-        from ultralytics.engine.validator import BaseValidator
-        from ultralytics.utils.metrics import ap_per_class, box_iou
+        yield
     finally:
         importlib.metadata.version = real_version
+
+
+def import_ultralytics():
+    with torchvision_metadata():
+        from ultralytics.engine.validator import BaseValidator
+        from ultralytics.utils.metrics import ap_per_class, box_iou
     return BaseValidator, ap_per_class, box_iou
 
 

@@ -7,7 +7,7 @@ Presets:
   shapes  MobileNetV2-0.5 detector on synthetic shapes at 192x192 (2000 train, 300 val)
 
     python benchmarks/train_models.py digits [--ddp] [--seeds 0,1,2] [--bundle]
-    python benchmarks/train_models.py shapes [--bundle]
+    python benchmarks/train_models.py shapes [--bundle] [-- EXTRA edgecnn train ARGS]
 
 --ddp also runs the same training under torchrun with 2 processes (DDP, gloo).
 --seeds runs every mode once per seed and compares the means (seed-to-seed spread on
@@ -66,7 +66,10 @@ def main() -> None:
     parser.add_argument("--ddp", action="store_true")
     parser.add_argument("--seeds", default="0", help="comma-separated training seeds; each is run in every mode")
     parser.add_argument("--bundle", action="store_true")
-    args = parser.parse_args()
+    argv = sys.argv[1:]
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:split])
+    args.extra = argv[split + 1:]  # after --: more `edgecnn train` arguments, e.g. -- --tap expansion
     seeds = [int(s) for s in args.seeds.split(",")]
     out = Path(args.out or ROOT / "runs" / f"bench-{args.preset}")
     edgecnn = [sys.executable, "-m", "edgecnn", "train"]
@@ -78,11 +81,12 @@ def main() -> None:
     rows = []  # (mode, seed, result)
     for seed in seeds:
         preset = with_seed(PRESETS[args.preset], seed)
+        preset["train"] = [*preset["train"], *args.extra]
         for mode, (command, folder) in modes.items():
             directory = out / folder if len(seeds) == 1 else out / f"{folder}-seed{seed}"
             rows.append((mode, seed, run(command, directory, preset)))
     metric = PRESETS[args.preset]["metric"]
-    print(f"`edgecnn train {' '.join(PRESETS[args.preset]['train'])}` (seed as listed)\n")
+    print(f"`edgecnn train {' '.join([*PRESETS[args.preset]['train'], *args.extra])}` (seed as listed)\n")
     if metric == "top1":
         print("| run | seed | wall time | held-out top-1 (last epoch) | best epoch |\n|---|---|---|---|---|")
         for mode, seed, row in rows:
