@@ -100,9 +100,8 @@ def quantizer(per_channel: bool = True, float_layers: Sequence[str] = (), qat: b
 
         def annotate(self, model):
             model = super().annotate(model)
-            for node in model.graph.nodes:
-                if in_modules(node, float_layers):
-                    node.meta.pop("quantization_annotation", None)
+            for node in float_nodes(model.graph, float_layers):
+                node.meta.pop("quantization_annotation", None)
             return model
 
     config = pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=qat,
@@ -110,6 +109,32 @@ def quantizer(per_channel: bool = True, float_layers: Sequence[str] = (), qat: b
     if qat:
         config = with_calibrated_activation_ranges(config)
     return PartialQuantizer().set_global(config)
+
+
+# ops that only pass a float layer's output on to a model output: left float with it, so
+# that a detector's box conv kept float (then its sigmoid and reshapes) keeps its output
+# float instead of rounding it to 8 bits, as converters/to_onnx.py does for onnxruntime
+PASS_THROUGH_OPS = {f"aten.{op}.default" for op in (
+    "sigmoid", "relu", "relu_", "hardtanh", "hardtanh_", "permute", "view", "reshape", "_unsafe_view", "flatten",
+    "squeeze", "unsqueeze", "clone", "contiguous", "transpose")} | {"aten.flatten.using_ints", "aten.squeeze.dim",
+                                                                     "aten.transpose.int"}
+
+
+def float_nodes(graph, float_layers: Sequence[str]) -> list:
+    """The nodes of the named layers, and the pass-through ops that carry their output
+    to a model output. (Pass-through ops that feed other layers keep their annotation:
+    ops such as max-pooling share their input's quantization parameters.)"""
+    layer_nodes = [node for node in graph.nodes if in_modules(node, float_layers)]
+    carried = set(layer_nodes)
+    for node in graph.nodes:  # exported graphs are topologically sorted
+        if str(node.target) in PASS_THROUGH_OPS and node.args and node.args[0] in carried:
+            carried.add(node)
+    to_output = set()
+    for node in reversed(graph.nodes):
+        if node in carried and node not in layer_nodes and node.users and all(
+                user.op == "output" or user in to_output for user in node.users):
+            to_output.add(node)
+    return layer_nodes + [node for node in graph.nodes if node in to_output]
 
 
 RELU6_OPS = ("aten.hardtanh.default", "aten.hardtanh_.default")

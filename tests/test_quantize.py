@@ -200,6 +200,31 @@ def test_float_layers_stay_float_in_the_channel_last_graph():
     assert np.abs(kept - reference).max() < 0.1 * np.abs(int8 - reference).max()
 
 
+def test_float_box_convs_keep_the_box_outputs_float():
+    """A detector's box convs kept float keep its box outputs float too: the sigmoid and
+    reshapes after them are left unquantized, so int8 does not round side distances to
+    steps of 1/256 of the input. The class outputs stay int8."""
+    from edgecnn.checkpoint import load_model
+    from edgecnn.quantize import load_images, quantize_model
+
+    model, card, _ = load_model(DETECTOR)
+    box_convs = ["heads.0.box", "heads.1.box", "heads.2.box"]
+    graph = quantize_model(model.eval(), card, load_images("shapes", card, 8), float_layers=box_convs).module.graph
+    output, = [node for node in graph.nodes if node.op == "output"]
+
+    def ops_back_to_conv(node) -> list:
+        ops = []
+        while node.op == "call_function" and "conv" not in str(node.target):
+            ops.append(str(node.target))
+            node = node.args[0]
+        return ops
+
+    chains = [ops_back_to_conv(node) for node in output.args[0]]
+    assert len(chains) == 6 and all("aten.sigmoid.default" in chain for chain in chains), chains
+    assert not any("quantize" in op for chain in chains[:3] for op in chain), chains[:3]
+    assert all(any("dequantize" in op for op in chain) for chain in chains[3:]), chains[3:]
+
+
 def test_detector_qat_loss_is_the_training_loss_on_the_deployed_outputs():
     """QAT trains the deployed graph, whose detector outputs are probabilities; the loss
     recovered from them matches the training loss computed from the logits."""
