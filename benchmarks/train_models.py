@@ -34,7 +34,7 @@ PRESETS = {
     "shapes": {"train": ["--task", "detect", "--model", "mobilenet_v2", "--width", "0.5", "--data", "shapes",
                          "--imgsz", "192", "--progressive-from", "64", "--epochs", "40", "--batch", "16", "--lr", "0.012",
                          "--val-every", "5",
-                         "--seed", "0"],
+                         "--tap", "expansion", "--weight-decay", "0.01", "--seed", "0"],
                "data": "shapes", "metric": "map50_95", "bundle": "shapes_detector.pt"},
 }
 

@@ -21,4 +21,4 @@ def test_bundled_shapes_detector_reproduces_its_card():
     assert card.task == "detect" and card.input_size == (192, 192)
     report = evaluate_checkpoint(str(SHAPES_DETECTOR), "shapes", "val", plot="")
     assert report["map50_95"] == pytest.approx(card.metrics["map50_95"], abs=0.002)
-    assert report["map50"] >= 0.97 and report["map50_95"] >= 0.86  # measured: 0.983 and 0.886
+    assert report["map50"] >= 0.97 and report["map50_95"] >= 0.86  # measured: 0.986 and 0.897
