@@ -32,8 +32,9 @@ from edgecnn.tasks.detect import predict_detections
 @contextlib.contextmanager
 def torchvision_metadata():
     """Answer Ultralytics' package-metadata lookup of torchvision (whose PyPI build needs
-    CUDA torch libraries and cannot be installed beside this CPU torch). Nothing in its
-    detection training or validation imports torchvision itself."""
+    CUDA torch libraries and cannot be installed beside this CPU torch). The two
+    functions used here never import torchvision itself; its validator class does
+    (see peer_train.torchvision_stand_in)."""
     real_version = importlib.metadata.version
     importlib.metadata.version = lambda name: "0.28.0" if name == "torchvision" else real_version(name)
     try:

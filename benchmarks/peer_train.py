@@ -11,7 +11,8 @@ Needs Ultralytics' Python code beside this environment (not a project dependency
     python benchmarks/peer_train.py --out runs/peer [--minutes 15] [--seed 0]
 
 The last epoch is scored (Ultralytics' `time=` budget shortens its schedule so that it
-ends inside the budget); its `best.pt`, chosen on the held-out scenes, is scored too.
+ends inside the budget). Its `best.pt` is scored too, for reference only: Ultralytics
+chose it on these same held-out scenes, so its score is biased upward.
 """
 from __future__ import annotations
 

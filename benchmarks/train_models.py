@@ -70,6 +70,10 @@ def main() -> None:
     split = argv.index("--") if "--" in argv else len(argv)
     args = parser.parse_args(argv[:split])
     args.extra = argv[split + 1:]  # after --: more `edgecnn train` arguments, e.g. -- --tap expansion
+    owned = {"--seed", "--out", "--json"} & {a.split("=")[0] for a in args.extra}
+    if owned:
+        parser.error(f"{', '.join(sorted(owned))} after -- would clash with this script's own "
+                     f"(use --seeds and --out before --)")
     seeds = [int(s) for s in args.seeds.split(",")]
     out = Path(args.out or ROOT / "runs" / f"bench-{args.preset}")
     edgecnn = [sys.executable, "-m", "edgecnn", "train"]

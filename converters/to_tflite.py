@@ -2,8 +2,9 @@
 
 The model is made channel-last at its input (`to_channel_last_io`), so the file takes
 NHWC and carries no TRANSPOSE. fp32 converts the float model; int8 converts the PT2E
-graph from edgecnn.quantize (strict export, so residual ADDs are int8 too) into a
-full-integer model with int8 input and output, whose scales go into the card.
+graph from edgecnn.quantize (strict export, so residual ADDs are int8 too) into an
+integer model with int8 input and int8 outputs (an output computed by layers kept
+float stays float32), whose scales go into the card.
 """
 from __future__ import annotations
 

@@ -114,27 +114,32 @@ def quantizer(per_channel: bool = True, float_layers: Sequence[str] = (), qat: b
 # ops that only pass a float layer's output on to a model output: left float with it, so
 # that a detector's box conv kept float (then its sigmoid and reshapes) keeps its output
 # float instead of rounding it to 8 bits, as converters/to_onnx.py does for onnxruntime
-PASS_THROUGH_OPS = {f"aten.{op}.default" for op in (
-    "sigmoid", "relu", "relu_", "hardtanh", "hardtanh_", "permute", "view", "reshape", "_unsafe_view", "flatten",
-    "squeeze", "unsqueeze", "clone", "contiguous", "transpose")} | {"aten.flatten.using_ints", "aten.squeeze.dim",
-                                                                     "aten.transpose.int"}
+PASS_THROUGH_OPS = {f"aten.{op}" for op in (
+    "sigmoid.default", "hardsigmoid.default", "_softmax.default", "relu.default", "relu_.default",
+    "hardtanh.default", "hardtanh_.default", "permute.default", "permute_copy.default", "view.default",
+    "view_copy.default", "reshape.default", "_unsafe_view.default", "flatten.using_ints", "unflatten.int",
+    "squeeze.default", "squeeze.dim", "squeeze.dims", "unsqueeze.default", "transpose.int", "clone.default",
+    "alias.default")}
 
 
 def float_nodes(graph, float_layers: Sequence[str]) -> list:
     """The nodes of the named layers, and the pass-through ops that carry their output
-    to a model output. (Pass-through ops that feed other layers keep their annotation:
-    ops such as max-pooling share their input's quantization parameters.)"""
+    to a model output or to another float layer. Pass-through ops that feed a quantized
+    op keep their annotation (a max-pool, for one, shares its input's quantization
+    parameters), and the chain is followed through each op's first input only, so ops
+    that merge tensors (cat, add, mul) end it."""
     layer_nodes = [node for node in graph.nodes if in_modules(node, float_layers)]
+    layers = set(layer_nodes)
     carried = set(layer_nodes)
     for node in graph.nodes:  # exported graphs are topologically sorted
         if str(node.target) in PASS_THROUGH_OPS and node.args and node.args[0] in carried:
             carried.add(node)
-    to_output = set()
-    for node in reversed(graph.nodes):
-        if node in carried and node not in layer_nodes and node.users and all(
-                user.op == "output" or user in to_output for user in node.users):
-            to_output.add(node)
-    return layer_nodes + [node for node in graph.nodes if node in to_output]
+    kept_float = set()
+    for node in reversed(graph.nodes):  # users come after their inputs
+        if node in carried and node not in layers and node.users and all(
+                user.op == "output" or user in kept_float or user in layers for user in node.users):
+            kept_float.add(node)
+    return layer_nodes + [node for node in graph.nodes if node in kept_float]
 
 
 RELU6_OPS = ("aten.hardtanh.default", "aten.hardtanh_.default")

@@ -200,21 +200,24 @@ def test_float_layers_stay_float_in_the_channel_last_graph():
     assert np.abs(kept - reference).max() < 0.1 * np.abs(int8 - reference).max()
 
 
-def test_float_box_convs_keep_the_box_outputs_float():
+def test_float_box_convs_keep_the_box_outputs_float(tmp_path):
     """A detector's box convs kept float keep its box outputs float too: the sigmoid and
     reshapes after them are left unquantized, so int8 does not round side distances to
-    steps of 1/256 of the input. The class outputs stay int8."""
+    steps of 1/256 of the input, in the PT2E graph and in the TFLite file. The class
+    outputs stay int8."""
+    from converters import to_tflite
     from edgecnn.checkpoint import load_model
-    from edgecnn.quantize import load_images, quantize_model
+    from edgecnn.quantize import CONV_OPS, load_images, quantize_model
+    from edgecnn.runtime.backends import open_backend
 
     model, card, _ = load_model(DETECTOR)
     box_convs = ["heads.0.box", "heads.1.box", "heads.2.box"]
-    graph = quantize_model(model.eval(), card, load_images("shapes", card, 8), float_layers=box_convs).module.graph
-    output, = [node for node in graph.nodes if node.op == "output"]
+    quantized = quantize_model(model.eval(), card, load_images("shapes", card, 8), float_layers=box_convs)
+    output, = [node for node in quantized.module.graph.nodes if node.op == "output"]
 
     def ops_back_to_conv(node) -> list:
         ops = []
-        while node.op == "call_function" and "conv" not in str(node.target):
+        while node.op == "call_function" and str(node.target) not in CONV_OPS:
             ops.append(str(node.target))
             node = node.args[0]
         return ops
@@ -223,6 +226,10 @@ def test_float_box_convs_keep_the_box_outputs_float():
     assert len(chains) == 6 and all("aten.sigmoid.default" in chain for chain in chains), chains
     assert not any("quantize" in op for chain in chains[:3] for op in chain), chains[:3]
     assert all(any("dequantize" in op for op in chain) for chain in chains[3:]), chains[3:]
+    path = str(tmp_path / "detector-int8.tflite")
+    to_tflite.convert(None, card, path, "int8", quantized)
+    backend = open_backend(path)  # outputs in the model's order: 3 box levels, then 3 class levels
+    assert [quant is None for quant in backend.output_quant] == [True] * 3 + [False] * 3, backend.output_quant
 
 
 def test_detector_qat_loss_is_the_training_loss_on_the_deployed_outputs():
