@@ -82,15 +82,15 @@ def main() -> None:
         modes["torchrun, 2 processes (DDP, gloo)"] = (
             [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
              "-m", "edgecnn", "train"], "two")
+    base = dict(PRESETS[args.preset], train=[*PRESETS[args.preset]["train"], *args.extra])
     rows = []  # (mode, seed, result)
     for seed in seeds:
-        preset = with_seed(PRESETS[args.preset], seed)
-        preset["train"] = [*preset["train"], *args.extra]
+        preset = with_seed(base, seed)
         for mode, (command, folder) in modes.items():
             directory = out / folder if len(seeds) == 1 else out / f"{folder}-seed{seed}"
             rows.append((mode, seed, run(command, directory, preset)))
     metric = PRESETS[args.preset]["metric"]
-    print(f"`edgecnn train {' '.join([*PRESETS[args.preset]['train'], *args.extra])}` (seed as listed)\n")
+    print(f"`edgecnn train {' '.join(base['train'])}` (seed as listed)\n")
     if metric == "top1":
         print("| run | seed | wall time | held-out top-1 (last epoch) | best epoch |\n|---|---|---|---|---|")
         for mode, seed, row in rows:

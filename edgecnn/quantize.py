@@ -122,15 +122,14 @@ PASS_THROUGH_OPS = {f"aten.{op}" for op in (
     "alias.default")}
 
 
-def float_nodes(graph, float_layers: Sequence[str]) -> list:
+def float_nodes(graph, float_layers: Sequence[str]) -> set:
     """The nodes of the named layers, and the pass-through ops that carry their output
     to a model output or to another float layer. Pass-through ops that feed a quantized
     op keep their annotation (a max-pool, for one, shares its input's quantization
     parameters), and the chain is followed through each op's first input only, so ops
     that merge tensors (cat, add, mul) end it."""
-    layer_nodes = [node for node in graph.nodes if in_modules(node, float_layers)]
-    layers = set(layer_nodes)
-    carried = set(layer_nodes)
+    layers = {node for node in graph.nodes if in_modules(node, float_layers)}
+    carried = set(layers)
     for node in graph.nodes:  # exported graphs are topologically sorted
         if str(node.target) in PASS_THROUGH_OPS and node.args and node.args[0] in carried:
             carried.add(node)
@@ -139,7 +138,7 @@ def float_nodes(graph, float_layers: Sequence[str]) -> list:
         if node in carried and node not in layers and node.users and all(
                 user.op == "output" or user in kept_float or user in layers for user in node.users):
             kept_float.add(node)
-    return layer_nodes + [node for node in graph.nodes if node in kept_float]
+    return layers | kept_float
 
 
 RELU6_OPS = ("aten.hardtanh.default", "aten.hardtanh_.default")
