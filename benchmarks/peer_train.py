@@ -8,7 +8,7 @@ set "of this kind"; this puts the two detectors on one set.
 Needs Ultralytics' Python code beside this environment (not a project dependency):
 `pip install --no-deps ultralytics==8.4.190 ultralytics-thop polars psutil`.
 
-    python benchmarks/peer_train.py --out runs/peer [--minutes 15] [--seed 0]
+    python benchmarks/peer_train.py --out runs/peer [--minutes 15] [--seed 0] [--min-visible 0.4]
 
 The last epoch is scored (Ultralytics' `time=` budget shortens its schedule so that it
 ends inside the budget). Its `best.pt` is scored too, for reference only: Ultralytics
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from edgecnn.data.detection import load_shapes_detection, write_yolo
+from edgecnn.data.detection import MIN_VISIBLE, load_shapes_detection, write_yolo
 from edgecnn.detection_metrics import coco_map
 from edgecnn.runtime.detection import Detections
 
@@ -45,9 +45,9 @@ def torchvision_stand_in() -> None:
     sys.modules["torchvision"].ops = types.SimpleNamespace(nms=TorchNMS.nms)
 
 
-def write_scenes(root: Path) -> tuple:
+def write_scenes(root: Path, min_visible: float) -> tuple:
     """The training and held-out scenes in YOLO layout, with an absolute dataset path."""
-    train, val = load_shapes_detection("train", size=IMGSZ), load_shapes_detection("val", size=IMGSZ)
+    train, val = (load_shapes_detection(split, size=IMGSZ, min_visible=min_visible) for split in ("train", "val"))
     for data in (train, val):
         write_yolo(data, str(root), data.split)
     config = root / "data.yaml"
@@ -76,9 +76,11 @@ def main() -> None:
     parser.add_argument("--out", default="runs/peer")
     parser.add_argument("--minutes", type=float, default=15.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--min-visible", type=float, default=MIN_VISIBLE,
+                        help="the scenes of `edgecnn shapes --min-visible F` (default: the standard scenes)")
     args = parser.parse_args()
     out = Path(args.out).resolve()
-    config, val = write_scenes(out / "shapes")
+    config, val = write_scenes(out / "shapes", args.min_visible)
     with torchvision_metadata():
         from ultralytics import YOLO
 

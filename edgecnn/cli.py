@@ -163,16 +163,21 @@ def add_shapes(sub) -> None:
     p.add_argument("--val", type=int, default=None, help="number of validation images")
     p.add_argument("--imgsz", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min-visible", type=float, default=None, metavar="F",
+                   help="detect: the least fraction of a shape that occlusion may leave visible (default 0.4)")
 
 
 def run_shapes(args) -> int:
+    if args.min_visible is not None and (args.task != "detect" or not 0 < args.min_visible <= 1):
+        raise UserError("--min-visible is a fraction in (0, 1] for --task detect")
     for split, count in (("train", args.train), ("val", args.val)):
         if count is not None and count < 1:
             raise UserError(f"--{split} must be >= 1")
         if args.task == "detect":
-            from edgecnn.data.detection import load_shapes_detection, write_yolo
+            from edgecnn.data.detection import MIN_VISIBLE, load_shapes_detection, write_yolo
 
-            data = load_shapes_detection(split, args.seed, args.imgsz or 192, count)
+            data = load_shapes_detection(split, args.seed, args.imgsz or 192, count,
+                                         min_visible=args.min_visible or MIN_VISIBLE)
             write_yolo(data, args.out, split)
         else:
             from edgecnn.data.folder import write_folder

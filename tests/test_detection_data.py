@@ -37,6 +37,19 @@ def test_shapes_scene_visibility_is_the_scene_plus_each_shapes_visible_fraction(
     assert min(fractions) >= 0.4 and max(fractions) == 1.0 and min(fractions) < 0.8
 
 
+def test_min_visible_bounds_the_occlusion_and_the_shapes_command_writes_it(tmp_path):
+    lighter = np.concatenate([shapes_scene_visibility(0, "val", i, min_visible=0.8)[3] for i in range(40)])
+    assert lighter.min() >= 0.8 and lighter.min() < 0.9
+    written = run_cli("shapes", "--out", tmp_path / "light", "--train", 2, "--val", 3, "--min-visible", 0.8, check=True)
+    assert "wrote 3 val images" in written.stdout
+    val = load_yolo(tmp_path / "light", "val")
+    expected = load_shapes_detection("val", count=3, min_visible=0.8)
+    assert all(np.array_equal(a, b) for a, b in zip(val.classes, expected.classes))
+    assert all(np.allclose(a, b, atol=0.01) for a, b in zip(val.boxes, expected.boxes))
+    for bad in (["--min-visible", "0"], ["--min-visible", "1.5"], ["--task", "classify", "--min-visible", "0.5"]):
+        assert_one_line_error(run_cli("shapes", "--out", tmp_path / "bad", *bad), contains="--min-visible")
+
+
 @pytest.fixture
 def yolo_dir(tmp_path):
     data = load_shapes_detection("train", count=6)

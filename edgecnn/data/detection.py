@@ -75,19 +75,23 @@ def _report(problems: List[Problem], problem: Problem, strict: bool) -> None:
 
 # ---------------------------------------------------------------- synthetic shapes
 
+MIN_VISIBLE = 0.4  # occlusion may hide up to 60% of a shape, and cut a large one into pieces
+
+
 def shapes_scene(seed: int, split: str, index: int, size: int = 192,
-                 kinds: Sequence[str] = DETECTION_SHAPES) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 kinds: Sequence[str] = DETECTION_SHAPES,
+                 min_visible: float = MIN_VISIBLE) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One detection sample: 1-4 shapes, 5-60% of the image side (the larger box side), on a textured
     background, possibly overlapping. Each box is the tight box of the shape's VISIBLE
-    pixels; a shape left less than 40% visible is not drawn."""
-    image, boxes, classes, _ = shapes_scene_visibility(seed, split, index, size, kinds)
+    pixels; a shape that would leave an earlier one less than `min_visible` visible is not drawn."""
+    image, boxes, classes, _ = shapes_scene_visibility(seed, split, index, size, kinds, min_visible)
     return image, boxes, classes
 
 
 def shapes_scene_visibility(seed: int, split: str, index: int, size: int = 192,
-                            kinds: Sequence[str] = DETECTION_SHAPES
+                            kinds: Sequence[str] = DETECTION_SHAPES, min_visible: float = MIN_VISIBLE
                             ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """shapes_scene plus, per object, the fraction of its shape left visible (0.4-1),
+    """shapes_scene plus, per object, the fraction of its shape left visible (min_visible-1),
     so that errors can be broken down by occlusion."""
     rng = np.random.default_rng([seed, SPLIT_IDS[split], index])
     image, background = textured_background(rng, (size, size))
@@ -109,7 +113,7 @@ def shapes_scene_visibility(seed: int, split: str, index: int, size: int = 192,
             continue
         visible_after = [(np.count_nonzero(owner == i) - np.count_nonzero((owner == i) & (mask > 0))) / a
                          for i, a in enumerate(areas)]
-        if any(v < 0.4 for v in visible_after):
+        if any(v < min_visible for v in visible_after):
             continue  # would hide an earlier shape too much
         colour = random_colour(rng, background)
         cv2.fillPoly(image, polygon, tuple(float(c) for c in colour),
@@ -128,10 +132,10 @@ def shapes_scene_visibility(seed: int, split: str, index: int, size: int = 192,
 
 
 def load_shapes_detection(split: str, seed: int = 0, size: int = 192, count: Optional[int] = None,
-                          kinds: Sequence[str] = DETECTION_SHAPES) -> DetectionSet:
+                          kinds: Sequence[str] = DETECTION_SHAPES, min_visible: float = MIN_VISIBLE) -> DetectionSet:
     split = "val" if split == "test" else split
     count = SHAPES_SPLITS[split] if count is None else count
-    scenes = [shapes_scene(seed, split, i, size, kinds) for i in range(count)]
+    scenes = [shapes_scene(seed, split, i, size, kinds, min_visible) for i in range(count)]
     return DetectionSet("shapes", split, list(kinds), [s[0] for s in scenes], [s[1] for s in scenes],
                         [s[2] for s in scenes])
 
