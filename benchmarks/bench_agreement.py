@@ -2,7 +2,7 @@
 loop over the backend's own API, in the same run.
 
 For each model, `--rounds` times in alternation: the bench's figure (a fresh
-process through edgecnn.bench.run_isolated, i.e. Backend.infer), then a plain loop
+process through edgecnn.bench.measure.run_isolated, i.e. Backend.infer), then a plain loop
 in this process over onnxruntime.InferenceSession.run or ai_edge_litert's
 Interpreter (set_tensor, invoke, get_tensor), same thread count. Alternating
 rounds and taking the median of each side keeps drifting machine load from
@@ -75,7 +75,7 @@ def raw_p50(call, runs: int, warmup: int) -> float:
 
 
 def compare(path: str, threads: int, runs: int, warmup: int, rounds: int) -> dict:
-    from edgecnn.bench import BenchConfig, run_isolated
+    from edgecnn.bench.measure import BenchConfig, run_isolated
     from edgecnn.runtime.backends import backends_for
 
     backend = backends_for(path)[0]

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 def imagenet_model(name: str):
     import torch
 
-    from edgecnn.card import ModelCard
+    from edgecnn.core.card import ModelCard
     from edgecnn.models import build_model
 
     torch.manual_seed(0)
@@ -45,7 +45,8 @@ def imagenet_model(name: str):
 
 
 def bundled_model(path):
-    from edgecnn.checkpoint import file_hash, load_model
+    from edgecnn.core.files import file_hash
+    from edgecnn.training.checkpoint import load_model
 
     model, card, _ = load_model(path)
     return model, card.replace(source_hash=card.source_hash or file_hash(path))
@@ -117,7 +118,7 @@ def video_frames(directory: Path, every: int = 4) -> Path:
 def convert_int8(name: str, out: Path) -> None:
     """`edgecnn convert ... --precision int8` into OUT/int8."""
     from edgecnn.assets import DIGITS_CLASSIFIER, SHAPES_DETECTOR
-    from edgecnn.checkpoint import save_checkpoint
+    from edgecnn.training.checkpoint import save_checkpoint
 
     bundled = {"digits-mobilenet_v2-0.5-80": DIGITS_CLASSIFIER, "shapes-detector-192": SHAPES_DETECTOR}
     extra = []

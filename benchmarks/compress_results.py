@@ -35,7 +35,7 @@ def edgecnn(*args: str) -> str:
 def latency_ms(path: str, threads: int = 2, runs: int = 300, rounds: int = 5) -> float:
     """Median over rounds of the median inference time on the raw runtime (the bench's
     input and timing loop)."""
-    from edgecnn.bench import sample_input, timed_runs
+    from edgecnn.bench.measure import sample_input, timed_runs
     from edgecnn.runtime.backends import open_backend
 
     backend = open_backend(path, threads=threads)
@@ -93,7 +93,7 @@ def main() -> None:
               f"{same['latency_ms'] / row['latency_ms']:.2f}x | {row['latency_1t_ms']:.3f} | "
               f"{same['latency_1t_ms'] / row['latency_1t_ms']:.2f}x | {row['size_kb']:.0f} | {row['transposes']} | "
               f"{row['float_tensors']} |")
-    from edgecnn.plots import save_pareto_png
+    from edgecnn.core.plots import save_pareto_png
 
     png = out / "digits-pareto.png"
     save_pareto_png([{"name": f"{r['variant']} {r['format']}", "accuracy": 100 * r["gate"]["after"],

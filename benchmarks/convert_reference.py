@@ -1,7 +1,7 @@
 """Is a model converted by edgecnn as fast as a hand-made conversion of the same model?
 
 MobileNetV2-1.0 at 224x224 is converted twice per format and precision:
-- by edgecnn (`edgecnn.convert.convert`, the code behind `edgecnn convert`), and
+- by edgecnn (`edgecnn.compress.convert.convert`, the code behind `edgecnn convert`), and
 - by hand, with the library calls a practitioner would write: litert-torch with
   `to_channel_last_io` (fp32) and the PT2E recipe with a strict export (int8);
   `torch.onnx.export` (fp32) and onnxruntime `quantize_static` QDQ per-channel (int8).
@@ -48,7 +48,7 @@ def calibration_images(count: int):
 
 def edgecnn_files(tmp: Path, images_dir: Path) -> dict:
     from converters.sources import CardFlags
-    from edgecnn.convert import ConvertOptions, convert
+    from edgecnn.compress.convert import ConvertOptions, convert
 
     factory = tmp / "mnv2.py"
     factory.write_text(FACTORY)
@@ -69,9 +69,9 @@ def reference_files(tmp: Path, images) -> dict:
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    from edgecnn.card import ModelCard
+    from edgecnn.core.card import ModelCard
     from edgecnn.models import build_model
-    from edgecnn.runtime.preprocess import preprocess_batch
+    from edgecnn.core.preprocess import preprocess_batch
 
     torch.manual_seed(0)
     model = build_model("mobilenet_v2", num_classes=1000, width=1.0).eval()

@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edgecnn.bench import sample_input  # noqa: E402
+from edgecnn.bench.measure import sample_input  # noqa: E402
 from edgecnn.runtime.backends import open_backend  # noqa: E402
 
 

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from edgecnn.data.detection import DETECTION_SHAPES, DetectionSet, shapes_scene_visibility
-from edgecnn.detection_metrics import coco_map
-from edgecnn.tasks.detect_loss import pairwise_iou
+from edgecnn.tasks.detect.metrics import coco_map
+from edgecnn.tasks.detect.loss import pairwise_iou
 from fresh_scenes import file_detections
 
 VISIBLE_BINS = [(0.4, 0.6), (0.6, 0.8), (0.8, 0.999), (0.999, 1.01)]
@@ -26,9 +26,9 @@ CONFIDENT = 0.3
 
 
 def checkpoint_detections(path: str, scenes: DetectionSet) -> tuple:
-    from edgecnn.checkpoint import load_model
-    from edgecnn.evaluate import torch_predictor
-    from edgecnn.tasks.detect import predict_detections
+    from edgecnn.training.checkpoint import load_model
+    from edgecnn.training.evaluate import torch_predictor
+    from edgecnn.tasks.detect.training import predict_detections
 
     model, card, _ = load_model(path)
     return card, predict_detections(torch_predictor(model), scenes, card, list(range(len(scenes))))

@@ -13,9 +13,9 @@ import argparse
 
 from converters.parity import backend_predictor
 from edgecnn.data.detection import load_shapes_detection
-from edgecnn.detection_metrics import coco_map
+from edgecnn.tasks.detect.metrics import coco_map
 from edgecnn.runtime.backends import open_backend
-from edgecnn.tasks.detect import predict_detections
+from edgecnn.tasks.detect.training import predict_detections
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ import io
 import numpy as np
 
 from edgecnn.data.detection import load_detection
-from edgecnn.detection_metrics import coco_map
+from edgecnn.tasks.detect.metrics import coco_map
 from fresh_scenes import file_detections
 
 

@@ -22,11 +22,11 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from edgecnn.checkpoint import load_model
+from edgecnn.training.checkpoint import load_model
 from edgecnn.data.detection import load_detection
-from edgecnn.detection_metrics import coco_map
-from edgecnn.evaluate import torch_predictor
-from edgecnn.tasks.detect import predict_detections
+from edgecnn.tasks.detect.metrics import coco_map
+from edgecnn.training.evaluate import torch_predictor
+from edgecnn.tasks.detect.training import predict_detections
 
 
 @contextlib.contextmanager

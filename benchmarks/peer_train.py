@@ -27,8 +27,8 @@ import numpy as np
 import yaml
 
 from edgecnn.data.detection import MIN_VISIBLE, load_shapes_detection, write_yolo
-from edgecnn.detection_metrics import coco_map
-from edgecnn.runtime.detection import Detections
+from edgecnn.tasks.detect.metrics import coco_map
+from edgecnn.tasks.detect.result import Detections
 
 from peer_metric import torchvision_metadata, ultralytics_map
 

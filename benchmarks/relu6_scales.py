@@ -12,8 +12,8 @@ from unittest import mock
 
 import numpy as np
 
-from edgecnn import quantize
-from edgecnn.checkpoint import load_model
+from edgecnn.compress import quantize
+from edgecnn.training.checkpoint import load_model
 
 
 def relu6_output_scales(model, card, images) -> np.ndarray:

@@ -26,11 +26,12 @@ def convert_detector(out: Path) -> float:
 
     from converters.card_embed import embed_tflite
     from edgecnn.assets import SHAPES_DETECTOR
-    from edgecnn.atomic import write_bytes_atomic
-    from edgecnn.checkpoint import file_hash, load_model
+    from edgecnn.core.atomic import write_bytes_atomic
+    from edgecnn.core.files import file_hash
+    from edgecnn.training.checkpoint import load_model
     from edgecnn.data.detection import shapes_scene
     from edgecnn.runtime.backends import open_backend
-    from edgecnn.runtime.preprocess import preprocess
+    from edgecnn.core.preprocess import preprocess
 
     model, card, _ = load_model(SHAPES_DETECTOR)
     height, width = card.input_size

@@ -57,14 +57,12 @@ def plain_loop(model_path: str, video: str, bound: bool = False) -> dict:
     bound: preprocessing with its OpenCV parameters built once (as `edgecnn run` does)
     instead of the plain `preprocess(image, card)` call."""
     from edgecnn.runtime.backends import open_backend
-    from edgecnn.runtime.detection import decode, postprocess
-    from edgecnn.runtime.preprocess import make_preprocessor, preprocess
+    from edgecnn.core.preprocess import make_preprocessor, preprocess
+    from edgecnn.runtime.heads import detect
 
     backend = open_backend(model_path)
     card = backend.card
     prepare = make_preprocessor(card) if bound else (lambda image: preprocess(image, card))
-    strides = card.head.get("strides", [8, 16, 32])
-    levels = len(strides)
     capture = cv2.VideoCapture(video)
     frames, first = 0, None
     while True:
@@ -72,9 +70,7 @@ def plain_loop(model_path: str, video: str, bound: bool = False) -> dict:
         if not ok:
             break
         outputs = backend.infer(prepare(image))
-        corners, probabilities = decode([o[0] for o in outputs[:levels]], [o[0] for o in outputs[levels:]],
-                                        card.input_size, strides)
-        postprocess(corners, probabilities, card.labels, card.input_size, image.shape[:2])
+        detect(card, outputs, image.shape[:2])
         frames += 1
         if first is None:
             first = time.perf_counter()
@@ -86,7 +82,7 @@ def edgecnn_run(model_path: str, video: str) -> dict:
     code path, called in-process); its summary FPS counts first result to last."""
     from edgecnn.runtime.runner import RunOptions, run
 
-    return run(RunOptions(model=model_path, source=video, json="/dev/null"), log=lambda message: None)
+    return run(RunOptions(model=model_path, source=video, sinks={"json": "/dev/null"}), log=lambda message: None)
 
 
 def time_to_first_result(model_path: str, video: str) -> float:

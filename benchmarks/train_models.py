@@ -113,7 +113,7 @@ def main() -> None:
     if args.bundle:
         sys.path.insert(0, str(ROOT))
         from edgecnn.assets import ASSETS
-        from edgecnn.checkpoint import strip_checkpoint
+        from edgecnn.training.checkpoint import strip_checkpoint
 
         first = out / "one" if len(seeds) == 1 else out / f"one-seed{seeds[0]}"
         strip_checkpoint(first / "last.pt", ASSETS / PRESETS[args.preset]["bundle"])

@@ -22,13 +22,13 @@ def step_ms(mode: str, steps: int) -> dict:
     """Median milliseconds of each part of a step, after warm-up (compilation included there)."""
     import torch
 
-    from edgecnn.checkpoint import build_from_card
-    from edgecnn.tasks.detect import DetectTask
-    from edgecnn.train import TrainConfig, ema_model, make_optimizer
+    from edgecnn.training.checkpoint import build_from_card
+    from edgecnn.tasks.detect.training import DetectTraining
+    from edgecnn.training.train import TrainConfig, ema_model, make_optimizer
 
     config = TrainConfig(task="detect", model="mobilenet_v2", width=0.5, data="shapes", imgsz=192, batch=16,
                          lr=0.012, epochs=40, max_train_images=16 * 8, max_val_images=8)
-    task = DetectTask(config)
+    task = DetectTraining(config)
     data = task.train_dataset
     data.epoch = config.epochs - 1  # the last, 192x192 stage
     batches = [task.collate([data[i] for i in range(b * 16, b * 16 + 16)]) for b in range(8)]

@@ -2,7 +2,7 @@
 edgecnn.runtime.model_file, which needs neither torch nor onnx)."""
 from __future__ import annotations
 
-from edgecnn.card import ModelCard
+from edgecnn.core.card import ModelCard
 from edgecnn.runtime.model_file import CARD_KEY
 
 

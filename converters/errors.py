@@ -6,7 +6,7 @@ from typing import Optional
 
 import torch
 
-from edgecnn.errors import UserError
+from edgecnn.core.errors import UserError
 
 _OP_PATTERN = re.compile(r"aten(?:::|\.)([A-Za-z0-9_]+)")
 

@@ -9,8 +9,9 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from edgecnn.card import ModelCard
-from edgecnn.runtime.preprocess import preprocess
+from edgecnn.core.card import ModelCard
+from edgecnn.core.preprocess import preprocess
+from edgecnn.tasks import get_task
 
 FP32_MAX_RELATIVE_ERROR = 1e-4
 _COMPUTE_OPS = {"Conv", "ConvTranspose", "MatMul", "Gemm", "Add", "Mul", "Sub", "Div", "Relu", "Clip",
@@ -102,61 +103,19 @@ def as_list(out) -> List[np.ndarray]:
     return [np.asarray(o) for o in out] if isinstance(out, (list, tuple)) else [np.asarray(out)]
 
 
-def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one (x1, y1, x2, y2) box with each of `boxes`."""
-    if not len(boxes):
-        return np.zeros(0, np.float32)
-    top_left = np.maximum(box[:2], boxes[:, :2])
-    bottom_right = np.minimum(box[2:], boxes[:, 2:])
-    overlap = np.prod(np.clip(bottom_right - top_left, 0, None), axis=1)
-    union = np.prod(box[2:] - box[:2]) + np.prod(boxes[:, 2:] - boxes[:, :2], axis=1) - overlap
-    return overlap / np.maximum(union, 1e-9)
-
-
-def box_agreement(card: ModelCard, reference: List[np.ndarray], converted: List[np.ndarray],
-                  image_sizes: Sequence) -> float:
-    """Share of boxes found by both models (same class, IoU >= 0.5) among all found."""
-    from edgecnn.runtime.detection import decode, postprocess
-
-    strides = card.head.get("strides", [8, 16, 32])
-    levels = len(strides)
-    matched = total = 0
-    for row, size in enumerate(image_sizes):
-        found = []
-        for outputs in (reference, converted):
-            corners, probs = decode([o[row] for o in outputs[:levels]], [o[row] for o in outputs[levels:]],
-                                    card.input_size, strides)
-            found.append(postprocess(corners, probs, card.labels, card.input_size, size))
-        a, b = found
-        total += max(len(a), len(b))
-        used = set()
-        for box, cls in zip(a.boxes, a.classes):
-            ious = iou(box, b.boxes)
-            for j in np.argsort(-ious):
-                if ious[j] < 0.5:
-                    break
-                if j not in used and b.classes[j] == cls:
-                    used.add(j)
-                    matched += 1
-                    break
-    return 1.0 if total == 0 else matched / total
-
-
 def compare(path: str, fmt: str, card: ModelCard, torch_card: ModelCard, reference_predict: Callable,
             converted_predict: Callable, images: Sequence[np.ndarray]) -> ParityReport:
     """Run both models on `images` (each through its own card's preprocessing)."""
-    ref_in = np.concatenate([preprocess(image, torch_card) for image in images])
-    conv_in = np.concatenate([preprocess(image, card) for image in images])
+    fit = get_task(card.task).preprocessing(card)
+    ref_in = np.concatenate([preprocess(image, torch_card, fit) for image in images])
+    conv_in = np.concatenate([preprocess(image, card, fit) for image in images])
     reference = as_list(reference_predict(ref_in))
     converted = as_list(converted_predict(conv_in))
     max_abs = max(float(np.abs(c - r).max()) for c, r in zip(converted, reference))
     scale = max(float(np.abs(r).max()) for r in reference)
-    if card.task == "detect":
-        agreement = box_agreement(card, reference, converted, [image.shape[:2] for image in images])
-        kind = "matched-box agreement"
-    else:
-        agreement = float((converted[0].argmax(1) == reference[0].argmax(1)).mean())
-        kind = "top-1 agreement"
+    task = get_task(card.task)
+    agreement = task.agreement(card, reference, converted, [image.shape[:2] for image in images])
+    kind = task.agreement_kind
     ops, transposes, floats = tflite_structure(path) if fmt == "tflite" else onnx_structure(path)
     report = ParityReport(path, fmt, card.precision, len(images), max_abs, max_abs / max(scale, 1e-12),
                           agreement, kind, ops, transposes, floats)

@@ -7,13 +7,14 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
 
-from edgecnn.card import DEFAULT_MEAN, DEFAULT_STD, ModelCard
-from edgecnn.errors import UserError
+from edgecnn.core.card import DEFAULT_MEAN, DEFAULT_STD, ModelCard
+from edgecnn.core.errors import UserError
+from edgecnn.tasks import get_task
 from edgecnn.runtime.card_options import parse_floats, parse_input_size, parse_labels
 
 
@@ -25,7 +26,6 @@ class CardFlags:
     mean: Optional[str] = None
     std: Optional[str] = None
     color: str = "rgb"
-    head: dict = field(default_factory=lambda: {"format": "ltrb-sigmoid", "strides": [8, 16, 32]})
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Source:
     path: str
     card: ModelCard
     model: Optional[torch.nn.Module] = None  # fp32 model (None for an int8 program)
-    quantized: Optional[object] = None  # edgecnn.quantize.QuantizedModel
+    quantized: Optional[object] = None  # edgecnn.compress.quantize.QuantizedModel
     kind: str = "checkpoint"
 
 
@@ -49,18 +49,15 @@ def card_from_flags(model: torch.nn.Module, flags: CardFlags, name: str) -> Mode
     except Exception as exc:  # any model error: the size does not suit it
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{name} rejects a {channels}x{height}x{width} input: {first[:160]}") from None
-    if flags.labels:
-        labels = parse_labels(flags.labels)
-    elif flags.task == "classify":
-        first = out[0] if isinstance(out, (tuple, list)) else out
-        labels = [str(i) for i in range(int(first.shape[-1]))]
-    else:
-        raise UserError("a detector without a card needs --labels")
+    task = get_task(flags.task)
+    outputs = out if isinstance(out, (tuple, list)) else [out]
+    labels = parse_labels(flags.labels) if flags.labels else task.labels_from_outputs([tuple(o.shape) for o in outputs])
+    if labels is None:
+        raise UserError(f"a {task.name} model without a card needs --labels")
     mean = parse_floats(flags.mean, "--mean") if flags.mean else (DEFAULT_MEAN,)
     std = parse_floats(flags.std, "--std") if flags.std else (DEFAULT_STD,)
     return ModelCard(task=flags.task, labels=labels, input_size=(height, width), layout="nchw", color=flags.color,
-                     mean=mean, std=std, architecture={"name": os.path.basename(name)},
-                     head=flags.head if flags.task == "detect" else {})
+                     mean=mean, std=std, architecture={"name": os.path.basename(name)}, **task.card_defaults())
 
 
 def load_factory(spec: str, weights: Optional[str]) -> torch.nn.Module:
@@ -105,7 +102,7 @@ def load_source(src: str, flags: CardFlags, weights: Optional[str] = None) -> So
         raise UserError(f"{src}: no such model file")
     if src.endswith(".pt2"):
         return _load_program(src, flags)
-    from edgecnn.checkpoint import FORMAT, load_model
+    from edgecnn.training.checkpoint import FORMAT, load_model
 
     try:
         payload = torch.load(src, map_location="cpu", weights_only=True)
@@ -124,7 +121,7 @@ def load_source(src: str, flags: CardFlags, weights: Optional[str] = None) -> So
 
 
 def _load_program(src: str, flags: CardFlags) -> Source:
-    from edgecnn.quantize import CARD_FILE, quantized_from_program, read_program
+    from edgecnn.compress.quantize import CARD_FILE, quantized_from_program, read_program
 
     model, extra = read_program(src)
     if extra[CARD_FILE]:

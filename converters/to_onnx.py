@@ -15,18 +15,17 @@ import torch
 from converters.card_embed import embed_onnx
 from converters.errors import conversion_error
 from converters.toolchain import quiet
-from edgecnn.atomic import atomic_path
-from edgecnn.card import ModelCard
-from edgecnn.runtime.preprocess import preprocess
+from edgecnn.core.atomic import atomic_path
+from edgecnn.core.card import ModelCard
+from edgecnn.core.preprocess import preprocess
 
 OPSET = 17
 
 
 def output_names(card: ModelCard, count: int) -> list:
-    if card.task == "detect":
-        strides = card.head.get("strides", [8, 16, 32])
-        return [f"boxes_s{s}" for s in strides] + [f"scores_s{s}" for s in strides]
-    return ["scores"] if count == 1 else [f"output{i}" for i in range(count)]
+    from edgecnn.tasks import get_task
+
+    return get_task(card.task).output_names(card, count)
 
 
 def export_fp32(model: torch.nn.Module, card: ModelCard, path: str) -> None:
@@ -66,7 +65,7 @@ def nodes_of_layers(path: str, layers: Sequence[str]) -> list:
     the pass-through ops that follow them."""
     import onnx
 
-    from edgecnn.quantize import in_layers
+    from edgecnn.compress.quantize import in_layers
 
     nodes = onnx.load(path, load_external_data=False).graph.node
     chosen = {node.name for node in nodes if in_layers(module_of_node(node.name), layers)}

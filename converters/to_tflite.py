@@ -2,7 +2,7 @@
 
 The model is made channel-last at its input (`to_channel_last_io`), so the file takes
 NHWC and carries no TRANSPOSE. fp32 converts the float model; int8 converts the PT2E
-graph from edgecnn.quantize (strict export, so residual ADDs are int8 too) into an
+graph from edgecnn.compress.quantize (strict export, so residual ADDs are int8 too) into an
 integer model with int8 input and int8 outputs (an output computed by layers kept
 float stays float32), whose scales go into the card.
 """
@@ -17,8 +17,8 @@ import torch
 from converters.card_embed import embed_tflite
 from converters.errors import conversion_error
 from converters.toolchain import quiet
-from edgecnn.atomic import write_bytes_atomic
-from edgecnn.card import ModelCard
+from edgecnn.core.atomic import write_bytes_atomic
+from edgecnn.core.card import ModelCard
 
 
 def tensor_quantization(path: str) -> dict:
@@ -34,7 +34,7 @@ def tensor_quantization(path: str) -> dict:
 
 def convert(model: torch.nn.Module, card: ModelCard, out_path: str, precision: str = "fp32",
             quantized=None) -> ModelCard:
-    """fp32: `model`; int8: `quantized` (an edgecnn.quantize.QuantizedModel)."""
+    """fp32: `model`; int8: `quantized` (an edgecnn.compress.quantize.QuantizedModel)."""
     with quiet():
         import litert_torch
 
@@ -51,7 +51,7 @@ def convert(model: torch.nn.Module, card: ModelCard, out_path: str, precision: s
                     edge = litert_torch.convert(quantized.module, (sample,),
                                                 quant_config=QuantConfig(pt2e_quantizer=quantized.quantizer))
                 else:
-                    from edgecnn.quantize import channel_last
+                    from edgecnn.compress.quantize import channel_last
 
                     edge = litert_torch.convert(channel_last(model), (sample,))
                 edge.export(path)

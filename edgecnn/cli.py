@@ -12,7 +12,10 @@ import os
 import sys
 from typing import List, Optional
 
-from edgecnn.errors import GateRefused, UserError
+from edgecnn.core.errors import GateRefused, UserError
+from edgecnn.runtime.heads import head_names
+from edgecnn.runtime.sinks import option_dests, sink_types
+from edgecnn.tasks import get_task, task_names
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -35,7 +38,7 @@ def positive_float(text: str) -> float:
 def add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model", description="Train a classifier; writes OUT/last.pt "
                        "every epoch and OUT/best.pt on improvement. Under torchrun it trains data-parallel.")
-    p.add_argument("--task", default="classify", choices=["classify", "detect"])
+    p.add_argument("--task", default="classify", choices=task_names())
     p.add_argument("--strict", action="store_true", help="detection data: a bad label or image is an error")
     p.add_argument("--model", default="mobilenet_v2", help="mobilenet_v1|mobilenet_v2|mobilenet_v3_small|"
                    "mobilenet_v3_large|lenet5|resnet18")
@@ -73,11 +76,11 @@ def add_train(sub) -> None:
 
 
 def run_train(args) -> int:
-    from edgecnn.train import TrainConfig, train
+    from edgecnn.training.train import TrainConfig, train
 
-    detect = args.task == "detect"
-    config = TrainConfig(task=args.task, model=args.model, width=args.width or (0.5 if detect else 1.0),
-                         data=args.data or ("shapes" if detect else "digits"), strict=args.strict,
+    task = get_task(args.task)
+    config = TrainConfig(task=args.task, model=args.model, width=args.width or task.default_width,
+                         data=args.data or task.default_data, strict=args.strict,
                          imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, bn_batch=args.bn_batch,
                          progressive_from=args.progressive_from, neck=args.neck, tap=args.tap, mosaic=args.mosaic,
                          close_mosaic=args.close_mosaic, val_every=args.val_every,
@@ -118,23 +121,10 @@ def add_eval(sub) -> None:
 
 
 def run_eval(args) -> int:
-    from edgecnn.evaluate import evaluate_checkpoint
-    from edgecnn.metrics import format_report
+    from edgecnn.training.evaluate import evaluate_checkpoint, format_report
 
     report = evaluate_checkpoint(args.model, args.data, args.split, args.plot, args.strict)
-    if args.json:
-        print(json.dumps(report))
-    elif "map50_95" in report:
-        from edgecnn.detection_metrics import format_map_report
-
-        print(format_map_report(report))
-        for problem in report["problems"]:
-            print(f"skipped: {problem}")
-        print(f"predictions: {report['predictions_png']}" if report.get("predictions_png") else "")
-    else:
-        print(format_report(report))
-        if report.get("confusion_png"):
-            print(f"confusion matrix: {report['confusion_png']}")
+    print(json.dumps(report) if args.json else format_report(report))
     return 0
 
 
@@ -146,7 +136,7 @@ def add_info(sub) -> None:
 
 def run_info(args) -> int:
     from edgecnn.assets import default_model
-    from edgecnn.info import describe, format_description
+    from edgecnn.training.info import describe, format_description
 
     info = describe(args.model or str(default_model()))
     print(json.dumps(info) if args.json else format_description(info))
@@ -157,7 +147,7 @@ def add_shapes(sub) -> None:
     p = sub.add_parser("shapes", help="write the synthetic shapes set to disk",
                        description="Detection: YOLO format (DIR/data.yaml, images/, labels/). "
                        "Classification: ImageFolder (DIR/train/<class>/*.png).")
-    p.add_argument("--task", default="detect", choices=["classify", "detect"])
+    p.add_argument("--task", default="detect", choices=task_names())
     p.add_argument("--out", required=True)
     p.add_argument("--train", type=int, default=None, help="number of training images")
     p.add_argument("--val", type=int, default=None, help="number of validation images")
@@ -168,24 +158,12 @@ def add_shapes(sub) -> None:
 
 
 def run_shapes(args) -> int:
-    if args.min_visible is not None and (args.task != "detect" or not 0 < args.min_visible <= 1):
-        raise UserError("--min-visible is a fraction in (0, 1] for --task detect")
+    writer = get_task(args.task).training()
     for split, count in (("train", args.train), ("val", args.val)):
         if count is not None and count < 1:
             raise UserError(f"--{split} must be >= 1")
-        if args.task == "detect":
-            from edgecnn.data.detection import MIN_VISIBLE, load_shapes_detection, write_yolo
-
-            data = load_shapes_detection(split, args.seed, args.imgsz or 192, count,
-                                         min_visible=args.min_visible or MIN_VISIBLE)
-            write_yolo(data, args.out, split)
-        else:
-            from edgecnn.data.folder import write_folder
-            from edgecnn.data.shapes import load_shapes
-
-            data = load_shapes(split, args.seed, args.imgsz or 64, count)
-            write_folder(data, args.out)
-        print(f"wrote {len(data)} {split} images to {args.out}")
+        written = writer.write_shapes(args.out, split, args.seed, args.imgsz, count, args.min_visible)
+        print(f"wrote {written} {split} images to {args.out}")
     return 0
 
 
@@ -218,7 +196,7 @@ def add_bench(sub) -> None:
 
 
 def run_bench(args) -> int:
-    from edgecnn.bench_command import run
+    from edgecnn.bench.command import run
 
     return run(args)
 
@@ -234,12 +212,9 @@ def add_run(sub) -> None:
                        "on a Jetson/Pi)")
     where.add_argument("--source", default=None, metavar="URI", help="camera:N | demo | video file | image | DIR | "
                        "glob | rtsp://... | http://... | GStreamer pipeline (default: demo)")
-    p.add_argument("--json", default=None, metavar="PATH", help="JSON lines, one record per frame ('-': stdout)")
-    p.add_argument("--save", default=None, metavar="VIDEO", help="write the annotated video (.mp4, .avi, ...)")
-    p.add_argument("--serve", default=None, metavar="HOST:PORT", help="web view with live video and stats "
-                   "(host defaults to 127.0.0.1)")
-    p.add_argument("--token", default=None, help="token required by the web view (needed off loopback)")
-    p.add_argument("--show", action="store_true", help="show a window (needs a display)")
+    for kind in sink_types():  # each sink's options come from its module (edgecnn.runtime.sinks)
+        for dest, settings in kind.options.items():
+            p.add_argument(f"--{dest.replace('_', '-')}", dest=dest, **settings)
     p.add_argument("--backend", default="auto", help="auto | litert | tflite-runtime | onnxruntime")
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: the backend's)")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N results")
@@ -248,15 +223,16 @@ def add_run(sub) -> None:
     p.add_argument("--conf", type=float, default=0.25, help="detector score threshold")
     p.add_argument("--iou", type=float, default=None, help="detector NMS overlap threshold (default 0.7)")
     card = p.add_argument_group("models without a card")
-    card.add_argument("--task", default=None, choices=["classify", "detect"])
+    card.add_argument("--task", default=None, choices=task_names())
     card.add_argument("--input-size", default=None, metavar="N|HxW")
     card.add_argument("--layout", default=None, choices=["nchw", "nhwc"])
     card.add_argument("--mean", default=None, metavar="M[,M,M]", help="pixel units 0..255, input = (pixel - mean) / std")
     card.add_argument("--std", default=None, metavar="S[,S,S]")
     card.add_argument("--labels", default=None, metavar="FILE|a,b,c")
     card.add_argument("--bgr", action="store_true", help="the model takes BGR (default RGB)")
-    card.add_argument("--head", default=None, metavar="FORMAT[:STRIDES]",
-                      help="detector output format: ltrb-sigmoid[:8,16,32] (box tensors then score tensors per level)")
+    card.add_argument("--head", default=None, metavar="FORMAT[:ARGS]",
+                      help=f"detector output format: {', '.join(head_names())} (edgecnn.runtime.heads; "
+                      "ltrb-sigmoid takes its strides, e.g. ltrb-sigmoid:8,16,32)")
 
 
 def run_run(args) -> int:
@@ -268,10 +244,10 @@ def run_run(args) -> int:
 
     card = CardOptions(task=args.task, input_size=args.input_size, layout=args.layout, mean=args.mean,
                        std=args.std, labels=args.labels, bgr=args.bgr, head=args.head)
-    run(RunOptions(model=args.model, source=args.source, camera=args.camera, json=args.json, save=args.save,
-                   serve=args.serve, token=args.token, show=args.show, backend=args.backend, threads=args.threads,
-                   max_frames=args.max_frames, realtime=args.realtime, conf=args.conf,
-                   iou=args.iou, card=card), started=started)
+    sinks = {dest: getattr(args, dest) for dest in option_dests()}
+    run(RunOptions(model=args.model, source=args.source, camera=args.camera, backend=args.backend,
+                   threads=args.threads, max_frames=args.max_frames, realtime=args.realtime, conf=args.conf,
+                   iou=args.iou, card=card, sinks=sinks), started=started)
     return 0
 
 
@@ -304,7 +280,7 @@ def add_quantize(sub) -> None:
 
 
 def run_quantize(args) -> int:
-    from edgecnn.quantize import QuantizeOptions, quantize_checkpoint
+    from edgecnn.compress.quantize import QuantizeOptions, quantize_checkpoint
 
     options = QuantizeOptions(data=args.data, calib=args.calib, calib_images=args.calib_images,
                               per_channel=not args.per_tensor, max_drop=args.max_drop, mixed=args.mixed,
@@ -340,7 +316,7 @@ def add_convert(sub) -> None:
     p.add_argument("--weights", default=None, help="state dict for file.py:factory")
     p.add_argument("--float-layers", default="", metavar="NAMES", help="int8: comma-separated convolution/linear "
                    "layers to keep float (as `edgecnn quantize --float-layers`)")
-    p.add_argument("--task", default="classify", choices=["classify", "detect"], help="models without a card")
+    p.add_argument("--task", default="classify", choices=task_names(), help="models without a card")
     p.add_argument("--input-size", default=None, help="N or HxW, for models without a card")
     p.add_argument("--labels", default=None, help="FILE or name,name,... for models without a card")
     p.add_argument("--mean", default=None, help="M or M,M,M in pixel units (default 127.5)")
@@ -351,7 +327,7 @@ def add_convert(sub) -> None:
 
 def run_convert(args) -> int:
     from converters.sources import CardFlags
-    from edgecnn.convert import ConvertOptions, convert
+    from edgecnn.compress.convert import ConvertOptions, convert
 
     flags = CardFlags(task=args.task, input_size=args.input_size, labels=args.labels, mean=args.mean,
                       std=args.std, color=args.color)
@@ -393,7 +369,7 @@ def add_prune(sub) -> None:
 
 
 def run_prune(args) -> int:
-    from edgecnn.prune import PruneOptions, prune_checkpoint
+    from edgecnn.compress.prune import PruneOptions, prune_checkpoint
 
     options = PruneOptions(target_macs=args.target_macs, target_latency_ms=args.target_latency_ms,
                            importance=args.importance, data=args.data, epochs=args.epochs, lr=args.lr,

@@ -25,7 +25,8 @@ def export_onnx(checkpoint: Path, out: Path) -> Path:
     import torch
 
     from converters.card_embed import embed_onnx
-    from edgecnn.checkpoint import file_hash, load_model
+    from edgecnn.core.files import file_hash
+    from edgecnn.training.checkpoint import load_model
 
     model, card, _ = load_model(checkpoint)
     card = card.replace(source_hash=card.source_hash or file_hash(checkpoint))
@@ -33,9 +34,9 @@ def export_onnx(checkpoint: Path, out: Path) -> Path:
     sample = torch.zeros(1, card.channels, height, width)
     names = None
     if card.task == "detect":
-        from edgecnn.models.detector import output_names
+        from edgecnn.runtime.heads import head_of
 
-        names = output_names(card.head.get("strides", [8, 16, 32]))
+        names = head_of(card).output_names(card)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter: fast and exact here
         torch.onnx.export(model, (sample,), str(out), dynamo=False, opset_version=17, input_names=["input"],

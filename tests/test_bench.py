@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from conftest import ROOT, assert_one_line_error, run_cli
 
-from edgecnn.bench import NOISY_RATIO, BenchConfig, latency_stats, measure, noise_reasons, read_json_lines
-from edgecnn.card import ModelCard
-from edgecnn.errors import UserError
+from edgecnn.bench.measure import NOISY_RATIO, BenchConfig, latency_stats, measure, noise_reasons, read_json_lines
+from edgecnn.core.card import ModelCard
+from edgecnn.core.errors import UserError
 
 METRICS = {"top1": 0.875, "dataset": "digits", "split": "val"}
 
@@ -245,7 +245,7 @@ def test_pipeline_on_a_missing_source_keeps_the_inference_figures(models, tmp_pa
 
 def test_read_json_lines_skips_blank_lines_and_names_a_bad_line(tmp_path):
     path = tmp_path / "r.jsonl"
-    path.write_text('\n{"schema": "edgecnn.bench/1", "model": "m"}\n\nnot json\n')
+    path.write_text('\n{"schema": "edgecnn.bench.measure/1", "model": "m"}\n\nnot json\n')
     with pytest.raises(UserError, match=r"r.jsonl:4: not a JSON line"):
         read_json_lines([str(path)])
 
@@ -271,7 +271,7 @@ def test_agreement_script_compares_the_bench_with_a_bare_onnxruntime_loop(models
 def test_a_worker_reports_its_own_peak_rss_not_its_parents(models):
     """Linux folds a forked child's inherited RSS into ru_maxrss at exec: a worker started
     by a large process must still report only its own peak."""
-    from edgecnn.bench import peak_rss_mb, run_isolated
+    from edgecnn.bench.measure import peak_rss_mb, run_isolated
 
     ballast = np.ones((512, 1024, 1024), dtype=np.uint8)  # 512 MiB, touched
     assert peak_rss_mb() > 512
@@ -281,10 +281,10 @@ def test_a_worker_reports_its_own_peak_rss_not_its_parents(models):
 
 
 def test_report_shows_the_median_run_of_a_repeated_configuration():
-    from edgecnn.bench_report import representative
+    from edgecnn.bench.report import representative
 
     def run(p50, time, status="ok"):
-        record = {"schema": "edgecnn.bench/1", "model": "m.onnx", "model_sha256": "ab", "backend": "onnxruntime",
+        record = {"schema": "edgecnn.bench.measure/1", "model": "m.onnx", "model_sha256": "ab", "backend": "onnxruntime",
                   "threads": 1, "device": {"id": "d", "name": "dev"}, "status": status, "time": time}
         return dict(record, latency_ms={"p50": p50, "p90": p50}) if status == "ok" else dict(record, error="x")
 
@@ -301,7 +301,7 @@ def test_report_without_matplotlib_is_one_line(tmp_path):
     blocker.mkdir()
     (blocker / "matplotlib.py").write_text("raise ImportError('matplotlib is not installed here')\n")
     records = tmp_path / "r.jsonl"
-    records.write_text(json.dumps({"schema": "edgecnn.bench/1", "model": "m.onnx", "backend": "onnxruntime",
+    records.write_text(json.dumps({"schema": "edgecnn.bench.measure/1", "model": "m.onnx", "backend": "onnxruntime",
                                    "threads": 1, "status": "failed", "error": "x", "device": {"name": "d"}}) + "\n")
     result = run_cli("bench", "report", records, "--out", tmp_path / "out",
                      env={"PYTHONPATH": os.pathsep.join([str(ROOT), str(blocker)])})
@@ -309,7 +309,7 @@ def test_report_without_matplotlib_is_one_line(tmp_path):
 
 
 def test_a_crashed_or_hanging_configuration_is_a_failed_row(models, monkeypatch):
-    from edgecnn import bench
+    from edgecnn.bench import measure as bench
 
     config = BenchConfig(str(models["onnx"]), "onnxruntime", 1, runs=10 ** 7, warmup=0)
     started = time.monotonic()

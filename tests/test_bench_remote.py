@@ -13,7 +13,7 @@ import pytest
 from conftest import assert_one_line_error, run_cli
 from test_bench import write_onnx
 
-from edgecnn.bench import read_json_lines
+from edgecnn.bench.measure import read_json_lines
 
 SSHD = shutil.which("sshd") or next((p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if os.path.exists(p)),
                                     None)

@@ -2,8 +2,8 @@
 import pytest
 
 from edgecnn.assets import DIGITS_CLASSIFIER, SHAPES_DETECTOR, default_model
-from edgecnn.checkpoint import load_model
-from edgecnn.evaluate import evaluate_checkpoint
+from edgecnn.training.checkpoint import load_model
+from edgecnn.training.evaluate import evaluate_checkpoint
 
 
 def test_bundled_digits_classifier_reproduces_its_card():

@@ -2,9 +2,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edgecnn.card import ModelCard
-from edgecnn.errors import UserError
-from edgecnn.runtime.preprocess import preprocess, preprocess_batch
+from edgecnn.core.card import ModelCard
+from edgecnn.core.errors import UserError
+from edgecnn.core.preprocess import preprocess, preprocess_batch
 
 
 def card(**changes):

@@ -189,8 +189,8 @@ def teach(model: nn.Module, steps: int = 60) -> nn.Module:
     """A few seconds of training on real digit tiles, so that int8 agreement is measured
     on a model with real decision margins rather than random weights."""
     from edgecnn.data import load_classification
-    from edgecnn.runtime.preprocess import preprocess_batch
-    from edgecnn.card import ModelCard
+    from edgecnn.core.preprocess import preprocess_batch
+    from edgecnn.core.card import ModelCard
 
     data = load_classification("digits", "train").take(range(0, 4000, 8))
     card = ModelCard(task="classify", labels=[str(i) for i in range(10)], input_size=(32, 32))
@@ -227,7 +227,7 @@ def test_family_converts_to_onnx_and_tflite_fp32_and_int8(family, tmp_path, digi
     budget is loose (top-1 agreement with PyTorch >= 85%): the accuracy gate proper is
     shown on the trained digits and shapes models (test_quantize, benchmarks)."""
     from converters.sources import CardFlags
-    from edgecnn.convert import ConvertOptions, convert
+    from edgecnn.compress.convert import ConvertOptions, convert
 
     torch.manual_seed(0)
     model = teach(FAMILIES[family]())
@@ -372,9 +372,9 @@ def test_int8_onnx_keeps_the_named_layers_float(tmp_path):
     import onnx
 
     from converters.to_onnx import module_of_node
-    from edgecnn.checkpoint import load_model
+    from edgecnn.training.checkpoint import load_model
     from edgecnn.runtime.model_file import read_card
-    from edgecnn.quantize import quantizable_layers
+    from edgecnn.compress.quantize import quantizable_layers
 
     source = "edgecnn/assets/digits_mobilenet_v2.pt"
     layers = quantizable_layers(load_model(ROOT / source)[0])
@@ -406,7 +406,7 @@ def test_int8_onnx_ranges_are_not_stretched_by_one_outlier_pixel(tmp_path):
     from onnx import numpy_helper
 
     from converters.to_onnx import calibration_chunk, export_fp32, quantize_int8
-    from edgecnn.card import ModelCard
+    from edgecnn.core.card import ModelCard
 
     card = ModelCard(task="classify", labels=["a", "b"], input_size=(64, 64), mean=(127.5,) * 3, std=(127.5,) * 3)
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),

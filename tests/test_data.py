@@ -4,7 +4,7 @@ import pytest
 from edgecnn.data import load_classification
 from edgecnn.data.augment import ClassifyAugment
 from edgecnn.data.digits import _tiles
-from edgecnn.errors import UserError
+from edgecnn.core.errors import UserError
 
 
 def test_digits_split_is_4000_train_1000_held_out_and_disjoint():

@@ -10,8 +10,9 @@ from conftest import assert_one_line_error, run_cli
 from edgecnn.data.augment import DetectAugment, mosaic
 from edgecnn.data.detection import (load_coco, load_detection, load_shapes_detection, load_yolo, shapes_scene,
                                     shapes_scene_visibility, write_yolo)
-from edgecnn.errors import UserError
-from edgecnn.runtime.detection import cell_centres, decode, level_shape, postprocess
+from edgecnn.core.errors import UserError
+from edgecnn.runtime.heads.ltrb_sigmoid import cell_centres, decode_levels as decode, level_shape
+from edgecnn.runtime.nms import postprocess
 
 
 def test_shapes_scenes_are_deterministic_and_boxes_are_tight():

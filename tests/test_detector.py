@@ -5,15 +5,15 @@ import pytest
 import torch
 
 from conftest import assert_one_line_error, run_cli, run_cli_batch
-from edgecnn.checkpoint import load_model
+from edgecnn.training.checkpoint import load_model
 from edgecnn.data.detection import load_shapes_detection
 from edgecnn.models.detector import MobileNetDetector, tap_expansions
 from edgecnn.models.mobilenet_v2 import InvertedResidual
-from edgecnn.runtime.detection import cell_centres
-from edgecnn.card import ModelCard
-from edgecnn.tasks.detect import TorchDetection, collate, training_sizes
-from edgecnn.tasks.detect_loss import DetectionLoss, giou, pairwise_iou
-from edgecnn.train import TrainConfig, train
+from edgecnn.runtime.heads.ltrb_sigmoid import cell_centres
+from edgecnn.core.card import ModelCard
+from edgecnn.tasks.detect.training import TorchDetection, collate, training_sizes
+from edgecnn.tasks.detect.loss import DetectionLoss, giou, pairwise_iou
+from edgecnn.training.train import TrainConfig, train
 
 
 @pytest.mark.parametrize("backbone", ["mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "mobilenet_v1"])
@@ -43,7 +43,7 @@ def test_expansion_taps_split_the_next_block_exactly():
 
 
 def test_expansion_taps_widen_the_neck_inputs_and_survive_a_checkpoint(tmp_path):
-    from edgecnn.checkpoint import save_checkpoint
+    from edgecnn.training.checkpoint import save_checkpoint
 
     model = MobileNetDetector(3, "mobilenet_v2", 0.5, tap="expansion").eval()
     assert [lateral[0].in_channels for lateral in model.laterals] == [96, 288, 160]
@@ -153,7 +153,7 @@ def test_training_writes_a_detector_with_its_card(tiny_detector):
 
 
 def test_a_card_without_a_neck_width_rebuilds_the_earlier_96_channel_detector():
-    from edgecnn.checkpoint import build_from_card
+    from edgecnn.training.checkpoint import build_from_card
 
     card = ModelCard(task="detect", labels=["a", "b"], input_size=(128, 128), head={"strides": [8, 16, 32]},
                      architecture={"name": "detector", "backbone": "mobilenet_v2", "width": 0.5})
@@ -190,9 +190,10 @@ def test_detector_runs_on_the_real_video(tiny_detector):
     import cv2
 
     from conftest import DATA
-    from edgecnn.evaluate import torch_predictor
-    from edgecnn.runtime.detection import decode, postprocess
-    from edgecnn.runtime.preprocess import preprocess
+    from edgecnn.training.evaluate import torch_predictor
+    from edgecnn.runtime.heads.ltrb_sigmoid import decode_levels as decode
+    from edgecnn.runtime.nms import postprocess
+    from edgecnn.core.preprocess import preprocess
 
     model, card, _ = load_model(tiny_detector[0])
     predict = torch_predictor(model)

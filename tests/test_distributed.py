@@ -3,7 +3,7 @@ import json
 import subprocess
 import sys
 
-from edgecnn.checkpoint import load_checkpoint
+from edgecnn.training.checkpoint import load_checkpoint
 
 ARGS = ["train", "--model", "lenet5", "--data", "digits", "--imgsz", "32", "--epochs", "4", "--seed", "1"]
 
@@ -26,7 +26,7 @@ def test_two_processes_reach_the_accuracy_of_one(tmp_path):
 
 
 def test_ranks_split_exactly_the_single_process_batches():
-    from edgecnn.train import TrainConfig, epoch_order
+    from edgecnn.training.train import TrainConfig, epoch_order
 
     config = TrainConfig(batch=32, seed=5)
     single = epoch_order(1000, config, 2, 1, 0)

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from conftest import assert_one_line_error, run_cli, run_cli_batch
-from edgecnn.checkpoint import load_checkpoint
-from edgecnn.train import TrainConfig, train
+from edgecnn.training.checkpoint import load_checkpoint
+from edgecnn.training.train import TrainConfig, train
 
 
 @pytest.fixture(scope="module")

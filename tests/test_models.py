@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from edgecnn.errors import UserError
+from edgecnn.core.errors import UserError
 from edgecnn.models import CLASSIFIERS, build_model
 from edgecnn.models.complexity import complexity
 

@@ -16,7 +16,7 @@ def test_prune_half_the_macs_fine_tune_and_reload(tmp_path):
     assert summary["before"]["latency_ms"] > 0 and summary["after"]["latency_ms"] > 0
     assert (tmp_path / "digits-pruned-finetune" / "last.pt").is_file()
 
-    from edgecnn.checkpoint import load_model
+    from edgecnn.training.checkpoint import load_model
     from edgecnn.models.complexity import complexity
 
     model, card, _ = load_model(out)

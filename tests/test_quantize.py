@@ -13,7 +13,7 @@ DETECTOR = ROOT / "edgecnn" / "assets" / "shapes_detector.pt"
 
 
 def test_calibration_checks_warn_on_few_images_and_foreign_statistics():
-    from edgecnn.quantize import MIN_CALIBRATION_IMAGES, check_calibration
+    from edgecnn.compress.quantize import MIN_CALIBRATION_IMAGES, check_calibration
 
     rng = np.random.default_rng(0)
     reference = rng.normal(-0.6, 0.5, (256, 1, 8, 8)).astype(np.float32)
@@ -33,7 +33,7 @@ def test_digits_int8_within_budget_and_full_int8_tflite(tmp_path):
     assert summary["fp32"]["top1"] >= 0.99 and summary["gate"]["drop"] <= 0.3, summary["gate"]
     assert summary["warnings"] == [] and summary["calibration_images"] == 256
 
-    from edgecnn.quantize import load_quantized
+    from edgecnn.compress.quantize import load_quantized
 
     card = load_quantized(out).card
     assert card.precision == "int8" and card.layout == "nhwc"
@@ -82,8 +82,8 @@ def test_a_conv_and_its_relu6_are_quantized_once_after_the_relu6():
     quantize op between the two, and the range observed after the ReLU6 starts at 0
     (zero point -128). Before, the conv's output was quantized with its pre-activation
     range and the ReLU6 shared it. The first conv, followed by a ReLU6, can now stay float."""
-    from edgecnn.checkpoint import load_model
-    from edgecnn.quantize import load_images, quantize_model
+    from edgecnn.training.checkpoint import load_model
+    from edgecnn.compress.quantize import load_images, quantize_model
 
     model, card, _ = load_model(str(DIGITS))
     images = load_images("digits", card, 8)
@@ -105,14 +105,14 @@ def test_quantization_aware_training_gives_a_full_int8_classifier(tmp_path):
     accuracy, and converts to a TFLite file with only integer tensors."""
     import torch
 
-    from edgecnn.evaluate import evaluate_predictor, torch_predictor
-    from edgecnn.quantize import load_images, quantization_aware_training, save_quantized
-    from edgecnn.tasks.classify import ClassifyTask
-    from edgecnn.train import TrainConfig
+    from edgecnn.training.evaluate import evaluate_predictor, torch_predictor
+    from edgecnn.compress.quantize import load_images, quantization_aware_training, save_quantized
+    from edgecnn.tasks.classify.training import ClassifyTraining
+    from edgecnn.training.train import TrainConfig
 
     torch.manual_seed(0)
-    task = ClassifyTask(TrainConfig(model="lenet5", data="digits", imgsz=32), None)
-    from edgecnn.checkpoint import build_from_card
+    task = ClassifyTraining(TrainConfig(model="lenet5", data="digits", imgsz=32), None)
+    from edgecnn.training.checkpoint import build_from_card
 
     model = build_from_card(task.card)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
@@ -154,14 +154,14 @@ def test_mixed_precision_ranks_layers_and_keeps_the_most_sensitive_in_float(tmp_
     left float; with an unreachable budget every attempt is reported and nothing written."""
     import torch
 
-    from edgecnn.checkpoint import build_from_card, save_checkpoint
-    from edgecnn.errors import GateRefused
-    from edgecnn.quantize import QuantizeOptions, quantizable_layers, quantize_checkpoint
-    from edgecnn.tasks.classify import ClassifyTask
-    from edgecnn.train import TrainConfig
+    from edgecnn.training.checkpoint import build_from_card, save_checkpoint
+    from edgecnn.core.errors import GateRefused
+    from edgecnn.compress.quantize import QuantizeOptions, quantizable_layers, quantize_checkpoint
+    from edgecnn.tasks.classify.training import ClassifyTraining
+    from edgecnn.training.train import TrainConfig
 
     torch.manual_seed(0)
-    task = ClassifyTask(TrainConfig(model="lenet5", data="digits", imgsz=32), None)
+    task = ClassifyTraining(TrainConfig(model="lenet5", data="digits", imgsz=32), None)
     model = build_from_card(task.card).eval()
     save_checkpoint(tmp_path / "lenet.pt", task.card, model)
     messages = []
@@ -182,14 +182,14 @@ def test_float_layers_stay_float_in_the_channel_last_graph():
     reproduces the fp32 model, which the all-int8 program does not."""
     import torch
 
-    from edgecnn.checkpoint import build_from_card
-    from edgecnn.quantize import load_images, quantizable_layers, quantize_model
-    from edgecnn.runtime.preprocess import preprocess_batch
-    from edgecnn.tasks.classify import ClassifyTask
-    from edgecnn.train import TrainConfig
+    from edgecnn.training.checkpoint import build_from_card
+    from edgecnn.compress.quantize import load_images, quantizable_layers, quantize_model
+    from edgecnn.core.preprocess import preprocess_batch
+    from edgecnn.tasks.classify.training import ClassifyTraining
+    from edgecnn.training.train import TrainConfig
 
     torch.manual_seed(0)
-    card = ClassifyTask(TrainConfig(model="lenet5", data="digits", imgsz=32), None).card
+    card = ClassifyTraining(TrainConfig(model="lenet5", data="digits", imgsz=32), None).card
     model = build_from_card(card).eval()
     images = load_images("digits", card, 32)
     with torch.no_grad():
@@ -206,8 +206,8 @@ def test_float_box_convs_keep_the_box_outputs_float(tmp_path):
     steps of 1/256 of the input, in the PT2E graph and in the TFLite file. The class
     outputs stay int8."""
     from converters import to_tflite
-    from edgecnn.checkpoint import load_model
-    from edgecnn.quantize import CONV_OPS, load_images, quantize_model
+    from edgecnn.training.checkpoint import load_model
+    from edgecnn.compress.quantize import CONV_OPS, load_images, quantize_model
     from edgecnn.runtime.backends import open_backend
 
     model, card, _ = load_model(DETECTOR)
@@ -237,9 +237,9 @@ def test_detector_qat_loss_is_the_training_loss_on_the_deployed_outputs():
     recovered from them matches the training loss computed from the logits."""
     import torch
 
-    from edgecnn.checkpoint import load_model
+    from edgecnn.training.checkpoint import load_model
     from edgecnn.models.detector import flatten_cells
-    from edgecnn.quantize import qat_task
+    from edgecnn.compress.quantize import qat_task
 
     model, card, _ = load_model(DETECTOR)
     model.eval()
@@ -262,12 +262,12 @@ def test_detector_qat_loss_is_the_training_loss_on_the_deployed_outputs():
 def test_detector_quantization_aware_training_keeps_its_float_layers(tmp_path):
     """QAT on a detector: fine-tuned through its deployed graph with the box convs left
     float, scored with the same mAP as the fp32 model, and saved as an int8 program."""
-    from edgecnn.checkpoint import load_model
+    from edgecnn.training.checkpoint import load_model
     from edgecnn.data.detection import load_detection
-    from edgecnn.detection_metrics import coco_map
-    from edgecnn.evaluate import torch_predictor
-    from edgecnn.quantize import load_images, load_quantized, quantization_aware_training, save_quantized
-    from edgecnn.tasks.detect import predict_detections
+    from edgecnn.tasks.detect.metrics import coco_map
+    from edgecnn.training.evaluate import torch_predictor
+    from edgecnn.compress.quantize import load_images, load_quantized, quantization_aware_training, save_quantized
+    from edgecnn.tasks.detect.training import predict_detections
 
     model, card, _ = load_model(DETECTOR)
     model.eval()

@@ -7,12 +7,12 @@ import pytest
 
 from conftest import assert_one_line_error, run_cli
 from edgecnn.assets import RUNTIME_DEFAULT
-from edgecnn.card import ModelCard
+from edgecnn.core.card import ModelCard
 from edgecnn.data.detection import shapes_scene
-from edgecnn.errors import UserError
+from edgecnn.core.errors import UserError
 from edgecnn.runtime.backends import backends_for, dequantize, onnx_providers, open_backend, quantize
 from edgecnn.runtime.model_file import read_card
-from edgecnn.runtime.preprocess import preprocess
+from edgecnn.core.preprocess import preprocess
 from runtime_fixtures import detector_onnx, int8_io_onnx
 
 

@@ -31,8 +31,8 @@ def test_train_convert_run_on_a_real_video(image_folder, tmp_path):
     # The recorded scores are the model's own on those frames (checked against the checkpoint in torch).
     import torch
 
-    from edgecnn.checkpoint import load_model
-    from edgecnn.runtime.preprocess import preprocess
+    from edgecnn.training.checkpoint import load_model
+    from edgecnn.core.preprocess import preprocess
 
     torch_model, card, _ = load_model(tmp_path / "run" / "last.pt")
     video = cv2.VideoCapture(str(VIDEO))

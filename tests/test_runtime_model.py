@@ -10,9 +10,10 @@ import pytest
 import edgecnn
 from conftest import assert_one_line_error, run_cli
 from edgecnn.data.detection import DETECTION_SHAPES, shapes_scene
-from edgecnn.errors import UserError
+from edgecnn.core.errors import UserError
 from edgecnn.runtime.card_options import CardOptions
-from edgecnn.runtime.results import Classes, Detections
+from edgecnn.tasks.classify.result import Classes
+from edgecnn.tasks.detect.result import Detections
 from runtime_fixtures import ROOT, VIDEO, VIDEO_FRAMES, detector_onnx, digits_onnx
 
 
@@ -128,7 +129,7 @@ def test_runtime_streams_with_torch_and_onnx_blocked():
 
 
 def test_bound_preprocessing_is_the_one_preprocessing():
-    from edgecnn.runtime.preprocess import make_preprocessor, preprocess
+    from edgecnn.core.preprocess import make_preprocessor, preprocess
 
     model = edgecnn.load(str(digits_onnx()))
     image = shapes_scene(0, "val", 4)[0]

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, run_cli
-from edgecnn.errors import UserError
+from edgecnn.core.errors import UserError
 from edgecnn.runtime.runner import RunOptions, run
-from edgecnn.runtime.sinks import VideoSink
+from edgecnn.runtime.sinks.video import VideoSink
 from edgecnn.runtime.stats import StreamStats
-from edgecnn.runtime.webview import WebView
+from edgecnn.runtime.sinks.webview import WebView
 from runtime_fixtures import VIDEO, VIDEO_FRAMES
 
 CHROMIUM = "/usr/bin/chromium"
@@ -58,7 +58,7 @@ def test_stdout_carries_only_json_lines_by_default():
 
 def test_video_of_an_interrupted_run_is_not_left_behind(tmp_path):
     sink = VideoSink(str(tmp_path / "out.mp4"), fps=10)
-    from edgecnn.runtime.results import Classes
+    from edgecnn.tasks.classify.result import Classes
 
     for _ in range(3):
         sink.write(np.zeros((32, 48, 3), np.uint8), Classes(np.array([0.2, 0.8]), ["a", "b"]))
@@ -126,7 +126,7 @@ def test_web_view_rules_token_paths_and_bounded_viewers():
         assert fetch(base + "stats.json", {"Authorization": "Bearer s3cret"})[0] == 200
         for path in ("etc/passwd", "../x", "stream.mjpg/extra", "favicon.ico"):
             assert fetch(base + path + "?token=s3cret")[0] == 404
-        from edgecnn.runtime.results import Classes
+        from edgecnn.tasks.classify.result import Classes
 
         view.write(np.zeros((32, 32, 3), np.uint8), Classes(np.array([1.0]), ["a"]))
         first = urllib.request.urlopen(base + "stream.mjpg?token=s3cret", timeout=5)
@@ -144,7 +144,7 @@ def test_web_page_shows_live_video_and_stats_in_a_browser():
     from playwright.sync_api import sync_playwright
 
     views = []
-    import edgecnn.runtime.webview as webview
+    import edgecnn.runtime.sinks.webview as webview
 
     class Recorded(webview.WebView):
         def __init__(self, *args, **kwargs):
@@ -155,7 +155,7 @@ def test_web_page_shows_live_video_and_stats_in_a_browser():
     stop = threading.Event()
     try:
         runner = threading.Thread(target=run, kwargs={"log": lambda m: None, "options": RunOptions(
-            source="demo?fps=20", serve="127.0.0.1:0", callbacks=[lambda image, r: not stop.is_set()])})
+            source="demo?fps=20", sinks={"serve": "127.0.0.1:0"}, callbacks=[lambda image, r: not stop.is_set()])})
         runner.start()
         for _ in range(100):
             if views:

@@ -12,7 +12,7 @@ import pytest
 from conftest import assert_one_line_error, run_cli
 from devices.camera import camera_choice, v4l2_indices
 from devices.profile import detect
-from edgecnn.errors import UserError
+from edgecnn.core.errors import UserError
 from edgecnn.runtime.demo import DemoCapture
 from edgecnn.runtime.sources import (ImageFilesSource, LiveSource, VideoFileSource, open_source, open_video_file)
 from runtime_fixtures import VIDEO, VIDEO_FRAMES
@@ -167,9 +167,9 @@ def test_live_source_stops_promptly_on_close():
 
 def test_http_mjpeg_stream_is_a_live_source():
     """The web view's own MJPEG stream, read back over HTTP through OpenCV's FFmpeg."""
-    from edgecnn.runtime.results import Classes
+    from edgecnn.tasks.classify.result import Classes
     from edgecnn.runtime.stats import StreamStats
-    from edgecnn.runtime.webview import WebView
+    from edgecnn.runtime.sinks.webview import WebView
 
     view, stop = WebView("127.0.0.1:0", StreamStats()), threading.Event()
 

@@ -8,8 +8,8 @@ import time
 import torch
 
 from conftest import assert_one_line_error, run_cli, run_cli_batch
-from edgecnn.checkpoint import load_checkpoint
-from edgecnn.train import TrainConfig, train
+from edgecnn.training.checkpoint import load_checkpoint
+from edgecnn.training.train import TrainConfig, train
 
 TINY = dict(model="lenet5", width=1.0, data="digits", imgsz=32, batch=64)
 KILLABLE = ["--model", "lenet5", "--data", "digits", "--imgsz", "32", "--epochs", "4", "--seed", "3"]
@@ -102,7 +102,7 @@ def test_micro_batches_give_the_full_batch_gradient_and_per_micro_batch_norm_sta
     import torch
     from torch import nn
 
-    from edgecnn.train import backward_in_micro_batches
+    from edgecnn.training.train import backward_in_micro_batches
 
     class Task:
         @staticmethod

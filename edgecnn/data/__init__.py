@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import List, Optional
 
 from edgecnn.data.base import ClassificationSet, DataInfo
-from edgecnn.errors import UserError
+from edgecnn.core.errors import UserError
 
 SPLITS = ("train", "val", "test")
 

@@ -17,11 +17,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from edgecnn.data.folder import IMAGE_SUFFIXES
-from edgecnn.data.shapes import random_colour, shape_polygon, textured_background
-from edgecnn.errors import UserError
+from edgecnn.core.files import is_image_file
+from edgecnn.core.scenes import DETECTION_SHAPES, random_colour, shape_polygon, textured_background
+from edgecnn.core.errors import UserError
 
-DETECTION_SHAPES = ["circle", "rectangle", "triangle"]
 SHAPES_SPLITS = {"train": 2000, "val": 300}
 SPLIT_IDS = {"train": 10, "val": 11}
 
@@ -227,7 +226,7 @@ def load_yolo(root: str, split: str, strict: bool = False) -> DetectionSet:
         raise UserError(f"image folder not found: {image_dir}")
     problems: List[Problem] = []
     images, boxes, classes, files = [], [], [], []
-    for path in sorted(p for p in image_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+    for path in sorted(p for p in image_dir.rglob("*") if is_image_file(p)):
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             _report(problems, Problem(str(path), None, "image does not decode"), strict)

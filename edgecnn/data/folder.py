@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 
 from edgecnn.data.base import ClassificationSet, DataInfo
-from edgecnn.errors import UserError
+from edgecnn.core.errors import UserError
+from edgecnn.core.files import is_image_file
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
 
 def split_dir(root: Path, split: str) -> Path:
@@ -57,7 +57,7 @@ def load_folder(root: str, split: str, labels: Optional[List[str]] = None) -> Cl
         class_dir = directory / name
         if not class_dir.is_dir():
             continue  # a class with no validation folder is allowed
-        files = sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(p for p in class_dir.iterdir() if is_image_file(p))
         if not files:
             raise UserError(f"class folder {class_dir} has no images")
         for path in files:

@@ -5,7 +5,7 @@ from typing import Any, Callable, Dict
 
 from torch import nn
 
-from edgecnn.errors import UserError
+from edgecnn.core.errors import UserError
 from edgecnn.models.lenet import LeNet5
 from edgecnn.models.mobilenet_v1 import MobileNetV1
 from edgecnn.models.mobilenet_v2 import MobileNetV2

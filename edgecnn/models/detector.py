@@ -11,20 +11,22 @@ scale and probabilities are never crushed under pixel coordinates):
   boxes_sN:  (N, H*W, 4) distances from each cell centre to the box sides (left, top,
              right, bottom) as fractions of the input size: sigmoid, 0..1
   scores_sN: (N, H*W, classes) class probabilities: sigmoid, 0..1
-Decoding to corner boxes and NMS are done outside the graph, in
-edgecnn.runtime.detection, which the evaluator and the device runtime share.
+Decoding to corner boxes and NMS are done outside the graph, by the "ltrb-sigmoid"
+head (edgecnn/runtime/heads/ltrb_sigmoid.py), which the evaluator and the device
+runtime share.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from edgecnn.models.blocks import ConvBNAct, init_weights, make_divisible
+from edgecnn.runtime.heads.ltrb_sigmoid import DEFAULT_STRIDES
 
-STRIDES = (8, 16, 32)
+STRIDES = DEFAULT_STRIDES
 DETECT_IMGSZ = 192  # default input side of a detector
 NECK_CHANNELS = 128  # neck and head width at width <= 1 (cards written before it was recorded: 96)
 DEFAULT_TAP = "block"  # where the neck taps a MobileNetV2: "block" outputs or SSDLite's "expansion" (--tap)
@@ -157,5 +159,3 @@ def flatten_cells(maps: torch.Tensor) -> torch.Tensor:
     return maps.permute(0, 2, 3, 1).flatten(1, 2)
 
 
-def output_names(strides: Sequence[int] = STRIDES) -> List[str]:
-    return [f"boxes_s{s}" for s in strides] + [f"scores_s{s}" for s in strides]

@@ -1,4 +1,6 @@
-"""Drawing results onto frames, for the saved video, the window and the web view."""
+"""Drawing results onto frames, for the saved video, the window, the web view and a
+robot program's own output (`edgecnn.annotate(frame, result)`). Each result type
+draws itself (its `draw(canvas)`); this module owns the canvas, colours and labels."""
 from __future__ import annotations
 
 from typing import Optional
@@ -10,7 +12,11 @@ PALETTE = [(56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 
            (23, 204, 146), (134, 219, 61), (52, 147, 26), (187, 212, 0), (168, 153, 44), (255, 194, 0)]
 
 
-def _label(image: np.ndarray, text: str, origin, colour) -> None:
+def colour_of(class_id: int):
+    return PALETTE[int(class_id) % len(PALETTE)]
+
+
+def draw_label(image: np.ndarray, text: str, origin, colour) -> None:
     (width, height), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
     x, y = int(origin[0]), max(int(origin[1]), height + baseline)
     cv2.rectangle(image, (x, y - height - baseline), (x + width, y), colour, -1)
@@ -18,17 +24,10 @@ def _label(image: np.ndarray, text: str, origin, colour) -> None:
 
 
 def annotate(image: np.ndarray, result, status: Optional[str] = None) -> np.ndarray:
-    """A BGR copy of `image` with the result drawn on it (boxes and labels, or the top
-    class) and an optional status line at the bottom."""
+    """A BGR copy of `image` with the result drawn on it and an optional status line at
+    the bottom; `image` itself is left untouched."""
     canvas = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image[:, :, :3].copy()
-    if hasattr(result, "boxes"):
-        for box, score, class_id in zip(result.boxes, result.scores, result.classes):
-            colour = PALETTE[int(class_id) % len(PALETTE)]
-            x1, y1, x2, y2 = (int(round(float(v))) for v in box)
-            cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, 2)
-            _label(canvas, f"{result.labels[int(class_id)]} {float(score):.2f}", (x1, y1), colour)
-    else:
-        _label(canvas, f"{result.label} {result.score:.2f}", (4, 4), PALETTE[result.class_id % len(PALETTE)])
+    result.draw(canvas)
     if status:
-        _label(canvas, status, (4, canvas.shape[0] - 2), (40, 40, 40))
+        draw_label(canvas, status, (4, canvas.shape[0] - 2), (40, 40, 40))
     return canvas

@@ -21,8 +21,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from edgecnn.card import ModelCard
-from edgecnn.errors import UserError
+from edgecnn.core.card import ModelCard
+from edgecnn.core.errors import UserError
 from edgecnn.runtime.native_stderr import native_stderr
 from edgecnn.runtime.model_file import model_format, read_onnx_card, read_tflite_card
 

@@ -13,10 +13,10 @@ import os
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
-from edgecnn.card import ModelCard, TASKS
-from edgecnn.errors import UserError
-
-HEAD_FORMATS = ("ltrb-sigmoid",)  # edgecnn's detector: per-level normalised side distances + sigmoid scores
+from edgecnn.core.card import ModelCard
+from edgecnn.core.errors import UserError
+from edgecnn.runtime.heads import parse_head_flag
+from edgecnn.tasks import get_task, task_names
 
 
 @dataclass
@@ -30,7 +30,7 @@ class CardOptions:
     std: Optional[str] = None
     labels: Optional[str] = None  # a file (one label a line) or "a,b,c"
     bgr: bool = False
-    head: Optional[str] = None  # "ltrb-sigmoid:8,16,32"
+    head: Optional[str] = None  # "NAME[:ARGUMENTS]", e.g. "ltrb-sigmoid:8,16,32" (edgecnn.runtime.heads)
 
 
 def parse_input_size(text: str) -> Tuple[int, int]:
@@ -67,18 +67,6 @@ def parse_labels(text: str) -> List[str]:
     return labels
 
 
-def parse_head(text: str) -> dict:
-    name, _, strides = text.partition(":")
-    if name not in HEAD_FORMATS:
-        raise UserError(f"--head: unknown detector output format {name!r}; supported: "
-                        f"{', '.join(HEAD_FORMATS)}[:STRIDES] (boxes then scores per stride level)")
-    try:
-        values = [int(s) for s in strides.split(",")] if strides else [8, 16, 32]
-    except ValueError:
-        raise UserError(f"--head strides must be integers, got {strides!r}") from None
-    return {"format": name, "strides": values}
-
-
 def input_geometry(shape: Tuple[int, ...]) -> Tuple[Optional[str], Optional[Tuple[int, int]], Optional[int]]:
     """(layout, (h, w), channels) as far as a 4-D input shape tells them (None: unknown)."""
     if len(shape) != 4:
@@ -102,8 +90,7 @@ def resolve_card(file_card: Optional[ModelCard], options: CardOptions, input_sha
     layout, size, channels = input_geometry(tuple(input_shape))
     given = {}
     if options.task is not None:
-        if options.task not in TASKS:
-            raise UserError(f"--task must be one of {', '.join(TASKS)}, got {options.task!r}")
+        get_task(options.task)  # an unknown name: one line listing the known tasks
         given["task"] = options.task
     if options.input_size is not None:
         given["input_size"] = parse_input_size(options.input_size)
@@ -116,7 +103,7 @@ def resolve_card(file_card: Optional[ModelCard], options: CardOptions, input_sha
     if options.labels is not None:
         given["labels"] = parse_labels(options.labels)
     if options.head is not None:
-        given["head"] = parse_head(options.head)
+        given["head"] = parse_head_flag(options.head)
     if file_card is not None:
         if options.bgr:
             given["color"] = "bgr"
@@ -124,13 +111,14 @@ def resolve_card(file_card: Optional[ModelCard], options: CardOptions, input_sha
         card.validate()
     else:
         task = given.get("task")
-        needed = {"--task (classify|detect)": task is None,
+        needed = {f"--task ({'|'.join(task_names())})": task is None,
                   "--input-size": "input_size" not in given and size is None,
                   "--layout": "layout" not in given and layout is None,
                   "--mean": "mean" not in given, "--std": "std" not in given,
-                  "--labels": "labels" not in given,
-                  "--head (detector output format, e.g. ltrb-sigmoid:8,16,32)": task == "detect" and "head" not in given}
+                  "--labels": "labels" not in given}
         missing = [flag for flag, is_missing in needed.items() if is_missing]
+        if task is not None:
+            missing += get_task(task).missing_flags(given)
         if missing:
             raise UserError(f"{model_name} has no model card; give {', '.join(missing)}")
         color = "gray" if channels == 1 else ("bgr" if options.bgr else "rgb")
@@ -138,9 +126,6 @@ def resolve_card(file_card: Optional[ModelCard], options: CardOptions, input_sha
                          layout=given.get("layout", layout), color=color, mean=given["mean"], std=given["std"],
                          head=given.get("head", {}))
     check_input(card, tuple(input_shape), model_name)
-    if card.task == "detect" and card.head.get("format", "ltrb-sigmoid") not in HEAD_FORMATS:
-        raise UserError(f"{model_name}: detector output format {card.head.get('format')!r} is not supported "
-                        f"(supported: {', '.join(HEAD_FORMATS)})")
     return card
 
 

@@ -12,8 +12,7 @@ from typing import List, Tuple
 import cv2
 import numpy as np
 
-from edgecnn.data.detection import DETECTION_SHAPES
-from edgecnn.data.shapes import random_colour, shape_polygon, textured_background
+from edgecnn.core.scenes import DETECTION_SHAPES, random_colour, shape_polygon, textured_background
 
 
 class DemoCapture:

@@ -5,8 +5,8 @@
     for frame, result in model.stream("camera:0"):
         ...
 
-predict = the card's preprocessing -> backend -> decode (classes: softmax; detector:
-decode + NMS). stream = a source, the same predict per frame, results stamped with
+predict = the card's preprocessing -> backend -> the task's interpretation (classes:
+softmax; detector: the head's decode + NMS). stream = a source, the same predict per frame, results stamped with
 frame index, capture time, frame age and inference time, and live statistics.
 """
 from __future__ import annotations
@@ -18,17 +18,19 @@ from typing import Callable, Iterator, Optional, Tuple, Union
 import cv2
 import numpy as np
 
-from edgecnn.card import ModelCard
-from edgecnn.errors import UserError
+from edgecnn.core.card import ModelCard
+from edgecnn.core.errors import UserError
 from edgecnn.runtime.backends import Backend, open_backend
 from edgecnn.runtime.card_options import CardOptions, expected_input_shape, resolve_card
-from edgecnn.runtime.detection import NMS_IOU, decode, postprocess
-from edgecnn.runtime.preprocess import make_preprocessor
-from edgecnn.runtime.results import Classes, Detections, scores_from_logits
+from edgecnn.runtime.nms import MAX_DETECTIONS, NMS_IOU
+from edgecnn.core.preprocess import make_preprocessor
 from edgecnn.runtime.sources import Source, open_source, stderr_log
 from edgecnn.runtime.stats import StreamStats
+from edgecnn.tasks import get_task
+from edgecnn.tasks.classify.result import Classes
+from edgecnn.tasks.detect.result import Detections
 
-Result = Union[Classes, Detections]
+Result = Union[Classes, Detections]  # the result types of the tasks a model can have
 
 
 def default_model_path() -> str:
@@ -52,11 +54,13 @@ class Model:
         if not 0 <= conf_threshold <= 1 or not 0 <= iou_threshold <= 1:
             raise UserError("confidence and IoU thresholds must be within 0..1")
         self.backend, self.card = backend, card
+        self.task_spec = get_task(card.task)
         self.conf_threshold, self.iou_threshold = conf_threshold, iou_threshold
-        self.preprocess = make_preprocessor(card)
+        self.preprocess = make_preprocessor(card, self.task_spec.preprocessing(card))
         # One inference on a blank input: checks the outputs against the card before
         # any frame is read, and takes the backend's first-call setup off the first frame.
-        self._check_outputs(backend.infer(np.zeros(expected_input_shape(card), np.float32)))
+        outputs = backend.infer(np.zeros(expected_input_shape(card), np.float32))
+        self.task_spec.check_outputs(card, [tuple(o.shape) for o in outputs], os.path.basename(backend.path))
 
     @property
     def task(self) -> str:
@@ -93,35 +97,8 @@ class Model:
         return result
 
     def _interpret(self, outputs, image_size: Tuple[int, int]) -> Result:
-        if self.card.task == "classify":
-            return Classes(scores_from_logits(outputs[0]), self.card.labels)
-        strides = self.card.head.get("strides", [8, 16, 32])
-        levels = len(strides)
-        try:
-            corners, probabilities = decode([o[0] for o in outputs[:levels]], [o[0] for o in outputs[levels:]],
-                                            self.card.input_size, strides)
-        except ValueError as exc:
-            raise UserError(f"{os.path.basename(self.backend.path)}: {exc}") from None
-        found = postprocess(corners, probabilities, self.card.labels, self.card.input_size, image_size,
-                            self.conf_threshold, self.iou_threshold)
-        return Detections(found.boxes, found.scores, found.classes, found.labels)
-
-    def _check_outputs(self, outputs) -> None:
-        """The outputs must be what the card says, once per model (a clear error, not an IndexError)."""
-        name = os.path.basename(self.backend.path)
-        classes = len(self.card.labels)
-        if self.card.task == "classify":
-            if len(outputs) != 1 or outputs[0].size != classes:
-                raise UserError(f"{name}: a classifier with {classes} labels should output {classes} values, "
-                                f"the model outputs {[tuple(o.shape) for o in outputs]}; check --labels/--task")
-        else:
-            levels = len(self.card.head.get("strides", [8, 16, 32]))
-            shapes = [tuple(o.shape) for o in outputs]
-            if (len(outputs) != 2 * levels or any(o.shape[-1] != 4 for o in outputs[:levels])
-                    or any(o.shape[-1] != classes for o in outputs[levels:])):
-                raise UserError(f"{name}: a detector with {classes} labels at {levels} levels should output "
-                                f"{levels} box tensors (.., 4) then {levels} score tensors (.., {classes}); "
-                                f"the model outputs {shapes}")
+        return self.task_spec.interpret(self.card, outputs, image_size, conf=self.conf_threshold,
+                                        iou=self.iou_threshold, max_results=MAX_DETECTIONS)
 
     def stream(self, source: Union[str, int, Source], *, realtime: bool = False, max_frames: Optional[int] = None,
                log: Callable[[str], None] = stderr_log) -> "Stream":

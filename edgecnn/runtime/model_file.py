@@ -12,8 +12,8 @@ import os
 import struct
 from typing import Optional
 
-from edgecnn.card import ModelCard
-from edgecnn.errors import UserError
+from edgecnn.core.card import ModelCard
+from edgecnn.core.errors import UserError
 
 CARD_KEY = "edgecnn_card"
 MODEL_SUFFIXES = (".onnx", ".tflite")

@@ -8,11 +8,11 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
-from edgecnn.errors import UserError
+from edgecnn.core.errors import UserError
 from edgecnn.runtime.card_options import CardOptions
-from edgecnn.runtime.detection import NMS_IOU
+from edgecnn.runtime.nms import NMS_IOU
 from edgecnn.runtime.sources import open_source, stderr_log
 
 
@@ -21,18 +21,15 @@ class RunOptions:
     model: Optional[str] = None  # None: the bundled model
     source: Optional[str] = None  # URI; None with camera None: demo
     camera: Optional[int] = None
-    json: Optional[str] = None  # path or "-"
-    save: Optional[str] = None
-    serve: Optional[str] = None
-    token: Optional[str] = None
-    show: bool = False
     backend: str = "auto"
     threads: Optional[int] = None
     max_frames: Optional[int] = None
     realtime: bool = False
     conf: float = 0.25
-    iou: Optional[float] = None  # NMS overlap threshold; None: edgecnn.runtime.detection.NMS_IOU
+    iou: Optional[float] = None  # NMS overlap threshold; None: edgecnn.runtime.nms.NMS_IOU
     card: CardOptions = field(default_factory=CardOptions)
+    # sink option values by option name (edgecnn.runtime.sinks), e.g. {"json": "-", "save": "out.mp4"}
+    sinks: Dict[str, Any] = field(default_factory=dict)
     callbacks: List[Callable] = field(default_factory=list)  # fn(image, result) per frame
 
 
@@ -50,33 +47,34 @@ def run(options: RunOptions, log: Callable[[str], None] = stderr_log, started: O
     """Run to the end of the source, --max-frames, a closed window or Ctrl-C; returns the
     final statistics (StreamStats.snapshot() plus first_result_ms)."""
     from edgecnn.runtime.model import load
-    from edgecnn.runtime.sinks import CallbackSink, JsonLinesSink, VideoSink, WindowSink
+    from edgecnn.runtime.sinks import SinkContext, sink_types
+    from edgecnn.runtime.sinks.callback import CallbackSink
 
     started = time.perf_counter() if started is None else started
     if options.max_frames is not None and options.max_frames < 1:
         raise UserError(f"--max-frames must be >= 1, got {options.max_frames}")
-    if options.token is not None and not options.serve:
-        raise UserError("--token is for --serve")
+    kinds = sink_types()
+    unknown = sorted(set(options.sinks) - {dest for kind in kinds for dest in kind.options})
+    if unknown:
+        raise UserError(f"unknown sink option {unknown[0]!r}; known: "
+                        f"{', '.join(dest for kind in kinds for dest in kind.options)}")
+    for kind in kinds:
+        kind.check(options.sinks)
     model = load(options.model, backend=options.backend, threads=options.threads, card=options.card,
                  conf_threshold=options.conf,
                  iou_threshold=NMS_IOU if options.iou is None else options.iou)
     uri = source_uri(options)
     source = open_source(uri, realtime=options.realtime, log=log)
     stream = model.stream(source, max_frames=options.max_frames)
+    context = SinkContext(source_name=source.name, fps=source.fps if source.fps and source.fps > 0 else 30.0,
+                          stats=stream.stats, log=log)
+    chosen = [(kind, options.sinks) for kind in kinds if kind.wanted(options.sinks)]
+    if not chosen and not options.callbacks:
+        chosen = [(kind, kind.default) for kind in kinds if kind.default is not None]
     sinks = []
     try:
-        if options.json is not None or not (options.save or options.serve or options.show or options.callbacks):
-            sinks.append(JsonLinesSink(options.json or "-"))
-        if options.save:
-            sinks.append(VideoSink(options.save, source.fps))
-        if options.show:
-            sinks.append(WindowSink(f"edgecnn: {source.name}"))
-        if options.serve:
-            from edgecnn.runtime.webview import WebView
-
-            view = WebView(options.serve, stream.stats, options.token, title=source.name)
-            sinks.append(view)
-            log(f"web view: {view.url}")
+        for kind, values in chosen:
+            sinks.append(kind.open(values, context))
         sinks.extend(CallbackSink(fn) for fn in options.callbacks)
     except BaseException:
         for sink in sinks:
@@ -106,9 +104,9 @@ def run(options: RunOptions, log: Callable[[str], None] = stderr_log, started: O
     summary = stream.stats.snapshot()
     summary["first_result_ms"] = round(first_result_ms, 1) if first_result_ms is not None else None
     summary.pop("last", None)
-    summary.pop("detections", None)
+    summary.pop("items", None)
     log(f"summary: {stream.stats.summary()}" +
         (f", first result {first_result_ms:.0f} ms after start" if first_result_ms is not None else ""))
-    if options.save and stream.stats.frames:
-        log(f"annotated video: {options.save}")
+    if options.sinks.get("save") and stream.stats.frames:
+        log(f"annotated video: {options.sinks['save']}")
     return summary

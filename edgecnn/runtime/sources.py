@@ -30,10 +30,10 @@ from urllib.parse import parse_qs
 import cv2
 import numpy as np
 
-from edgecnn.errors import UserError
+from edgecnn.core.errors import UserError
+from edgecnn.core.files import is_image_file
 from edgecnn.runtime.native_stderr import native_stderr
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 _END = object()
 
@@ -393,20 +393,20 @@ def open_source(uri, *, realtime: bool = False, log: Callable[[str], None] = std
         index = int(text[10:])
         return LiveSource(text, lambda: open_capture(index, cv2.CAP_V4L2, text), log=log)
     if any(ch in text for ch in "*?["):
-        paths = sorted(p for p in glob.glob(text) if os.path.splitext(p)[1].lower() in IMAGE_SUFFIXES)
+        paths = sorted(p for p in glob.glob(text) if is_image_file(p))
         if not paths:
             raise UserError(f"no images match {text}")
         return ImageFilesSource(text, paths, log)
     if os.path.isdir(text):
         paths = sorted(os.path.join(text, n) for n in os.listdir(text)
-                       if os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES)
+                       if is_image_file(n))
         if not paths:
             raise UserError(f"{text}: no images in this directory")
         return ImageFilesSource(text, paths, log)
     if not os.path.exists(text):
         raise UserError(f"{text}: no such file, directory or source (sources: camera:N, demo, video or image "
                         f"files, directories, globs, rtsp:// URLs, GStreamer pipelines)")
-    if os.path.splitext(text)[1].lower() in IMAGE_SUFFIXES:
+    if is_image_file(text):
         if cv2.imread(text, cv2.IMREAD_UNCHANGED) is None:
             raise UserError(f"{text}: not a readable image")
         return ImageFilesSource(text, [text], log)

@@ -10,6 +10,8 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from edgecnn.runtime.results import describe_items
+
 WINDOW = 100_000  # percentiles over at most this many recent frames
 
 
@@ -60,8 +62,9 @@ class StreamStats:
             ages = np.asarray(self.ages, np.float64)
             inference = np.asarray(self.inference, np.float64)
             last = self._last.to_dict() if self._last is not None else {}
+            items = describe_items(self._last) if self._last is not None else []
             snap = {"frames": self.frames, "dropped": self.dropped, "reconnects": self.reconnects,
-                    "status": self.status, "detections": last.get("detections", []), "last": last}
+                    "status": self.status, "items": items, "last": last}
         snap.update({"fps": round(self.fps(), 2), "recent_fps": round(self.recent_fps(), 2),
                      **{f"age_p{q}_ms": _percentile(ages, q) for q in (50, 90, 99)},
                      **{f"inference_p{q}_ms": _percentile(inference, q) for q in (50, 99)}})

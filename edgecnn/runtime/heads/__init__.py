@@ -1,0 +1,82 @@
+"""The head seam: a detector output format is one module here exposing `HEAD`, a `Head`.
+
+A head checks a model's outputs once (a clear error naming what it expected), says
+which preprocessing it expects ('resize' or 'letterbox'), and decodes ONE image's
+outputs into corner boxes in model-input pixels and per-class scores. `detect` then
+applies the shared threshold, NMS and mapping back onto the frame, so evaluation,
+parity, the runtime and the benchmarks all decode through the same two calls.
+
+A card names its head in `card.head["format"]`, with the head's own settings beside it.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from edgecnn.core.registry import Registry
+
+_HEADS = Registry("edgecnn.runtime.heads", "HEAD", "detector head")
+
+
+class Head:
+    name = ""
+    preprocessing = "resize"  # or "letterbox"
+
+    def config(self, arguments: str) -> Dict:
+        """The card's head entry from `--head NAME[:ARGUMENTS]`."""
+        if arguments:
+            raise ValueError(f"head {self.name} takes no arguments")
+        return {"format": self.name}
+
+    def check(self, card, shapes: Sequence[Tuple[int, ...]], model_name: str) -> None:
+        """Raise UserError unless the outputs fit this head and the card's labels."""
+        raise NotImplementedError
+
+    def decode(self, card, outputs: Sequence[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+        """Outputs of ONE image (batch dimension kept or not) -> ((N, 4) corners in input
+        pixels, (N, classes) scores)."""
+        raise NotImplementedError
+
+    def output_names(self, card) -> List[str]:
+        raise NotImplementedError
+
+
+def head_names() -> List[str]:
+    return _HEADS.names()
+
+
+def get_head(name: str) -> Head:
+    return _HEADS.get(name)
+
+
+def head_of(card) -> Head:
+    return get_head(card.head.get("format", DEFAULT_HEAD))
+
+
+def parse_head_flag(text: str) -> Dict:
+    """`--head NAME[:ARGUMENTS]` -> the card's head entry (UserError naming the known heads)."""
+    from edgecnn.core.errors import UserError
+
+    name, _, arguments = text.partition(":")
+    head = get_head(name)
+    try:
+        return head.config(arguments)
+    except ValueError as exc:
+        raise UserError(f"--head {text}: {exc}") from None
+
+
+def detect(card, outputs: Sequence[np.ndarray], image_size: Tuple[int, int], conf: float = 0.25,
+           iou: float = None, max_detections: int = None):
+    """Outputs of ONE image -> Detections in frame pixels: the head's decode, then the
+    shared threshold, NMS and mapping back."""
+    from edgecnn.runtime.nms import MAX_DETECTIONS, NMS_IOU, postprocess
+
+    head = head_of(card)
+    corners, scores = head.decode(card, outputs)
+    return postprocess(corners, scores, card.labels, card.input_size, image_size, conf,
+                       NMS_IOU if iou is None else iou, MAX_DETECTIONS if max_detections is None else max_detections,
+                       head.preprocessing)
+
+
+DEFAULT_HEAD = "ltrb-sigmoid"  # cards written before heads were named carry no format

@@ -1,0 +1,53 @@
+"""Thresholding, class-aware NMS and the mapping of boxes from the model input back onto
+the frame: the one postprocessing every detector head shares (evaluation, parity, the
+runtime and the benchmarks call it through `edgecnn.runtime.heads.detect`).
+
+numpy and OpenCV only (OpenCV's NMSBoxesBatched).
+"""
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import cv2
+import numpy as np
+
+from edgecnn.core.preprocess import letterbox_geometry
+from edgecnn.tasks.detect.result import Detections
+
+NMS_IOU = 0.7  # overlap above which a lower-scored box of the same class is dropped (Ultralytics' default)
+MAX_DETECTIONS = 100
+
+
+def to_frame(corners: np.ndarray, input_size: Tuple[int, int], image_size: Tuple[int, int],
+             fit: str = "resize") -> np.ndarray:
+    """Corner boxes in model-input pixels -> frame pixels, undoing the preprocessing
+    ('resize': the whole frame stretched to the input; 'letterbox': scaled to fit and
+    padded), clipped to the frame."""
+    in_h, in_w = input_size
+    img_h, img_w = image_size
+    if fit == "letterbox":
+        scale, pad_x, pad_y = letterbox_geometry(image_size, input_size)
+        corners = (corners - np.array([pad_x, pad_y] * 2, np.float32)) / scale
+    else:
+        corners = corners * np.array([img_w / in_w, img_h / in_h] * 2, np.float32)
+    return np.clip(corners, 0, [img_w, img_h, img_w, img_h])
+
+
+def postprocess(corners: np.ndarray, probabilities: np.ndarray, labels: List[str],
+                input_size: Tuple[int, int], image_size: Tuple[int, int], conf_threshold: float = 0.25,
+                iou_threshold: float = NMS_IOU, max_detections: int = MAX_DETECTIONS,
+                fit: str = "resize") -> Detections:
+    """(cells, 4) corner boxes in input pixels and (cells, classes) scores -> Detections
+    in frame pixels: threshold, class-aware NMS, map back."""
+    classes = probabilities.argmax(1)
+    scores = probabilities[np.arange(len(classes)), classes]
+    keep = scores >= conf_threshold
+    corners, scores, classes = corners[keep], scores[keep], classes[keep]
+    if len(scores):
+        xywh = np.concatenate([corners[:, :2], corners[:, 2:] - corners[:, :2]], 1)
+        chosen = cv2.dnn.NMSBoxesBatched(xywh.tolist(), scores.tolist(), classes.tolist(), conf_threshold,
+                                         iou_threshold, top_k=max_detections)
+        chosen = np.asarray(chosen, np.int64).reshape(-1)[:max_detections]
+        corners, scores, classes = corners[chosen], scores[chosen], classes[chosen]
+    corners = to_frame(corners, input_size, image_size, fit)
+    return Detections(corners.astype(np.float32), scores.astype(np.float32), classes.astype(np.int64), labels)

@@ -1,0 +1,77 @@
+"""The sink seam: where results go. A sink kind is one module here exposing `SINK`, a
+`SinkType`: the command-line options that turn it on (the CLI adds them from this
+registry) and how to open it. An open sink gets write(image, result) per frame and
+close(completed) at the end; a sink that wants the run to end (a closed window) sets
+`stop`.
+
+Without any sink option, `edgecnn run` writes JSON lines to stdout (the `jsonl` sink).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+from edgecnn.core.registry import Registry
+
+_SINKS = Registry("edgecnn.runtime.sinks", "SINK", "sink")
+
+
+class Sink:
+    stop = False
+
+    def write(self, image, result) -> None:
+        raise NotImplementedError
+
+    def close(self, completed: bool = True) -> None:
+        pass
+
+
+@dataclass
+class SinkContext:
+    """What a sink may need from the run: the source's name and frame rate, the live
+    statistics and the log."""
+
+    source_name: str = ""
+    fps: float = 30.0
+    stats: Any = None
+    log: Callable[[str], None] = print
+
+
+@dataclass
+class SinkType:
+    """One kind of sink. `options` maps each command-line option (its `dest` name) to
+    argparse keyword arguments; the first option turns the sink on. A run's sink values
+    are a dict {option dest: value}."""
+
+    name: str
+    options: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    opener: Optional[Callable[[Dict[str, Any], SinkContext], Sink]] = None
+    checker: Optional[Callable[[Dict[str, Any]], None]] = None
+    default: Optional[Dict[str, Any]] = None  # values it opens with when the run names no sink
+
+    def wanted(self, values: Dict[str, Any]) -> bool:
+        return bool(self.options) and values.get(next(iter(self.options))) not in (None, False)
+
+    def check(self, values: Dict[str, Any]) -> None:
+        """Raise UserError for option values that cannot work, before anything opens."""
+        if self.checker is not None:
+            self.checker(values)
+
+    def open(self, values: Dict[str, Any], context: SinkContext) -> Sink:
+        return self.opener(values, context)
+
+
+def sink_names() -> List[str]:
+    return _SINKS.names()
+
+
+def get_sink(name: str) -> SinkType:
+    return _SINKS.get(name)
+
+
+def sink_types() -> List[SinkType]:
+    return _SINKS.all()
+
+
+def option_dests() -> List[str]:
+    return [dest for kind in sink_types() for dest in kind.options]

@@ -1,0 +1,43 @@
+"""JSON lines: one record per frame (result.to_dict()), flushed per line so a reader
+(a robot process, `tail -f`) sees each frame as it happens. "-" is stdout."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from edgecnn.core.errors import UserError
+from edgecnn.runtime.sinks import Sink, SinkType
+
+
+class JsonLinesSink(Sink):
+    """One JSON record per frame (result.to_dict()), flushed per line so a reader
+    (a robot process, `tail -f`) sees each frame as it happens. "-" is stdout."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        if target == "-":
+            self.handle, self._owned = sys.stdout, False
+        else:
+            try:
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+                self.handle, self._owned = open(target, "w", encoding="utf-8"), True
+            except OSError as exc:
+                raise UserError(f"cannot write {target}: {exc.strerror or exc}") from None
+
+    def write(self, image, result) -> None:
+        self.handle.write(json.dumps(result.to_dict()) + "\n")
+        self.handle.flush()
+
+    def close(self, completed: bool = True) -> None:
+        if self._owned:
+            self.handle.close()
+
+
+SINK = SinkType(
+    name="jsonl",
+    options={"json": dict(default=None, metavar="PATH", help="JSON lines, one record per frame ('-': stdout; "
+                          "the default when no other output is named)")},
+    opener=lambda values, context: JsonLinesSink(values["json"]),
+    default={"json": "-"},
+)

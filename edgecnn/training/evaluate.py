@@ -1,0 +1,50 @@
+"""Accuracy of a model on a dataset split: the task's own evaluation (top-1 with a
+per-class table and confusion matrix, COCO mAP with per-class AP and a predictions PNG),
+for checkpoints and for any predictor the accuracy gates compare."""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Optional
+
+import numpy as np
+
+from edgecnn.core.card import ModelCard
+from edgecnn.core.errors import UserError
+from edgecnn.tasks import get_task
+
+
+def torch_predictor(model) -> Callable[[np.ndarray], np.ndarray]:
+    import torch
+
+    model.eval()
+
+    def predict(batch: np.ndarray):
+        with torch.no_grad():
+            out = model(torch.from_numpy(batch))
+        return [o.numpy() for o in out] if isinstance(out, (tuple, list)) else out.numpy()
+
+    return predict
+
+
+def evaluate_checkpoint(path: str, data_spec: Optional[str], split: str = "val",
+                        plot: Optional[str] = None, strict: bool = False) -> Dict[str, Any]:
+    from edgecnn.training.checkpoint import load_model
+
+    model, card, _ = load_model(path)
+    data_spec = data_spec or card.dataset.get("name")
+    if not data_spec:
+        raise UserError("the model card names no dataset: pass --data")
+    report = get_task(card.task).training().evaluate(torch_predictor(model), card, data_spec, split, plot,
+                                                      str(path), strict)
+    report.update(model=str(path), task=card.task)
+    return report
+
+
+def evaluate_predictor(predict, card: ModelCard, data_spec: str, split: str = "val") -> Dict[str, Any]:
+    """The task's accuracy report for any predictor (preprocessed batch -> outputs), no
+    plots: what the accuracy gates compare."""
+    return get_task(card.task).training().evaluate(predict, card, data_spec, split, plot="")
+
+
+def format_report(report: Dict[str, Any]) -> str:
+    """The text `edgecnn eval` prints for a report of evaluate_checkpoint."""
+    return get_task(report["task"]).training().format_report(report)
