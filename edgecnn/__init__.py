@@ -17,3 +17,12 @@ def load(path=None, **options):
     from edgecnn.runtime.model import load as load_model
 
     return load_model(path, **options)
+
+
+def annotate(frame, result, status=None):
+    """A copy of `frame` (an OpenCV BGR or grey image) with `result` drawn on it: boxes
+    and labels for detections, the top class for a classifier; `status` is an optional
+    line at the bottom. For a robot program's own window, file or stream."""
+    from edgecnn.runtime.annotate import annotate as draw
+
+    return draw(frame, result, status)

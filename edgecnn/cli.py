@@ -129,12 +129,22 @@ def run_eval(args) -> int:
 
 
 def add_info(sub) -> None:
-    p = sub.add_parser("info", help="show a model's card, parameters and MACs")
-    p.add_argument("model", nargs="?", default=None, help="model file (default: the bundled model)")
+    p = sub.add_parser("info", help="show a model's card, tensors, ops and head (.tflite/.onnx) or its "
+                       "parameters and MACs (checkpoints)")
+    p.add_argument("model", nargs="?", default=None, help=".tflite, .onnx or checkpoint (default: the bundled "
+                   "checkpoint)")
     p.add_argument("--json", action="store_true")
 
 
 def run_info(args) -> int:
+    from edgecnn.runtime.model_file import MODEL_SUFFIXES
+
+    if args.model and os.path.splitext(args.model)[1].lower() in MODEL_SUFFIXES:  # no torch needed
+        from edgecnn.runtime.inspect import describe_file, format_file_description
+
+        info = describe_file(args.model)
+        print(json.dumps(info) if args.json else format_file_description(info))
+        return 0
     from edgecnn.assets import default_model
     from edgecnn.training.info import describe, format_description
 

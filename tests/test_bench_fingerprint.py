@@ -1,7 +1,11 @@
 """Device fingerprint and throttling judgement, on fixture filesystem trees."""
 from pathlib import Path
 
+import pytest
+
 from devices.fingerprint import arm_cores, default_name, fingerprint, thermal_snapshot, throttling_seen
+
+pytestmark = pytest.mark.runtime  # torch-free: also run where only edgecnn[runtime] is installed
 
 FIXTURES = Path(__file__).parent / "fixtures" / "devices"
 

@@ -6,6 +6,8 @@ from edgecnn.core.card import ModelCard
 from edgecnn.core.errors import UserError
 from edgecnn.core.preprocess import preprocess, preprocess_batch
 
+pytestmark = pytest.mark.runtime  # torch-free: also run where only edgecnn[runtime] is installed
+
 
 def card(**changes):
     base = dict(task="classify", labels=["a", "b"], input_size=(24, 40), layout="nchw", color="rgb",

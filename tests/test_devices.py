@@ -1,6 +1,10 @@
 from pathlib import Path
 
+import pytest
+
 import devices
+
+pytestmark = pytest.mark.runtime  # torch-free: also run where only edgecnn[runtime] is installed
 
 FIXTURES = Path(__file__).parent / "fixtures" / "devices"
 

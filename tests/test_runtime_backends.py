@@ -15,6 +15,8 @@ from edgecnn.runtime.model_file import read_card
 from edgecnn.core.preprocess import preprocess
 from runtime_fixtures import detector_onnx, int8_io_onnx
 
+pytestmark = pytest.mark.runtime  # torch-free: also run where only edgecnn[runtime] is installed
+
 
 def test_tflite_and_onnx_give_the_same_outputs_in_the_same_order():
     lite, onnx_model = open_backend(str(RUNTIME_DEFAULT)), open_backend(str(detector_onnx()))
@@ -57,7 +59,8 @@ def test_int8_input_is_quantized_and_int8_outputs_dequantized_with_card_paramete
     card = ModelCard(task="classify", labels=["a"], input_size=(4, 4), precision="int8",
                      quantization={"input": {"scale": 0.5, "zero_point": 3},
                                    "outputs": [{"scale": 1.0, "zero_point": 0}, {"scale": 0.25, "zero_point": 1}]})
-    backend = open_backend(str(int8_io_onnx(tmp_path / "q.onnx", card)))
+    assert read_card(str(int8_io_onnx())) == card  # the committed file carries this card
+    backend = open_backend(str(int8_io_onnx()))
     assert backend.input_dtype == np.int8 and backend.input_quant == (0.5, 3)
     blob = np.linspace(-80, 80, 48, dtype=np.float32).reshape(1, 3, 4, 4)
     raw, dequantized = backend.infer(blob)

@@ -14,7 +14,9 @@ from edgecnn.core.errors import UserError
 from edgecnn.runtime.card_options import CardOptions
 from edgecnn.tasks.classify.result import Classes
 from edgecnn.tasks.detect.result import Detections
-from runtime_fixtures import ROOT, VIDEO, VIDEO_FRAMES, detector_onnx, digits_onnx
+from runtime_fixtures import ROOT, VIDEO, VIDEO_FRAMES, detector_onnx, digits_onnx, without_card
+
+pytestmark = pytest.mark.runtime  # torch-free: also run where only edgecnn[runtime] is installed
 
 
 def box_iou(a, b):
@@ -78,12 +80,7 @@ def test_stream_yields_every_video_frame_in_order_with_timing():
 
 
 def test_no_card_needs_flags_and_the_error_names_them(tmp_path):
-    import onnx
-
-    plain = tmp_path / "plain.onnx"
-    proto = onnx.load(str(detector_onnx()))
-    del proto.metadata_props[:]
-    onnx.save(proto, str(plain))
+    plain = without_card(detector_onnx(), tmp_path / "plain.onnx")
     result = run_cli("run", plain, "--source", "demo", "--max-frames", "1")
     assert_one_line_error(result, contains="has no model card; give --task")
     assert "--mean" in result.stderr and "--labels" in result.stderr and "--input-size" not in result.stderr

@@ -17,6 +17,8 @@ from edgecnn.runtime.demo import DemoCapture
 from edgecnn.runtime.sources import (ImageFilesSource, LiveSource, VideoFileSource, open_source, open_video_file)
 from runtime_fixtures import VIDEO, VIDEO_FRAMES
 
+pytestmark = pytest.mark.runtime  # torch-free: also run where only edgecnn[runtime] is installed
+
 FIXTURES = Path(__file__).parent / "fixtures" / "devices"
 
 

@@ -146,7 +146,7 @@ def annotate_conv_relu6(model, config, filter_fn=None) -> None:
     Left to litert-torch, the convolution's output is quantized before the ReLU6 and the
     ReLU6 shares that range, so its negative half and the values above 6 take part of
     the 256 steps: the bundled detector's ReLU6 outputs had 2.7x coarser steps (median;
-    benchmarks/relu6_scales.py)."""
+    benchmarks/investigations/relu6_scales.py)."""
     from litert_torch.quantize import pt2e_quantizer_utils as annotation
     from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
 

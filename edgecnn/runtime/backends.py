@@ -102,6 +102,14 @@ class Backend:
     def describe(self) -> str:
         return f"{self.name} ({os.path.basename(self.path)}, threads={self.threads or 'default'})"
 
+    def tensors(self) -> dict:
+        """{"inputs": [...], "outputs": [...]}, each {name, shape, dtype, quantization}."""
+        raise NotImplementedError
+
+    def op_counts(self) -> dict:
+        """How many of each operator the graph holds."""
+        raise NotImplementedError
+
 
 class OnnxBackend(Backend):
     name = "onnxruntime"
@@ -142,6 +150,20 @@ class OnnxBackend(Backend):
 
     def _run(self, blob: np.ndarray) -> List[np.ndarray]:
         return self.session.run(self.output_names, {self.input_name: blob})
+
+    def tensors(self) -> dict:
+        def entry(node, quant):
+            return {"name": node.name, "shape": [d if isinstance(d, int) else str(d) for d in node.shape],
+                    "dtype": node.type.replace("tensor(", "").rstrip(")"), "quantization": quant}
+
+        return {"inputs": [entry(node, self.input_quant) for node in self.session.get_inputs()],
+                "outputs": [entry(node, quant) for node, quant in zip(self.session.get_outputs(), self.output_quant)]}
+
+    def op_counts(self) -> dict:
+        from edgecnn.runtime.onnx_wire import onnx_op_counts
+
+        with open(self.path, "rb") as handle:
+            return onnx_op_counts(handle.read())
 
 
 def onnx_providers(available: Sequence[str], device_kind: Optional[str] = None) -> List[str]:
@@ -227,6 +249,19 @@ class LiteRTBackend(Backend):
         self.interpreter.set_tensor(self.input_index, np.ascontiguousarray(blob))
         self.interpreter.invoke()
         return [self.interpreter.get_tensor(i) for i in self.output_indices]
+
+    def tensors(self) -> dict:
+        def entry(detail):
+            return {"name": detail["name"], "shape": [int(d) for d in detail["shape"]],
+                    "dtype": np.dtype(detail["dtype"]).name, "quantization": _tensor_quant(detail)}
+
+        return {"inputs": [entry(d) for d in self.interpreter.get_input_details()],
+                "outputs": [entry(d) for d in self.interpreter.get_output_details()]}
+
+    def op_counts(self) -> dict:
+        from collections import Counter
+
+        return dict(Counter(op["op_name"] for op in self.interpreter._get_ops_details()))
 
 
 def _tensor_quant(detail: dict) -> Quant:

@@ -182,7 +182,7 @@ def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimiz
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     # PyTorch steps CPU parameters one tensor at a time unless asked otherwise; the fused
-    # AdamW kernel takes a detector's step from 7.2 to 1.4 ms (benchmarks/optimizer_step.py)
+    # AdamW kernel takes a detector's step from 7.2 to 1.4 ms (benchmarks/investigations/optimizer_step.py)
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, nesterov=True, foreach=True)
     return torch.optim.AdamW(groups, lr=config.lr, fused=True)

@@ -41,6 +41,11 @@ class Head:
     def output_names(self, card) -> List[str]:
         raise NotImplementedError
 
+    def matches(self, shapes: Sequence[Tuple[int, ...]]) -> bool:
+        """Whether output shapes have this head's layout (labels and settings unknown):
+        how `edgecnn info` recognises the head of a file without a card."""
+        return False
+
 
 def head_names() -> List[str]:
     return _HEADS.names()
@@ -52,6 +57,11 @@ def get_head(name: str) -> Head:
 
 def head_of(card) -> Head:
     return get_head(card.head.get("format", DEFAULT_HEAD))
+
+
+def recognise(shapes: Sequence[Tuple[int, ...]]) -> List[str]:
+    """Names of the heads whose layout the output shapes fit."""
+    return [head.name for head in _HEADS.all() if head.matches(shapes)]
 
 
 def parse_head_flag(text: str) -> Dict:

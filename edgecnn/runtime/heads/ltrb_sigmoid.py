@@ -88,6 +88,15 @@ class LtrbSigmoid(Head):
         levels = len(strides_of(card))
         return decode_levels(outputs[:levels], outputs[levels:], card.input_size, strides_of(card))
 
+    def matches(self, shapes) -> bool:
+        """Box tensors (.., cells, 4) for each level, then score tensors (.., cells, C) of the same cells."""
+        levels = len(shapes) // 2
+        if not levels or len(shapes) % 2 or any(len(s) < 2 for s in shapes):
+            return False
+        boxes, scores = shapes[:levels], shapes[levels:]
+        return (all(b[-1] == 4 for b in boxes) and len({s[-1] for s in scores}) == 1
+                and all(b[-2] == s[-2] for b, s in zip(boxes, scores)))
+
     def output_names(self, card) -> List[str]:
         strides = strides_of(card)
         return [f"boxes_s{s}" for s in strides] + [f"scores_s{s}" for s in strides]

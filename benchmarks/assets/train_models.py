@@ -6,8 +6,8 @@ Presets:
   digits  MobileNetV2-0.5 classifier on the 4000 real digit tiles (1000 held out)
   shapes  MobileNetV2-0.5 detector on synthetic shapes at 192x192 (2000 train, 300 val)
 
-    python benchmarks/train_models.py digits [--ddp] [--seeds 0,1,2] [--bundle]
-    python benchmarks/train_models.py shapes [--bundle] [-- EXTRA edgecnn train ARGS]
+    python benchmarks/assets/train_models.py digits [--ddp] [--seeds 0,1,2] [--bundle]
+    python benchmarks/assets/train_models.py shapes [--bundle] [-- EXTRA edgecnn train ARGS]
 
 --ddp also runs the same training under torchrun with 2 processes (DDP, gloo).
 --seeds runs every mode once per seed and compares the means (seed-to-seed spread on
@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PRESETS = {
     "digits": {"train": ["--task", "classify", "--model", "mobilenet_v2", "--width", "0.5", "--data", "digits",
                          "--imgsz", "80", "--epochs", "40", "--batch", "32", "--optimizer", "sgd", "--lr", "0.05",

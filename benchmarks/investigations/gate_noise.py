@@ -3,19 +3,22 @@ int8 drop: the drop of CANDIDATE against REFERENCE (model files) on the whole sp
 then on bootstrap resamples of its scenes (drawn with replacement, paired: the same
 scenes for both files).
 
-    python benchmarks/gate_noise.py runs/compress/shapes-v6/shapes_detector-fp32.tflite runs/compress/shapes-v5-boxf/shapes_detector-int8.tflite --draws 200
+    python benchmarks/investigations/gate_noise.py runs/compress/shapes-v6/shapes_detector-fp32.tflite runs/compress/shapes-v5-boxf/shapes_detector-int8.tflite --draws 200
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import io
+import sys
+from pathlib import Path
 
 import numpy as np
 
 from edgecnn.data.detection import load_detection
 from edgecnn.tasks.detect.metrics import coco_map
-from fresh_scenes import file_detections
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: fresh_scenes
+from fresh_scenes import file_detections  # noqa: E402
 
 
 def main() -> None:

@@ -3,7 +3,7 @@ backward, AdamW and the weight average) three ways: eager as `edgecnn train` run
 under torch.compile, and with bfloat16 autocast. More epochs in the 15-minute budget
 would need a faster step; this shows whether either route gives one on this CPU.
 
-    python benchmarks/train_step.py [--steps 24]
+    python benchmarks/investigations/train_step.py [--steps 24]
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 

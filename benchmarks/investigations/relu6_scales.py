@@ -2,8 +2,8 @@
 pair than edgecnn's annotation (one quantization after the ReLU6): the ratio of the two
 int8 scales per pair, on one checkpoint and its calibration images.
 
-    python benchmarks/relu6_scales.py edgecnn/assets/shapes_detector.pt shapes
-    python benchmarks/relu6_scales.py edgecnn/assets/digits_mobilenet_v2.pt digits
+    python benchmarks/investigations/relu6_scales.py edgecnn/assets/shapes_detector.pt shapes
+    python benchmarks/investigations/relu6_scales.py edgecnn/assets/digits_mobilenet_v2.pt digits
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ The device runtime imports no torch, so it cannot run the .pt checkpoint; this s
 (which needs the `convert` extra) writes edgecnn/assets/shapes_detector.tflite and
 checks that LiteRT reproduces the PyTorch outputs on a real scene.
 
-    python benchmarks/runtime_bundle.py [--out PATH]
+    python benchmarks/assets/runtime_bundle.py [--out PATH]
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 

@@ -1,7 +1,7 @@
 """Time one AdamW step over the bundled detector's parameters: PyTorch's default CPU
 path (one tensor at a time) against the fused kernel that `edgecnn train` uses.
 
-    python benchmarks/optimizer_step.py [--steps 200]
+    python benchmarks/investigations/optimizer_step.py [--steps 200]
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 

@@ -2,7 +2,7 @@
 which file runs first, 500 runs each; the ratio is the median of per-round ratios.
 Uses the files `benchmarks/compress_results.py` writes.
 
-    python benchmarks/prune_latency_ab.py [runs/compress/digits]
+    python benchmarks/investigations/prune_latency_ab.py [runs/compress/digits]
 """
 import statistics
 import sys

@@ -4,13 +4,15 @@ down by how much of the shape is visible and by size, and its confident false po
 (score >= 0.3) by kind. The generator knows each object's visible fraction, so occlusion
 can be counted exactly.
 
-    python benchmarks/detector_errors.py edgecnn/assets/shapes_detector.pt [MORE.pt|.onnx|.tflite ...] --count 1000
+    python benchmarks/investigations/detector_errors.py edgecnn/assets/shapes_detector.pt [MORE.pt|.onnx|.tflite ...] --count 1000
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import io
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,7 +20,8 @@ import torch
 from edgecnn.data.detection import DETECTION_SHAPES, DetectionSet, shapes_scene_visibility
 from edgecnn.tasks.detect.metrics import coco_map
 from edgecnn.tasks.detect.loss import pairwise_iou
-from fresh_scenes import file_detections
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: fresh_scenes
+from fresh_scenes import file_detections  # noqa: E402
 
 VISIBLE_BINS = [(0.4, 0.6), (0.6, 0.8), (0.8, 0.999), (0.999, 1.01)]
 SIZE_BINS = [(0, 24), (24, 48), (48, 96), (96, 193)]  # larger box side, pixels at 192x192

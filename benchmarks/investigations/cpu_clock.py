@@ -10,7 +10,7 @@ from the whole process's clock and from the calling thread's:
 2. Each model given, at 1 and 2 threads, over 100 and 1000 runs on a quiet machine:
    the calling thread's share, which `bench` flags below 0.8.
 
-    python benchmarks/cpu_clock.py MODEL... [--windows 200]
+    python benchmarks/investigations/cpu_clock.py MODEL... [--windows 200]
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from edgecnn.bench.measure import sample_input  # noqa: E402
 from edgecnn.runtime.backends import open_backend  # noqa: E402

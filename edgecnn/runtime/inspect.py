@@ -1,0 +1,76 @@
+"""`edgecnn info` for converted model files (.tflite, .onnx), with only the device
+runtime installed: the card, the input and output tensors, quantization, the operator
+histogram and the detector head the outputs are read with."""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict
+
+import numpy as np
+
+from edgecnn.runtime.backends import open_backend
+from edgecnn.runtime.heads import recognise
+from edgecnn.runtime.model_file import model_format
+
+
+def describe_file(path: str) -> Dict[str, Any]:
+    fmt = model_format(path)
+    backend = open_backend(path)
+    tensors = backend.tensors()
+    card = backend.card
+    shapes = [tuple(o.shape) for o in backend.infer(np.zeros(
+        tuple(1 if d < 0 else d for d in backend.input_shape), np.float32))]
+    if card is not None and card.task == "detect":
+        head = {"name": card.head.get("format"), "from": "card"}
+    elif card is not None:
+        head = None
+    else:
+        candidates = recognise(shapes)
+        head = {"name": candidates[0] if len(candidates) == 1 else None, "from": "outputs",
+                "candidates": candidates}
+    integer = [t for t in tensors["inputs"] + tensors["outputs"] if t["dtype"] in ("int8", "uint8")]
+    ops = backend.op_counts()
+    quantized_ops = sum(n for op, n in ops.items() if op in ("QuantizeLinear", "DequantizeLinear", "QUANTIZE",
+                                                              "DEQUANTIZE"))
+    return {"path": str(path), "format": fmt, "size_bytes": os.path.getsize(path),
+            "card": card.to_dict() if card is not None else None, "backend": backend.name,
+            "inputs": tensors["inputs"], "outputs": tensors["outputs"], "output_shapes": [list(s) for s in shapes],
+            "quantization": {"precision": card.precision if card is not None else (
+                "int8" if integer or quantized_ops else "fp32"), "integer_io": len(integer),
+                "quantize_ops": quantized_ops},
+            "ops": dict(sorted(ops.items(), key=lambda kv: -kv[1])), "head": head}
+
+
+def format_file_description(info: Dict[str, Any]) -> str:
+    lines = [f"{info['path']}  ({info['format']}, {info['size_bytes'] / 1e6:.2f} MB, {info['backend']})"]
+    card = info["card"]
+    if card:
+        labels = card["labels"]
+        lines += [f"  task          {card['task']}  ({len(labels)} classes: {', '.join(labels[:12])}"
+                  f"{' ...' if len(labels) > 12 else ''})",
+                  f"  input         {card['input_size'][0]}x{card['input_size'][1]} {card['layout']} {card['color']}"
+                  f"  mean {card['mean']} std {card['std']}"]
+        if card.get("metrics"):
+            shown = ", ".join(f"{k} {100 * v:.2f}%" if k in ("top1", "map50_95", "map50") else f"{k} {v}"
+                              for k, v in card["metrics"].items())
+            lines.append(f"  measured      {shown}")
+    else:
+        lines.append("  card          none (run it with --task --input-size --mean --std --labels ...)")
+    for kind in ("inputs", "outputs"):
+        for tensor in info[kind]:
+            quant = tensor["quantization"]
+            lines.append(f"  {kind[:-1]:<13} {tensor['name']} {tensor['shape']} {tensor['dtype']}"
+                         + (f" (scale {quant[0]:.4g}, zero point {quant[1]})" if quant else ""))
+    q = info["quantization"]
+    lines.append(f"  precision     {q['precision']} ({q['integer_io']} integer input/output tensors, "
+                 f"{q['quantize_ops']} quantize/dequantize ops)")
+    lines.append("  ops           " + ", ".join(f"{op} {n}" for op, n in info["ops"].items()))
+    head = info["head"]
+    if head is not None:
+        if head["name"]:
+            lines.append(f"  head          {head['name']} (from the {head['from']})")
+        elif head.get("candidates"):
+            lines.append(f"  head          ambiguous: {', '.join(head['candidates'])} (choose with --head)")
+        else:
+            lines.append("  head          none recognised from the outputs")
+    return "\n".join(lines)
