@@ -121,7 +121,7 @@ def load_source(src: str, flags: CardFlags, weights: Optional[str] = None) -> So
 
 
 def _load_program(src: str, flags: CardFlags) -> Source:
-    from edgecnn.compress.quantize import CARD_FILE, quantized_from_program, read_program
+    from edgecnn.compress.quantize.program import CARD_FILE, quantized_from_program, read_program
 
     model, extra = read_program(src)
     if extra[CARD_FILE]:

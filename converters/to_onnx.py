@@ -65,7 +65,7 @@ def nodes_of_layers(path: str, layers: Sequence[str]) -> list:
     the pass-through ops that follow them."""
     import onnx
 
-    from edgecnn.compress.quantize import in_layers
+    from edgecnn.compress.quantize.ptq import in_layers
 
     nodes = onnx.load(path, load_external_data=False).graph.node
     chosen = {node.name for node in nodes if in_layers(module_of_node(node.name), layers)}

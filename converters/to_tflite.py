@@ -51,7 +51,7 @@ def convert(model: torch.nn.Module, card: ModelCard, out_path: str, precision: s
                     edge = litert_torch.convert(quantized.module, (sample,),
                                                 quant_config=QuantConfig(pt2e_quantizer=quantized.quantizer))
                 else:
-                    from edgecnn.compress.quantize import channel_last
+                    from edgecnn.compress.quantize.ptq import channel_last
 
                     edge = litert_torch.convert(channel_last(model), (sample,))
                 edge.export(path)

@@ -35,3 +35,20 @@ def test_a_classifier_result_iterates_its_top_classes():
     assert all(c.box is None for c in top) and top[0].score >= top[1].score >= top[-1].score
     drawn = edgecnn.annotate(image, result, status="ok")
     assert drawn.ndim == 3 and (drawn[..., 0] != image).any()
+
+
+def test_the_readme_embedding_example_runs_as_written(tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    from runtime_fixtures import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    example = next(block for block in re.findall(r"```python\n(.*?)```", readme, re.S) if "edgecnn.annotate" in block)
+    result = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines and all(line.split()[0] in DETECTION_SHAPES and line.endswith("ms old") for line in lines)
+    assert (tmp_path / "last.jpg").read_bytes()[:2] == b"\xff\xd8"

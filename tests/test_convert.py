@@ -374,7 +374,7 @@ def test_int8_onnx_keeps_the_named_layers_float(tmp_path):
     from converters.to_onnx import module_of_node
     from edgecnn.training.checkpoint import load_model
     from edgecnn.runtime.model_file import read_card
-    from edgecnn.compress.quantize import quantizable_layers
+    from edgecnn.compress.quantize.ptq import quantizable_layers
 
     source = "edgecnn/assets/digits_mobilenet_v2.pt"
     layers = quantizable_layers(load_model(ROOT / source)[0])

@@ -13,7 +13,7 @@ DETECTOR = ROOT / "edgecnn" / "assets" / "shapes_detector.pt"
 
 
 def test_calibration_checks_warn_on_few_images_and_foreign_statistics():
-    from edgecnn.compress.quantize import MIN_CALIBRATION_IMAGES, check_calibration
+    from edgecnn.compress.quantize.calibration import MIN_CALIBRATION_IMAGES, check_calibration
 
     rng = np.random.default_rng(0)
     reference = rng.normal(-0.6, 0.5, (256, 1, 8, 8)).astype(np.float32)
@@ -33,7 +33,7 @@ def test_digits_int8_within_budget_and_full_int8_tflite(tmp_path):
     assert summary["fp32"]["top1"] >= 0.99 and summary["gate"]["drop"] <= 0.3, summary["gate"]
     assert summary["warnings"] == [] and summary["calibration_images"] == 256
 
-    from edgecnn.compress.quantize import load_quantized
+    from edgecnn.compress.quantize.program import load_quantized
 
     card = load_quantized(out).card
     assert card.precision == "int8" and card.layout == "nhwc"
@@ -83,7 +83,8 @@ def test_a_conv_and_its_relu6_are_quantized_once_after_the_relu6():
     (zero point -128). Before, the conv's output was quantized with its pre-activation
     range and the ReLU6 shared it. The first conv, followed by a ReLU6, can now stay float."""
     from edgecnn.training.checkpoint import load_model
-    from edgecnn.compress.quantize import load_images, quantize_model
+    from edgecnn.compress.quantize.calibration import load_images
+    from edgecnn.compress.quantize.ptq import quantize_model
 
     model, card, _ = load_model(str(DIGITS))
     images = load_images("digits", card, 8)
@@ -106,7 +107,9 @@ def test_quantization_aware_training_gives_a_full_int8_classifier(tmp_path):
     import torch
 
     from edgecnn.training.evaluate import evaluate_predictor, torch_predictor
-    from edgecnn.compress.quantize import load_images, quantization_aware_training, save_quantized
+    from edgecnn.compress.quantize.calibration import load_images
+    from edgecnn.compress.quantize.program import save_quantized
+    from edgecnn.compress.quantize.qat import quantization_aware_training
     from edgecnn.tasks.classify.training import ClassifyTraining
     from edgecnn.training.train import TrainConfig
 
@@ -156,7 +159,8 @@ def test_mixed_precision_ranks_layers_and_keeps_the_most_sensitive_in_float(tmp_
 
     from edgecnn.training.checkpoint import build_from_card, save_checkpoint
     from edgecnn.core.errors import GateRefused
-    from edgecnn.compress.quantize import QuantizeOptions, quantizable_layers, quantize_checkpoint
+    from edgecnn.compress.quantize import QuantizeOptions, quantize_checkpoint
+    from edgecnn.compress.quantize.ptq import quantizable_layers
     from edgecnn.tasks.classify.training import ClassifyTraining
     from edgecnn.training.train import TrainConfig
 
@@ -183,7 +187,8 @@ def test_float_layers_stay_float_in_the_channel_last_graph():
     import torch
 
     from edgecnn.training.checkpoint import build_from_card
-    from edgecnn.compress.quantize import load_images, quantizable_layers, quantize_model
+    from edgecnn.compress.quantize.calibration import load_images
+    from edgecnn.compress.quantize.ptq import quantizable_layers, quantize_model
     from edgecnn.core.preprocess import preprocess_batch
     from edgecnn.tasks.classify.training import ClassifyTraining
     from edgecnn.training.train import TrainConfig
@@ -207,7 +212,8 @@ def test_float_box_convs_keep_the_box_outputs_float(tmp_path):
     outputs stay int8."""
     from converters import to_tflite
     from edgecnn.training.checkpoint import load_model
-    from edgecnn.compress.quantize import CONV_OPS, load_images, quantize_model
+    from edgecnn.compress.quantize.calibration import load_images
+    from edgecnn.compress.quantize.ptq import CONV_OPS, quantize_model
     from edgecnn.runtime.backends import open_backend
 
     model, card, _ = load_model(DETECTOR)
@@ -239,7 +245,7 @@ def test_detector_qat_loss_is_the_training_loss_on_the_deployed_outputs():
 
     from edgecnn.training.checkpoint import load_model
     from edgecnn.models.detector import flatten_cells
-    from edgecnn.compress.quantize import qat_task
+    from edgecnn.compress.quantize.qat import qat_task
 
     model, card, _ = load_model(DETECTOR)
     model.eval()
@@ -266,7 +272,9 @@ def test_detector_quantization_aware_training_keeps_its_float_layers(tmp_path):
     from edgecnn.data.detection import load_detection
     from edgecnn.tasks.detect.metrics import coco_map
     from edgecnn.training.evaluate import torch_predictor
-    from edgecnn.compress.quantize import load_images, load_quantized, quantization_aware_training, save_quantized
+    from edgecnn.compress.quantize.calibration import load_images
+    from edgecnn.compress.quantize.program import load_quantized, save_quantized
+    from edgecnn.compress.quantize.qat import quantization_aware_training
     from edgecnn.tasks.detect.training import predict_detections
 
     model, card, _ = load_model(DETECTOR)

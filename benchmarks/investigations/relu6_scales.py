@@ -12,12 +12,12 @@ from unittest import mock
 
 import numpy as np
 
-from edgecnn.compress import quantize
+from edgecnn.compress.quantize import calibration, ptq
 from edgecnn.training.checkpoint import load_model
 
 
 def relu6_output_scales(model, card, images) -> np.ndarray:
-    graph = quantize.quantize_model(model, card, images).module.graph
+    graph = ptq.quantize_model(model, card, images).module.graph
     return np.array([float(next(iter(node.users)).args[1]) for node in graph.nodes if "hardtanh" in str(node.target)])
 
 
@@ -29,9 +29,9 @@ def main() -> None:
     args = parser.parse_args()
     model, card, _ = load_model(args.checkpoint)
     model.eval()
-    images = quantize.load_images(args.calib, card, args.calib_images)
+    images = calibration.load_images(args.calib, card, args.calib_images)
     fused = relu6_output_scales(model, card, images)
-    with mock.patch.object(quantize, "annotate_conv_relu6", lambda *a, **k: None):  # litert-torch's annotation
+    with mock.patch.object(ptq, "annotate_conv_relu6", lambda *a, **k: None):  # litert-torch's annotation
         shared = relu6_output_scales(model, card, images)
     ratio = shared / fused
     print(f"{len(ratio)} conv + ReLU6 pairs: litert-torch's steps are {np.median(ratio):.2f}x coarser "

@@ -72,7 +72,7 @@ class Converter:
     calibration images, the fp32 reference and its measured accuracy."""
 
     def __init__(self, src: str, options: ConvertOptions, log) -> None:
-        from edgecnn.compress.quantize import image_files, load_images, training_images
+        from edgecnn.compress.quantize.calibration import image_files, load_images, training_images
 
         self.options, self.log = options, log
         if options.to not in ("onnx", "tflite", "all"):
@@ -91,7 +91,7 @@ class Converter:
             if self.int8_program:
                 raise UserError(f"{src} is an int8 program: its float layers were chosen by "
                                 "`edgecnn quantize --float-layers`")
-            from edgecnn.compress.quantize import check_float_layers
+            from edgecnn.compress.quantize.ptq import check_float_layers
 
             check_float_layers(self.source.model, options.float_layers)
         card = self.source.card
@@ -158,7 +158,7 @@ class Converter:
 
         quantized = self.source.quantized
         if precision == "int8" and quantized is None:
-            from edgecnn.compress.quantize import quantize_model
+            from edgecnn.compress.quantize.ptq import quantize_model
 
             self.log(f"quantizing (PT2E, {len(self.calibration)} calibration images)")
             quantized = self.source.quantized = quantize_model(self.source.model, card, self.calibration,

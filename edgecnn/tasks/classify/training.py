@@ -18,6 +18,10 @@ from edgecnn.core.errors import UserError
 from edgecnn.core.preprocess import preprocess, preprocess_batch
 
 
+# quantization-aware training: SGD learning rate, and the batch the bundled model trained with
+QAT_LR, QAT_BATCH = 1e-3, 32
+
+
 class TorchClassification(Dataset):
     """Augment (seeded per epoch and index), then the shared preprocessing."""
 
