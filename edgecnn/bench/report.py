@@ -245,11 +245,12 @@ def write_report(records: Sequence[Dict[str, Any]], out_dir: str) -> Tuple[str, 
     out.mkdir(parents=True, exist_ok=True)
     png = out / "bench.png"
     chart(records, str(png))
+    from edgecnn.core.atomic import write_text_atomic
     from edgecnn.core.plots import save_pareto_png
 
     for key, group in pareto_groups(records).items():
         save_pareto_png(pareto_points(group), out / pareto_file_name(key), f"{pareto_title(key)} vs p50 latency")
     text = markdown_report(records, png.name)
     md = out / "bench.md"
-    md.write_text(text, encoding="utf-8")
+    write_text_atomic(md, text)
     return text, str(md), str(png)

@@ -9,7 +9,7 @@ from typing import Any, Dict
 import numpy as np
 
 from edgecnn.runtime.backends import open_backend
-from edgecnn.runtime.heads import recognise
+from edgecnn.runtime.heads import DEFAULT_HEAD, recognise
 from edgecnn.runtime.model_file import model_format
 
 
@@ -20,8 +20,8 @@ def describe_file(path: str) -> Dict[str, Any]:
     card = backend.card
     shapes = [tuple(o.shape) for o in backend.infer(np.zeros(
         tuple(1 if d < 0 else d for d in backend.input_shape), np.float32))]
-    if card is not None and card.task == "detect":
-        head = {"name": card.head.get("format"), "from": "card"}
+    if card is not None and card.head:
+        head = {"name": card.head.get("format", DEFAULT_HEAD), "from": "card"}
     elif card is not None:
         head = None
     else:
