@@ -87,5 +87,6 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if report.skipped and os.environ.get("CI") == "true" and not hasattr(report, "wasxfail"):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason[len("Skipped: "):] if reason.startswith("Skipped: ") else reason
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true: {reason}"
