@@ -123,6 +123,11 @@ class OnnxBackend(Backend):
             options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # On x86-64 CPUs without VNNI, onnxruntime's default u8s8 int8 convolution kernel
+        # (VPMADDUBSW) saturates its 16-bit pair sums: int8 files of small CNNs lost 6-28
+        # points of top-1 agreement with PyTorch there (benchmarks/RESULTS.md, "Runtime").
+        # This selects onnxruntime's exact x64 int8 kernel; other CPUs ignore it.
+        options.add_session_config_entry("session.x64quantprecision", "1")
         self.providers = onnx_providers(onnxruntime.get_available_providers())
         try:
             self.session = onnxruntime.InferenceSession(path, options, providers=[

@@ -15,6 +15,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from edgecnn.core.registry import Registry
+from edgecnn.runtime.nms import MAX_DETECTIONS, NMS_IOU, postprocess
 
 _HEADS = Registry("edgecnn.runtime.heads", "HEAD", "detector head")
 
@@ -80,8 +81,6 @@ def detect(card, outputs: Sequence[np.ndarray], image_size: Tuple[int, int], con
            iou: float = None, max_detections: int = None):
     """Outputs of ONE image -> Detections in frame pixels: the head's decode, then the
     shared threshold, NMS and mapping back."""
-    from edgecnn.runtime.nms import MAX_DETECTIONS, NMS_IOU, postprocess
-
     head = head_of(card)
     corners, scores = head.decode(card, outputs)
     return postprocess(corners, scores, card.labels, card.input_size, image_size, conf,
