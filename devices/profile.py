@@ -31,6 +31,12 @@ class DeviceProfile:
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
 
+    @property
+    def int8_dot_products_saturate(self) -> bool:
+        """x86-64 without VNNI: onnxruntime's default u8s8 int8 kernel (VPMADDUBSW) sums
+        pairs in 16 bits and saturates; its exact kernel must be asked for."""
+        return self.machine in ("x86_64", "AMD64") and not {"avx512_vnni", "avx_vnni"} & set(self.isa_flags)
+
 
 def _read(root: Path, relative: str) -> Optional[str]:
     try:

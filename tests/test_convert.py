@@ -220,6 +220,7 @@ def digit_images(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_family_converts_to_onnx_and_tflite_fp32_and_int8(family, tmp_path, digit_images):
     """The route a user's own model takes (file.py:factory + --weights, real images without
@@ -332,6 +333,7 @@ def test_bad_sources_and_outputs_are_one_line_errors(spectral, digit_images, tmp
         assert_one_line_error(result, 2, message)
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_int8_beyond_the_budget_is_refused_and_nothing_written(tmp_path):
     """Calibrating on blank frames (a camera with its lens cap on) gives int8 ranges that
     do not fit real digits: the gate measures the loss and refuses the file."""
@@ -346,6 +348,7 @@ def test_int8_beyond_the_budget_is_refused_and_nothing_written(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_torchscript_and_exported_program_sources_with_auto_precision(tmp_path, digit_images):
     """A TorchScript file and a torch.export program (.pt2) convert like any other source;
     --precision auto times fp32 and int8 here and writes only the faster passing file."""
@@ -366,6 +369,7 @@ def test_torchscript_and_exported_program_sources_with_auto_precision(tmp_path, 
             assert report["relative_error"] <= 1e-4
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_int8_onnx_keeps_the_named_layers_float(tmp_path):
     """--float-layers: onnxruntime quantizes every layer but the named ones, whose weights
     stay float initializers, and the card says which they are."""

@@ -38,6 +38,7 @@ def test_shapes_scene_visibility_is_the_scene_plus_each_shapes_visible_fraction(
     assert min(fractions) >= 0.4 and max(fractions) == 1.0 and min(fractions) < 0.8
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_min_visible_bounds_the_occlusion_and_the_shapes_command_writes_it(tmp_path):
     lighter = np.concatenate([shapes_scene_visibility(0, "val", i, min_visible=0.8)[3] for i in range(40)])
     assert lighter.min() >= 0.8 and lighter.min() < 0.9

@@ -160,6 +160,7 @@ def test_a_card_without_a_neck_width_rebuilds_the_earlier_96_channel_detector():
     assert build_from_card(card).laterals[0][0].out_channels == 96
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_eval_cli_reports_coco_map_and_draws_predictions(tiny_detector, tmp_path):
     path, _ = tiny_detector
     png = tmp_path / "pred.png"

@@ -26,3 +26,15 @@ def test_desktop_reports_cpu_name_and_flags():
     assert profile.kind == "desktop" and "Xeon" in profile.model
     assert {"avx512f", "avx512_vnni", "amx_int8"} <= set(profile.isa_flags)
     assert profile.to_dict()["kind"] == "desktop"
+
+
+def test_int8_saturation_is_expected_on_x86_without_vnni_only():
+    from devices.profile import DeviceProfile
+
+    def profile(machine, flags):
+        return DeviceProfile("desktop", "cpu", machine, 2, flags)
+
+    assert profile("x86_64", ["avx2"]).int8_dot_products_saturate
+    assert not profile("x86_64", ["avx2", "avx512f", "avx512_vnni"]).int8_dot_products_saturate
+    assert not profile("x86_64", ["avx2", "avx_vnni"]).int8_dot_products_saturate
+    assert not profile("aarch64", ["asimd", "asimddp"]).int8_dot_products_saturate

@@ -1,4 +1,5 @@
 """Data-parallel training through PyTorch's own engine: torchrun, 2 CPU processes, gloo."""
+import pytest
 import json
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from edgecnn.training.checkpoint import load_checkpoint
 ARGS = ["train", "--model", "lenet5", "--data", "digits", "--imgsz", "32", "--epochs", "4", "--seed", "1"]
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_two_processes_reach_the_accuracy_of_one(tmp_path):
     single = subprocess.run([sys.executable, "-m", "edgecnn", *ARGS, "--out", str(tmp_path / "one"), "--json"],
                             capture_output=True, text=True, timeout=600)

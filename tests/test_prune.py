@@ -1,5 +1,6 @@
 """edgecnn prune: Torch-Pruning to a MAC target, fine-tuning, the gate, and pruned
 checkpoints that load again (weights_only) with their smaller layers."""
+import pytest
 import json
 
 from conftest import ROOT, assert_one_line_error, run_cli, run_cli_batch
@@ -7,6 +8,7 @@ from conftest import ROOT, assert_one_line_error, run_cli, run_cli_batch
 DIGITS = ROOT / "edgecnn" / "assets" / "digits_mobilenet_v2.pt"
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_prune_half_the_macs_fine_tune_and_reload(tmp_path):
     out = tmp_path / "digits-pruned.pt"
     result = run_cli("prune", DIGITS, "--target-macs", "0.5", "--epochs", "1", "--out", out, "--json", check=True)
@@ -26,6 +28,7 @@ def test_prune_half_the_macs_fine_tune_and_reload(tmp_path):
     assert abs(evaluated["top1"] - summary["gate"]["after"]) < 1e-9
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_unreachable_target_and_bad_input_are_one_line(tmp_path):
     out = ["--out", tmp_path / "p.pt"]
     cases = [((DIGITS, "--target-macs", "0.001", "--epochs", "0"), "cannot be reached"),

@@ -25,6 +25,7 @@ def test_calibration_checks_warn_on_few_images_and_foreign_statistics():
     assert len(inverted.warnings) == 1 and "differ from the training images" in inverted.warnings[0]
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_digits_int8_within_budget_and_full_int8_tflite(tmp_path):
     out = tmp_path / "digits-int8.pt2"
     result = run_cli("quantize", DIGITS, "--out", out, "--json", check=True)
@@ -52,6 +53,7 @@ def test_digits_int8_within_budget_and_full_int8_tflite(tmp_path):
     assert backend.input_dtype == np.int8
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_blank_calibration_is_refused_and_warned(tmp_path):
     blank = tmp_path / "blank"
     blank.mkdir()
@@ -77,6 +79,7 @@ def test_bad_input_is_one_line(tmp_path):
         assert_one_line_error(result, 2, message)
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_a_conv_and_its_relu6_are_quantized_once_after_the_relu6():
     """MobileNetV2's conv + ReLU6 pairs keep all 256 steps for the ReLU6's 0..6: no
     quantize op between the two, and the range observed after the ReLU6 starts at 0
@@ -101,6 +104,7 @@ def test_a_conv_and_its_relu6_are_quantized_once_after_the_relu6():
     assert "dequantize" not in str(convs[0].args[1].target) and "dequantize" in str(convs[1].args[1].target)
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_quantization_aware_training_gives_a_full_int8_classifier(tmp_path):
     """QAT on a small LeNet-5 (32x32 digits): the fine-tuned int8 graph keeps the float
     accuracy, and converts to a TFLite file with only integer tensors."""
@@ -205,6 +209,7 @@ def test_float_layers_stay_float_in_the_channel_last_graph():
     assert np.abs(kept - reference).max() < 0.1 * np.abs(int8 - reference).max()
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_float_box_convs_keep_the_box_outputs_float(tmp_path):
     """A detector's box convs kept float keep its box outputs float too: the sigmoid and
     reshapes after them are left unquantized, so int8 does not round side distances to
@@ -265,6 +270,7 @@ def test_detector_qat_loss_is_the_training_loss_on_the_deployed_outputs():
     assert broken > 2 * from_logits
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_detector_quantization_aware_training_keeps_its_float_layers(tmp_path):
     """QAT on a detector: fine-tuned through its deployed graph with the box convs left
     float, scored with the same mAP as the fp32 model, and saved as an int8 program."""

@@ -2,6 +2,7 @@
 seconds, `edgecnn convert` it to TFLite, and `edgecnn run` it on a real video; the
 JSON lines must describe every frame with the trained model's labels and the
 probabilities the model itself gives."""
+import pytest
 import json
 
 import cv2
@@ -12,6 +13,7 @@ from conftest import run_cli
 from runtime_fixtures import VIDEO, VIDEO_FRAMES
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_train_convert_run_on_a_real_video(image_folder, tmp_path):
     run_cli("train", "--model", "lenet5", "--data", image_folder, "--imgsz", "32", "--epochs", "2",
             "--batch", "16", "--out", tmp_path / "run", check=True)

@@ -1,4 +1,5 @@
 """Training: learning on real digits, atomic checkpoints, exact resume after a kill, bad input."""
+import pytest
 import json
 import signal
 import subprocess
@@ -15,6 +16,7 @@ TINY = dict(model="lenet5", width=1.0, data="digits", imgsz=32, batch=64)
 KILLABLE = ["--model", "lenet5", "--data", "digits", "--imgsz", "32", "--epochs", "4", "--seed", "3"]
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_lenet_learns_real_digits(tmp_path):
     summary = train(TrainConfig(**TINY, epochs=3, out=str(tmp_path)), log=lambda m: None)
     assert summary["last"]["top1"] > 0.90, summary  # 10 classes: chance is 0.10
@@ -35,6 +37,7 @@ def test_validation_every_n_epochs_and_after_the_last(tmp_path):
     assert load_checkpoint(tmp_path / "best.pt")["card"]["metrics"]["epoch"] in (2, 3)
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_kill_then_resume_ends_in_the_same_weights(tmp_path):
     """SIGKILL mid-run leaves a loadable last.pt; --resume finishes with the weights of an uninterrupted run."""
     killed = tmp_path / "killed"

@@ -123,11 +123,8 @@ class OnnxBackend(Backend):
             options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        # On x86-64 CPUs without VNNI, onnxruntime's default u8s8 int8 convolution kernel
-        # (VPMADDUBSW) saturates its 16-bit pair sums: int8 files of small CNNs lost 6-28
-        # points of top-1 agreement with PyTorch there (benchmarks/RESULTS.md, "Runtime").
-        # This selects onnxruntime's exact x64 int8 kernel; other CPUs ignore it.
-        options.add_session_config_entry("session.x64quantprecision", "1")
+        if exact_int8_kernel_needed():
+            options.add_session_config_entry("session.x64quantprecision", "1")
         self.providers = onnx_providers(onnxruntime.get_available_providers())
         try:
             self.session = onnxruntime.InferenceSession(path, options, providers=[
@@ -180,6 +177,17 @@ def onnx_providers(available: Sequence[str], device_kind: Optional[str] = None) 
         device_kind = detect().kind
     preferred = ["TensorrtExecutionProvider", "CUDAExecutionProvider"] if device_kind == "jetson" else []
     return [p for p in preferred if p in available] + ["CPUExecutionProvider"]
+
+
+def exact_int8_kernel_needed() -> bool:
+    """On x86-64 CPUs without VNNI, onnxruntime's default u8s8 int8 convolution kernel
+    saturates its 16-bit pair sums: int8 files of the converter tests' CNNs lost 6-28
+    points of top-1 agreement with PyTorch there (benchmarks/RESULTS.md, "Runtime").
+    onnxruntime's exact x64 kernel (`session.x64quantprecision`) is then used: about 1.4x
+    slower on those CPUs, and right."""
+    from devices.profile import detect
+
+    return detect().int8_dot_products_saturate
 
 
 def tensorrt_options() -> dict:
