@@ -214,13 +214,20 @@ def compare_raw(reference: dict, device: dict) -> dict:
     measure, converters/parity.py). Integer outputs (dequantized by the runtime):
     within one quantization step. The worst relative error of a single output is
     reported too: small-valued outputs (scores far from any object) show more there.
+    The preprocessed inputs ("in<frame>") are compared in pixel levels, for the record.
     """
     fp32_diff, fp32_scale, per_output, worst_steps, problems = 0.0, 0.0, 0.0, 0.0, []
-    compared = 0
+    compared, input_levels, input_changed, input_values = 0, 0.0, 0, 0
     for key, ref in reference["arrays"].items():
         dev = device["arrays"].get(key)
         if dev is None or len(dev) != len(ref):
             problems.append(f"{key}: missing or of another size on the device")
+            continue
+        if key.startswith("in"):
+            input_levels = max(input_levels, max((abs(x - y) for x, y in zip(ref, dev)), default=0.0)
+                               * reference.get("input_std", 1.0))
+            input_changed += sum(1 for x, y in zip(ref, dev) if x != y)
+            input_values += len(ref)
             continue
         compared += 1
         step = reference["steps"][int(key.rsplit("_o", 1)[1])]
@@ -236,7 +243,9 @@ def compare_raw(reference: dict, device: dict) -> dict:
     relative = fp32_diff / max(fp32_scale, 1e-12)
     if relative > FP32_REL_TOL:
         problems.append(f"fp32 outputs: relative error {relative:.3g} exceeds {FP32_REL_TOL:g}")
-    return {"outputs_compared": compared, "max_abs_error_fp32": fp32_diff, "relative_error_fp32": relative,
+    return {"input_max_diff_levels": round(input_levels, 3),
+            "input_values_differing": round(input_changed / input_values, 5) if input_values else None,
+            "outputs_compared": compared, "max_abs_error_fp32": fp32_diff, "relative_error_fp32": relative,
             "worst_single_output_relative_error_fp32": per_output, "max_quantization_steps": worst_steps,
             "problems": problems[:10], "agree": bool(compared) and not problems}
 
@@ -301,22 +310,26 @@ def captured_fd2(action):
 for job in args["jobs"]:
     started, entry = time.perf_counter(), {}
     job["model"] = job["model"] or str(RUNTIME_DEFAULT)  # "": the bundled model of this side's package
+    scenes = DemoCapture(*job["demo"]) if job.get("demo") else demo
     if job.get("predict"):
         model = edgecnn.load(job["model"], backend=job["backend"])
         with open(job["predict_out"], "w") as handle:
             for t in job["predict"]:
-                handle.write(json.dumps(model.predict(demo.scene(t), frame_index=t).to_dict()) + "\n")
+                handle.write(json.dumps(model.predict(scenes.scene(t), frame_index=t).to_dict()) + "\n")
     if job.get("raw"):
         backend = open_backend(job["model"], job["backend"])
         card = resolve_card(backend.card, CardOptions(), backend.input_shape, os.path.basename(job["model"]))
         prepare = make_preprocessor(card, get_task(card.task).preprocessing(card))
         arrays = {}
         for t in job["raw"]:
-            for k, out in enumerate(backend.infer(prepare(demo.scene(t)))):
+            blob = prepare(scenes.scene(t))
+            arrays["in%d" % t] = blob
+            for k, out in enumerate(backend.infer(blob)):
                 arrays["f%d_o%d" % (t, k)] = np.asarray(out, np.float32)
         np.savez(job["raw_out"], **arrays)
         entry["outputs"] = backend.output_names
         entry["steps"] = [q[0] if q else None for q in backend.output_quant]
+        entry["input_std"] = float(min(card.channel_values("std")))
     if job.get("kernels"):
         backend = open_backend(job["model"], job["backend"])
         if job["backend"] == "onnxruntime":

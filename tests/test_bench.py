@@ -79,6 +79,7 @@ def test_noisy_when_the_tail_is_long_or_the_cpu_throttled():
     assert "other processes competing" in noise_reasons({"p50": 1.0, "p90": 1.0}, [], cpu_share=0.5)[0]
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_bench_measures_both_formats_and_appends_json_lines(models, tmp_path):
     out = tmp_path / "bench.jsonl"
     args = [models["onnx"], models["tflite"], "--threads", "1", "--runs", "20", "--warmup", "2", "--json", out]

@@ -300,6 +300,7 @@ def spectral(tmp_path):
     return path
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 @pytest.mark.parametrize("target,op", [("onnx", "fft_rfft2"), ("tflite", "_fft_r2c")])
 def test_op_a_target_cannot_express_names_op_and_layer(spectral, digit_images, tmp_path, target, op):
     result = run_cli("convert", f"{spectral}:make", "--input-size", "32", "--data", digit_images, "--to", target,

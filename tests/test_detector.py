@@ -58,6 +58,7 @@ def test_expansion_taps_widen_the_neck_inputs_and_survive_a_checkpoint(tmp_path)
             torch.testing.assert_close(a, b)
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_loss_drives_a_batch_towards_its_boxes():
     torch.manual_seed(0)
     data = load_shapes_detection("train", size=128, count=8)

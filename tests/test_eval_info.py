@@ -38,6 +38,7 @@ def test_eval_table_and_default_plot_path(digits_ckpt):
     assert (digits_ckpt.parent / "best-val-confusion.png").exists()
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_info_reports_card_parameters_and_macs(digits_ckpt):
     result = run_cli("info", digits_ckpt, "--json")
     assert result.returncode == 0, result.stderr

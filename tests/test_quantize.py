@@ -156,6 +156,7 @@ def test_quantization_aware_training_gives_a_full_int8_classifier(tmp_path):
     assert_one_line_error(fp32_from_program, contains="is an int8 program")
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_mixed_precision_ranks_layers_and_keeps_the_most_sensitive_in_float(tmp_path):
     """--mixed: a per-layer sensitivity report, then int8 with the most sensitive layers
     left float; with an unreachable budget every attempt is reported and nothing written."""
