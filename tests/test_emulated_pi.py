@@ -1,0 +1,95 @@
+"""devices/emulated_pi.py: the runtime on an emulated Raspberry Pi (qemu-user, arm64
+Debian 12 userland) agrees with x86, and its missing prerequisites are one-line errors."""
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, assert_one_line_error
+
+SCRIPT = ROOT / "devices" / "emulated_pi.py"
+
+
+def run_script(*args, timeout=120):
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.runtime
+def test_missing_emulator_is_one_line_and_exit_2(tmp_path):
+    empty = tmp_path / "no-tools"
+    empty.mkdir()
+    result = run_script("--workdir", tmp_path / "work", "--tools-path", empty)
+    assert_one_line_error(result, 2, "no emulator: qemu-aarch64-static")
+    assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())
+
+
+@pytest.mark.runtime
+def test_unreachable_mirror_is_one_line_and_exit_2(tmp_path):
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for name in ("apt-get", "dpkg-deb"):  # present, so the next check (the network) is reached
+        (tools / name).write_text("#!/bin/sh\nexit 1\n")
+        (tools / name).chmod(0o755)
+    result = run_script("--workdir", tmp_path / "work", "--tools-path", tools, "--mirror", "http://127.0.0.1:9/debian")
+    assert_one_line_error(result, 2, "no network access to the Debian mirror http://127.0.0.1:9/debian")
+
+
+def _record(frame, *detections):
+    return json.dumps({"frame": frame, "task": "detect", "detections": [
+        {"label": label, "class_id": cls, "score": score, "box": box} for label, cls, score, box in detections]})
+
+
+@pytest.mark.runtime
+def test_compare_mode_joins_frames_and_applies_the_tolerances(tmp_path):
+    circle = ("circle", 0, 0.9, [10.0, 10.0, 110.0, 110.0])
+    reference = tmp_path / "x86.jsonl"
+    reference.write_text("\n".join([_record(0, circle), _record(1, circle), _record(2, circle)]) + "\n")
+    close = ("circle", 0, 0.905, [10.0, 10.0, 110.0, 110.2])  # IoU 0.998, score 0.005 apart
+    borderline = ("triangle", 2, 0.255, [50.0, 50.0, 60.0, 60.0])  # at the threshold: not a disagreement
+    device = tmp_path / "pi.jsonl"
+    device.write_text("\n".join([_record(0, close, borderline), _record(2, circle)]) + "\n")  # frame 1 dropped
+    result = run_script("--compare", reference, device, "--json", tmp_path / "summary.json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["agree"] and summary["frames_compared"] == 2 and summary["borderline_unpaired"] == 1
+    assert summary["min_iou"] >= 0.99 and summary["max_score_diff"] <= 0.01
+
+    shifted = ("circle", 0, 0.9, [12.0, 10.0, 112.0, 110.0])  # IoU 0.96
+    wrong_class = ("rectangle", 1, 0.9, [10.0, 10.0, 110.0, 110.0])
+    device.write_text("\n".join([_record(0, shifted), _record(1, wrong_class)]) + "\n")
+    result = run_script("--compare", reference, device)
+    assert result.returncode == 1
+    summary = json.loads(result.stdout)
+    assert not summary["agree"] and summary["problem_count"] == 3  # the shift; frame 1's circle and rectangle
+
+    device.write_text("not json\n")
+    assert_one_line_error(run_script("--compare", reference, device), 2, "not a JSON record")
+
+
+@pytest.mark.slow
+def test_emulated_pi_agrees_with_x86(tmp_path):
+    """The whole check (about 2-4 min: the sysroot and wheels are cached in
+    /tmp/edgecnn-emulated-pi after the first run). A missing prerequisite fails the
+    test with the script's one-line message; it is never skipped."""
+    out = tmp_path / "summary.json"
+    result = run_script("--frames", 10, "--cpu", "cortex-a76", "--json", out, timeout=1200)
+    if result.returncode == 2:
+        pytest.fail(result.stderr.strip())
+    assert out.is_file(), result.stderr[-2000:]
+    summary = json.loads(out.read_text())
+    assert result.returncode == 0 and summary["agree"], json.dumps(summary["runs"], indent=1)[:6000]
+    assert summary["versions"]["emulated_machine"] == "aarch64"
+    for name in ("litert", "onnxruntime"):
+        run = summary["runs"][name]
+        agreement = run["emulated_vs_x86"]
+        assert agreement["frames_compared"] == 10 and agreement["frames_device_only"] == 0
+        assert agreement["min_iou"] >= 0.99 and agreement["max_score_diff"] <= 0.01
+        assert run["raw_outputs"]["relative_error_fp32"] <= 1e-4
+    if importlib.util.find_spec("onnx") is not None:  # the int8 file is made with onnx on the host
+        assert summary["runs"]["onnxruntime-int8"]["raw_outputs"]["max_quantization_steps"] <= 1.0
+    kernels = summary["kernels"]["emulated"]
+    assert kernels["litert_xnnpack"] and "CPUExecutionProvider" in kernels["onnxruntime_providers_session"]
+    assert kernels["device_profile"]["kind"] == "raspberry-pi" and "asimddp" in kernels["cpu_features"]
