@@ -136,3 +136,53 @@ def test_web_view_rules_token_paths_and_bounded_viewers():
         first.close()
     finally:
         view.close()
+
+
+def test_a_slow_sink_drops_its_oldest_records_and_never_holds_up_inference():
+    from edgecnn.runtime.sinks import QueuedSink, Sink
+
+    class Slow(Sink):
+        def __init__(self):
+            self.frames = []
+
+        def write(self, image, result):
+            time.sleep(0.2)
+            self.frames.append(result)
+
+    slow, stats = Slow(), StreamStats()
+    queued = QueuedSink(slow, "slow", capacity=3, stats=stats)
+    began = time.perf_counter()
+    for index in range(20):
+        queued.write(None, index)
+    assert time.perf_counter() - began < 0.1  # twenty writes, none waited for the 0.2 s sink
+    queued.close()
+    assert slow.frames[-3:] == [17, 18, 19]  # the newest are kept, the oldest dropped
+    assert queued.dropped == stats.sink_dropped["slow"] == 20 - len(slow.frames) > 0
+
+    seen = []
+    summary = run(RunOptions(source=str(VIDEO), callbacks=[lambda image, r: (time.sleep(0.2), seen.append(r))]),
+                  log=lambda message: None)
+    assert summary["frames"] == VIDEO_FRAMES and summary["fps"] > 10  # a 0.2 s callback would cap it at 5
+    assert summary["sink_dropped"]["callback"] == VIDEO_FRAMES - len(seen) > 0
+    assert seen[-1].frame_index == VIDEO_FRAMES - 1
+
+
+def test_an_error_on_a_sink_thread_ends_the_run_with_its_message():
+    from edgecnn.runtime.sinks import QueuedSink, Sink
+
+    class Broken(Sink):
+        closed_as = None
+
+        def write(self, image, result):
+            raise UserError("cannot write there")
+
+        def close(self, completed=True):
+            Broken.closed_as = completed
+
+    queued = QueuedSink(Broken(), "broken")
+    queued.write(None, 0)
+    queued.drain(5)
+    with pytest.raises(UserError, match="cannot write there"):
+        queued.write(None, 1)
+    queued.close()  # raised once already
+    assert Broken.closed_as is False

@@ -1,6 +1,6 @@
 """Running statistics of a stream: what the web view shows live and the summary prints
 at exit (frames, FPS, latency percentiles, drops). Thread-safe: the stream loop
-writes, the web server reads."""
+writes, the sinks' threads count what they drop, the web server reads."""
 from __future__ import annotations
 
 import collections
@@ -28,6 +28,7 @@ class StreamStats:
         self.dropped = 0
         self.reconnects = 0
         self.status = "running"
+        self.sink_dropped: Dict[str, int] = {}  # records each sink's queue dropped (edgecnn.runtime.sinks)
         self._last = None  # the newest result; serialised only when someone asks
 
     def add(self, result, dropped: int = 0, reconnects: int = 0, status: str = "running") -> None:
@@ -42,6 +43,10 @@ class StreamStats:
             self._recent.append(now)
             self.dropped, self.reconnects, self.status = dropped, reconnects, status
             self._last = result
+
+    def count_sink_drop(self, sink: str, records: int = 1) -> None:
+        with self._lock:
+            self.sink_dropped[sink] = self.sink_dropped.get(sink, 0) + records
 
     def fps(self) -> float:
         """Processed frames per second from the first result to the latest."""
@@ -64,7 +69,7 @@ class StreamStats:
             last = self._last.to_dict() if self._last is not None else {}
             items = describe_items(self._last) if self._last is not None else []
             snap = {"frames": self.frames, "dropped": self.dropped, "reconnects": self.reconnects,
-                    "status": self.status, "items": items, "last": last}
+                    "sink_dropped": dict(self.sink_dropped), "status": self.status, "items": items, "last": last}
         snap.update({"fps": round(self.fps(), 2), "recent_fps": round(self.recent_fps(), 2),
                      **{f"age_p{q}_ms": _percentile(ages, q) for q in (50, 90, 99)},
                      **{f"inference_p{q}_ms": _percentile(inference, q) for q in (50, 99)}})
@@ -74,7 +79,9 @@ class StreamStats:
         snap = self.snapshot()
         return (f"{snap['frames']} frames, {snap['fps']:.1f} FPS, latency (frame age) p50 {snap['age_p50_ms']:.1f} ms "
                 f"p99 {snap['age_p99_ms']:.1f} ms, inference p50 {snap['inference_p50_ms']:.1f} ms, "
-                f"{snap['dropped']} dropped" + (f", {snap['reconnects']} reconnects" if snap["reconnects"] else ""))
+                f"{snap['dropped']} dropped" + (f", {snap['reconnects']} reconnects" if snap["reconnects"] else "")
+                + "".join(f", {sink} sink dropped {count}" for sink, count in sorted(snap["sink_dropped"].items())
+                          if count))
 
 
 def _percentile(values: np.ndarray, q: float) -> float:

@@ -3,7 +3,8 @@ library's ThreadingHTTPServer (nothing to install on the device).
 
     /             an HTML page: the live annotated video and live statistics
     /stream.mjpg  the annotated frames as an MJPEG stream (multipart/x-mixed-replace)
-    /stats.json   FPS, frame-age and inference percentiles, drops, the last result's objects
+    /stats.json   FPS, frame-age and inference percentiles, drops (source and sinks), the last
+                  result's objects
 
 Binds loopback by default; any other address needs a token (given as ?token=T or an
 "Authorization: Bearer T" header) because the page shows the camera to whoever
@@ -47,6 +48,7 @@ table {{ border-collapse: collapse; }} td {{ padding: 2px 10px; }} td:first-chil
 <tr><td>inference p50 / p99</td><td id="inference">-</td></tr>
 <tr><td>dropped</td><td id="dropped">-</td></tr>
 <tr><td>reconnects</td><td id="reconnects">-</td></tr>
+<tr><td>dropped by sinks</td><td id="sink_dropped">-</td></tr>
 </table><h2>Result</h2><ul id="detections"></ul></section></main>
 <script>
 const query = {query_json};
@@ -58,6 +60,7 @@ async function refresh() {{
     set("latency", `${{s.age_p50_ms}} / ${{s.age_p90_ms}} / ${{s.age_p99_ms}} ms`);
     set("inference", `${{s.inference_p50_ms}} / ${{s.inference_p99_ms}} ms`);
     set("dropped", s.dropped); set("reconnects", s.reconnects);
+    set("sink_dropped", Object.entries(s.sink_dropped || {{}}).map(([k, v]) => `${{k}} ${{v}}`).join(", ") || "0");
     const list = document.getElementById("detections");
     list.replaceChildren(...(s.items || []).map(text => {{
       const item = document.createElement("li"); item.textContent = text; return item; }}));
