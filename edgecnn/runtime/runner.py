@@ -1,6 +1,7 @@
 """`edgecnn run`: a model, a source and sinks wired together, with a summary at exit.
 
 Progress and the summary go to stderr, so `--json -` leaves stdout pure JSON lines.
+Each sink runs on its own thread behind a bounded queue (edgecnn.runtime.sinks.QueuedSink).
 Ctrl-C is the normal way to end a live run: the video written so far is kept.
 """
 from __future__ import annotations
@@ -47,7 +48,7 @@ def run(options: RunOptions, log: Callable[[str], None] = stderr_log, started: O
     """Run to the end of the source, --max-frames, a closed window or Ctrl-C; returns the
     final statistics (StreamStats.snapshot() plus first_result_ms)."""
     from edgecnn.runtime.model import load
-    from edgecnn.runtime.sinks import SinkContext, sink_types
+    from edgecnn.runtime.sinks import QueuedSink, SinkContext, sink_types
     from edgecnn.runtime.sinks.callback import CallbackSink
 
     started = time.perf_counter() if started is None else started
@@ -73,9 +74,9 @@ def run(options: RunOptions, log: Callable[[str], None] = stderr_log, started: O
         chosen = [(kind, kind.default) for kind in kinds if kind.default is not None]
     sinks = []
     try:
-        for kind, values in chosen:
-            sinks.append(kind.open(values, context))
-        sinks.extend(CallbackSink(fn) for fn in options.callbacks)
+        for kind, values in chosen:  # each behind its own queue and thread: inference never waits for one
+            sinks.append(QueuedSink(kind.open(values, context), kind.name, kind.queue_size, stream.stats))
+        sinks.extend(QueuedSink(CallbackSink(fn), "callback", stats=stream.stats) for fn in options.callbacks)
     except BaseException:
         for sink in sinks:
             sink.close(completed=False)
@@ -108,5 +109,7 @@ def run(options: RunOptions, log: Callable[[str], None] = stderr_log, started: O
     log(f"summary: {stream.stats.summary()}" +
         (f", first result {first_result_ms:.0f} ms after start" if first_result_ms is not None else ""))
     if options.sinks.get("save") and stream.stats.frames:
-        log(f"annotated video: {options.sinks['save']}")
+        lost = stream.stats.sink_dropped.get("video", 0)
+        log(f"annotated video: {options.sinks['save']}" + (f" ({lost} frames dropped: the encoder fell behind)"
+                                                           if lost else ""))
     return summary
