@@ -35,7 +35,8 @@ def edgecnn(*args: str) -> str:
 def latency_ms(path: str, threads: int = 2, runs: int = 300, rounds: int = 5) -> float:
     """Median over rounds of the median inference time on the raw runtime (the bench's
     input and timing loop)."""
-    from edgecnn.bench.measure import sample_input, timed_runs
+    from edgecnn.bench.measure import sample_input
+    from edgecnn.runtime.backends import timed_runs
     from edgecnn.runtime.backends import open_backend
 
     backend = open_backend(path, threads=threads)

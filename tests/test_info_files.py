@@ -4,14 +4,14 @@ import json
 import pytest
 
 from conftest import assert_one_line_error, run_cli
-from edgecnn.assets import RUNTIME_DEFAULT
+from edgecnn.assets import RUNTIME_FP32
 from runtime_fixtures import detector_onnx, digits_onnx, int8_io_onnx, without_card
 
 pytestmark = pytest.mark.runtime  # torch-free: also run where only edgecnn[runtime] is installed
 
 
 def test_info_on_tflite_shows_card_tensors_ops_and_head():
-    result = run_cli("info", RUNTIME_DEFAULT, "--json")
+    result = run_cli("info", RUNTIME_FP32, "--json")
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["format"] == "tflite" and info["card"]["task"] == "detect"
@@ -20,7 +20,7 @@ def test_info_on_tflite_shows_card_tensors_ops_and_head():
     assert sorted(tuple(s) for s in info["output_shapes"]) == sorted(
         [(1, 576, 4), (1, 144, 4), (1, 36, 4), (1, 576, 3), (1, 144, 3), (1, 36, 3)])
     assert info["ops"]["CONV_2D"] > 10 and info["quantization"]["precision"] == "fp32"
-    text = run_cli("info", RUNTIME_DEFAULT).stdout
+    text = run_cli("info", RUNTIME_FP32).stdout
     assert "head          ltrb-sigmoid (from the card)" in text and "CONV_2D" in text
 
 
@@ -39,7 +39,7 @@ def test_info_on_onnx_counts_ops_from_the_file_and_recognises_a_cardless_head(tm
 
 @pytest.mark.parametrize("suffix", [".tflite", ".onnx"])
 def test_info_on_corrupt_truncated_or_foreign_files_is_one_line(tmp_path, suffix):
-    source = RUNTIME_DEFAULT if suffix == ".tflite" else detector_onnx()
+    source = RUNTIME_FP32 if suffix == ".tflite" else detector_onnx()
     cases = {"truncated": source.read_bytes()[:4000], "foreign": b"GIF89a" + bytes(300), "empty": b""}
     for name, data in cases.items():
         path = tmp_path / f"{name}{suffix}"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, run_cli
-from edgecnn.assets import RUNTIME_DEFAULT
+from edgecnn.assets import RUNTIME_FP32
 from edgecnn.core.card import ModelCard
 from edgecnn.data.detection import shapes_scene
 from edgecnn.core.errors import UserError
@@ -19,9 +19,9 @@ pytestmark = pytest.mark.runtime  # torch-free: also run where only edgecnn[runt
 
 
 def test_tflite_and_onnx_give_the_same_outputs_in_the_same_order():
-    lite, onnx_model = open_backend(str(RUNTIME_DEFAULT)), open_backend(str(detector_onnx()))
+    lite, onnx_model = open_backend(str(RUNTIME_FP32)), open_backend(str(detector_onnx()))
     assert (lite.name, onnx_model.name) == ("litert", "onnxruntime")
-    assert lite.card == onnx_model.card == read_card(str(RUNTIME_DEFAULT))
+    assert lite.card == onnx_model.card == read_card(str(RUNTIME_FP32))
     assert lite.input_shape == onnx_model.input_shape == (1, 3, 192, 192)
     assert lite.input_dtype == np.float32 and lite.input_quant is None
     assert onnx_model.output_names == ["boxes_s8", "boxes_s16", "boxes_s32", "scores_s8", "scores_s16", "scores_s32"]
@@ -35,7 +35,7 @@ def test_tflite_and_onnx_give_the_same_outputs_in_the_same_order():
 
 def test_threads_and_backend_names():
     assert backends_for("m.tflite")[0] == "litert" and backends_for("m.onnx") == ["onnxruntime"]
-    backend = open_backend(str(RUNTIME_DEFAULT), "litert", threads=1)
+    backend = open_backend(str(RUNTIME_FP32), "litert", threads=1)
     assert backend.threads == 1 and "threads=1" in backend.describe()
     onnx_backend = open_backend(str(detector_onnx()), threads=2)
     assert onnx_backend.session.get_session_options().intra_op_num_threads == 2
@@ -73,7 +73,7 @@ def test_int8_input_is_quantized_and_int8_outputs_dequantized_with_card_paramete
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])
 def test_corrupt_or_truncated_models_are_one_line_errors(tmp_path, damage):
-    data = RUNTIME_DEFAULT.read_bytes()
+    data = RUNTIME_FP32.read_bytes()
     tflite = tmp_path / "bad.tflite"
     tflite.write_bytes(data[: len(data) // 3] if damage == "truncate" else b"\x00" * 4096)
     onnx_file = tmp_path / "bad.onnx"
@@ -86,7 +86,7 @@ def test_corrupt_or_truncated_models_are_one_line_errors(tmp_path, damage):
 
 def test_unknown_missing_or_mismatched_backend_is_a_usage_error(tmp_path):
     for args, text in ((["--backend", "tensorflow"], "unknown backend"), (["--backend", "onnxruntime"], "cannot run")):
-        assert_one_line_error(run_cli("run", RUNTIME_DEFAULT, "--source", "demo", "--max-frames", "1", *args),
+        assert_one_line_error(run_cli("run", RUNTIME_FP32, "--source", "demo", "--max-frames", "1", *args),
                               contains=text)
     assert_one_line_error(run_cli("run", tmp_path / "absent.tflite", "--max-frames", "1"), contains="no such model")
     assert_one_line_error(run_cli("run", tmp_path / "model.pt", "--max-frames", "1"), contains="expected .onnx")
@@ -111,7 +111,7 @@ def test_tflite_runtime_is_the_fallback_when_ai_edge_litert_is_missing():
         "import numpy as np\n"
         "outputs = backend.infer(np.zeros(backend.input_shape, np.float32))\n"
         "print(backend.name, backend.card is None, len(outputs))\n")
-    out = subprocess.run([sys.executable, "-c", code, str(RUNTIME_DEFAULT)], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code, str(RUNTIME_FP32)], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["tflite-runtime", "False", "6"]  # the card is read without the schema too
@@ -121,7 +121,7 @@ def test_card_reader_without_the_tflite_schema_matches_the_schema_reader(tmp_pat
     from converters.card_embed import embed_tflite
     from edgecnn.runtime.model_file import CARD_KEY, _tflite_metadata, read_tflite_card
 
-    data = RUNTIME_DEFAULT.read_bytes()
+    data = RUNTIME_FP32.read_bytes()
     assert ModelCard.from_json(_tflite_metadata(data, CARD_KEY).decode()) == read_tflite_card(data)
     assert _tflite_metadata(data, "no-such-key") is None
     other = read_tflite_card(data).replace(labels=["a", "b", "c"], metrics={"note": "re-embedded"})

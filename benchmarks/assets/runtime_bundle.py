@@ -1,11 +1,16 @@
-"""Make the runtime's bundled default model: the bundled shapes detector checkpoint
-converted to an fp32 .tflite file with its model card embedded.
+"""Make the runtime's bundled models: the bundled shapes detector checkpoint converted
+to an fp32 .tflite file and to a full-int8 .tflite file, each with its model card.
 
 The device runtime imports no torch, so it cannot run the .pt checkpoint; this script
 (which needs the `convert` extra) writes edgecnn/assets/shapes_detector.tflite and
-checks that LiteRT reproduces the PyTorch outputs on a real scene.
+checks that LiteRT reproduces the PyTorch outputs on a real scene, then converts the
+int8 file through `edgecnn convert`'s gate (box convolutions kept float, as in
+RESULTS "Shapes detector: int8 and conversion"): the int8 file is bundled only when it
+stays within the budget, and its card carries the measured drop. `edgecnn run` with no
+model picks whichever bundled file that passed is fastest on the device
+(edgecnn/runtime/bundled.py).
 
-    python benchmarks/assets/runtime_bundle.py [--out PATH]
+    python benchmarks/assets/runtime_bundle.py [--out PATH] [--int8-out PATH]
 """
 from __future__ import annotations
 
@@ -52,17 +57,38 @@ def convert_detector(out: Path) -> float:
     return max(float(np.abs(e - g).max()) for e, g in zip(expected, got))
 
 
+def convert_int8(out: Path) -> dict:
+    """The gated int8 conversion; returns its report (GateRefused leaves nothing)."""
+    import shutil
+    import tempfile
+
+    from edgecnn.assets import SHAPES_DETECTOR
+    from edgecnn.compress.convert import ConvertOptions, convert
+
+    with tempfile.TemporaryDirectory() as staging:
+        options = ConvertOptions(to="tflite", precision="int8", out=staging,
+                                 float_layers=["heads.0.box", "heads.1.box", "heads.2.box"])
+        summary, = convert(str(SHAPES_DETECTOR), options)
+        shutil.move(summary["file"], out)
+    return summary
+
+
 def main() -> None:
-    from edgecnn.assets import RUNTIME_DEFAULT
+    from edgecnn.assets import RUNTIME_FP32, RUNTIME_INT8
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default=str(RUNTIME_DEFAULT))
+    parser.add_argument("--out", default=str(RUNTIME_FP32))
+    parser.add_argument("--int8-out", default=str(RUNTIME_INT8))
     args = parser.parse_args()
     out = Path(args.out)
     difference = convert_detector(out)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB); max |torch - litert| = {difference:.2e}")
     if difference > 1e-3:
         sys.exit("LiteRT output differs from PyTorch: not bundling")
+    int8_out = Path(args.int8_out)
+    gate = convert_int8(int8_out)["gate"]
+    print(f"wrote {int8_out} ({int8_out.stat().st_size / 1e6:.2f} MB); {gate['metric']} drop "
+          f"{gate['drop']:.2f} points (budget {gate['max_drop']:.2f})")
 
 
 if __name__ == "__main__":

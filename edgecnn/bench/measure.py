@@ -30,6 +30,7 @@ import numpy as np
 
 from edgecnn.core.errors import UserError
 from edgecnn.core.files import sha256_hex
+from edgecnn.runtime.backends import timed_runs
 
 RECORD_SCHEMA = "edgecnn.bench.measure/1"
 NOISY_RATIO = 1.5  # p90 / p50 above this: the run is flagged as noisy
@@ -213,21 +214,6 @@ def measure(config: BenchConfig, progress: Optional[Callable[[int], None]] = Non
     record["noisy"] = noise_reasons(record["latency_ms"], record["throttling"], cpu_share)
     record["status"] = "ok"
     return record
-
-
-def timed_runs(infer: Callable[[np.ndarray], Any], blob: np.ndarray, runs: int,
-               progress: Optional[Callable[[int], None]] = None) -> List[float]:
-    """Per-call latency in ms. The clock is read around each call only, so the progress
-    callback and bookkeeping are not in the figures."""
-    clock = time.perf_counter_ns
-    times = []
-    for _ in range(runs):
-        start = clock()
-        infer(blob)
-        times.append((clock() - start) / 1e6)
-        if progress:
-            progress(1)
-    return times
 
 
 def expand_configs(models: Sequence[str], backend: str, threads: Sequence[Optional[int]], runs: int,

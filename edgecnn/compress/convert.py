@@ -60,7 +60,8 @@ def rewrite_card(path: str, fmt: str, card: ModelCard) -> None:
 
 def median_latency_ms(backend, runs: int = 50, warmup: int = 10) -> float:
     """Median inference time on this device, with the bench's input and timing loop."""
-    from edgecnn.bench.measure import sample_input, timed_runs
+    from edgecnn.bench.measure import sample_input
+    from edgecnn.runtime.backends import timed_runs
 
     blob = sample_input(backend)
     timed_runs(backend.infer, blob, warmup)
@@ -198,7 +199,7 @@ class Converter:
         if self.baseline is not None:
             metric = report.gate["metric"]
             metrics.update({f"fp32_{metric}": report.gate["before"], "drop_points": report.gate["drop"],
-                            "split": "val", "dataset": self.data_spec})
+                            "max_drop_points": report.gate["max_drop"], "split": "val", "dataset": self.data_spec})
         metrics.update({"parity_relative_error": report.relative_error, "parity_agreement": report.agreement})
         return card.replace(metrics=metrics, source_hash=file_hash(self.source.path)
                             if os.path.isfile(self.source.path) else card.source_hash)

@@ -33,22 +33,38 @@ from edgecnn.tasks.detect.result import Detections
 Result = Union[Classes, Detections]  # the result types of the tasks a model can have
 
 
-def default_model_path() -> str:
-    from edgecnn.assets import RUNTIME_DEFAULT
+def default_model_path(backend: str = "auto", threads: Optional[int] = None,
+                       log: Callable[[str], None] = stderr_log) -> Tuple[str, str]:
+    """The bundled shapes detector file that passed its gate and is fastest here, and
+    the line that says why."""
+    from edgecnn.assets import RUNTIME_VARIANTS
+    from edgecnn.runtime.bundled import choose
 
-    return str(RUNTIME_DEFAULT)
+    return choose(RUNTIME_VARIANTS, backend, threads, log)
 
 
 def load(path: Optional[str] = None, *, backend: str = "auto", threads: Optional[int] = None,
-         card: Optional[CardOptions] = None, conf_threshold: float = 0.25, iou_threshold: float = NMS_IOU) -> "Model":
-    """Open a .tflite or .onnx model (no path: the bundled shapes detector)."""
-    path = str(path) if path is not None else default_model_path()
+         card: Optional[CardOptions] = None, conf_threshold: float = 0.25, iou_threshold: float = NMS_IOU,
+         log: Optional[Callable[[str], None]] = stderr_log) -> "Model":
+    """Open a .tflite or .onnx model (no path: the bundled shapes detector, int8 or fp32,
+    whichever passed its gate and is faster on this device). The choice is logged once
+    the model has loaded (log=None: kept in `model.choice` for the caller to log)."""
+    choice = None
+    if path is None:
+        path, choice = default_model_path(backend, threads, log or stderr_log)
+    path = str(path)
     loaded = open_backend(path, backend, threads)
     resolved = resolve_card(loaded.card, card or CardOptions(), loaded.input_shape, os.path.basename(path))
-    return Model(loaded, resolved, conf_threshold, iou_threshold)
+    model = Model(loaded, resolved, conf_threshold, iou_threshold)
+    model.choice = choice
+    if choice and log is not None:
+        log(choice)
+    return model
 
 
 class Model:
+    choice: Optional[str] = None  # why this bundled file, when load() chose one
+
     def __init__(self, backend: Backend, card: ModelCard, conf_threshold: float = 0.25,
                  iou_threshold: float = NMS_IOU) -> None:
         if not 0 <= conf_threshold <= 1 or not 0 <= iou_threshold <= 1:

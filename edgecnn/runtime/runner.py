@@ -63,7 +63,7 @@ def run(options: RunOptions, log: Callable[[str], None] = stderr_log, started: O
         kind.check(options.sinks)
     model = load(options.model, backend=options.backend, threads=options.threads, card=options.card,
                  conf_threshold=options.conf,
-                 iou_threshold=NMS_IOU if options.iou is None else options.iou)
+                 iou_threshold=NMS_IOU if options.iou is None else options.iou, log=None)
     uri = source_uri(options)
     source = open_source(uri, realtime=options.realtime, log=log)
     stream = model.stream(source, max_frames=options.max_frames)
@@ -83,6 +83,8 @@ def run(options: RunOptions, log: Callable[[str], None] = stderr_log, started: O
         stream.close()
         raise
     name = os.path.basename(model.backend.path)
+    if model.choice:
+        log(model.choice)
     log(f"running {name} ({model.task}, {len(model.labels)} labels, {model.backend.name}) on {source.name}")
     first_result_ms = None
     completed = False
