@@ -117,22 +117,35 @@ class Model:
                                         iou=self.iou_threshold, max_results=MAX_DETECTIONS)
 
     def stream(self, source: Union[str, int, Source], *, realtime: bool = False, max_frames: Optional[int] = None,
-               log: Callable[[str], None] = stderr_log) -> "Stream":
-        """Iterate (frame, result) over a source URI (see edgecnn.runtime.sources) or Source."""
+               track=None, log: Callable[[str], None] = stderr_log) -> "Stream":
+        """Iterate (frame, result) over a source URI (see edgecnn.runtime.sources) or Source.
+        track: True (ByteTrack), a tracker's name (edgecnn.runtime.trackers) or a Tracker:
+        every detection gets a track id, age and state, and each result its track events."""
+        from edgecnn.runtime.tracking import open_tracking
+
+        if track not in (None, False) and self.card.task != "detect":
+            raise UserError(f"tracking needs a detector; this model's task is {self.card.task}")
         opened = source if isinstance(source, Source) else open_source(source, realtime=realtime, log=log)
-        return Stream(self, opened, max_frames)
+        try:
+            tracking = open_tracking(track, opened.fps if opened.fps and opened.fps > 0 else 30.0)
+        except BaseException:
+            opened.close()
+            raise
+        return Stream(self, opened, max_frames, tracking)
 
 
 class Stream:
     """Iterable of (frame image, result); holds the source and the live statistics.
     Closing it (or leaving a with-block, or finishing the loop) stops the source."""
 
-    def __init__(self, model: Model, source: Source, max_frames: Optional[int] = None) -> None:
+    def __init__(self, model: Model, source: Source, max_frames: Optional[int] = None,
+                 tracking: Optional[Callable] = None) -> None:
         if max_frames is not None and max_frames < 1:
             raise UserError(f"--max-frames must be >= 1, got {max_frames}")
         self.model, self.source, self.max_frames = model, source, max_frames
         self.stats = StreamStats()
         if not source.live:
+        self.tracking = tracking  # edgecnn.runtime.tracking.Tracking, on the inference thread (it is cheap)
             source.prepare = model.preprocess
 
     def __iter__(self) -> Iterator[Tuple[np.ndarray, Result]]:
@@ -142,6 +155,8 @@ class Stream:
                                             capture_clock=frame.capture_clock, blob=frame.blob)
                 self.stats.add(result, self.source.dropped, self.source.reconnects,
                                getattr(self.source, "status", "running"))
+                if self.tracking is not None:
+                    self.tracking(result)
                 yield frame.image, result
                 if self.max_frames is not None and self.stats.frames >= self.max_frames:
                     break

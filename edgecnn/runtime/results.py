@@ -31,16 +31,21 @@ class Timing:
 class Item:
     """One object of a result, as `for d in result` yields it: a detected object (box in
     frame pixels, x1 y1 x2 y2) or one of a classifier's top classes (box None: the
-    whole frame)."""
+    whole frame). On a tracked stream a detection also has its track: id (-1: none),
+    age in frames and state (edgecnn.runtime.trackers.STATES)."""
 
     label: str
     class_id: int
     score: float
     box: Optional[Tuple[float, float, float, float]] = None
+    track_id: Optional[int] = None
+    age: Optional[int] = None
+    state: Optional[str] = None
 
     def describe(self) -> str:
         where = f" [{', '.join(f'{v:.1f}' for v in self.box)}]" if self.box is not None else ""
-        return f"{self.label} {self.score:.2f}{where}"
+        track = f"#{self.track_id} " if self.track_id is not None and self.track_id >= 0 else ""
+        return f"{track}{self.label} {self.score:.2f}{where}"
 
 
 def describe_items(result) -> List[str]:

@@ -32,6 +32,7 @@ class RunOptions:
     # sink option values by option name (edgecnn.runtime.sinks), e.g. {"json": "-", "save": "out.mp4"}
     sinks: Dict[str, Any] = field(default_factory=dict)
     callbacks: List[Callable] = field(default_factory=list)  # fn(image, result) per frame
+    track: Optional[str] = None  # a tracker's name (edgecnn.runtime.trackers); None: no tracking
 
 
 def source_uri(options: RunOptions) -> str:
@@ -66,7 +67,7 @@ def run(options: RunOptions, log: Callable[[str], None] = stderr_log, started: O
                  iou_threshold=NMS_IOU if options.iou is None else options.iou, log=None)
     uri = source_uri(options)
     source = open_source(uri, realtime=options.realtime, log=log)
-    stream = model.stream(source, max_frames=options.max_frames)
+    stream = model.stream(source, max_frames=options.max_frames, track=options.track)
     context = SinkContext(source_name=source.name, fps=source.fps if source.fps and source.fps > 0 else 30.0,
                           stats=stream.stats, log=log)
     chosen = [(kind, options.sinks) for kind in kinds if kind.wanted(options.sinks)]

@@ -1,18 +1,18 @@
-"""JSON lines: one record per frame (result.to_dict()), flushed per line so a reader
-(a robot process, `tail -f`) sees each frame as it happens. "-" is stdout."""
+"""JSON lines: the result records (edgecnn.runtime.schema: one per frame, then one per
+track event), flushed per line so a reader (a robot process, `tail -f`) sees each
+frame as it happens. "-" is stdout."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 from edgecnn.core.errors import UserError
+from edgecnn.runtime.schema import encode, records
 from edgecnn.runtime.sinks import Sink, SinkType
 
 
 class JsonLinesSink(Sink):
-    """One JSON record per frame (result.to_dict()), flushed per line so a reader
-    (a robot process, `tail -f`) sees each frame as it happens. "-" is stdout."""
+    """The records of each frame, one JSON line each, flushed per frame. "-" is stdout."""
 
     def __init__(self, target: str) -> None:
         self.target = target
@@ -26,7 +26,7 @@ class JsonLinesSink(Sink):
                 raise UserError(f"cannot write {target}: {exc.strerror or exc}") from None
 
     def write(self, image, result) -> None:
-        self.handle.write(json.dumps(result.to_dict()) + "\n")
+        self.handle.write("".join(encode(record).decode() + "\n" for record in records(result)))
         self.handle.flush()
 
     def close(self, completed: bool = True) -> None:

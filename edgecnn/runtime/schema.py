@@ -1,0 +1,119 @@
+"""The result record: one JSON schema, versioned, for everything a run sends out (JSON
+lines, MQTT, ZeroMQ, UDP). A frame gives one "frame" record, then one "event" record
+per track event of that frame (edgecnn.runtime.tracking). Every record carries
+"schema": SCHEMA_ID; a change that a reader could trip over gets a new version.
+
+The detection fields map one-to-one onto ROS 2 vision_msgs/Detection2D (README,
+"Result records"): header.stamp = capture_time, id = track_id,
+bbox.center.position = center, bbox.size_x / size_y = size,
+results[0].hypothesis.class_id = class_id (label is its name), .score = score.
+
+    python -m edgecnn.runtime.schema      prints the JSON Schema document
+"""
+from __future__ import annotations
+
+import json
+from typing import Iterator, List
+
+SCHEMA_ID = "edgecnn.result/1"
+
+_NUMBER_PAIR = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}
+_BOX = {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4,
+        "description": "x1, y1, x2, y2 in frame pixels"}
+_TIMING = {
+    "schema": {"const": SCHEMA_ID},
+    "frame": {"type": "integer", "minimum": 0, "description": "position in the source"},
+    "capture_time": {"type": "number", "description": "seconds since the epoch when the frame was captured"},
+}
+_DETECTION = {
+    "type": "object",
+    "required": ["label", "class_id", "score", "box", "center", "size"],
+    "properties": {
+        "label": {"type": "string"}, "class_id": {"type": "integer", "minimum": 0},
+        "score": {"type": "number", "minimum": 0, "maximum": 1}, "box": _BOX,
+        "center": {**_NUMBER_PAIR, "description": "box centre x, y in pixels"},
+        "size": {**_NUMBER_PAIR, "description": "box width, height in pixels"},
+        "track_id": {"type": "integer", "minimum": -1, "description": "-1: no track (tracked streams only)"},
+        "age": {"type": "integer", "minimum": 0, "description": "frames since the track started"},
+        "state": {"enum": ["tracked", "tentative", "untracked"]},
+    },
+    "additionalProperties": False,
+}
+FRAME_RECORD = {
+    "type": "object",
+    "required": ["schema", "type", "frame", "capture_time", "frame_age_ms", "inference_ms", "task"],
+    "properties": {
+        **_TIMING, "type": {"const": "frame"},
+        "frame_age_ms": {"type": "number", "description": "capture -> result ready"},
+        "inference_ms": {"type": "number", "description": "the backend call alone"},
+        "task": {"enum": ["detect", "classify"]},
+        "detections": {"type": "array", "items": _DETECTION},
+        "label": {"type": "string"}, "score": {"type": "number"},
+        "classes": {"type": "array", "items": {"type": "object", "required": ["label", "class_id", "score"],
+                                               "properties": {"label": {"type": "string"},
+                                                              "class_id": {"type": "integer"},
+                                                              "score": {"type": "number"}}}},
+    },
+    "additionalProperties": False,
+}
+EVENT_RECORD = {
+    "type": "object",
+    "required": ["schema", "type", "event", "frame", "capture_time", "track_id", "label", "class_id", "score",
+                 "box", "center", "size", "age", "first_frame"],
+    "properties": {
+        **_TIMING, "type": {"const": "event"}, "event": {"enum": ["new", "update", "end"]},
+        "track_id": {"type": "integer", "minimum": 1}, "label": {"type": "string"},
+        "class_id": {"type": "integer", "minimum": 0}, "score": {"type": "number"},
+        "box": _BOX, "center": _NUMBER_PAIR, "size": _NUMBER_PAIR,
+        "age": {"type": "integer", "minimum": 1}, "first_frame": {"type": "integer", "minimum": 0},
+        "previous_label": {"type": "string", "description": "update: the class before"},
+    },
+    "additionalProperties": False,
+}
+RESULT_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": f"https://edgecnn.dev/schema/{SCHEMA_ID}.json",
+    "title": "edgecnn result record",
+    "oneOf": [FRAME_RECORD, EVENT_RECORD],
+}
+
+
+def frame_record(result) -> dict:
+    return {"schema": SCHEMA_ID, "type": "frame", **result.to_dict()}
+
+
+def event_record(event, capture_time: float) -> dict:
+    x1, y1, x2, y2 = event.box
+    record = {"schema": SCHEMA_ID, "type": "event", "event": event.event, "frame": event.frame_index,
+              "capture_time": round(capture_time, 4), "track_id": event.track_id, "label": event.label,
+              "class_id": event.class_id, "score": round(event.score, 4), "box": [round(v, 1) for v in event.box],
+              "center": [round((x1 + x2) / 2, 1), round((y1 + y2) / 2, 1)],
+              "size": [round(x2 - x1, 1), round(y2 - y1, 1)], "age": event.age, "first_frame": event.first_frame}
+    if event.previous_label is not None:
+        record["previous_label"] = event.previous_label
+    return record
+
+
+def records(result) -> Iterator[dict]:
+    """The frame's record, then one per track event of the frame."""
+    yield frame_record(result)
+    for event in getattr(result, "events", ()):
+        yield event_record(event, result.capture_time)
+
+
+def encode(record: dict) -> bytes:
+    """The bytes every transport sends: compact UTF-8 JSON, no newline."""
+    return json.dumps(record, separators=(",", ":")).encode()
+
+
+def validate(record: dict) -> List[str]:
+    """Problems of a record against the schema ([] if none); needs the jsonschema package
+    (tests and readers; the runtime itself never validates what it writes)."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(RESULT_SCHEMA)
+    return [error.message for error in validator.iter_errors(record)]
+
+
+if __name__ == "__main__":
+    print(json.dumps(RESULT_SCHEMA, indent=1))
