@@ -143,9 +143,9 @@ class Stream:
         if max_frames is not None and max_frames < 1:
             raise UserError(f"--max-frames must be >= 1, got {max_frames}")
         self.model, self.source, self.max_frames = model, source, max_frames
+        self.tracking = tracking  # edgecnn.runtime.tracking.Tracking, on the inference thread (it is cheap)
         self.stats = StreamStats()
         if not source.live:
-        self.tracking = tracking  # edgecnn.runtime.tracking.Tracking, on the inference thread (it is cheap)
             source.prepare = model.preprocess
 
     def __iter__(self) -> Iterator[Tuple[np.ndarray, Result]]:
@@ -153,10 +153,10 @@ class Stream:
             for frame in self.source:
                 result = self.model.predict(frame.image, frame_index=frame.index, capture_time=frame.capture_time,
                                             capture_clock=frame.capture_clock, blob=frame.blob)
-                self.stats.add(result, self.source.dropped, self.source.reconnects,
-                               getattr(self.source, "status", "running"))
                 if self.tracking is not None:
                     self.tracking(result)
+                self.stats.add(result, self.source.dropped, self.source.reconnects,
+                               getattr(self.source, "status", "running"))
                 yield frame.image, result
                 if self.max_frames is not None and self.stats.frames >= self.max_frames:
                     break
