@@ -13,10 +13,10 @@ import sys
 from typing import List, Optional
 
 from edgecnn.core.errors import GateRefused, UserError
+from edgecnn.runtime.card_options import PRESETS
 from edgecnn.runtime.heads import head_names
 from edgecnn.runtime.sinks import option_dests, sink_types
 from edgecnn.tasks import get_task, task_names
-from edgecnn.runtime.trackers import DEFAULT_TRACKER, tracker_names
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -234,9 +234,6 @@ def add_run(sub) -> None:
     p.add_argument("--conf", type=float, default=0.25, help="detector score threshold")
     p.add_argument("--iou", type=float, default=None, help="detector NMS overlap threshold (default 0.7)")
     card = p.add_argument_group("models without a card")
-    p.add_argument("--track", nargs="?", const=DEFAULT_TRACKER, default=None, metavar="TRACKER",
-                   help=f"give each detection a track id, age and state, and send track events new | update | "
-                   f"end; TRACKER: {', '.join(tracker_names())} (default {DEFAULT_TRACKER})")
     card.add_argument("--task", default=None, choices=task_names())
     card.add_argument("--input-size", default=None, metavar="N|HxW")
     card.add_argument("--layout", default=None, choices=["nchw", "nhwc"])
@@ -244,6 +241,8 @@ def add_run(sub) -> None:
     card.add_argument("--std", default=None, metavar="S[,S,S]")
     card.add_argument("--labels", default=None, metavar="FILE|a,b,c")
     card.add_argument("--bgr", action="store_true", help="the model takes BGR (default RGB)")
+    card.add_argument("--preset", default=None, choices=list(PRESETS), help="the usual mean/std of a family: "
+                      "imagenet (torchvision, timm), unit (pixel / 255), symmetric (-1..1)")
     card.add_argument("--head", default=None, metavar="FORMAT[:ARGS]",
                       help=f"detector output format: {', '.join(head_names())} (edgecnn.runtime.heads; "
                       "ltrb-sigmoid takes its strides, e.g. ltrb-sigmoid:8,16,32)")
@@ -257,11 +256,11 @@ def run_run(args) -> int:
     from edgecnn.runtime.runner import RunOptions, run
 
     card = CardOptions(task=args.task, input_size=args.input_size, layout=args.layout, mean=args.mean,
-                       std=args.std, labels=args.labels, bgr=args.bgr, head=args.head)
+                       std=args.std, labels=args.labels, bgr=args.bgr, head=args.head, preset=args.preset)
     sinks = {dest: getattr(args, dest) for dest in option_dests()}
     run(RunOptions(model=args.model, source=args.source, camera=args.camera, backend=args.backend,
                    threads=args.threads, max_frames=args.max_frames, realtime=args.realtime, conf=args.conf,
-                   iou=args.iou, card=card, sinks=sinks, track=args.track), started=started)
+                   iou=args.iou, card=card, sinks=sinks), started=started)
     return 0
 
 

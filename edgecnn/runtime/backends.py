@@ -17,15 +17,15 @@ import importlib.util
 import os
 import struct
 import sys
-import time
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from edgecnn.core.card import ModelCard
 from edgecnn.core.errors import UserError
 from edgecnn.runtime.native_stderr import native_stderr
-from edgecnn.runtime.model_file import model_format, read_onnx_card, read_tflite_card
+from edgecnn.runtime.exporter_metadata import appended_zip, onnx_metadata
+from edgecnn.runtime.model_file import CARD_KEY, model_format, read_onnx_card, read_tflite_card
 
 BACKENDS = ("onnxruntime", "litert", "tflite-runtime")
 # Backend name -> (module that provides it, file format it runs)
@@ -80,6 +80,8 @@ class Backend:
     output_names: List[str]
     output_quant: List[Quant]
     card: Optional[ModelCard] = None
+    # what another toolkit's exporter wrote into the file (edgecnn.runtime.exporter_metadata)
+    metadata: dict = {}
 
     def infer(self, blob: np.ndarray) -> List[np.ndarray]:
         """float32 blob -> float32 outputs in the model's output order."""
@@ -132,7 +134,9 @@ class OnnxBackend(Backend):
                 (name, tensorrt_options()) if name == "TensorrtExecutionProvider" else name for name in self.providers])
         except Exception as exc:  # onnxruntime raises its own (non-public) exception types
             raise UserError(f"{path}: cannot load ONNX model: {_first_line(exc)}") from None
-        self.card = read_onnx_card(self.session.get_modelmeta().custom_metadata_map)
+        props = self.session.get_modelmeta().custom_metadata_map
+        self.card = read_onnx_card(props)
+        self.metadata = onnx_metadata(props, CARD_KEY)
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise UserError(f"{path}: the runtime runs single-input models, this one has {len(inputs)} inputs")
@@ -221,6 +225,7 @@ class LiteRTBackend(Backend):
             self.card = read_tflite_card(data)
         except (struct.error, TypeError) as exc:  # flatbuffers on a truncated file
             raise UserError(f"{path}: corrupt or truncated TFLite file: {_first_line(exc)}") from None
+        self.metadata = appended_zip(data)
         try:
             with native_stderr():  # drops TFLite's per-load delegate notice
                 self.interpreter = Interpreter(model_content=data, num_threads=threads)
@@ -319,18 +324,3 @@ def open_backend(path: str, backend: str = "auto", threads: Optional[int] = None
     if backend == "onnxruntime":
         return OnnxBackend(path, threads)
     return LiteRTBackend(path, threads, backend)
-
-
-def timed_runs(infer: Callable[[np.ndarray], Any], blob: np.ndarray, runs: int,
-               progress: Optional[Callable[[int], None]] = None) -> List[float]:
-    """Per-call latency in ms. The clock is read around each call only, so the progress
-    callback and bookkeeping are not in the figures."""
-    clock = time.perf_counter_ns
-    times = []
-    for _ in range(runs):
-        start = clock()
-        infer(blob)
-        times.append((clock() - start) / 1e6)
-        if progress:
-            progress(1)
-    return times

@@ -15,7 +15,7 @@ from typing import List, Optional, Tuple
 
 from edgecnn.core.card import ModelCard
 from edgecnn.core.errors import UserError
-from edgecnn.runtime.heads import parse_head_flag
+from edgecnn.runtime.heads import head_names, parse_head_flag
 from edgecnn.tasks import get_task, task_names
 
 
@@ -31,6 +31,13 @@ class CardOptions:
     labels: Optional[str] = None  # a file (one label a line) or "a,b,c"
     bgr: bool = False
     head: Optional[str] = None  # "NAME[:ARGUMENTS]", e.g. "ltrb-sigmoid:8,16,32" (edgecnn.runtime.heads)
+    preset: Optional[str] = None  # a name in PRESETS: the usual mean/std of a family of models
+
+
+# mean/std (pixel units) that families of third-party models are trained with
+PRESETS = {"imagenet": ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375)),  # torchvision, timm
+           "unit": ((0.0,), (255.0,)),  # pixel / 255 (Ultralytics, many Keras exports)
+           "symmetric": ((127.5,), (127.5,))}  # -1..1 (TensorFlow's MobileNets, edgecnn's own)
 
 
 def parse_input_size(text: str) -> Tuple[int, int]:
@@ -85,10 +92,16 @@ def input_geometry(shape: Tuple[int, ...]) -> Tuple[Optional[str], Optional[Tupl
 
 
 def resolve_card(file_card: Optional[ModelCard], options: CardOptions, input_shape: Tuple[int, ...],
-                 model_name: str) -> ModelCard:
-    """The card to run with; UserError naming the missing flags when there is none."""
+                 model_name: str, facts=None) -> ModelCard:
+    """The card to run with; UserError naming the missing flags when there is none.
+    facts (edgecnn.runtime.recognition.FileFacts of a file without a card): a detector
+    whose layout a head recognises needs no flags; flags given override what it read."""
     layout, size, channels = input_geometry(tuple(input_shape))
     given = {}
+    if options.preset is not None:
+        if options.preset not in PRESETS:
+            raise UserError(f"unknown --preset {options.preset!r}; known: {', '.join(PRESETS)}")
+        given["mean"], given["std"] = PRESETS[options.preset]
     if options.task is not None:
         get_task(options.task)  # an unknown name: one line listing the known tasks
         given["task"] = options.task
@@ -104,11 +117,18 @@ def resolve_card(file_card: Optional[ModelCard], options: CardOptions, input_sha
         given["labels"] = parse_labels(options.labels)
     if options.head is not None:
         given["head"] = parse_head_flag(options.head)
+    recognised = None
+    if file_card is None and facts is not None and options.task in (None, "detect"):
+        recognised = _recognised_card(facts, given, model_name)
     if file_card is not None:
         if options.bgr:
             given["color"] = "bgr"
         card = file_card.replace(**given) if given else file_card
         card.validate()
+    elif recognised is not None:
+        card = recognised
+        if options.bgr:
+            card = card.replace(color="bgr")
     else:
         task = given.get("task")
         needed = {f"--task ({'|'.join(task_names())})": task is None,
@@ -119,14 +139,39 @@ def resolve_card(file_card: Optional[ModelCard], options: CardOptions, input_sha
         missing = [flag for flag, is_missing in needed.items() if is_missing]
         if task is not None:
             missing += get_task(task).missing_flags(given)
+        if task is None and facts is not None and _one_score_vector(facts.output_shapes):
+            task = "classify"  # one [1, C] output that no detector head claims: a classifier
+            missing = [flag for flag in missing if not flag.startswith("--task") and flag != "--labels"]
+            given.setdefault("labels", get_task(task).labels_from_outputs(facts.output_shapes))
         if missing:
-            raise UserError(f"{model_name} has no model card; give {', '.join(missing)}")
+            seen = (f" (its outputs {facts.output_shapes} fit no detector layout known without flags; "
+                    f"--head names one: {', '.join(head_names())})") if facts is not None else ""
+            missing = [f"{flag} (or --preset {'|'.join(PRESETS)})" if flag == "--mean" else flag for flag in missing]
+            raise UserError(f"{model_name} has no model card; give {', '.join(missing)}{seen}")
         color = "gray" if channels == 1 else ("bgr" if options.bgr else "rgb")
         card = ModelCard(task=task, labels=given["labels"], input_size=given.get("input_size", size),
                          layout=given.get("layout", layout), color=color, mean=given["mean"], std=given["std"],
                          head=given.get("head", {}))
     check_input(card, tuple(input_shape), model_name)
     return card
+
+
+def _one_score_vector(shapes) -> bool:
+    return len(shapes) == 1 and len(shapes[0]) == 2 and shapes[0][0] == 1 and shapes[0][1] > 1
+
+
+def _recognised_card(facts, given: dict, model_name: str) -> Optional[ModelCard]:
+    """The card of a file a head recognises, the flags given laid over what the head read."""
+    from edgecnn.runtime.recognition import recognise_file
+
+    fields = recognise_file(facts, model_name, given.get("head"))
+    if fields is None:
+        return None
+    fields.update({k: v for k, v in given.items() if k != "head"})
+    if not fields.get("labels"):
+        raise UserError(f"{model_name}: its {fields['head']['format']} outputs {facts.output_shapes} do not "
+                        f"say how many classes there are and the file names none; give --labels FILE|a,b,c")
+    return ModelCard(**fields)
 
 
 def expected_input_shape(card: ModelCard) -> Tuple[int, int, int, int]:

@@ -6,7 +6,7 @@ numpy and OpenCV only (OpenCV's NMSBoxesBatched).
 """
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -35,15 +35,19 @@ def to_frame(corners: np.ndarray, input_size: Tuple[int, int], image_size: Tuple
 
 def postprocess(corners: np.ndarray, probabilities: np.ndarray, labels: List[str],
                 input_size: Tuple[int, int], image_size: Tuple[int, int], conf_threshold: float = 0.25,
-                iou_threshold: float = NMS_IOU, max_detections: int = MAX_DETECTIONS,
+                iou_threshold: Optional[float] = NMS_IOU, max_detections: int = MAX_DETECTIONS,
                 fit: str = "resize") -> Detections:
     """(cells, 4) corner boxes in input pixels and (cells, classes) scores -> Detections
-    in frame pixels: threshold, class-aware NMS, map back."""
+    in frame pixels: threshold, class-aware NMS (none when iou_threshold is None: the
+    model's own outputs are final), map back."""
     classes = probabilities.argmax(1)
     scores = probabilities[np.arange(len(classes)), classes]
     keep = scores >= conf_threshold
     corners, scores, classes = corners[keep], scores[keep], classes[keep]
-    if len(scores):
+    if len(scores) and iou_threshold is None:
+        chosen = np.argsort(-scores, kind="stable")[:max_detections]
+        corners, scores, classes = corners[chosen], scores[chosen], classes[chosen]
+    elif len(scores):
         xywh = np.concatenate([corners[:, :2], corners[:, 2:] - corners[:, :2]], 1)
         chosen = cv2.dnn.NMSBoxesBatched(xywh.tolist(), scores.tolist(), classes.tolist(), conf_threshold,
                                          iou_threshold, top_k=max_detections)

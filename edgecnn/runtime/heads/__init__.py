@@ -10,7 +10,7 @@ A card names its head in `card.head["format"]`, with the head's own settings bes
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -23,6 +23,7 @@ _HEADS = Registry("edgecnn.runtime.heads", "HEAD", "detector head")
 class Head:
     name = ""
     preprocessing = "resize"  # or "letterbox"
+    nms = True  # False: the outputs are final detections (end-to-end heads, SSD post-processing ops)
 
     def config(self, arguments: str) -> Dict:
         """The card's head entry from `--head NAME[:ARGUMENTS]`."""
@@ -47,6 +48,18 @@ class Head:
         how `edgecnn info` recognises the head of a file without a card."""
         return False
 
+    def recognise(self, facts, model_name: str) -> Optional[Dict]:
+        """For a file without a card (facts: edgecnn.runtime.recognition.FileFacts): the card
+        fields (task, labels, input_size, layout, color, mean, std, head) this head reads off
+        it when the file has its layout, else None; UserError when the file's metadata
+        contradicts its shapes. Heads that return None are never chosen without --head."""
+        return None
+
+    def decode_above(self, card, outputs: Sequence[np.ndarray], conf: float) -> Tuple[np.ndarray, np.ndarray]:
+        """`decode`, free to leave out cells whose best score is below `conf` (the shared
+        threshold drops them anyway): large outputs are then decoded in well under 1 ms."""
+        return self.decode(card, outputs)
+
 
 def head_names() -> List[str]:
     return _HEADS.names()
@@ -58,6 +71,10 @@ def get_head(name: str) -> Head:
 
 def head_of(card) -> Head:
     return get_head(card.head.get("format", DEFAULT_HEAD))
+
+
+def all_heads() -> List[Head]:
+    return _HEADS.all()
 
 
 def recognise(shapes: Sequence[Tuple[int, ...]]) -> List[str]:
@@ -82,10 +99,10 @@ def detect(card, outputs: Sequence[np.ndarray], image_size: Tuple[int, int], con
     """Outputs of ONE image -> Detections in frame pixels: the head's decode, then the
     shared threshold, NMS and mapping back."""
     head = head_of(card)
-    corners, scores = head.decode(card, outputs)
+    corners, scores = head.decode_above(card, outputs, conf)
     return postprocess(corners, scores, card.labels, card.input_size, image_size, conf,
-                       NMS_IOU if iou is None else iou, MAX_DETECTIONS if max_detections is None else max_detections,
-                       head.preprocessing)
+                       (NMS_IOU if iou is None else iou) if head.nms else None,
+                       MAX_DETECTIONS if max_detections is None else max_detections, head.preprocessing)
 
 
 DEFAULT_HEAD = "ltrb-sigmoid"  # cards written before heads were named carry no format

@@ -1,0 +1,188 @@
+"""Detectors and classifiers exported by other toolkits run with no flags: each output
+layout (Ultralytics YOLOv8/11 raw, YOLOv5, end-to-end YOLO, TFLite SSD with its
+post-processing op, jetson-inference SSD) is recognised from its shapes and metadata and
+decoded exactly; files that fit no head, or contradict themselves, are one line, exit 2."""
+import json
+
+import numpy as np
+import pytest
+
+import edgecnn
+from conftest import assert_one_line_error, run_cli
+from edgecnn.core.card import ModelCard
+from edgecnn.core.errors import UserError
+from edgecnn.runtime.card_options import CardOptions
+from edgecnn.runtime.heads import get_head
+from edgecnn.runtime.heads.tflite_ssd import classes_and_scores
+from edgecnn.runtime.recognition import FileFacts, recognise_file
+from foreign_models import (append_metadata, onnx_model, tflite_model, tflite_ssd, ultralytics_metadata,
+                            ultralytics_tflite_metadata)
+
+runtime = pytest.mark.runtime  # torch-free tests (TFLite files are written with the schema alone)
+
+ANCHORS_64 = 64 + 16 + 4  # anchor points of a 64x64 input at strides 8, 16, 32
+FRAME = np.zeros((64, 128, 3), np.uint8)  # letterboxed into 64x64: scale 0.5, 16 rows of pad above and below
+
+
+def v8_table() -> np.ndarray:
+    """[1, 4+2, 84]: two overlapping 'a' boxes (the weaker one suppressed by NMS), one 'b'."""
+    table = np.zeros((1, 6, ANCHORS_64), np.float32)
+    table[0, :, 0] = [32, 32, 20, 10, 0.9, 0.1]
+    table[0, :, 1] = [33, 32, 20, 10, 0.8, 0.1]
+    table[0, :, 2] = [20, 40, 8, 4, 0.2, 0.6]
+    return table
+
+
+# in the 64x128 frame: (corner - (0, 16)) / 0.5
+V8_BOXES = [[44, 22, 84, 42], [32, 44, 48, 52]]
+
+
+@runtime
+def test_ultralytics_tflite_transposed_normalised_with_appended_metadata_runs_with_no_flags(tmp_path):
+    table = v8_table().transpose(0, 2, 1) / np.array([64, 64, 64, 64, 1, 1], np.float32)
+    path = tflite_model(tmp_path / "yolo11n_float32.tflite", [1, 64, 64, 3], [table])
+    append_metadata(path, {"metadata.json": ultralytics_tflite_metadata(["a", "b"], (64, 64))})
+    image = tmp_path / "frame.png"
+    import cv2
+
+    cv2.imwrite(str(image), FRAME)
+    result = run_cli("run", path, "--source", image, "--json", "-")
+    assert result.returncode == 0, result.stderr
+    frame = json.loads(result.stdout.splitlines()[0])
+    found = [(d["label"], [round(v, 3) for v in d["box"]], round(d["score"], 3)) for d in frame["detections"]]
+    assert found == [("a", V8_BOXES[0], 0.9), ("b", V8_BOXES[1], 0.6)]
+    model = edgecnn.load(str(path))
+    assert model.card.head == {"format": "yolo-v8", "boxes": "normalised"} and model.card.layout == "nhwc"
+    assert (model.card.mean, model.card.std) == ((0.0,), (255.0,))
+
+
+@runtime
+def test_a_truncated_metadata_zip_loads_without_it(tmp_path):
+    table = v8_table().transpose(0, 2, 1) / np.array([64, 64, 64, 64, 1, 1], np.float32)
+    path = tflite_model(tmp_path / "cut.tflite", [1, 64, 64, 3], [table])
+    append_metadata(path, {"metadata.json": ultralytics_tflite_metadata(["a", "b"], (64, 64))}, truncate=30)
+    model = edgecnn.load(str(path))
+    assert model.card.labels == ["0", "1"]  # numbered: the names were in the lost part
+    assert edgecnn.load(str(path), card=CardOptions(labels="x,y")).predict(FRAME).labels == ["x", "y"]
+    assert_one_line_error(run_cli("run", path, "--source", "demo", "--max-frames", "1", "--labels", "x,y,z"),
+                          contains="yolo-v8 head with 3 labels")
+
+
+@runtime
+@pytest.mark.parametrize("order", [("boxes", "classes", "scores", "count"), ("scores", "boxes", "count", "classes")])
+def test_tflite_ssd_with_the_post_processing_op_in_either_output_order_and_uint8_input(tmp_path, order):
+    # anchors (ycenter, xcenter, h, w); zero box encodings make each box its anchor
+    anchors = np.array([[0.5, 0.5, 0.2, 0.4], [0.2, 0.2, 0.1, 0.1], [0.5, 0.52, 0.2, 0.4]], np.float32)
+    scores = np.array([[0, 0.9, 0.1], [0, 0.1, 0.7], [0, 0.5, 0.1]], np.float32)  # background first
+    path = tflite_ssd(tmp_path / "ssd.tflite", [1, 64, 64, 3], anchors, scores, order=order, uint8_quant=(1 / 128, 128))
+    append_metadata(path, {"labelmap.txt": "cat\ndog\n"})  # TFLite Support metadata carries the label map
+    model = edgecnn.load(str(path))
+    assert model.card.head == {"format": "tflite-ssd"} and model.card.labels == ["cat", "dog"]
+    assert (model.card.mean, model.card.std) == ((128.0,), (128.0,))  # uint8 input receives raw pixels
+    found = model.predict(np.zeros((128, 64, 3), np.uint8))  # plain resize: x * 1, y * 2
+    np.testing.assert_allclose(found.boxes, [[19.2, 51.2, 44.8, 76.8], [9.6, 19.2, 16, 32]], atol=1e-4)
+    np.testing.assert_allclose(found.scores, [0.9, 0.7], atol=1e-6)
+    assert found.classes.tolist() == [0, 1]  # the third candidate fell to the op's own NMS
+
+
+@runtime
+def test_ssd_classes_and_scores_are_told_apart_by_value():
+    classes, scores = np.array([2.0, 0.0, 1.0]), np.array([0.9, 0.5, 0.4])
+    assert classes_and_scores(scores, classes) == (classes, scores)  # whole numbers
+    classes, scores = np.array([0.0, 1.0]), np.array([1.0, 0.0])  # whole, within 0..1: scores come sorted
+    assert classes_and_scores(classes, scores)[0] is classes
+    assert classes_and_scores(np.array([3.0]), np.array([1.0]))[0][0] == 3.0  # a class above 1
+
+
+@runtime
+def test_yolov5_scores_are_objectness_times_class_probability():
+    card = ModelCard(task="detect", labels=["a", "b"], input_size=(64, 64), mean=(0,), std=(255,),
+                     head={"format": "yolo-v5", "boxes": "pixels"})
+    rows = np.array([[[32, 32, 20, 10, 0.5, 0.2, 0.8], [10, 10, 4, 4, 0.1, 1.0, 0.0]]], np.float32)
+    corners, scores = get_head("yolo-v5").decode(card, [rows])
+    np.testing.assert_allclose(corners, [[22, 27, 42, 37], [8, 8, 12, 12]])
+    np.testing.assert_allclose(scores, [[0.1, 0.4], [0.1, 0.0]], atol=1e-6)
+    assert len(get_head("yolo-v5").decode_above(card, [rows], 0.25)[0]) == 1
+
+
+@runtime
+def test_ambiguous_recognition_names_the_candidates_and_the_flag(monkeypatch):
+    facts = FileFacts(format="onnx", input_shape=(1, 3, 64, 64), input_dtype="float32", input_quant=None,
+                      output_shapes=[(1, 6, ANCHORS_64)], output_names=["output0"], input_size=(64, 64),
+                      layout="nchw", channels=3)
+    v8 = get_head("yolo-v8")
+    monkeypatch.setattr("edgecnn.runtime.heads.all_heads", lambda: [v8, get_head("yolo-v5"), v8])
+    monkeypatch.setattr(get_head("yolo-v5"), "recognise", lambda facts, name: {"head": {"format": "yolo-v5"}})
+    with pytest.raises(UserError, match=r"fit several detector heads \(yolo-v5, yolo-v8\); pick one with --head"):
+        recognise_file(facts, "m.onnx")
+    assert recognise_file(facts, "m.onnx", {"format": "yolo-v8"})["head"]["format"] == "yolo-v8"
+
+
+# ---- ONNX files (written with the onnx package)
+
+
+def test_ultralytics_onnx_raw_head_runs_with_no_flags_and_decodes_exactly(tmp_path):
+    path = onnx_model(tmp_path / "yolo11n.onnx", [1, 3, 64, 64], [v8_table()],
+                      metadata=ultralytics_metadata(["a", "b"], (64, 64)))
+    model = edgecnn.load(str(path))
+    assert model.card.head == {"format": "yolo-v8", "boxes": "pixels"} and model.card.labels == ["a", "b"]
+    found = model.predict(FRAME)
+    np.testing.assert_allclose(found.boxes, V8_BOXES, atol=1e-4)
+    np.testing.assert_allclose(found.scores, [0.9, 0.6], atol=1e-6)
+    transposed = onnx_model(tmp_path / "t.onnx", [1, 3, 64, 64], [v8_table().transpose(0, 2, 1)])
+    again = edgecnn.load(str(transposed), card=CardOptions(labels="a,b")).predict(FRAME)
+    np.testing.assert_allclose(again.boxes, V8_BOXES, atol=1e-4)
+
+
+def test_end_to_end_yolo_applies_no_nms_and_yolov5_is_told_from_v8_by_anchor_count(tmp_path):
+    rows = np.zeros((1, 300, 6), np.float32)
+    rows[0, 0] = [22, 27, 42, 37, 0.9, 1]
+    rows[0, 1] = [23, 27, 43, 37, 0.8, 1]  # overlaps the first: an end-to-end head keeps both
+    path = onnx_model(tmp_path / "yolo26n.onnx", [1, 3, 64, 64], [rows],
+                      metadata=ultralytics_metadata(["a", "b"], (64, 64), end2end=True))
+    found = edgecnn.load(str(path)).predict(FRAME)
+    np.testing.assert_allclose(found.boxes, [[44, 22, 84, 42], [46, 22, 86, 42]], atol=1e-4)
+    assert found.classes.tolist() == [1, 1]
+    v5 = np.zeros((1, 3 * ANCHORS_64, 7), np.float32)
+    v5[0, 5] = [32, 32, 20, 10, 0.5, 0.2, 0.8]
+    path = onnx_model(tmp_path / "yolov5n.onnx", [1, 3, 64, 64], [v5], metadata={"stride": "32",
+                                                                                 "names": "{0: 'a', 1: 'b'}"})
+    model = edgecnn.load(str(path))
+    assert model.card.head["format"] == "yolo-v5"
+    found = model.predict(FRAME)
+    np.testing.assert_allclose(found.boxes, [V8_BOXES[0]], atol=1e-4)
+    np.testing.assert_allclose(found.scores, [0.4], atol=1e-6)
+
+
+def test_jetson_ssd_onnx_background_first(tmp_path):
+    scores = np.array([[[0.1, 0.8, 0.1], [0.9, 0.05, 0.05]]], np.float32)
+    boxes = np.array([[[0.25, 0.5, 0.75, 1.0], [0, 0, 1, 1]]], np.float32)
+    path = onnx_model(tmp_path / "ssd-mobilenet.onnx", [1, 3, 32, 32], [scores, boxes], names=["scores", "boxes"])
+    model = edgecnn.load(str(path))
+    assert model.card.head["format"] == "ssd-jetson" and model.card.labels == ["1", "2"]
+    found = model.predict(np.zeros((100, 200, 3), np.uint8))
+    np.testing.assert_allclose(found.boxes, [[50, 50, 150, 100]], atol=1e-4)
+    named = edgecnn.load(str(path), card=CardOptions(labels="BACKGROUND,cat,dog")).predict(np.zeros((32, 32, 3), np.uint8))
+    assert [d.label for d in named] == ["cat"]
+
+
+def test_files_that_fit_no_head_or_contradict_themselves_are_one_line(tmp_path):
+    odd = onnx_model(tmp_path / "odd.onnx", [1, 3, 64, 64], [np.zeros((1, 7, 9), np.float32)])
+    result = run_cli("run", odd, "--source", "demo", "--max-frames", "1")
+    assert_one_line_error(result, contains="has no model card")
+    assert "(1, 7, 9)" in result.stderr and "--head" in result.stderr and "--preset" in result.stderr
+    wrong_names = onnx_model(tmp_path / "names.onnx", [1, 3, 64, 64], [v8_table()],
+                             metadata=ultralytics_metadata(["a", "b", "c"], (64, 64)))
+    wrong_size = onnx_model(tmp_path / "size.onnx", [1, 3, 64, 64], [v8_table()],
+                            metadata=ultralytics_metadata(["a", "b"], (640, 640)))
+    for path, message in ((wrong_names, "metadata names 3 classes"), (wrong_size, "imgsz [640, 640]")):
+        assert_one_line_error(run_cli("run", path, "--source", "demo", "--max-frames", "1"), contains=message)
+
+
+def test_third_party_classifier_with_the_imagenet_preset(tmp_path):
+    logits = np.array([[0.1, 2.0, 0.3]], np.float32)
+    path = onnx_model(tmp_path / "resnet.onnx", [1, 3, 32, 32], [logits])
+    assert_one_line_error(run_cli("run", path, "--source", "demo", "--max-frames", "1"), contains="--preset")
+    model = edgecnn.load(str(path), card=CardOptions(preset="imagenet", labels="x,y,z"))
+    assert model.task == "classify" and model.card.mean == (123.675, 116.28, 103.53)
+    assert model.predict(np.zeros((32, 32, 3), np.uint8)).top(1)[0][0] == "y"
