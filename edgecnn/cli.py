@@ -17,6 +17,7 @@ from edgecnn.runtime.card_options import PRESETS
 from edgecnn.runtime.heads import head_names
 from edgecnn.runtime.sinks import option_dests, sink_types
 from edgecnn.tasks import get_task, task_names
+from edgecnn.runtime.trackers import DEFAULT_TRACKER, tracker_names
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -234,6 +235,9 @@ def add_run(sub) -> None:
     p.add_argument("--conf", type=float, default=0.25, help="detector score threshold")
     p.add_argument("--iou", type=float, default=None, help="detector NMS overlap threshold (default 0.7)")
     card = p.add_argument_group("models without a card")
+    p.add_argument("--track", nargs="?", const=DEFAULT_TRACKER, default=None, metavar="TRACKER",
+                   help=f"give each detection a track id, age and state, and send track events new | update | "
+                   f"end; TRACKER: {', '.join(tracker_names())} (default {DEFAULT_TRACKER})")
     card.add_argument("--task", default=None, choices=task_names())
     card.add_argument("--input-size", default=None, metavar="N|HxW")
     card.add_argument("--layout", default=None, choices=["nchw", "nhwc"])
@@ -260,7 +264,7 @@ def run_run(args) -> int:
     sinks = {dest: getattr(args, dest) for dest in option_dests()}
     run(RunOptions(model=args.model, source=args.source, camera=args.camera, backend=args.backend,
                    threads=args.threads, max_frames=args.max_frames, realtime=args.realtime, conf=args.conf,
-                   iou=args.iou, card=card, sinks=sinks), started=started)
+                   iou=args.iou, card=card, sinks=sinks, track=args.track), started=started)
     return 0
 
 

@@ -17,7 +17,8 @@ import importlib.util
 import os
 import struct
 import sys
-from typing import List, Optional, Sequence, Tuple
+import time
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -324,3 +325,18 @@ def open_backend(path: str, backend: str = "auto", threads: Optional[int] = None
     if backend == "onnxruntime":
         return OnnxBackend(path, threads)
     return LiteRTBackend(path, threads, backend)
+
+
+def timed_runs(infer: Callable[[np.ndarray], Any], blob: np.ndarray, runs: int,
+               progress: Optional[Callable[[int], None]] = None) -> List[float]:
+    """Per-call latency in ms. The clock is read around each call only, so the progress
+    callback and bookkeeping are not in the figures."""
+    clock = time.perf_counter_ns
+    times = []
+    for _ in range(runs):
+        start = clock()
+        infer(blob)
+        times.append((clock() - start) / 1e6)
+        if progress:
+            progress(1)
+    return times

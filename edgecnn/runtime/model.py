@@ -34,23 +34,39 @@ from edgecnn.tasks.detect.result import Detections
 Result = Union[Classes, Detections]  # the result types of the tasks a model can have
 
 
-def default_model_path() -> str:
-    from edgecnn.assets import RUNTIME_DEFAULT
+def default_model_path(backend: str = "auto", threads: Optional[int] = None,
+                       log: Callable[[str], None] = stderr_log) -> Tuple[str, str]:
+    """The bundled shapes detector file that passed its gate and is fastest here, and
+    the line that says why."""
+    from edgecnn.assets import RUNTIME_VARIANTS
+    from edgecnn.runtime.bundled import choose
 
-    return str(RUNTIME_DEFAULT)
+    return choose(RUNTIME_VARIANTS, backend, threads, log)
 
 
 def load(path: Optional[str] = None, *, backend: str = "auto", threads: Optional[int] = None,
-         card: Optional[CardOptions] = None, conf_threshold: float = 0.25, iou_threshold: float = NMS_IOU) -> "Model":
-    """Open a .tflite or .onnx model (no path: the bundled shapes detector)."""
-    path = str(path) if path is not None else default_model_path()
+         card: Optional[CardOptions] = None, conf_threshold: float = 0.25, iou_threshold: float = NMS_IOU,
+         log: Optional[Callable[[str], None]] = stderr_log) -> "Model":
+    """Open a .tflite or .onnx model (no path: the bundled shapes detector, int8 or fp32,
+    whichever passed its gate and is faster on this device). The choice is logged once
+    the model has loaded (log=None: kept in `model.choice` for the caller to log)."""
+    choice = None
+    if path is None:
+        path, choice = default_model_path(backend, threads, log or stderr_log)
+    path = str(path)
     loaded = open_backend(path, backend, threads)
     resolved = resolve_card(loaded.card, card or CardOptions(), loaded.input_shape, os.path.basename(path),
                             facts_of(loaded, card))
-    return Model(loaded, resolved, conf_threshold, iou_threshold)
+    model = Model(loaded, resolved, conf_threshold, iou_threshold)
+    model.choice = choice
+    if choice and log is not None:
+        log(choice)
+    return model
 
 
 class Model:
+    choice: Optional[str] = None  # why this bundled file, when load() chose one
+
     def __init__(self, backend: Backend, card: ModelCard, conf_threshold: float = 0.25,
                  iou_threshold: float = NMS_IOU) -> None:
         if not 0 <= conf_threshold <= 1 or not 0 <= iou_threshold <= 1:
@@ -103,20 +119,33 @@ class Model:
                                         iou=self.iou_threshold, max_results=MAX_DETECTIONS)
 
     def stream(self, source: Union[str, int, Source], *, realtime: bool = False, max_frames: Optional[int] = None,
-               log: Callable[[str], None] = stderr_log) -> "Stream":
-        """Iterate (frame, result) over a source URI (see edgecnn.runtime.sources) or Source."""
+               track=None, log: Callable[[str], None] = stderr_log) -> "Stream":
+        """Iterate (frame, result) over a source URI (see edgecnn.runtime.sources) or Source.
+        track: True (ByteTrack), a tracker's name (edgecnn.runtime.trackers) or a Tracker:
+        every detection gets a track id, age and state, and each result its track events."""
+        from edgecnn.runtime.tracking import open_tracking
+
+        if track not in (None, False) and self.card.task != "detect":
+            raise UserError(f"tracking needs a detector; this model's task is {self.card.task}")
         opened = source if isinstance(source, Source) else open_source(source, realtime=realtime, log=log)
-        return Stream(self, opened, max_frames)
+        try:
+            tracking = open_tracking(track, opened.fps if opened.fps and opened.fps > 0 else 30.0)
+        except BaseException:
+            opened.close()
+            raise
+        return Stream(self, opened, max_frames, tracking)
 
 
 class Stream:
     """Iterable of (frame image, result); holds the source and the live statistics.
     Closing it (or leaving a with-block, or finishing the loop) stops the source."""
 
-    def __init__(self, model: Model, source: Source, max_frames: Optional[int] = None) -> None:
+    def __init__(self, model: Model, source: Source, max_frames: Optional[int] = None,
+                 tracking: Optional[Callable] = None) -> None:
         if max_frames is not None and max_frames < 1:
             raise UserError(f"--max-frames must be >= 1, got {max_frames}")
         self.model, self.source, self.max_frames = model, source, max_frames
+        self.tracking = tracking  # edgecnn.runtime.tracking.Tracking, on the inference thread (it is cheap)
         self.stats = StreamStats()
         if not source.live:
             source.prepare = model.preprocess
@@ -126,6 +155,8 @@ class Stream:
             for frame in self.source:
                 result = self.model.predict(frame.image, frame_index=frame.index, capture_time=frame.capture_time,
                                             capture_clock=frame.capture_clock, blob=frame.blob)
+                if self.tracking is not None:
+                    self.tracking(result)
                 self.stats.add(result, self.source.dropped, self.source.reconnects,
                                getattr(self.source, "status", "running"))
                 yield frame.image, result
