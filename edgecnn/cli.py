@@ -114,18 +114,30 @@ def _is_main_process() -> bool:
 
 def add_eval(sub) -> None:
     p = sub.add_parser("eval", help="measure accuracy of a model on a dataset split")
-    p.add_argument("model", help="an edgecnn checkpoint")
-    p.add_argument("--data", default=None, help="dataset (default: the one named in the model card)")
+    p.add_argument("model", help="an edgecnn checkpoint, or an .onnx/.tflite file (edgecnn's or another toolkit's)")
+    p.add_argument("--data", default=None, help="dataset (default: the one named in the model card); a file's "
+                   "labels are matched to the dataset's by name")
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
     p.add_argument("--strict", action="store_true", help="detection data: a bad label or image is an error")
     p.add_argument("--plot", default=None, help="confusion-matrix PNG path (default: beside the model; '' for none)")
     p.add_argument("--json", action="store_true")
+    files = p.add_argument_group(".onnx/.tflite files without a card (as for edgecnn run)")
+    files.add_argument("--labels", default=None, metavar="FILE|a,b,c")
+    files.add_argument("--preset", default=None, choices=list(PRESETS))
+    files.add_argument("--head", default=None, metavar="FORMAT[:ARGS]")
 
 
 def run_eval(args) -> int:
-    from edgecnn.training.evaluate import evaluate_checkpoint, format_report
+    from edgecnn.runtime.model_file import MODEL_SUFFIXES
+    from edgecnn.training.evaluate import evaluate_checkpoint, evaluate_file, format_report
 
-    report = evaluate_checkpoint(args.model, args.data, args.split, args.plot, args.strict)
+    if os.path.splitext(args.model)[1].lower() in MODEL_SUFFIXES:
+        from edgecnn.runtime.card_options import CardOptions
+
+        options = CardOptions(labels=args.labels, preset=args.preset, head=args.head)
+        report = evaluate_file(args.model, args.data, args.split, args.plot, args.strict, options)
+    else:
+        report = evaluate_checkpoint(args.model, args.data, args.split, args.plot, args.strict)
     print(json.dumps(report) if args.json else format_report(report))
     return 0
 

@@ -39,6 +39,34 @@ def evaluate_checkpoint(path: str, data_spec: Optional[str], split: str = "val",
     return report
 
 
+def file_predictor(model) -> Callable[[np.ndarray], list]:
+    """A preprocessed batch -> outputs stacked per image, through a runtime model's
+    backend one image at a time (exported files mostly take a batch of one)."""
+    def predict(batch: np.ndarray):
+        rows = [model.backend.infer(np.ascontiguousarray(batch[i:i + 1])) for i in range(len(batch))]
+        return [np.concatenate([row[k] for row in rows]) for k in range(len(rows[0]))] if rows else []
+
+    return predict
+
+
+def evaluate_file(path: str, data_spec: Optional[str], split: str = "val", plot: Optional[str] = None,
+                  strict: bool = False, card_options=None) -> Dict[str, Any]:
+    """`edgecnn eval FILE`: an .onnx or .tflite file, edgecnn's or another toolkit's, scored
+    through the runtime (its card, or the one recognised or given by flags) on a dataset
+    whose labels are matched to the model's by name."""
+    from edgecnn.runtime.model import load
+
+    model = load(path, card=card_options)
+    card = model.card
+    data_spec = data_spec or card.dataset.get("name")
+    if not data_spec:
+        raise UserError(f"{path} names no dataset: pass --data")
+    report = get_task(card.task).training().evaluate(file_predictor(model), card, data_spec, split, plot,
+                                                      str(path), strict)
+    report.update(model=str(path), task=card.task)
+    return report
+
+
 def evaluate_predictor(predict, card: ModelCard, data_spec: str, split: str = "val") -> Dict[str, Any]:
     """The task's accuracy report for any predictor (preprocessed batch -> outputs), no
     plots: what the accuracy gates compare."""

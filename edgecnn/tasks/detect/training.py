@@ -215,6 +215,20 @@ def load_images(data_spec: str, split: str) -> list:
     return load_detection(data_spec, split).images
 
 
+def on_labels(found, labels: List[str]):
+    """Detections re-indexed onto a dataset's labels by name (a model trained elsewhere may
+    name more classes, in another order); classes the dataset lacks are dropped."""
+    if list(found.labels) == list(labels):
+        return found
+    index = {name: i for i, name in enumerate(labels)}
+    if not set(index) & set(found.labels):
+        raise UserError(f"the model's labels ({', '.join(found.labels[:8])}...) share no name with the dataset's "
+                        f"({', '.join(labels)})")
+    mapped = np.array([index.get(found.labels[c], -1) for c in found.classes], np.int64)
+    keep = mapped >= 0
+    return type(found)(found.boxes[keep], found.scores[keep], mapped[keep], list(labels))
+
+
 def evaluate(predict, card: ModelCard, data_spec: str, split: str = "val", plot: Optional[str] = None,
              model_path: str = "model", strict: bool = False) -> Dict[str, Any]:
     """COCO mAP (faster-coco-eval) and per-class AP; a PNG of predictions on a few images
@@ -222,8 +236,8 @@ def evaluate(predict, card: ModelCard, data_spec: str, split: str = "val", plot:
     from pathlib import Path
 
     data = load_detection(data_spec, split, strict)
-    found = predict_detections(predict, data, card, list(range(len(data))))
-    report = coco_map(card.labels, data.boxes, data.classes, found)
+    found = [on_labels(d, data.labels) for d in predict_detections(predict, data, card, list(range(len(data))))]
+    report = coco_map(data.labels, data.boxes, data.classes, found)
     report.update(dataset=data_spec, split=data.split, model=str(model_path),
                   problems=[str(p) for p in data.problems])
     if plot != "":
@@ -233,7 +247,7 @@ def evaluate(predict, card: ModelCard, data_spec: str, split: str = "val", plot:
             f"{Path(model_path).stem}-{data.split}-predictions.png")
         shown = list(range(min(8, len(data))))
         save_detections_png([data.images[i] for i in shown], [data.boxes[i] for i in shown],
-                            [data.classes[i] for i in shown], [found[i] for i in shown], card.labels, plot_path)
+                            [data.classes[i] for i in shown], [found[i] for i in shown], data.labels, plot_path)
         report["predictions_png"] = str(plot_path)
     return report
 
