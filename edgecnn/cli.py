@@ -341,6 +341,8 @@ def add_convert(sub) -> None:
     p.add_argument("--parity-images", type=int, default=100)
     p.add_argument("--max-drop", type=float, default=1.0, help="int8 accuracy budget in points")
     p.add_argument("--force", action="store_true", help="write files that fail their checks")
+    p.add_argument("--keep-work", action="store_true", help="keep the staging directory of refused files "
+                   "(removed by default)")
     p.add_argument("--threads", type=int, default=2, help="threads for the checks and timings")
     p.add_argument("--weights", default=None, help="state dict for file.py:factory")
     p.add_argument("--float-layers", default="", metavar="NAMES", help="int8: comma-separated convolution/linear "
@@ -362,7 +364,7 @@ def run_convert(args) -> int:
                       std=args.std, color=args.color)
     options = ConvertOptions(to=args.to, precision=args.precision, out=args.out, data=args.data, calib=args.calib,
                              calib_images=args.calib_images, parity_images=args.parity_images,
-                             max_drop=args.max_drop, force=args.force, threads=args.threads,
+                             max_drop=args.max_drop, force=args.force, threads=args.threads, keep_work=args.keep_work,
                              weights=args.weights, flags=flags,
                              float_layers=[n for n in args.float_layers.split(",") if n])
     log = (lambda message: print(message, file=sys.stderr, flush=True)) if args.json else print
@@ -392,6 +394,8 @@ def add_prune(sub) -> None:
     p.add_argument("--max-drop", type=float, default=1.0, help="accuracy budget in points")
     p.add_argument("--force", action="store_true", help="write the model even beyond the budget")
     p.add_argument("--threads", type=int, default=2, help="threads for latency measurements")
+    p.add_argument("--keep-work", action="store_true", help="keep OUT-finetune/ when the gate refuses the result "
+                   "(removed by default, so no refused weights stay behind)")
     p.add_argument("--out", required=True, help="output checkpoint path")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
@@ -403,7 +407,7 @@ def run_prune(args) -> int:
     options = PruneOptions(target_macs=args.target_macs, target_latency_ms=args.target_latency_ms,
                            importance=args.importance, data=args.data, epochs=args.epochs, lr=args.lr,
                            batch=args.batch, max_drop=args.max_drop, force=args.force, threads=args.threads,
-                           seed=args.seed)
+                           seed=args.seed, keep_work=args.keep_work)
     log = (lambda message: print(message, file=sys.stderr, flush=True)) if args.json else print
     try:
         summary = prune_checkpoint(args.model, args.out, options, log=log)

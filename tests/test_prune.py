@@ -39,3 +39,14 @@ def test_unreachable_target_and_bad_input_are_one_line(tmp_path):
     for result, (_, message) in zip(run_cli_batch(*(["prune", *args, *out] for args, _ in cases)), cases):
         assert_one_line_error(result, 2, message)
     assert not (tmp_path / "p.pt").exists()
+
+
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
+def test_a_refused_prune_leaves_no_weights_behind_unless_asked(tmp_path):
+    args = ["prune", DIGITS, "--target-macs", "0.2", "--epochs", "0", "--max-drop", "0.5"]
+    refused, kept = run_cli_batch([*args, "--out", tmp_path / "a.pt"], [*args, "--out", tmp_path / "b.pt", "--keep-work"])
+    for result in (refused, kept):
+        assert result.returncode == 3, result.stderr
+        assert "not written" in result.stderr
+    assert not (tmp_path / "a.pt").exists() and not (tmp_path / "a-finetune").exists()
+    assert not (tmp_path / "b.pt").exists() and (tmp_path / "b-finetune" / "pruned.pt").is_file()

@@ -36,6 +36,7 @@ class ConvertOptions:
     parity_images: int = 100
     max_drop: float = 1.0
     force: bool = False
+    keep_work: bool = False  # keep the staging directory of a refused run (removed by default)
     threads: int = 2
     weights: Optional[str] = None
     float_layers: List[str] = field(default_factory=list)  # int8 from a checkpoint: modules kept float
@@ -208,6 +209,8 @@ class Converter:
 def convert(src: str, options: ConvertOptions, log=print) -> List[Dict[str, Any]]:
     """Convert, check and write; GateRefused when any requested file failed its checks."""
     out_dir = Path(options.out)
+    out_is_new = not out_dir.exists()
+    keep_staging = False
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=out_dir))
@@ -254,7 +257,12 @@ def convert(src: str, options: ConvertOptions, log=print) -> List[Dict[str, Any]
                     refused.append(f"{name}: {'; '.join(report.problems)}")
                 summaries.append(summary)
         if refused:
-            raise GateRefused("not written: " + " | ".join(refused) + " (pass --force to write anyway)")
+            keep_staging = options.keep_work
+            kept = f"; refused files kept for inspection in {staging}" if keep_staging else ""
+            raise GateRefused("not written: " + " | ".join(refused) + f" (pass --force to write anyway){kept}")
         return summaries
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if not keep_staging:
+            shutil.rmtree(staging, ignore_errors=True)
+            if out_is_new and not any(out_dir.iterdir()):  # a refused run leaves no empty output directory
+                out_dir.rmdir()

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from edgecnn.core.card import ModelCard
-from edgecnn.core.errors import UserError
+from edgecnn.core.errors import GateRefused, UserError
 from edgecnn.tasks import get_task
 
 IMPORTANCE = ("magnitude", "taylor", "bn-scale", "lamp", "random")
@@ -77,6 +77,7 @@ class PruneOptions:
     force: bool = False
     threads: int = 2
     seed: int = 0
+    keep_work: bool = False  # keep OUT-finetune/ of a refused run (removed by default: nothing deployable stays)
 
 
 def prune_to_target(model: nn.Module, card: ModelCard, options: PruneOptions, measure: Callable[[nn.Module], float],
@@ -148,6 +149,7 @@ def prune_checkpoint(source: str, out: str, options: PruneOptions, log=print) ->
     pruned_card = card.replace(architecture={**card.architecture, "pruned": True})
 
     run_dir = Path(out).with_suffix("").as_posix() + "-finetune"
+    work_is_new = not Path(run_dir).exists()
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     start_path = Path(run_dir) / "pruned.pt"
     save_checkpoint(start_path, pruned_card, model)
@@ -169,7 +171,12 @@ def prune_checkpoint(source: str, out: str, options: PruneOptions, log=print) ->
     log(f"after: {after['parameters']:,} parameters, {after['macs'] / 1e6:.2f}M MACs "
         f"({100 * summary['macs_ratio']:.1f}%), {after['latency_ms']:.3f} ms ({summary['speedup']:.2f}x faster)")
     log(gate.describe())
-    enforce(gate, options.force, what=str(out))
+    try:
+        enforce(gate, options.force, what=str(out))
+    except GateRefused:
+        if not options.keep_work:
+            remove_work(Path(run_dir), work_is_new)
+        raise
     metric = gate.metric
     final_card = pruned_card.replace(source_hash=file_hash(source), metrics={
         metric: measured[metric], f"unpruned_{metric}": baseline[metric], "drop_points": gate.drop,
@@ -177,6 +184,18 @@ def prune_checkpoint(source: str, out: str, options: PruneOptions, log=print) ->
         "macs": after["macs"], "parameters": after["parameters"]})
     save_checkpoint(out, final_card, model)
     return summary
+
+
+def remove_work(run_dir: Path, whole: bool) -> None:
+    """A refused run's fine-tuning directory: removed whole when this run made it, else
+    the checkpoints this run wrote there, so no refused weights stay behind."""
+    import shutil
+
+    if whole:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for name in ("pruned.pt", "last.pt", "best.pt"):
+        (run_dir / name).unlink(missing_ok=True)
 
 
 def _taylor_loss(card: ModelCard, data_spec: str):
