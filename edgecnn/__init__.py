@@ -26,3 +26,14 @@ def annotate(frame, result, status=None):
     from edgecnn.runtime.annotate import annotate as draw
 
     return draw(frame, result, status)
+
+
+def publish(uri, qos=0, retry=False, queue_size=64):
+    """Result records to mqtt://[USER:PASS@]HOST[:PORT]/PREFIX, zmq+tcp://HOST:PORT or
+    udp://HOST:PORT, the same records and transports as `edgecnn run --publish`, for a
+    robot program's own loop: `out = edgecnn.publish(uri)`, then `out.publish(result)`
+    per frame (never waits for the network: a bounded queue drops the oldest and counts
+    them in `out.dropped`), `out.close()` at the end (or use it in a with-block)."""
+    from edgecnn.runtime.publishers import Publishing
+
+    return Publishing(uri, qos=qos, retry=retry, queue_size=queue_size)

@@ -88,6 +88,9 @@ def test_track_ids_in_json_lines_and_the_video(tmp_path):
 
 
 def test_tracking_errors_are_one_line(tmp_path):
+    from edgecnn.runtime.trackers import tracker_names
+
+    assert tracker_names() == ["bytetrack"]
     assert_one_line_error(run_cli("run", "--source", "demo", "--max-frames", "2", "--track", "nosuch"),
                           contains="unknown tracker 'nosuch'; known: bytetrack")
     fake = tmp_path / "no-scipy" / "scipy"

@@ -26,12 +26,17 @@ _SINKS = Registry("edgecnn.runtime.sinks", "SINK", "sink")
 
 class Sink:
     stop = False
+    name = ""  # what the summary calls it; default: its sink type's name
 
     def write(self, image, result) -> None:
         raise NotImplementedError
 
     def close(self, completed: bool = True) -> None:
         pass
+
+    def interrupt(self) -> None:
+        """The run is ending: stop waiting for anything outside the process (a broker
+        that is down) beyond a short grace period. Called from another thread."""
 
 
 @dataclass
@@ -66,8 +71,10 @@ class SinkType:
         if self.checker is not None:
             self.checker(values)
 
-    def open(self, values: Dict[str, Any], context: SinkContext) -> Sink:
-        return self.opener(values, context)
+    def open(self, values: Dict[str, Any], context: SinkContext) -> List[Sink]:
+        """The open sinks: one, or one per destination (each then gets its own queue)."""
+        opened = self.opener(values, context)
+        return list(opened) if isinstance(opened, (list, tuple)) else [opened]
 
 
 def sink_names() -> List[str]:
@@ -164,6 +171,7 @@ class QueuedSink(Sink):
         with self._condition:
             self._closing = True
             self._condition.notify_all()
+        self.sink.interrupt()
         self._thread.join()
         try:
             self._raise_error()

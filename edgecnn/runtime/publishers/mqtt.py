@@ -1,0 +1,120 @@
+"""MQTT (paho-mqtt): frame records on PREFIX/frames, track events on PREFIX/events, and
+PREFIX/available: "online" (retained) once connected, "offline" at a clean end and, as
+the broker's last will, when the process dies. A lost broker is reconnected with
+exponential backoff (1 s doubling to 8 s) by paho's network thread; meanwhile this
+publisher waits and the records pile up in its sink queue, whose oldest are dropped and
+counted. mqtts:// uses TLS (the system's CAs, or the file in EDGECNN_PUBLISH_CA).
+"""
+from __future__ import annotations
+
+import os
+import ssl
+import threading
+import time
+import uuid
+
+from edgecnn.core.errors import UserError
+from edgecnn.runtime.publishers import Address, PublisherType, Publisher, PublishOptions, environment_credentials
+
+CONNECT_TIMEOUT = 5.0  # seconds to wait for the broker's answer at start
+GRACE = 2.0  # seconds a closing run still waits for a broker that is down
+PAHO_QUEUE = 256  # messages paho holds for QoS 1/2 while unacknowledged
+KEEPALIVE = 10
+
+
+class MqttPublisher(Publisher):
+    def __init__(self, address: Address, options: PublishOptions, environ=os.environ) -> None:
+        import paho.mqtt.client as mqtt
+
+        environment_credentials(address, environ)
+        self.text, self.qos, self.log = address.text, options.qos, options.log
+        self.prefix = address.path.strip("/") or "edgecnn"
+        self.available = f"{self.prefix}/available"
+        self.connected = threading.Event()
+        self.answered = threading.Event()
+        self.refusal = None
+        self.reconnects = 0
+        self.sent = 0
+        self._was_connected = False
+        self._ending_since = None
+        tls = address.scheme == "mqtts"
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"edgecnn-{uuid.uuid4().hex[:12]}")
+        if address.username:
+            client.username_pw_set(address.username, address.password)
+        if tls:
+            client.tls_set(ca_certs=environ.get("EDGECNN_PUBLISH_CA") or None)
+        client.will_set(self.available, "offline", qos=1, retain=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=8)
+        client.max_queued_messages_set(PAHO_QUEUE)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        self.client = client
+        port = address.port or (8883 if tls else 1883)
+        try:
+            client.connect(address.host, port, keepalive=KEEPALIVE)
+        except (OSError, ssl.SSLError) as exc:
+            reason = getattr(exc, "strerror", None) or exc.__class__.__name__
+            if not options.retry:
+                raise UserError(f"--publish {self.text}: cannot reach the broker ({reason}); "
+                                f"--publish-retry keeps trying") from None
+            self.log(f"publish {self.text}: broker unreachable ({reason}); retrying in the background")
+            client.connect_async(address.host, port, keepalive=KEEPALIVE)
+            client.loop_start()
+            return
+        client.loop_start()
+        if not self.answered.wait(CONNECT_TIMEOUT) and not options.retry:
+            self._stop()
+            raise UserError(f"--publish {self.text}: the broker did not answer in {CONNECT_TIMEOUT:.0f} s")
+        if self.refusal is not None and not options.retry:
+            self._stop()
+            raise UserError(f"--publish {self.text}: the broker refused the connection ({self.refusal})")
+
+    def _on_connect(self, client, userdata, flags, reason, properties) -> None:
+        if reason.is_failure:
+            self.refusal = str(reason)
+            self.answered.set()
+            return
+        client.publish(self.available, "online", qos=1, retain=True)
+        if self._was_connected:
+            self.reconnects += 1
+            self.log(f"publish {self.text}: reconnected")
+        self._was_connected = True
+        self.connected.set()
+        self.answered.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
+        if self.connected.is_set() and self._ending_since is None:
+            self.log(f"publish {self.text}: connection lost ({reason}); reconnecting")
+        self.connected.clear()
+
+    def interrupt(self) -> None:
+        self._ending_since = time.monotonic()
+
+    def send(self, record: dict, payload: bytes) -> None:
+        while not self.connected.wait(0.2):
+            if self._ending_since is not None and time.monotonic() - self._ending_since > GRACE:
+                self.count_drop()
+                return
+        topic = f"{self.prefix}/{'frames' if record['type'] == 'frame' else 'events'}"
+        if self.client.publish(topic, payload, qos=self.qos).rc == 0:
+            self.sent += 1
+        else:  # the connection went between the check and the call, or paho's own queue is full
+            self.count_drop()
+
+    def close(self, completed: bool = True) -> None:
+        if self.connected.is_set():
+            try:
+                self.client.publish(self.available, "offline", qos=1, retain=True).wait_for_publish(GRACE)
+            except (RuntimeError, ValueError):  # the connection went meanwhile: the last will says it
+                pass
+        self._stop()
+        self.log(f"publish {self.text}: {self.sent} records sent, {self.dropped} undeliverable"
+                 + (f", {self.reconnects} reconnects" if self.reconnects else ""))
+
+    def _stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+PUBLISHER = PublisherType(name="mqtt", schemes=("mqtt", "mqtts"), opener=MqttPublisher,
+                          modules=("paho.mqtt.client",))
