@@ -262,3 +262,25 @@ def test_the_transports_are_found_in_their_registry():
 
     assert publish_schemes() == ["mqtt", "mqtts", "udp", "zmq+tcp"]
     assert publisher_for("mqtts").name == "mqtt" and publisher_for("zmq+tcp").name == "zmq"
+
+
+@needs_broker
+def test_the_readme_robot_example_runs(broker, tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    code = next(block for block in readme.split("```python\n")[1:] if 'edgecnn.publish("mqtt://' in block)
+    code = code.split("```")[0]
+    assert len(code.strip().splitlines()) == 6  # the import and five lines
+    subscriber = Subscriber(broker.port, "robot")
+    try:
+        script = tmp_path / "robot.py"
+        script.write_text(code.replace("mqtt://127.0.0.1/robot", f"mqtt://127.0.0.1:{broker.port}/robot"))
+        result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path,
+                                timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert subscriber.wait_for("robot/available", "offline")
+    finally:
+        subscriber.close()
+    printed = result.stdout.splitlines()
+    events = [json.loads(p) for p in subscriber.on("robot/events")]
+    assert printed and printed == [f"new {e['label']} track {e['track_id']}" for e in events if e["event"] == "new"]
+    assert len(subscriber.on("robot/frames")) == 60

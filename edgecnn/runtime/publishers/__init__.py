@@ -31,7 +31,7 @@ _PUBLISHERS = Registry("edgecnn.runtime.publishers", "PUBLISHER", "publisher")
 class PublishOptions:
     qos: int = 0  # MQTT quality of service
     retry: bool = False  # an unreachable destination at start: keep trying instead of failing
-    log: Callable[[str], None] = print
+    log: Callable[[str], None] = print  # progress lines; the runner passes its own
 
 
 @dataclass
@@ -143,7 +143,10 @@ class Publishing:
     """
 
     def __init__(self, uri: str, qos: int = 0, retry: bool = False, queue_size: int = 64,
-                 log: Callable[[str], None] = print, stats: Any = None) -> None:
+                 log: Optional[Callable[[str], None]] = None, stats: Any = None) -> None:
+        from edgecnn.runtime.sources import stderr_log
+
+        log = log or stderr_log  # stdout stays the robot program's
         self.publisher = open_publisher(uri, PublishOptions(qos=qos, retry=retry, log=log))
         self.publisher.stats = stats
         self.queue = QueuedSink(self.publisher, self.publisher.name, queue_size, stats)
