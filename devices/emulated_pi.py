@@ -268,7 +268,7 @@ import edgecnn
 from edgecnn.core.preprocess import make_preprocessor
 from edgecnn.runtime.backends import open_backend
 from edgecnn.runtime.card_options import CardOptions, resolve_card
-from edgecnn.assets import RUNTIME_DEFAULT
+from edgecnn.assets import ASSETS
 from edgecnn.runtime.demo import DemoCapture
 from edgecnn.tasks import get_task
 
@@ -315,7 +315,7 @@ def captured_fd2(action):
 
 for job in args["jobs"]:
     started, entry = time.perf_counter(), {}
-    job["model"] = job["model"] or str(RUNTIME_DEFAULT)  # "": the bundled model of this side's package
+    job["model"] = job["model"] or str(ASSETS / job["bundled"])  # a bundled file of this side's package
     scenes = DemoCapture(*job["demo"]) if job.get("demo") else demo
     if job.get("predict"):
         model = edgecnn.load(job["model"], backend=job["backend"])
@@ -829,7 +829,20 @@ def run_checks(args, repo: Path, layout: Layout, qemu: str, how: str, host_pytho
     # What is checked. cli: `edgecnn run --source demo` on both sides, detections compared
     # on every frame the emulated run saw; raw: outputs of the first demo frames; gate:
     # counts toward "agree" (the 480-pixel run is for the record: see RESIZED).
-    specs = [dict(name="litert", backend="litert", model="", label="bundled shapes_detector.tflite", cli=True),
+    # The bundled files are named, not left to `edgecnn run`'s per-device choice, so both
+    # sides run the same file: the int8 default end to end, the fp32 one for raw outputs.
+    # Each side runs its own package's copy (the emulated one from the installed wheel).
+    from edgecnn.assets import RUNTIME_DEFAULT, RUNTIME_FP32
+
+    def model_on(side: str, spec: dict) -> str:
+        if not spec.get("bundled"):
+            return spec["model"]
+        package = layout.site / "edgecnn" if side == "emulated" else repo / "edgecnn"
+        return str(package / "assets" / spec["bundled"])
+
+    specs = [dict(name="litert", backend="litert", bundled=RUNTIME_DEFAULT.name, cli=True,
+                  label=f"bundled {RUNTIME_DEFAULT.name}"),
+             dict(name="litert-fp32", backend="litert", bundled=RUNTIME_FP32.name, label=f"bundled {RUNTIME_FP32.name}"),
              dict(name="onnxruntime", backend="onnxruntime", model=str(onnx_model), label=onnx_model.name, cli=True)]
     mark = time.perf_counter()
     int8 = make_int8_onnx(host_python, onnx_model, layout, host_env)
@@ -840,16 +853,16 @@ def run_checks(args, repo: Path, layout: Layout, qemu: str, how: str, host_pytho
     else:
         summary["runs"]["onnxruntime-int8"] = {"checked": False, "reason": int8["reason"]}
     if raw_frames:
-        specs.append(dict(name=f"litert-demo{RESIZED}", backend="litert", model="", gate=False,
+        specs.append(dict(name=f"litert-demo{RESIZED}", backend="litert", bundled=RUNTIME_FP32.name, gate=False,
                           demo=[RESIZED, DEMO[1], DEMO[2]], predict_raw=True,
-                          label=f"bundled shapes_detector.tflite on {RESIZED}x{RESIZED} demo frames "
+                          label=f"bundled {RUNTIME_FP32.name} on {RESIZED}x{RESIZED} demo frames "
                                 f"(a non-integer downscale to its 192x192 input)"))
 
     emulated_records = {}
     for spec in (s for s in specs if s.get("cli")):
-        name, backend, model = spec["name"], spec["backend"], spec["model"]
+        name, backend, model = spec["name"], spec["backend"], model_on("emulated", spec)
         json_out = out / "emulated" / f"{name}.jsonl"
-        command = [str(layout.venv / "bin" / "edgecnn"), "run", *([model] if model else []), "--source", "demo",
+        command = [str(layout.venv / "bin" / "edgecnn"), "run", model, "--source", "demo",
                    "--max-frames", str(args.frames), "--backend", backend, "--json", str(json_out)]
         summary["commands"][f"emulated_{name}"] = " ".join(["QEMU_CPU=" + args.cpu, *command])
         log(f"{args.cpu}: edgecnn run --backend {backend} ({spec['label']}), {args.frames} demo frames, emulated")
@@ -864,7 +877,8 @@ def run_checks(args, repo: Path, layout: Layout, qemu: str, how: str, host_pytho
         listed = []
         for spec in specs:
             name = spec["name"]
-            job = {"name": name, "model": spec["model"], "backend": spec["backend"], "raw": raw_frames,
+            job = {"name": name, "model": spec.get("model", ""), "bundled": spec.get("bundled"),
+                   "backend": spec["backend"], "raw": raw_frames,
                    "raw_out": str(out / side / f"raw-{name}.npz"), "kernels": name in ("litert", "onnxruntime"),
                    "demo": spec.get("demo")}
             frames = predict.get(name) or (raw_frames if spec.get("predict_raw") else [])
@@ -880,9 +894,9 @@ def run_checks(args, repo: Path, layout: Layout, qemu: str, how: str, host_pytho
     # The host: the same command lines, then the reference on every frame either side's run saw.
     host_records = {}
     for spec in (s for s in specs if s.get("cli")):
-        name, backend, model = spec["name"], spec["backend"], spec["model"]
+        name, backend, model = spec["name"], spec["backend"], model_on("host", spec)
         json_out = out / "host" / f"{name}.jsonl"
-        command = [host_python, "-m", "edgecnn", "run", *([model] if model else []), "--source", "demo",
+        command = [host_python, "-m", "edgecnn", "run", model, "--source", "demo",
                    "--max-frames", str(args.frames), "--backend", backend, "--json", str(json_out)]
         summary["commands"][f"host_{name}"] = " ".join(command)
         result, seconds = timed(command, f"host edgecnn run --backend {backend}", 600, env=host_env, cwd=repo)

@@ -71,11 +71,12 @@ def test_compare_mode_joins_frames_and_applies_the_tolerances(tmp_path):
 
 @pytest.mark.slow
 def test_emulated_pi_agrees_with_x86(tmp_path):
-    """The whole check (about 2-4 min: the sysroot and wheels are cached in
-    /tmp/edgecnn-emulated-pi after the first run). A missing prerequisite fails the
-    test with the script's one-line message; it is never skipped."""
+    """The whole check, with a few torch-free test files run emulated (about 4-6 min:
+    the sysroot and wheels are cached in /tmp/edgecnn-emulated-pi after the first run).
+    A missing prerequisite fails the test with the script's one-line message; it is
+    never skipped."""
     out = tmp_path / "summary.json"
-    result = run_script("--frames", 10, "--cpu", "cortex-a76", "--json", out, timeout=1200)
+    result = run_script("--frames", 10, "--cpu", "cortex-a76", "--pytest", "--json", out, timeout=1500)
     if result.returncode == 2:
         pytest.fail(result.stderr.strip())
     assert out.is_file(), result.stderr[-2000:]
@@ -88,8 +89,13 @@ def test_emulated_pi_agrees_with_x86(tmp_path):
         assert agreement["frames_compared"] == 10 and agreement["frames_device_only"] == 0
         assert agreement["min_iou"] >= 0.99 and agreement["max_score_diff"] <= 0.01
         assert run["raw_outputs"]["relative_error_fp32"] <= 1e-4
+    # the int8 default end to end above; its quantized outputs within a step, and the fp32 file's raw outputs
+    assert summary["runs"]["litert"]["raw_outputs"]["max_quantization_steps"] <= 1.0
+    assert summary["runs"]["litert-fp32"]["agree"] and summary["runs"]["litert-fp32"]["raw_outputs"][
+        "relative_error_fp32"] <= 1e-4
     if importlib.util.find_spec("onnx") is not None:  # the int8 file is made with onnx on the host
         assert summary["runs"]["onnxruntime-int8"]["raw_outputs"]["max_quantization_steps"] <= 1.0
+    assert summary["pytest"]["passed"], summary["pytest"]  # the torch-free tests, run emulated
     kernels = summary["kernels"]["emulated"]
     assert kernels["litert_xnnpack"] and "CPUExecutionProvider" in kernels["onnxruntime_providers_session"]
     assert kernels["device_profile"]["kind"] == "raspberry-pi" and "asimddp" in kernels["cpu_features"]
