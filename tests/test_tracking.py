@@ -105,3 +105,21 @@ def test_a_classifier_cannot_be_tracked():
 
     result = run_cli("run", digits_onnx(), "--source", "demo", "--max-frames", "2", "--track")
     assert_one_line_error(result, contains="tracking needs a detector")
+
+
+def test_the_demo_scene_knows_where_its_shapes_are():
+    from edgecnn.runtime.demo import DemoCapture
+
+    scene = DemoCapture(size=192, seed=1, objects=5)
+    occluded = 0
+    for t in (0, 40, 80):
+        image, truth = scene.scene(t), scene.ground_truth(t)
+        assert [track_id for track_id, *_ in truth] == [1, 2, 3, 4, 5] and truth[-1][3] == 1.0  # drawn last: all seen
+        changed = np.argwhere(np.abs(image.astype(int) - scene.background.astype(int)).max(axis=2) > 0)
+        inside = np.zeros(len(changed), bool)
+        for _, _, (x1, y1, x2, y2), visible in truth:
+            inside |= (changed[:, 1] >= x1 - 1) & (changed[:, 1] <= x2 + 1) & (changed[:, 0] >= y1 - 1) \
+                & (changed[:, 0] <= y2 + 1)
+            occluded += visible < 1
+        assert inside.all()  # every drawn pixel lies in some shape's box
+    assert occluded > 0

@@ -35,15 +35,40 @@ class DemoCapture:
             aspect = float(rng.uniform(0.5, 0.9)) if kind == "rectangle" else 1.0
             self.objects.append((kind, start, velocity, radius, spin, float(rng.uniform(0, 6.28)), colour, aspect))
 
-    def scene(self, t: int) -> np.ndarray:
-        """Frame number t."""
+    def _polygons(self, t: int) -> List[np.ndarray]:
+        """Each object's outline at frame t, in drawing order (later ones cover earlier)."""
         seconds = t / self.fps
-        image = self.background.copy()
+        polygons = []
         for kind, start, velocity, radius, spin, angle, colour, aspect in self.objects:
             centre = [_bounce(start[k] + velocity[k] * seconds, radius, self.size - radius) for k in range(2)]
-            points = shape_polygon(kind, tuple(centre), radius, angle + spin * seconds, aspect)
+            polygons.append(shape_polygon(kind, tuple(centre), radius, angle + spin * seconds, aspect))
+        return polygons
+
+    def scene(self, t: int) -> np.ndarray:
+        """Frame number t."""
+        image = self.background.copy()
+        for points, (kind, *_, colour, aspect) in zip(self._polygons(t), self.objects):
             cv2.fillPoly(image, [np.round(points * 16).astype(np.int32)], colour, lineType=cv2.LINE_8, shift=4)
         return image
+
+    def ground_truth(self, t: int) -> List[Tuple[int, str, Tuple[float, float, float, float], float]]:
+        """Frame t's objects: (track id from 1, class, box x1 y1 x2 y2, visibility), the
+        visibility being the fraction of the object's pixels that no later-drawn object
+        covers: what a tracking benchmark scores against (MOTChallenge's gt.txt)."""
+        masks = []
+        for points in self._polygons(t):
+            mask = np.zeros((self.size, self.size), np.uint8)
+            cv2.fillPoly(mask, [np.round(points * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
+            masks.append(mask.astype(bool))
+        truth = []
+        for i, (points, mask) in enumerate(zip(self._polygons(t), masks)):
+            covered = np.logical_or.reduce(masks[i + 1:]) if i + 1 < len(masks) else np.zeros_like(mask)
+            area = int(mask.sum())
+            visible = float((mask & ~covered).sum() / area) if area else 0.0
+            x1, y1 = np.clip(points.min(axis=0), 0, self.size)
+            x2, y2 = np.clip(points.max(axis=0), 0, self.size)
+            truth.append((i + 1, self.objects[i][0], (float(x1), float(y1), float(x2), float(y2)), visible))
+        return truth
 
     def read(self):
         image = self.scene(self.t)

@@ -1,8 +1,10 @@
 """ByteTrack (Zhang et al., ECCV 2022; the authors' code is MIT-licensed), in numpy with
 scipy's assignment solver, written here because the packaged trackers do not fit the
-device install: Roboflow's `trackers` pulls supervision, a second OpenCV, matplotlib
-and PyAV (+595 MB), and norfair pins numpy below 2 and pulls matplotlib (+263 MB); see
-benchmarks/RESULTS.md, "Tracking". This one needs scipy alone (edgecnn[track]).
+device install: Roboflow's `trackers` pulls supervision, a second OpenCV, matplotlib,
+PyAV and requests (+565 MiB over numpy and OpenCV), and norfair downgrades numpy to
+1.26 (which the runtime's OpenCV 5 refuses) and pulls matplotlib (+249 MiB); this one
+needs scipy alone (+136 MiB, edgecnn[track]) and costs less per frame at 10 and 50
+objects. Figures: benchmarks/RESULTS.md, "Tracking".
 
 Per frame: every track's constant-velocity Kalman filter (centre x, y, aspect, height
 and their velocities) predicts its box; confident detections are matched to tracks
