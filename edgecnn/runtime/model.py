@@ -157,6 +157,7 @@ class Stream:
                                             capture_clock=frame.capture_clock, blob=frame.blob)
                 if self.tracking is not None:
                     self.tracking(result)
+                    result.frame_age_ms = (time.perf_counter() - frame.capture_clock) * 1000  # tracked, too
                 self.stats.add(result, self.source.dropped, self.source.reconnects,
                                getattr(self.source, "status", "running"))
                 yield frame.image, result
