@@ -57,7 +57,10 @@ def add_train(sub) -> None:
     p.add_argument("--progressive-from", type=int, default=None, metavar="SIZE",
                    help="detect: progressive resizing, equal stages of epochs at sizes from SIZE up to --imgsz "
                    "in steps of 32 (validation is always at --imgsz)")
-    p.add_argument("--neck", type=int, default=None, help="detect: channels of the neck and head (default 128)")
+    p.add_argument("--neck", type=int, default=None, help="detect: channels of the neck and head (default 128); "
+                   "segment: channels of the head (default 128)")
+    p.add_argument("--decoder", default=None, help="segment: lraspp (LR-ASPP, the MobileNetV3 paper's head; "
+                   "default) or unet (a small U-Net-style decoder)")
     p.add_argument("--tap", default=None, choices=["expansion", "block"],
                    help="detect: where the neck taps a MobileNetV2 at strides 8 and 16: the wide expansion "
                    "of the next stride-2 block (SSDLite) or the block outputs (default block)")
@@ -85,6 +88,7 @@ def run_train(args) -> int:
                          data=args.data or task.default_data, strict=args.strict,
                          imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, bn_batch=args.bn_batch,
                          progressive_from=args.progressive_from, neck=args.neck, tap=args.tap, mosaic=args.mosaic,
+                         decoder=args.decoder,
                          close_mosaic=args.close_mosaic, val_every=args.val_every,
                          optimizer=args.optimizer,
                          lr=args.lr or (0.1 if args.optimizer == "sgd" else 3e-3),

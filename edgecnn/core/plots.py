@@ -74,6 +74,37 @@ def save_detections_png(images, truth_boxes, truth_classes, found, labels: List[
         tmp.write_bytes(encoded.tobytes())
 
 
+def save_segmentation_png(images, truths, predictions, labels: List[str], colours, path: Union[str, Path],
+                          title: str = "") -> None:
+    """One row per image: the image, its ground truth and the prediction (each label in
+    its BGR colour from `colours`; ignored pixels white), with a legend and title on top."""
+    import cv2
+
+    table = np.zeros((256, 1, 3), np.uint8)
+    table[:len(colours), 0] = np.asarray(colours, np.uint8)
+    table[255, 0] = (255, 255, 255)
+    size = max(max(image.shape[:2]) for image in images)
+    rows = []
+    for image, truth, predicted in zip(images, truths, predictions):
+        tiles = [image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR),
+                 cv2.applyColorMap(truth, table), cv2.applyColorMap(predicted, table)]
+        rows.append(np.hstack([cv2.resize(t, (size, size), interpolation=cv2.INTER_NEAREST) for t in tiles]))
+    grid = np.vstack(rows)
+    header = np.full((44, grid.shape[1], 3), 255, np.uint8)
+    cv2.putText(header, f"{title}   (image | truth | prediction)", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                (0, 0, 0), 1, cv2.LINE_AA)
+    x = 4
+    for index, label in enumerate(labels):
+        colour = tuple(int(c) for c in table[index, 0])
+        cv2.rectangle(header, (x, 26), (x + 12, 38), colour, -1)
+        cv2.rectangle(header, (x, 26), (x + 12, 38), (0, 0, 0), 1)
+        cv2.putText(header, label, (x + 16, 37), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        x += 24 + 8 * len(label)
+    ok, encoded = cv2.imencode(".png", np.vstack([header, grid]))
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(encoded.tobytes())
+
+
 def pareto_front(points: List[dict]) -> List[dict]:
     """The points no other point beats on both latency (lower) and accuracy (higher)."""
     return [p for p in points if not any(

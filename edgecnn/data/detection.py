@@ -92,6 +92,23 @@ def shapes_scene_visibility(seed: int, split: str, index: int, size: int = 192,
                             ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """shapes_scene plus, per object, the fraction of its shape left visible (min_visible-1),
     so that errors can be broken down by occlusion."""
+    image, owner, kinds_drawn, areas = shapes_scene_layers(seed, split, index, size, kinds, min_visible)
+    boxes, classes, visible = [], [], []
+    for i, kind in enumerate(kinds_drawn):
+        ys, xs = np.nonzero(owner == i)
+        boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+        classes.append(kind)
+        visible.append(len(xs) / areas[i])
+    return (image, np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(classes, np.int64),
+            np.asarray(visible, np.float32))
+
+
+def shapes_scene_layers(seed: int, split: str, index: int, size: int = 192, kinds: Sequence[str] = DETECTION_SHAPES,
+                        min_visible: float = MIN_VISIBLE) -> Tuple[np.ndarray, np.ndarray, List[int], List[int]]:
+    """The drawn scene: (image, owner map (which object each pixel shows, -1: background),
+    each object's class index, each object's full area in pixels). Shapes are filled
+    without anti-aliasing, so the owner map is exact: the segmentation scenes'
+    masks come from it (edgecnn.data.segmentation)."""
     rng = np.random.default_rng([seed, SPLIT_IDS[split], index])
     image, background = textured_background(rng, (size, size))
     owner = np.full((size, size), -1, np.int32)  # which object each pixel shows
@@ -120,14 +137,7 @@ def shapes_scene_visibility(seed: int, split: str, index: int, size: int = 192,
         owner[mask > 0] = len(areas)
         areas.append(area)
         kinds_drawn.append(kind)
-    boxes, classes, visible = [], [], []
-    for i, kind in enumerate(kinds_drawn):
-        ys, xs = np.nonzero(owner == i)
-        boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-        classes.append(kind)
-        visible.append(len(xs) / areas[i])
-    return (image, np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(classes, np.int64),
-            np.asarray(visible, np.float32))
+    return image, owner, kinds_drawn, areas
 
 
 def load_shapes_detection(split: str, seed: int = 0, size: int = 192, count: Optional[int] = None,

@@ -63,6 +63,7 @@ class TrainConfig:
     # steps of 32 (progressive resizing: low-resolution epochs cost less)
     progressive_from: Optional[int] = None
     neck: Optional[int] = None  # detection: neck/head channels (default NECK_CHANNELS in models/detector.py)
+    decoder: Optional[str] = None  # segmentation: "lraspp" or "unet" (default DEFAULT_DECODER in models/segmenter.py)
     tap: Optional[str] = None  # detection: "expansion" or "block" (default DEFAULT_TAP in models/detector.py)
     val_every: int = 1  # validate every N epochs (and always after the last)
     mosaic: float = 0.0  # detection: probability that a training image is a mosaic of four

@@ -107,6 +107,7 @@ DETECTOR_OPTIONS = {  # TrainConfig fields that only detectors take, and the mes
     "tap": "--tap is for detectors (--task detect)",
     "neck": "--neck is the detector's neck width (>= 8, --task detect), got {}",
     "progressive_from": "--progressive-from is for detectors (--task detect)",
+    "decoder": "--decoder is for segmenters (--task segment)",
 }
 
 

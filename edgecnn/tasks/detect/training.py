@@ -191,6 +191,8 @@ def check_config(config) -> None:
                         f">= 0, got {config.mosaic} and {config.close_mosaic}")
     if config.neck is not None and config.neck < 8:
         raise UserError(f"--neck is the detector's neck width (>= 8, --task detect), got {config.neck}")
+    if config.decoder is not None:
+        raise UserError("--decoder is for segmenters (--task segment)")
     if config.progressive_from is not None:
         final = config.imgsz or DETECT_IMGSZ
         if config.progressive_from < 64 or config.progressive_from % 32 or config.progressive_from > final:
