@@ -6,6 +6,7 @@ from edgecnn.training.checkpoint import load_model
 from edgecnn.training.evaluate import evaluate_checkpoint
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_bundled_digits_classifier_reproduces_its_card():
     model, card, payload = load_model(DIGITS_CLASSIFIER)
     assert card.task == "classify" and card.architecture == {"name": "mobilenet_v2", "width": 0.5}
@@ -15,6 +16,7 @@ def test_bundled_digits_classifier_reproduces_its_card():
     assert report["top1"] == pytest.approx(card.metrics["top1"], abs=0.0011)
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_bundled_shapes_detector_reproduces_its_card():
     assert default_model() == SHAPES_DETECTOR
     model, card, _ = load_model(SHAPES_DETECTOR)

@@ -309,6 +309,7 @@ def test_op_a_target_cannot_express_names_op_and_layer(spectral, digit_images, t
     assert not list((tmp_path / "out").glob("*.onnx")) + list((tmp_path / "out").glob("*.tflite"))
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_bad_sources_and_outputs_are_one_line_errors(spectral, digit_images, tmp_path):
     out = ["--data", digit_images, "--out", tmp_path / "out"]
     corrupt = tmp_path / "corrupt.pt"

@@ -16,7 +16,8 @@ from edgecnn.tasks.detect.loss import DetectionLoss, giou, pairwise_iou
 from edgecnn.training.train import TrainConfig, train
 
 
-@pytest.mark.parametrize("backbone", ["mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "mobilenet_v1"])
+@pytest.mark.parametrize("backbone", ["mobilenet_v2", *(pytest.param(name, marks=pytest.mark.slow) for name in
+                                      ("mobilenet_v3_small", "mobilenet_v3_large", "mobilenet_v1"))])
 def test_outputs_are_separate_normalised_boxes_and_scores(backbone):
     model = MobileNetDetector(3, backbone, 0.5).eval()
     with torch.no_grad():
@@ -42,6 +43,7 @@ def test_expansion_taps_split_the_next_block_exactly():
         torch.testing.assert_close(torch.nn.Sequential(*split)(x), torch.nn.Sequential(*layers)(x))
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_expansion_taps_widen_the_neck_inputs_and_survive_a_checkpoint(tmp_path):
     from edgecnn.training.checkpoint import save_checkpoint
 
@@ -143,6 +145,7 @@ def tiny_detector(tmp_path_factory):
     return out / "last.pt", summary
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_training_writes_a_detector_with_its_card(tiny_detector):
     path, summary = tiny_detector
     model, card, payload = load_model(path)
@@ -175,6 +178,7 @@ def test_eval_cli_reports_coco_map_and_draws_predictions(tiny_detector, tmp_path
     assert "mAP@0.5:0.95" in text and "AP@0.5" in text
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_detection_cli_bad_input(tmp_path):
     out = ["--out", tmp_path / "o"]
     cases = {("--data", tmp_path / "nothing"): "not found", ("--model", "lenet5"): "MobileNet backbone",
@@ -187,6 +191,7 @@ def test_detection_cli_bad_input(tmp_path):
         assert_one_line_error(classify, contains="for detectors")
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_detector_runs_on_the_real_video(tiny_detector):
     """Every frame of tree.avi through the shared preprocessing, the model and the shared decode/NMS."""
     import cv2

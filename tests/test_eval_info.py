@@ -66,6 +66,7 @@ def test_unreadable_and_foreign_checkpoints(tmp_path, digits_ckpt):
         assert_one_line_error(result, contains=message)
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_output_piped_into_a_closed_reader_is_not_a_traceback():
     import subprocess
     import sys

@@ -66,6 +66,7 @@ def test_kill_then_resume_ends_in_the_same_weights(tmp_path):
     assert [h["val_top1"] for h in resumed["history"]] == [h["val_top1"] for h in straight["history"]]
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_cli_train_on_an_image_folder(tmp_path, image_folder):
     result = run_cli("train", "--model", "lenet5", "--data", image_folder, "--imgsz", "32", "--epochs", "2",
                      "--out", tmp_path / "f", "--json")
@@ -75,6 +76,7 @@ def test_cli_train_on_an_image_folder(tmp_path, image_folder):
     assert load_checkpoint(tmp_path / "f" / "best.pt")["card"]["labels"] == ["digit3", "digit7"]
 
 
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_cli_bad_training_input(tmp_path, image_folder):
     import shutil
 
