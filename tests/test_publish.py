@@ -185,7 +185,8 @@ def test_zeromq_and_udp_subscribers_get_the_same_records():
     udp.bind(("127.0.0.1", 0))
     udp.settimeout(0.5)
     run = start_run("--source", "demo?fps=30", "--max-frames", "45", "--track", "--json", "-",
-                    "--publish", f"zmq+tcp://127.0.0.1:{zmq_port}", "--publish", f"udp://127.0.0.1:{udp.getsockname()[1]}")
+                    "--publish", f"zmq+tcp://127.0.0.1:{zmq_port}",
+                    "--publish", f"udp://127.0.0.1:{udp.getsockname()[1]}")
     context = zmq.Context.instance()
     sub = context.socket(zmq.SUB)
     sub.setsockopt(zmq.SUBSCRIBE, b"")
