@@ -72,7 +72,8 @@ def run(options: RunOptions, log: Callable[[str], None] = stderr_log, started: O
                           stats=stream.stats, log=log)
     chosen = [(kind, options.sinks) for kind in kinds if kind.wanted(options.sinks)]
     if not chosen and not options.callbacks:
-        chosen = [(kind, kind.default) for kind in kinds if kind.default is not None]
+        # the default sink, with whatever else was given for it (e.g. --masks for the JSON lines)
+        chosen = [(kind, {**options.sinks, **kind.default}) for kind in kinds if kind.default is not None]
     sinks = []
     try:
         for kind, values in chosen:  # each behind its own queue and thread: inference never waits for one

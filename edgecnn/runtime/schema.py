@@ -39,6 +39,26 @@ _DETECTION = {
     },
     "additionalProperties": False,
 }
+_SEGMENT_FIELDS = {  # a segmenter's frame (edgecnn.tasks.segment.result.Masks.to_dict)
+    "size": {**_NUMBER_PAIR, "description": "frame height, width in pixels"},
+    "areas": {"type": "array", "description": "each label present: its pixels in the frame",
+              "items": {"type": "object", "required": ["label", "class_id", "area", "fraction"],
+                        "properties": {"label": {"type": "string"}, "class_id": {"type": "integer", "minimum": 0},
+                                       "area": {"type": "integer", "minimum": 0},
+                                       "fraction": {"type": "number", "minimum": 0, "maximum": 1},
+                                       "confidence": {"type": "number", "minimum": 0, "maximum": 1}},
+                        "additionalProperties": False}},
+    "rle": {"type": "object", "required": ["size", "runs"], "additionalProperties": False,
+            "description": "the label map at the model's resolution (scale to the frame by size), row-major runs",
+            "properties": {"size": _NUMBER_PAIR, "runs": {"type": "array", "items": {"type": "integer"},
+                                                          "description": "label, length, label, length, ..."}}},
+    "contours": {"type": "array", "description": "outline polygons per label (not the first), frame pixels",
+                 "items": {"type": "object", "required": ["label", "class_id", "polygons"],
+                           "properties": {"label": {"type": "string"}, "class_id": {"type": "integer"},
+                                          "polygons": {"type": "array", "items": {
+                                              "type": "array", "items": {"type": "number"},
+                                              "description": "x, y, x, y, ..."}}}}},
+}
 FRAME_RECORD = {
     "type": "object",
     "required": ["schema", "type", "frame", "capture_time", "frame_age_ms", "inference_ms", "task"],
@@ -46,13 +66,14 @@ FRAME_RECORD = {
         **_TIMING, "type": {"const": "frame"},
         "frame_age_ms": {"type": "number", "description": "capture -> result ready"},
         "inference_ms": {"type": "number", "description": "the backend call alone"},
-        "task": {"enum": ["detect", "classify"]},
+        "task": {"enum": ["detect", "classify", "segment"]},
         "detections": {"type": "array", "items": _DETECTION},
         "label": {"type": "string"}, "score": {"type": "number"},
         "classes": {"type": "array", "items": {"type": "object", "required": ["label", "class_id", "score"],
                                                "properties": {"label": {"type": "string"},
                                                               "class_id": {"type": "integer"},
                                                               "score": {"type": "number"}}}},
+        **_SEGMENT_FIELDS,
     },
     "additionalProperties": False,
 }
@@ -78,8 +99,9 @@ RESULT_SCHEMA = {
 }
 
 
-def frame_record(result) -> dict:
-    return {"schema": SCHEMA_ID, "type": "frame", **result.to_dict()}
+def frame_record(result, **options) -> dict:
+    """options: what the result's to_dict takes beyond its defaults (a segmenter's masks=)."""
+    return {"schema": SCHEMA_ID, "type": "frame", **result.to_dict(**options)}
 
 
 def event_record(event, capture_time: float) -> dict:
@@ -94,9 +116,9 @@ def event_record(event, capture_time: float) -> dict:
     return record
 
 
-def records(result) -> Iterator[dict]:
+def records(result, **options) -> Iterator[dict]:
     """The frame's record, then one per track event of the frame."""
-    yield frame_record(result)
+    yield frame_record(result, **options)
     for event in getattr(result, "events", ()):
         yield event_record(event, result.capture_time)
 

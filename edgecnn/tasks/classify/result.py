@@ -44,7 +44,8 @@ class Classes(Timing):
     def __len__(self) -> int:
         return min(TOP_K, len(self.scores))
 
-    def to_dict(self, k: int = TOP_K) -> dict:
+    def to_dict(self, k: int = TOP_K, **_other_tasks_options) -> dict:
+        """The JSON record (options of other tasks' records, such as a segmenter's masks=, do not apply)."""
         order = np.argsort(-self.scores)[:k]
         return {**self.timing_dict(), "task": "classify", "label": self.label, "score": round(self.score, 4),
                 "classes": [{"label": self.labels[i], "class_id": int(i), "score": round(float(self.scores[i]), 4)}

@@ -39,10 +39,11 @@ class Detections(Timing):
                      else (None, None, None))
             yield Item(self.labels[int(class_id)], int(class_id), float(score), tuple(float(v) for v in box), *track)
 
-    def to_dict(self) -> dict:
+    def to_dict(self, **_other_tasks_options) -> dict:
         """The frame's fields of the result record (edgecnn.runtime.schema): per detection
         the box as corners and as centre and size (vision_msgs' BoundingBox2D), and the
-        track when the stream is tracked."""
+        track when the stream is tracked. (Options of other tasks' records, such as a
+        segmenter's masks=, do not apply.)"""
         detections = []
         for item in self:
             x1, y1, x2, y2 = item.box

@@ -1,0 +1,189 @@
+"""Segmentation, the training side: the models, the data loaders and their bad-label
+reports, the mIoU evaluator, training, evaluation, int8 conversion and running."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import assert_one_line_error, run_cli, run_cli_batch
+from edgecnn.core.errors import UserError
+from edgecnn.data.detection import shapes_scene
+from edgecnn.data.segmentation import load_segmentation, shapes_mask_scene
+from edgecnn.models.segmenter import MobileNetSegmenter
+from edgecnn.tasks.segment.metrics import ConfusionMatrix, iou_report
+from edgecnn.training.train import TrainConfig, train
+
+
+@pytest.mark.parametrize("backbone,decoder", [("mobilenet_v2", "lraspp"), ("mobilenet_v3_small", "lraspp"),
+                                              ("mobilenet_v2", "unet"), ("mobilenet_v3_small", "unet")])
+def test_segmenters_output_channel_last_scores_at_any_input_size(backbone, decoder):
+    model = MobileNetSegmenter(4, backbone, 0.5, 3, decoder, 32)
+    x = torch.randn(1, 3, 64, 88)
+    assert model.train()(x).shape == (1, 4, 64, 88)  # logits for the loss
+    with torch.no_grad():
+        assert model.eval()(x).shape == (1, 64, 88, 4)  # channel-last for the deployed graph
+        assert model(torch.randn(1, 3, 97, 70)).shape == (1, 97, 70, 4)
+    assert all(conv.out_channels == 4 for conv in model.output_layers())
+
+
+def test_shapes_masks_are_exact_and_match_the_detection_scenes():
+    for index in range(5):
+        image, mask = shapes_mask_scene(0, "val", index, 128)
+        same_image, boxes, classes = shapes_scene(0, "val", index, 128)
+        assert np.array_equal(image, same_image)
+        for box, cls in zip(boxes.astype(int), classes):
+            inside = mask[box[1]:box[3], box[0]:box[2]]
+            assert (inside == cls + 1).any()  # each object's visible pixels carry its label
+        assert set(np.unique(mask)) <= {0, *(c + 1 for c in classes)}
+
+
+def write_pair(root, split, name, image, mask, palette=None):
+    (root / "images" / split).mkdir(parents=True, exist_ok=True)
+    (root / "masks" / split).mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(root / "images" / split / f"{name}.jpg"), image)
+    picture = Image.fromarray(mask)
+    if palette is not None:
+        picture = picture.convert("P")
+        picture.putpalette(palette)
+    picture.save(root / "masks" / split / f"{name}.png")
+
+
+def test_mask_folder_reads_indices_palettes_and_colours_and_names_bad_masks(tmp_path):
+    root = tmp_path / "masks"
+    (root).mkdir()
+    (root / "labels.txt").write_text("background\nroad\ncar\n")
+    image = np.full((20, 30, 3), 90, np.uint8)
+    good = np.zeros((20, 30), np.uint8)
+    good[5:10, 5:20], good[0, :] = 2, 255  # 255: ignored
+    write_pair(root, "train", "a_good", image, good)
+    palette = [0, 0, 0, 128, 0, 0, 0, 128, 0] + [224, 224, 192] * 253
+    write_pair(root, "train", "b_palette", image, good, palette)  # VOC style: indices behind a palette
+    write_pair(root, "train", "c_small", image, good[:10])
+    beyond = good.copy()
+    beyond[3, 3] = 7
+    write_pair(root, "train", "d_beyond", image, beyond)
+    data = load_segmentation(str(root), "train")
+    assert data.labels == ["background", "road", "car"] and len(data) == 2
+    assert all(np.array_equal(m, good) for m in data.masks)
+    problems = [str(p) for p in data.problems]
+    assert "c_small.png: mask is 30x10, its image 30x20" in problems[0]
+    assert "d_beyond.png" in problems[1] and "class index 7 beyond the 3 labels" in problems[1]
+    with pytest.raises(UserError, match="c_small.png"):
+        load_segmentation(str(root), "train", strict=True)
+    # colour masks through data.yaml colors; a colour that matches no label is named
+    colours = tmp_path / "colours"
+    colours.mkdir()
+    (colours / "data.yaml").write_text("names: [background, road, car]\ncolors: [[0, 0, 0], [128, 0, 0], [0, 128, 0]]\n")
+    rgb = np.zeros((20, 30, 3), np.uint8)
+    rgb[5:10, 5:20] = (0, 128, 0)
+    write_pair(colours, "val", "a_rgb", image, rgb)
+    write_pair(colours, "val", "b_palette", image, good, palette)  # index 255 -> (224, 224, 192): no label
+    data = load_segmentation(str(colours), "val")
+    expected = np.zeros((20, 30), np.uint8)
+    expected[5:10, 5:20] = 2
+    assert len(data) == 1 and np.array_equal(data.masks[0], expected)
+    assert "b_palette.png: colour (224, 224, 192) matches no label" in str(data.problems[0])
+    (root / "masks" / "val").mkdir()
+    (root / "images" / "val").mkdir()
+    with pytest.raises(UserError, match="masks/val is empty"):
+        load_segmentation(str(root), "val")
+
+
+def test_yolo_seg_polygons_are_rasterised_and_bad_lines_named(tmp_path):
+    root = tmp_path / "yoloseg"
+    (root / "images" / "train").mkdir(parents=True)
+    (root / "labels" / "train").mkdir(parents=True)
+    (root / "data.yaml").write_text("names: [person, dog]\n")
+    for name in ("a", "b"):
+        cv2.imwrite(str(root / "images" / "train" / f"{name}.png"), np.zeros((40, 40, 3), np.uint8))
+    (root / "labels" / "train" / "a.txt").write_text("1 0.25 0.25 0.75 0.25 0.75 0.75 0.25 0.75\n")
+    (root / "labels" / "train" / "b.txt").write_text("0 0.1 0.1 0.5 0.1 0.5 0.5\n2 0.1 0.1 0.2 0.2 0.3 0.1\n")
+    data = load_segmentation(str(root), "train")
+    assert data.labels == ["background", "person", "dog"] and len(data) == 1
+    # corners at pixels 10 and 30: the polygon's boundary pixels are filled too
+    assert (data.masks[0] == 2).sum() == 21 * 21 and (data.masks[0][10:31, 10:31] == 2).all()
+    assert str(data.problems[0]).endswith("b.txt:2: class index 2 beyond the 2 classes")
+
+
+def test_miou_comes_from_one_confusion_matrix_without_ignored_pixels():
+    truth = np.array([[0, 0, 1, 1], [0, 0, 1, 255]], np.uint8)
+    found = np.array([[0, 1, 1, 1], [0, 0, 2, 2]], np.uint8)
+    matrix = ConfusionMatrix(3)
+    matrix.add(truth, found)
+    report = iou_report(matrix.counts, ["bg", "a", "b"])
+    ious = [c["iou"] for c in report["per_class"]]
+    assert ious == pytest.approx([3 / 4, 2 / 4, 0.0])  # b: predicted once, never true
+    assert report["miou"] == pytest.approx((0.75 + 0.5 + 0) / 3)
+    assert report["pixel_accuracy"] == pytest.approx(5 / 7) and report["pixels"] == 7
+
+
+@pytest.fixture(scope="module")
+def tiny_segmenter(tmp_path_factory):
+    out = tmp_path_factory.mktemp("seg")
+    train(TrainConfig(task="segment", model="mobilenet_v3_small", width=0.5, data="shapes", imgsz=64, epochs=1,
+                      batch=8, max_train_images=32, max_val_images=8, out=str(out)), log=lambda m: None)
+    return out / "last.pt"
+
+
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
+def test_train_eval_convert_int8_and_run(tiny_segmenter, tmp_path):
+    """A tiny segmenter: eval's table and PNG, a full-int8 TFLite file without TRANSPOSE
+    or float tensors inside, and `edgecnn run` with masks in the JSON and the overlay saved."""
+    from converters.parity import tflite_structure
+    from edgecnn.runtime.backends import open_backend
+
+    eval_result, convert_result = run_cli_batch(
+        ["eval", tiny_segmenter, "--plot", tmp_path / "p.png"],
+        ["convert", tiny_segmenter, "--to", "tflite", "--precision", "int8", "--out", tmp_path / "c",
+         "--calib-images", "16", "--parity-images", "8", "--force", "--json"])
+    assert eval_result.returncode == 0, eval_result.stderr
+    assert "mIoU" in eval_result.stdout and "triangle" in eval_result.stdout
+    assert cv2.imread(str(tmp_path / "p.png")) is not None
+    assert convert_result.returncode == 0, convert_result.stderr
+    path = json.loads(convert_result.stdout)[0]["file"]
+    ops, transposes, floats = tflite_structure(path)
+    assert transposes == 0 and floats == 0 and "DEQUANTIZE" not in ops  # int8 from input to output
+    card = open_backend(path).card
+    assert card.task == "segment" and card.precision == "int8" and "miou" in card.metrics
+    result = run_cli("run", path, "--source", "demo", "--max-frames", "3", "--json", tmp_path / "r.jsonl",
+                     "--save", tmp_path / "r.mp4")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert len(records) == 3 and all(r["task"] == "segment" and r["rle"]["size"] == [64, 64] for r in records)
+    assert sum(a["area"] for a in records[0]["areas"]) == records[0]["size"][0] * records[0]["size"][1]
+    assert cv2.VideoCapture(str(tmp_path / "r.mp4")).read()[0]
+
+
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
+def test_segmentation_cli_writes_shapes_and_rejects_bad_options(tmp_path):
+    shapes, *bad = run_cli_batch(
+        ["shapes", "--task", "segment", "--out", tmp_path / "s", "--train", "3", "--val", "2", "--imgsz", "64",
+         "--min-visible", "0.9"],
+        *(["train", "--task", "segment", *args, "--out", tmp_path / "o"] for args in (
+            ["--model", "resnet18"], ["--imgsz", "48"], ["--decoder", "fpn"], ["--tap", "block"],
+            ["--data", tmp_path / "nothing"])),
+        ["train", "--decoder", "unet", "--out", tmp_path / "o"])
+    assert shapes.returncode == 0, shapes.stderr
+    data = load_segmentation(str(tmp_path / "s"), "val")
+    assert data.labels == ["background", "circle", "rectangle", "triangle"] and len(data) == 2
+    assert np.array_equal(data.masks[1], shapes_mask_scene(0, "val", 1, 64, min_visible=0.9)[1])
+    for result, message in zip(bad, ["MobileNetV2 or V3", ">= 64", "--decoder", "for detectors", "not found",
+                                     "for segmenters"]):
+        assert_one_line_error(result, contains=message)
+
+
+def test_segment_records_follow_the_result_schema():
+    from edgecnn.core.card import ModelCard
+    from edgecnn.runtime.schema import records, validate
+    from edgecnn.tasks.segment.task import segment
+
+    card = ModelCard(task="segment", labels=["background", "circle"], input_size=(16, 16))
+    scores = np.zeros((1, 16, 16, 2), np.float32)
+    scores[0, 4:9, 4:12, 1] = 3.0
+    masks = segment(card, [scores], (32, 48))
+    for form in ("rle", "contours", "none"):
+        record, = records(masks, masks=form)
+        assert validate(record) == [], (form, validate(record))
