@@ -148,6 +148,7 @@ class QueuedSink(Sink):
                     self._queue.clear()
                     self._closing = True
                     self._busy = False
+                    self._condition.notify_all()
                 return
             with self._condition:
                 self._busy = False
