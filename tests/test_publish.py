@@ -1,6 +1,7 @@
 """Publishing result records: MQTT against a real broker (Debian's mosquitto on a free
 loopback port), ZeroMQ and UDP subscribers, the same records as --json, and the
 one-line errors. Needs edgecnn[publish] (paho-mqtt, pyzmq), so not marked runtime."""
+import getpass
 import json
 import os
 import shutil
@@ -31,10 +32,12 @@ def free_port(kind=socket.SOCK_STREAM) -> int:
 class Broker:
     """mosquitto on 127.0.0.1:port, stoppable and restartable on the same port."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, settings: str = "allow_anonymous true\n") -> None:
         self.port = free_port()
         self.config = directory / "mosquitto.conf"
-        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        # user: run as whoever starts it (as root mosquitto would switch to a user that cannot read tmp_path)
+        self.config.write_text(f"listener {self.port} 127.0.0.1\npersistence false\nuser {getpass.getuser()}\n"
+                               f"{settings}")
         self.process = None
 
     def start(self) -> None:
@@ -285,3 +288,33 @@ def test_the_readme_robot_example_runs(broker, tmp_path):
     events = [json.loads(p) for p in subscriber.on("robot/events")]
     assert printed and printed == [f"new {e['label']} track {e['track_id']}" for e in events if e["event"] == "new"]
     assert len(subscriber.on("robot/frames")) == 60
+
+
+@needs_broker
+def test_mqtts_with_credentials_from_the_environment(tmp_path):
+    """TLS with the broker's own CA file, user and password from the environment; a
+    wrong password is one line that shows neither password."""
+    openssl = shutil.which("openssl")
+    assert openssl, "needs openssl (apt-get install -y openssl)"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", tmp_path / "key.pem",
+                    "-out", tmp_path / "cert.pem"], check=True, capture_output=True)
+    subprocess.run([str(Path(MOSQUITTO).parent.parent / "bin" / "mosquitto_passwd"), "-c", "-b", tmp_path / "passwd",
+                    "robot", "s3cret"], check=True, capture_output=True)
+    broker = Broker(tmp_path, f"allow_anonymous false\npassword_file {tmp_path / 'passwd'}\n"
+                              f"certfile {tmp_path / 'cert.pem'}\nkeyfile {tmp_path / 'key.pem'}\n")
+    broker.start()
+    try:
+        env = {"EDGECNN_PUBLISH_CA": str(tmp_path / "cert.pem"), "EDGECNN_PUBLISH_USERNAME": "robot"}
+        uri = f"mqtts://127.0.0.1:{broker.port}/secure"
+        good = run_cli("run", "--source", "demo?fps=60", "--max-frames", "10", "--json", os.devnull, "--publish", uri,
+                       env={**env, "EDGECNN_PUBLISH_PASSWORD": "s3cret"})
+        bad = run_cli("run", "--source", "demo", "--max-frames", "1", "--publish", uri,
+                      env={**env, "EDGECNN_PUBLISH_PASSWORD": "wr0ng-pass"})
+    finally:
+        broker.stop()
+    assert good.returncode == 0, good.stderr
+    assert f"publish {uri}: 10 records sent, 0 undeliverable" in good.stderr
+    assert_one_line_error(bad, contains="the broker refused the connection")
+    for result in (good, bad):
+        assert "s3cret" not in result.stderr + result.stdout and "wr0ng-pass" not in result.stderr + result.stdout
