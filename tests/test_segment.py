@@ -187,3 +187,58 @@ def test_segment_records_follow_the_result_schema():
     for form in ("rle", "contours", "none"):
         record, = records(masks, masks=form)
         assert validate(record) == [], (form, validate(record))
+
+
+def onnx_segmenter(path, weights, sigmoid=False, size=32):
+    """An ONNX file without a card: one 1x1 convolution of the RGB input (NCHW scores)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = np.asarray(weights, np.float32)
+    nodes = [helper.make_node("Conv", ["input", "w"], ["conv" if sigmoid else "scores"])]
+    if sigmoid:
+        nodes.append(helper.make_node("Sigmoid", ["conv"], ["scores"]))
+    graph = helper.make_graph(
+        nodes, "segmenter", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, len(weights), size, size])],
+        [numpy_helper.from_array(weights.reshape(len(weights), 3, 1, 1), "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
+def test_third_party_segmenters_run_with_flags(tmp_path):
+    """DeepLab-style class scores (1, C, H, W) and a single probability map, no card:
+    `edgecnn run --task segment` with flags, on a photo (exact areas) and on the real
+    video with the overlay saved."""
+    from conftest import DATA
+
+    frame = np.zeros((48, 64, 3), np.uint8)
+    frame[:, :32] = (255, 0, 0)  # blue (BGR)
+    frame[:, 32:] = (0, 0, 255)  # red
+    cv2.imwrite(str(tmp_path / "frame.png"), frame)
+    scores = onnx_segmenter(tmp_path / "scores.onnx", np.eye(3))  # score of label k = channel k (RGB)
+    person = onnx_segmenter(tmp_path / "person.onnx", [[4.0, 0.0, -4.0]], sigmoid=True)  # P = sigmoid(4 (R - B))
+    flags = ["--source", tmp_path / "frame.png", "--task", "segment", "--mean", "0", "--std", "1"]
+    first, second, video, missing = run_cli_batch(
+        ["run", scores, *flags, "--labels", "red,green,blue", "--json", tmp_path / "a.jsonl", "--masks", "contours"],
+        ["run", person, *flags, "--labels", "background,person", "--json", tmp_path / "b.jsonl"],
+        ["run", person, *flags[2:], "--source", DATA / "tree.avi", "--labels", "background,person", "--max-frames",
+         "5", "--save", tmp_path / "tree.mp4", "--json", tmp_path / "c.jsonl"],
+        ["run", scores, "--source", tmp_path / "frame.png", "--task", "segment"])
+    assert first.returncode == 0, first.stderr
+    record = json.loads((tmp_path / "a.jsonl").read_text().splitlines()[0])
+    assert record["size"] == [48, 64]
+    assert {a["label"]: a["area"] for a in record["areas"]} == {"red": 48 * 32, "blue": 48 * 32}
+    assert [c["label"] for c in record["contours"]] == ["blue"]  # the first label is not outlined
+    assert second.returncode == 0, second.stderr
+    record = json.loads((tmp_path / "b.jsonl").read_text().splitlines()[0])
+    person_area = {a["label"]: a for a in record["areas"]}["person"]
+    assert person_area["area"] == 48 * 32 and person_area["confidence"] == pytest.approx(1.0, abs=1e-3)
+    assert record["rle"]["size"] == [32, 32]
+    assert video.returncode == 0, video.stderr
+    assert len((tmp_path / "c.jsonl").read_text().splitlines()) == 5
+    assert cv2.VideoCapture(str(tmp_path / "tree.mp4")).read()[0]
+    assert_one_line_error(missing, contains="--mean")
