@@ -41,7 +41,7 @@ NOISY_RATIO = 1.5  # p90 / p50 above this: the run is flagged as noisy
 MIN_CPU_SHARE = 0.8
 BACKEND_MODULES = {"onnxruntime": "onnxruntime", "litert": "ai_edge_litert.interpreter",
                    "tflite-runtime": "tflite_runtime.interpreter"}
-ACCURACY_KEYS = ("top1", "map50_95", "map50")  # the card metric shown beside latency, first found
+ACCURACY_KEYS = ("top1", "map50_95", "map50", "miou")  # the card metric shown beside latency, first found
 
 
 @dataclass

@@ -27,7 +27,7 @@ def accuracy_text(record: Dict[str, Any]) -> str:
     accuracy = record.get("accuracy")
     if not accuracy:
         return "-"
-    name = {"top1": "top-1", "map50_95": "mAP50-95", "map50": "mAP50"}.get(accuracy["metric"], accuracy["metric"])
+    name = {"top1": "top-1", "map50_95": "mAP50-95", "map50": "mAP50", "miou": "mIoU"}.get(accuracy["metric"], accuracy["metric"])
     where = accuracy.get("dataset")
     return f"{name} {100 * accuracy['value']:.2f}%" + (f" ({where})" if where else "")
 
