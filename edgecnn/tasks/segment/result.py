@@ -91,7 +91,7 @@ class Masks(Timing):
         if self._frame_map is None:
             height, width = self.frame_size
             self._frame_map = (self.model_map if self.model_map.shape == (height, width) else
-                               cv2.resize(self.model_map, (width, height), interpolation=cv2.INTER_NEAREST))
+                               cv2.resize(self.model_map, (width, height), interpolation=cv2.INTER_NEAREST_EXACT))
         return self._frame_map
 
     @property
@@ -132,19 +132,21 @@ class Masks(Timing):
             yield Item(self.labels[index], int(index), float(areas[index] / self.class_map.size),
                        (float(x), float(y), float(x + w), float(y + h)))
 
-    def to_dict(self, masks: str = "rle", **_other_results_options) -> dict:
+    def to_dict(self, masks: str = "rle") -> dict:
         """The JSON record: per-label areas (frame pixels), fractions and confidence, plus
         the map as runs (masks="rle") or outline polygons (masks="contours")."""
+        if masks not in MASK_FORMATS:
+            raise ValueError(f"masks must be one of {', '.join(MASK_FORMATS)}, got {masks!r}")
         height, width = self.frame_size
-        areas = self.areas
-        classes = []
+        areas, confidence = self.areas, self.confidence
+        found = []
         for index in np.flatnonzero(areas):
             entry = {"label": self.labels[index], "class_id": int(index), "area": int(areas[index]),
                      "fraction": round(float(areas[index]) / (height * width), 5)}
-            if self.confidence is not None and np.isfinite(self.confidence[index]):
-                entry["confidence"] = round(float(self.confidence[index]), 4)
-            classes.append(entry)
-        record = {**self.timing_dict(), "task": "segment", "size": [height, width], "classes": classes}
+            if confidence is not None and np.isfinite(confidence[index]):
+                entry["confidence"] = round(float(confidence[index]), 4)
+            found.append(entry)
+        record = {**self.timing_dict(), "task": "segment", "size": [height, width], "areas": found}
         if masks == "rle":
             record["rle"] = {"size": list(self.model_map.shape), "runs": run_lengths(self.model_map)}
         elif masks == "contours":
@@ -176,12 +178,15 @@ class Masks(Timing):
 
         class_map = self.class_map
         if canvas.shape[:2] != class_map.shape:
-            class_map = cv2.resize(class_map, (canvas.shape[1], canvas.shape[0]), interpolation=cv2.INTER_NEAREST)
+            class_map = cv2.resize(class_map, (canvas.shape[1], canvas.shape[0]),
+                                   interpolation=cv2.INTER_NEAREST_EXACT)
         table = np.zeros((256, 1, 3), np.uint8)
         table[:min(len(self.labels), 256), 0] = label_colours(len(self.labels))[:256]
-        colours = cv2.applyColorMap(class_map, table)
-        tinted = cv2.addWeighted(canvas, 1 - OVERLAY_ALPHA, colours, OVERLAY_ALPHA, 0)
-        cv2.copyTo(tinted, class_map, canvas)  # only where the label is not 0
+        x, y, w, h = cv2.boundingRect(class_map)  # the labelled part: the only pixels that change
+        if w and h:
+            labels, region = class_map[y:y + h, x:x + w], canvas[y:y + h, x:x + w]
+            tinted = cv2.addWeighted(region, 1 - OVERLAY_ALPHA, cv2.applyColorMap(labels, table), OVERLAY_ALPHA, 0)
+            cv2.copyTo(tinted, labels, region)  # only where the label is not 0 (region is a view of canvas)
         shares = np.bincount(self.model_map.ravel(), minlength=len(self.labels)) / max(1, self.model_map.size)
         y = 4
         for index in np.argsort(-shares):
