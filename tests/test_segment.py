@@ -123,8 +123,9 @@ def test_miou_comes_from_one_confusion_matrix_without_ignored_pixels():
 @pytest.fixture(scope="module")
 def tiny_segmenter(tmp_path_factory):
     out = tmp_path_factory.mktemp("seg")
-    train(TrainConfig(task="segment", model="mobilenet_v3_small", width=0.5, data="shapes", imgsz=64, epochs=1,
-                      batch=8, max_train_images=32, max_val_images=8, out=str(out)), log=lambda m: None)
+    train(TrainConfig(task="segment", model="mobilenet_v3_small", width=0.5, data="shapes", imgsz=96, epochs=2,
+                      progressive_from=64,  # epoch 1 at 64x64, epoch 2 at 96x96
+                      batch=8, max_train_images=24, max_val_images=8, out=str(out)), log=lambda m: None)
     return out / "last.pt"
 
 
@@ -152,7 +153,7 @@ def test_train_eval_convert_int8_and_run(tiny_segmenter, tmp_path):
                      "--save", tmp_path / "r.mp4")
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
-    assert len(records) == 3 and all(r["task"] == "segment" and r["rle"]["size"] == [64, 64] for r in records)
+    assert len(records) == 3 and all(r["task"] == "segment" and r["rle"]["size"] == [96, 96] for r in records)
     assert sum(a["area"] for a in records[0]["areas"]) == records[0]["size"][0] * records[0]["size"][1]
     assert cv2.VideoCapture(str(tmp_path / "r.mp4")).read()[0]
 
@@ -164,13 +165,15 @@ def test_segmentation_cli_writes_shapes_and_rejects_bad_options(tmp_path):
          "--min-visible", "0.9"],
         *(["train", "--task", "segment", *args, "--out", tmp_path / "o"] for args in (
             ["--model", "resnet18"], ["--imgsz", "48"], ["--decoder", "fpn"], ["--tap", "block"],
+            ["--progressive-from", "100"],
             ["--data", tmp_path / "nothing"])),
         ["train", "--decoder", "unet", "--out", tmp_path / "o"])
     assert shapes.returncode == 0, shapes.stderr
     data = load_segmentation(str(tmp_path / "s"), "val")
     assert data.labels == ["background", "circle", "rectangle", "triangle"] and len(data) == 2
     assert np.array_equal(data.masks[1], shapes_mask_scene(0, "val", 1, 64, min_visible=0.9)[1])
-    for result, message in zip(bad, ["MobileNetV2 or V3", ">= 64", "--decoder", "for detectors", "not found",
+    for result, message in zip(bad, ["MobileNetV2 or V3", ">= 64", "--decoder", "for detectors", "steps of 32",
+                                     "not found",
                                      "for segmenters"]):
         assert_one_line_error(result, contains=message)
 

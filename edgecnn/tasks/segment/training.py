@@ -17,6 +17,7 @@ from edgecnn.core.preprocess import preprocess, preprocess_batch
 from edgecnn.data.base import random_subset
 from edgecnn.data.segmentation import SegmentationSet, load_segmentation
 from edgecnn.models.segmenter import DECODERS, DEFAULT_DECODER, HEAD_CHANNELS, MIN_INPUT, SEGMENT_IMGSZ
+from edgecnn.tasks.detect.training import training_sizes
 from edgecnn.tasks.segment.loss import SegmentationLoss
 from edgecnn.tasks.segment.metrics import ConfusionMatrix, iou_report
 from edgecnn.tasks.segment.task import TASK, segment
@@ -46,10 +47,13 @@ def target_at(mask: np.ndarray, size) -> np.ndarray:
 
 
 class TorchSegmentation(Dataset):
-    """Augment (seeded per epoch and index), preprocess, and bring the mask to the input size."""
+    """Augment (seeded per epoch and index), preprocess, and bring the mask to the input
+    size. `sizes` gives the input side per epoch (progressive resizing, as for detectors;
+    default: the card's input size throughout)."""
 
-    def __init__(self, data: SegmentationSet, card: ModelCard, augment: bool, seed: int) -> None:
-        self.data, self.card, self.augment, self.seed = data, card, augment, seed
+    def __init__(self, data: SegmentationSet, card: ModelCard, augment: bool, seed: int,
+                 sizes: Optional[List[int]] = None) -> None:
+        self.data, self.card, self.augment, self.seed, self.sizes = data, card, augment, seed, sizes
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -59,8 +63,12 @@ class TorchSegmentation(Dataset):
         image, mask = self.data[index]
         if self.augment:
             image, mask = augment_pair(image, mask, np.random.default_rng([self.seed, self.epoch, index]))
-        blob = preprocess(image, self.card, TASK.preprocessing(self.card))[0]
-        return torch.from_numpy(blob), torch.from_numpy(target_at(mask, self.card.input_size).astype(np.int64))
+        card = self.card
+        if self.sizes:
+            side = self.sizes[min(self.epoch, len(self.sizes) - 1)]
+            card = card if (side, side) == tuple(card.input_size) else card.replace(input_size=(side, side))
+        blob = preprocess(image, card, TASK.preprocessing(card))[0]
+        return torch.from_numpy(blob), torch.from_numpy(target_at(mask, card.input_size).astype(np.int64))
 
 
 def predict_masks(predict, data: SegmentationSet, card: ModelCard, indices: List[int], batch: int = 32):
@@ -97,7 +105,9 @@ class SegmentTraining:
             raise UserError("train and val splits name different labels")
         self.summaries = [train_set.summary(), self.val_set.summary()]
         self.card = card or self.make_card(config, train_set)
-        self.train_dataset = TorchSegmentation(train_set, self.card, config.augment, config.seed)
+        final = tuple(self.card.input_size)
+        sizes = training_sizes(final[0], config.progressive_from, config.epochs) if final[0] == final[1] else None
+        self.train_dataset = TorchSegmentation(train_set, self.card, config.augment, config.seed, sizes)
         self.collate = None
         self.criterion = SegmentationLoss(len(self.card.labels))
 
@@ -150,7 +160,12 @@ def check_config(config) -> None:
         raise UserError(f"--decoder must be one of {', '.join(DECODERS)}, got {config.decoder!r}")
     if config.neck is not None and config.neck < 8:
         raise UserError(f"--neck is the segmentation head's width (>= 8), got {config.neck}")
-    for name, flag in (("mosaic", "--mosaic"), ("tap", "--tap"), ("progressive_from", "--progressive-from")):
+    if config.progressive_from is not None:
+        final = config.imgsz or SEGMENT_IMGSZ
+        if not MIN_INPUT <= config.progressive_from <= final or (final - config.progressive_from) % 32:
+            raise UserError(f"--progressive-from must be between {MIN_INPUT} and --imgsz ({final}) in steps of 32 "
+                            f"below it, got {config.progressive_from}")
+    for name, flag in (("mosaic", "--mosaic"), ("tap", "--tap")):
         if getattr(config, name):
             raise UserError(f"{flag} is for detectors (--task detect)")
 
