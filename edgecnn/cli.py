@@ -41,7 +41,8 @@ def add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model", description="Train a classifier; writes OUT/last.pt "
                        "every epoch and OUT/best.pt on improvement. Under torchrun it trains data-parallel.")
     p.add_argument("--task", default="classify", choices=task_names())
-    p.add_argument("--strict", action="store_true", help="detection data: a bad label or image is an error")
+    p.add_argument("--strict", action="store_true",
+                   help="detection and segmentation data: a bad label, mask or image is an error")
     p.add_argument("--model", default="mobilenet_v2", help="mobilenet_v1|mobilenet_v2|mobilenet_v3_small|"
                    "mobilenet_v3_large|lenet5|resnet18")
     p.add_argument("--width", type=positive_float, default=None, help="width multiplier (> 0; "
@@ -55,7 +56,7 @@ def add_train(sub) -> None:
     p.add_argument("--bn-batch", type=int, default=None, help="BatchNorm statistics over micro-batches of this "
                    "size (as each of N processes sees batch/N under torchrun)")
     p.add_argument("--progressive-from", type=int, default=None, metavar="SIZE",
-                   help="detect: progressive resizing, equal stages of epochs at sizes from SIZE up to --imgsz "
+                   help="detect, segment: progressive resizing, equal stages of epochs at sizes from SIZE up to --imgsz "
                    "in steps of 32 (validation is always at --imgsz)")
     p.add_argument("--neck", type=int, default=None, help="detect: channels of the neck and head (default 128); "
                    "segment: channels of the head (default 128)")
@@ -122,8 +123,10 @@ def add_eval(sub) -> None:
     p.add_argument("--data", default=None, help="dataset (default: the one named in the model card); a file's "
                    "labels are matched to the dataset's by name")
     p.add_argument("--split", default="val", choices=["train", "val", "test"])
-    p.add_argument("--strict", action="store_true", help="detection data: a bad label or image is an error")
-    p.add_argument("--plot", default=None, help="confusion-matrix PNG path (default: beside the model; '' for none)")
+    p.add_argument("--strict", action="store_true",
+                   help="detection and segmentation data: a bad label, mask or image is an error")
+    p.add_argument("--plot", default=None, help="PNG path: confusion matrix, detections, or predicted masks beside the truth "
+                   "(default: beside the model; '' for none)")
     p.add_argument("--json", action="store_true")
     files = p.add_argument_group(".onnx/.tflite files without a card (as for edgecnn run)")
     files.add_argument("--labels", default=None, metavar="FILE|a,b,c")
@@ -174,7 +177,8 @@ def run_info(args) -> int:
 def add_shapes(sub) -> None:
     p = sub.add_parser("shapes", help="write the synthetic shapes set to disk",
                        description="Detection: YOLO format (DIR/data.yaml, images/, labels/). "
-                       "Classification: ImageFolder (DIR/train/<class>/*.png).")
+                       "Classification: ImageFolder (DIR/train/<class>/*.png). "
+                       "Segmentation: images/ and masks/ (class-index PNGs) with DIR/data.yaml.")
     p.add_argument("--task", default="detect", choices=task_names())
     p.add_argument("--out", required=True)
     p.add_argument("--train", type=int, default=None, help="number of training images")
@@ -182,7 +186,8 @@ def add_shapes(sub) -> None:
     p.add_argument("--imgsz", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--min-visible", type=float, default=None, metavar="F",
-                   help="detect: the least fraction of a shape that occlusion may leave visible (default 0.4)")
+                   help="detect, segment: the least fraction of a shape that occlusion may leave visible "
+                   "(default 0.4)")
 
 
 def run_shapes(args) -> int:
