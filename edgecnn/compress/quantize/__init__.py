@@ -33,6 +33,7 @@ class QuantizeOptions:
     lr: Optional[float] = None  # QAT learning rate (default: the task training module's QAT_LR)
     force: bool = False
     seed: int = 0
+    card_options: Any = None  # model files without a card: the flags (edgecnn.runtime.card_options.CardOptions)
 
 
 def quantize_checkpoint(source: str, out: str, options: QuantizeOptions, log=print) -> Dict[str, Any]:

@@ -1,0 +1,224 @@
+"""int8 for an ONNX file edgecnn did not train (a YOLO from Ultralytics, a jetson SSD, a
+torchvision classifier): onnxruntime's static quantization (QDQ, per-channel int8
+weights, percentile-calibrated uint8 activations, as edgecnn's own ONNX int8 files get),
+measured on the user's held-out data beside the fp32 file and refused beyond the budget
+with nothing written. The kept file carries a card (the recognised or given one, marked
+int8, with both measurements) and gets a parity report beside it.
+
+--mixed: when all-int8 misses the budget, each convolution's sensitivity is read off one
+int8 pass (the relative error it adds: its output's error against the fp32 file's,
+less its input's), and the most sensitive stay float in growing groups (1, 2, 4, 8,
+16), each measured by the gate, until the budget holds.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
+
+from edgecnn.core.card import ModelCard
+from edgecnn.core.errors import UserError
+from edgecnn.core.preprocess import preprocess, preprocess_batch
+from edgecnn.compress.quantize.calibration import check_calibration, load_images, training_images
+from edgecnn.tasks import get_task
+
+PARITY_IMAGES = 100
+FLOAT_TAIL_STEPS = (2, 4, 8, 16, 32)  # --mixed: nodes nearest the outputs kept float, tried in turn
+
+
+class FittedReader:
+    """onnxruntime's CalibrationDataReader over images preprocessed as the model's head
+    expects (letterbox for YOLOs), one at a time."""
+
+    def __init__(self, images: Sequence[np.ndarray], card: ModelCard, input_name: str) -> None:
+        self.images, self.card, self.input_name = list(images), card, input_name
+        self.fit = get_task(card.task).preprocessing(card)
+        self.set_range(0, len(self.images))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self.next_index, self.end_index = start_index, end_index
+
+    def get_next(self):
+        if self.next_index >= self.end_index:
+            return None
+        self.next_index += 1
+        return {self.input_name: preprocess(self.images[self.next_index - 1], self.card, self.fit)}
+
+
+WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+def _with_outputs(model, names: Sequence[str]) -> bytes:
+    from onnx import helper
+
+    copy = type(model)()
+    copy.CopyFrom(model)
+    present = {o.name for o in copy.graph.output}
+    copy.graph.output.extend(helper.make_empty_tensor_value_info(n) for n in names if n not in present)
+    return copy.SerializeToString()
+
+
+def sensitivity(prepared: str, int8_path: str, blobs: Sequence[np.ndarray]) -> List[tuple]:
+    """(node name, relative error it adds) for each weighted node, most sensitive first:
+    the relative error of its output against the fp32 file's, less that of the (already
+    quantized) input it reads in the int8 file; one pass of both files over `blobs` with
+    the tensors exposed."""
+    import onnx
+    import onnxruntime
+
+    fp32, int8 = onnx.load(prepared), onnx.load(int8_path)
+    int8_nodes = {node.name: node for node in int8.graph.node}
+    pairs = {}  # node name -> ((fp32 input, int8 input), (fp32 output, int8 output))
+    for node in fp32.graph.node:
+        twin = int8_nodes.get(node.name)
+        if node.op_type in WEIGHTED_OPS and node.name and twin is not None:
+            pairs[node.name] = ((node.input[0], twin.input[0]), (node.output[0], twin.output[0]))
+    inputs = {fp32.graph.input[0].name}
+
+    def run(model, names):
+        session = onnxruntime.InferenceSession(_with_outputs(model, names), providers=["CPUExecutionProvider"])
+        feed = session.get_inputs()[0].name
+        wanted = [n for n in dict.fromkeys(names) if n not in inputs]
+        return [dict(zip(wanted, session.run(wanted, {feed: blob})), **{feed: blob}) for blob in blobs]
+
+    reference = run(fp32, [t[0] for pair in pairs.values() for t in pair])
+    quantized = run(int8, [t[1] for pair in pairs.values() for t in pair])
+
+    def error(fp32_name: str, int8_name: str) -> float:
+        a = [np.asarray(r[fp32_name], np.float64) for r in reference]
+        b = [np.asarray(q[int8_name], np.float64) for q in quantized]
+        signal = sum(float(np.square(x).sum()) for x in a)
+        noise = sum(float(np.square(x - y).sum()) for x, y in zip(a, b))
+        return (noise / signal) ** 0.5 if signal > 0 else 0.0
+
+    ranking = [(name, error(*output) - error(*input_)) for name, (input_, output) in pairs.items()]
+    return sorted(ranking, key=lambda item: -item[1])
+
+
+def prepare(source: str, prepared: str) -> None:
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from converters.toolchain import quiet
+
+    with quiet():
+        quant_pre_process(source, prepared)
+
+
+def quantize_file(prepared: str, out_path: str, card: ModelCard, images: Sequence[np.ndarray],
+                  per_channel: bool, float_nodes: Sequence[str]) -> None:
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+
+    from converters.to_onnx import calibration_chunk
+    from converters.toolchain import quiet
+    from edgecnn.runtime.backends import open_backend
+
+    CalibrationDataReader.register(FittedReader)
+    input_name = open_backend(prepared).input_name
+    with quiet():
+        quantize_static(prepared, out_path, FittedReader(images, card, input_name), quant_format=QuantFormat.QDQ,
+                        per_channel=per_channel, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
+                        nodes_to_exclude=list(float_nodes), calibrate_method=CalibrationMethod.Percentile,
+                        extra_options={"CalibStridedMinMax": calibration_chunk(len(images))})
+
+
+def parity(card: ModelCard, fp32_model, int8_model, images: Sequence[np.ndarray]) -> Dict[str, Any]:
+    """The task's agreement of the two files on held-out images, through the runtime."""
+    fit = get_task(card.task).preprocessing(card)
+    reference, converted = [], []
+    for image in images:
+        blob = preprocess(image, card, fit)
+        reference.append(fp32_model.backend.infer(blob))
+        converted.append(int8_model.backend.infer(blob))
+    stack = lambda rows: [np.concatenate([r[k] for r in rows]) for k in range(len(rows[0]))]  # noqa: E731
+    task = get_task(card.task)
+    return {"kind": task.agreement_kind, "images": len(images),
+            "agreement": task.agreement(card, stack(reference), stack(converted), [i.shape[:2] for i in images])}
+
+
+def quantize_onnx_file(source: str, out: str, options, log=print) -> Dict[str, Any]:
+    """A third-party (or edgecnn) .onnx -> a measured int8 QDQ .onnx, or GateRefused with
+    nothing written."""
+    from converters.card_embed import embed_onnx
+    from edgecnn.compress.gate import compare, enforce
+    from edgecnn.core.atomic import write_bytes_atomic
+    from edgecnn.core.files import file_hash
+    from edgecnn.runtime.model import load
+    from edgecnn.training.evaluate import file_predictor
+
+    import onnx
+
+    if not str(out).endswith(".onnx"):
+        raise UserError(f"--out must end in .onnx for an ONNX source, got {out}")
+    if not options.data:
+        raise UserError("a model file needs --data: the held-out dataset the int8 file is measured on")
+    if options.qat or options.float_layers:
+        raise UserError("--qat and --float-layers are for edgecnn checkpoints; a model file takes --mixed")
+    fp32_model = load(source, card=options.card_options)
+    if fp32_model.backend.name != "onnxruntime":
+        raise UserError(f"{source}: not an ONNX file")
+    card = fp32_model.card
+    if card.precision == "int8":
+        raise UserError(f"{source} is already int8")
+    training = get_task(card.task).training()
+    fit = get_task(card.task).preprocessing(card)
+    calibration = load_images(options.calib or options.data, card, options.calib_images, options.seed)
+    reference = training_images(card, options.data, "val", 256, options.seed + 1)
+    check = check_calibration(preprocess_batch(calibration, card, fit), preprocess_batch(reference, card, fit))
+    for warning in check.warnings:
+        log(f"warning: {warning}")
+    fp32 = training.evaluate(file_predictor(fp32_model), card, options.data, "val", plot="")
+    float_nodes: List[str] = []
+    ranking: List[tuple] = []
+    with tempfile.TemporaryDirectory(prefix=".quantize-", dir=os.path.dirname(os.path.abspath(out))) as staging:
+        staged, prepared = os.path.join(staging, os.path.basename(out)), os.path.join(staging, "prepared.onnx")
+        prepare(source, prepared)
+
+        def attempt(float_nodes: List[str]):
+            quantize_file(prepared, staged, card, calibration, options.per_channel, float_nodes)
+            proto = onnx.load(staged)
+            embed_onnx(proto, card.replace(precision="int8"))  # read back exactly as the source is
+            onnx.save(proto, staged)
+            model = load(staged)
+            measured = training.evaluate(file_predictor(model), card, options.data, "val", plot="")
+            gate = compare(card.task, fp32, measured, options.max_drop)
+            kept = f"{len(float_nodes)} most sensitive node(s) float" if float_nodes else "all nodes"
+            log(f"int8 ({kept}): {gate.describe()}")
+            return model, measured, gate
+
+        int8_model, int8, gate = attempt([])
+        if not gate.passed and options.mixed:
+            probe = [preprocess(image, card, fit) for image in reference[:8]]
+            ranking = sensitivity(prepared, staged, probe)
+            log("most sensitive nodes (relative error each adds): "
+                + ", ".join(f"{name} {value:+.4f}" for name, value in ranking[:5]))
+            for keep in (1, 2, 4, 8, 16):
+                if keep > len(ranking) // 2:
+                    break
+                float_nodes = [name for name, _ in ranking[:keep]]
+                int8_model, int8, gate = attempt(float_nodes)
+                if gate.passed:
+                    break
+        metric = gate.metric
+        summary = {"source": str(source), "out": str(out), "gate": gate.to_dict(), "fp32": fp32, "int8": int8,
+                   "calibration_images": check.images, "warnings": check.warnings, "float_nodes": float_nodes,
+                   "sensitivity": ranking[:10]}
+        enforce(gate, options.force, what=str(out))
+        summary["parity"] = parity(card, fp32_model, int8_model, reference[:PARITY_IMAGES])
+        log(f"parity: {summary['parity']['kind']} {100 * summary['parity']['agreement']:.1f}% on "
+            f"{summary['parity']['images']} held-out images")
+        int8_card = card.replace(precision="int8", source_hash=file_hash(source), metrics={
+            metric: int8[metric], f"fp32_{metric}": fp32[metric], "drop_points": gate.drop, "split": "val",
+            "dataset": options.data, "images": int8.get("images"), "max_drop": options.max_drop})
+        proto = onnx.load(staged)
+        embed_onnx(proto, int8_card)  # the source's own metadata (names, imgsz...) stays beside the card
+        write_bytes_atomic(out, proto.SerializeToString())
+        write_bytes_atomic(f"{out}.parity.json", json.dumps(summary, indent=1, default=float).encode())
+    return summary
+

@@ -1,0 +1,61 @@
+"""`edgecnn quantize FILE.onnx`: onnxruntime's static int8 of an exported file, measured on
+held-out data beside the fp32 file; kept with a card and a parity report within the
+budget, refused (exit 3, nothing written) beyond it, as after a blank calibration set."""
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_cli_batch
+from edgecnn.runtime.model_file import read_card
+from runtime_fixtures import detector_onnx
+
+
+@pytest.mark.slow  # four held-out evaluations of 300 scenes
+def test_quantize_an_onnx_file_keeps_it_within_budget_and_refuses_a_blank_calibration(tmp_path):
+    import cv2
+
+    blank = tmp_path / "blank"
+    blank.mkdir()
+    for i in range(32):
+        cv2.imwrite(str(blank / f"{i}.png"), np.zeros((192, 192, 3), np.uint8))
+    common = ["quantize", detector_onnx(), "--data", "shapes", "--calib-images", "32", "--json"]
+    kept, refused = run_cli_batch([*common, "--max-drop", "5", "--out", tmp_path / "int8.onnx"],
+                                  [*common, "--calib", blank, "--out", tmp_path / "blank.onnx"])
+    assert kept.returncode == 0, kept.stderr
+    summary = json.loads(kept.stdout)
+    card = read_card(str(tmp_path / "int8.onnx"))
+    assert card.precision == "int8" and card.metrics["map50_95"] == summary["int8"]["map50_95"]
+    assert 0 <= card.metrics["drop_points"] <= 5 and summary["parity"]["agreement"] > 0.8
+    assert json.loads((tmp_path / "int8.onnx.parity.json").read_text())["gate"]["passed"]
+    assert refused.returncode == 3, refused.stderr
+    assert "not written" in refused.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blank", "int8.onnx", "int8.onnx.parity.json"]
+
+
+@pytest.mark.slow  # about 5 s: quantization, two evaluations and a parity check in a subprocess
+def test_quantize_an_onnx_file_writes_the_int8_file_its_card_and_parity_report_only(tmp_path):
+    import edgecnn
+    from edgecnn.data.detection import DetectionSet, write_yolo
+    from foreign_models import onnx_model, ultralytics_metadata
+    from conftest import run_cli
+
+    images = [np.full((64, 64, 3), 40 + 10 * i, np.uint8) for i in range(4)]
+    for split in ("train", "val"):
+        write_yolo(DetectionSet("t", split, ["a", "b"], images, [np.array([[22, 27, 42, 37]], np.float32)] * 4,
+                                [np.array([0])] * 4), str(tmp_path / "data"), split)
+    table = np.zeros((1, 6, 64 + 16 + 4), np.float32)
+    table[0, :, 0] = [32, 32, 20, 10, 0.9, 0.1]
+    source = onnx_model(tmp_path / "yolo.onnx", [1, 3, 64, 64], [table],
+                        metadata=ultralytics_metadata(["a", "b"], (64, 64)))
+    result = run_cli("quantize", source, "--data", tmp_path / "data", "--calib-images", "4", "--max-drop", "2",
+                     "--out", tmp_path / "yolo-int8.onnx", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["gate"]["passed"] and summary["parity"]["agreement"] == 1.0
+    model = edgecnn.load(str(tmp_path / "yolo-int8.onnx"))
+    assert model.card.precision == "int8" and model.card.head == {"format": "yolo-v8", "boxes": "pixels"}
+    assert model.card.metrics["fp32_map50_95"] == summary["fp32"]["map50_95"]
+    assert "QuantizeLinear" in model.backend.op_counts()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "yolo-int8.onnx", "yolo-int8.onnx.parity.json",
+                                                          "yolo.onnx"]
