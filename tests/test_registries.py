@@ -18,10 +18,11 @@ pytestmark = pytest.mark.runtime  # torch-free: also run where only edgecnn[runt
 
 
 def test_registries_list_what_their_folders_hold():
-    assert task_names() == ["classify", "detect"]
+    assert task_names() == ["classify", "detect", "segment"]
     assert {"ltrb-sigmoid", "yolo-v8", "yolo-v5", "yolo-end2end", "tflite-ssd", "ssd-jetson"} <= set(head_names())
     assert set(sink_names()) >= {"callback", "jsonl", "video", "webview", "window"}
     assert get_task("detect").primary_metric == "map50_95" and get_task("classify").primary_metric == "top1"
+    assert get_task("segment").primary_metric == "miou"
     assert get_head("ltrb-sigmoid").preprocessing == "resize"
 
 
