@@ -132,6 +132,8 @@ def test_ultralytics_onnx_raw_head_runs_with_no_flags_and_decodes_exactly(tmp_pa
     transposed = onnx_model(tmp_path / "t.onnx", [1, 3, 64, 64], [v8_table().transpose(0, 2, 1)])
     again = edgecnn.load(str(transposed), card=CardOptions(labels="a,b")).predict(FRAME)
     np.testing.assert_allclose(again.boxes, V8_BOXES, atol=1e-4)
+    info = json.loads(run_cli("info", path, "--json").stdout)
+    assert info["head"]["name"] == "yolo-v8" and info["head"]["from"] == "exporter metadata and outputs"
 
 
 def test_end_to_end_yolo_applies_no_nms_and_yolov5_is_told_from_v8_by_anchor_count(tmp_path):

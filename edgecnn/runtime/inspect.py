@@ -25,9 +25,7 @@ def describe_file(path: str) -> Dict[str, Any]:
     elif card is not None:
         head = None
     else:
-        candidates = recognise(shapes)
-        head = {"name": candidates[0] if len(candidates) == 1 else None, "from": "outputs",
-                "candidates": candidates}
+        head = recognised_head(backend, shapes)
     integer = [t for t in tensors["inputs"] + tensors["outputs"] if t["dtype"] in ("int8", "uint8")]
     ops = backend.op_counts()
     quantized_ops = sum(n for op, n in ops.items() if op in ("QuantizeLinear", "DequantizeLinear", "QUANTIZE",
@@ -39,6 +37,24 @@ def describe_file(path: str) -> Dict[str, Any]:
                 "int8" if integer or quantized_ops else "fp32"), "integer_io": len(integer),
                 "quantize_ops": quantized_ops},
             "ops": dict(sorted(ops.items(), key=lambda kv: -kv[1])), "head": head}
+
+
+def recognised_head(backend, shapes) -> Dict[str, Any]:
+    """The head a file without a card runs with (`edgecnn run` needs no --head then),
+    else the heads whose layout its outputs fit."""
+    from edgecnn.core.errors import UserError
+    from edgecnn.runtime.recognition import facts_of, recognise_file
+
+    try:
+        fields = recognise_file(facts_of(backend), os.path.basename(backend.path))
+    except UserError as exc:  # ambiguous, or metadata contradicting the shapes
+        return {"name": None, "from": "outputs", "candidates": recognise(shapes), "problem": str(exc)}
+    if fields is not None:
+        source = "exporter metadata and outputs" if backend.metadata else "outputs"
+        return {"name": fields["head"]["format"], "from": source, "candidates": [fields["head"]["format"]],
+                "labels": len(fields["labels"]) if fields.get("labels") else None}
+    candidates = recognise(shapes)
+    return {"name": candidates[0] if len(candidates) == 1 else None, "from": "outputs", "candidates": candidates}
 
 
 def format_file_description(info: Dict[str, Any]) -> str:
@@ -70,7 +86,8 @@ def format_file_description(info: Dict[str, Any]) -> str:
         if head["name"]:
             lines.append(f"  head          {head['name']} (from the {head['from']})")
         elif head.get("candidates"):
-            lines.append(f"  head          ambiguous: {', '.join(head['candidates'])} (choose with --head)")
+            lines.append(f"  head          ambiguous: {', '.join(head['candidates'])} (choose with --head)"
+                         + (f"; {head['problem']}" if head.get("problem") else ""))
         else:
             lines.append("  head          none recognised from the outputs")
     return "\n".join(lines)
