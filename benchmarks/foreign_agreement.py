@@ -1,0 +1,207 @@
+"""Other toolkits' detectors through edgecnn: Ultralytics YOLO11n, YOLO26n and YOLOv8n,
+trained briefly on edgecnn's shapes scenes (192 px) and exported to ONNX by Ultralytics
+itself, then
+1. decoded by edgecnn with no flags and compared with Ultralytics' own `predict` on the
+   300 held-out scenes (same files, conf 0.25, IoU 0.7): every box must have a partner
+   of the same class at IoU >= 0.99 with a score within 0.01;
+2. timed: edgecnn's stream (what `edgecnn run` drives) against Ultralytics'
+   `predict(stream=True)` with its ONNX backend, on the same YOLO11n ONNX and the same
+   image files, onnxruntime's default threads for both, in alternating rounds;
+3. quantized by `edgecnn quantize` (gate: mAP@0.5:0.95 on the held-out scenes) and the
+   kept int8 file timed against the fp32 one end to end; then given blank frames to
+   calibrate on, which must be refused (exit 3) or caught up front (exit 2) with
+   nothing written; Ultralytics' own int8 export of the same weights is tried too.
+
+Runs in a benchmark-only environment that has Ultralytics (never edgecnn's own):
+`pip install --no-deps ultralytics==8.4.190 ultralytics-thop polars psutil` beside
+edgecnn's dependencies, e.g. a venv whose .pth adds edgecnn's site-packages.
+
+    PYTHONPATH=. /work/peer-venv/bin/python benchmarks/foreign_agreement.py --out runs/foreign [--minutes 3]
+
+Trained weights and exports are reused when present under --out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+os.environ.setdefault("YOLO_AUTOINSTALL", "false")  # a missing exporter dependency is a finding, not a download
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peer_metric import torchvision_metadata  # noqa: E402
+from peer_train import IMGSZ, torchvision_stand_in, write_scenes  # noqa: E402
+
+import edgecnn  # noqa: E402
+from edgecnn.data.detection import MIN_VISIBLE  # noqa: E402
+from edgecnn.tasks.detect.task import box_iou  # noqa: E402
+
+CONF, IOU = 0.25, 0.7
+MODELS = ("yolo11n", "yolo26n", "yolov8n")
+
+
+def train(name: str, config: Path, out: Path, minutes: float) -> Path:
+    from ultralytics import YOLO
+
+    weights = out / name / "weights" / "last.pt"
+    if not weights.is_file():
+        YOLO(f"{name}.yaml").train(data=str(config), imgsz=IMGSZ, time=minutes / 60, device="cpu", batch=16, seed=0,
+                                   plots=False, amp=False, project=str(out), name=name, exist_ok=True, verbose=False)
+    return weights
+
+
+def export(weights: Path, target: Path, **settings) -> Path:
+    from ultralytics import YOLO
+
+    if not target.is_file():
+        written = YOLO(str(weights)).export(format="onnx", imgsz=IMGSZ, simplify=False, **settings)
+        os.replace(written, target)
+    return target
+
+
+def agreement(path: Path, images) -> dict:
+    """Ultralytics' predict against edgecnn's decode of the same ONNX file."""
+    from ultralytics import YOLO
+
+    peer = YOLO(str(path), task="detect")
+    ours = edgecnn.load(str(path), conf_threshold=CONF, iou_threshold=IOU)
+    boxes = unmatched = worst_iou_fail = 0
+    worst_score = 0.0
+    min_iou = 1.0
+    for image in images:
+        theirs = peer.predict(image, imgsz=IMGSZ, conf=CONF, iou=IOU, device="cpu", verbose=False)[0].boxes
+        t_boxes, t_scores, t_classes = theirs.xyxy.numpy(), theirs.conf.numpy(), theirs.cls.numpy().astype(int)
+        mine = ours.predict(image)
+        boxes += max(len(t_boxes), len(mine.boxes))
+        used = set()
+        for box, score, cls in zip(mine.boxes, mine.scores, mine.classes):
+            ious = box_iou(box, t_boxes) if len(t_boxes) else np.zeros(0)
+            candidates = [j for j in np.argsort(-ious) if j not in used and t_classes[j] == cls]
+            if not candidates:
+                unmatched += 1
+                continue
+            j = candidates[0]
+            used.add(j)
+            min_iou = min(min_iou, float(ious[j]))
+            worst_score = max(worst_score, abs(float(t_scores[j]) - float(score)))
+            worst_iou_fail += ious[j] < 0.99
+        unmatched += len(t_boxes) - len(used)
+    return {"file": path.name, "head": ours.card.head["format"], "images": len(images), "boxes": boxes,
+            "unmatched": unmatched, "below_iou_0.99": int(worst_iou_fail), "min_iou": round(min_iou, 5),
+            "max_score_difference": round(worst_score, 5),
+            "agree": unmatched == 0 and worst_iou_fail == 0 and worst_score <= 0.01}
+
+
+def fps_rounds(runners: dict, rounds: int) -> dict:
+    """Frames per second of each runner (a function returning the frames it processed),
+    rounds alternating between them; the median round per runner."""
+    figures = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            started = time.perf_counter()
+            frames = run()
+            figures[name].append(frames / (time.perf_counter() - started))
+    return {name: {"median_fps": round(float(np.median(v)), 1), "rounds": [round(x, 1) for x in v]}
+            for name, v in figures.items()}
+
+
+def edgecnn_stream(path: Path, folder: Path):
+    model = edgecnn.load(str(path), conf_threshold=CONF, iou_threshold=IOU)
+
+    def run() -> int:
+        return sum(1 for _ in model.stream(str(folder)))
+
+    return run
+
+
+def ultralytics_stream(path: Path, folder: Path):
+    from ultralytics import YOLO
+
+    model = YOLO(str(path), task="detect")
+
+    def run() -> int:
+        return sum(1 for _ in model.predict(str(folder), stream=True, imgsz=IMGSZ, conf=CONF, iou=IOU, device="cpu",
+                                            verbose=False))
+
+    return run
+
+
+def edgecnn_cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgecnn", *map(str, args)], capture_output=True, text=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="runs/foreign")
+    parser.add_argument("--minutes", type=float, default=3.0, help="training time per model")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--max-drop", type=float, default=1.0)
+    args = parser.parse_args()
+    out = Path(args.out).resolve()
+    results_path = out / "foreign.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+
+    def save():
+        results_path.write_text(json.dumps(results, indent=1))
+
+    config, val = write_scenes(out / "shapes", MIN_VISIBLE)
+    folder = out / "shapes" / "images" / "val"
+    with torchvision_metadata():
+        torchvision_stand_in()
+        files = {}
+        for name in MODELS:
+            weights = train(name, config, out, args.minutes)
+            files[name] = export(weights, out / f"{name}.onnx")
+            if name == "yolo26n":
+                files["yolo26n-end2end"] = export(weights, out / "yolo26n-end2end.onnx", nms=False)
+        results["agreement"] = [agreement(path, val.images) for path in files.values()]
+        save()
+        print(json.dumps(results["agreement"], indent=1), flush=True)
+        results["fps_fp32"] = fps_rounds({"edgecnn": edgecnn_stream(files["yolo11n"], folder),
+                                          "ultralytics": ultralytics_stream(files["yolo11n"], folder)}, args.rounds)
+        save()
+        print(json.dumps(results["fps_fp32"]), flush=True)
+
+        int8 = out / "yolo11n-int8.onnx"
+        if int8.exists():
+            int8.unlink()
+        calib = out / "shapes" / "images" / "train"
+        kept = edgecnn_cli("quantize", files["yolo11n"], "--calib", calib, "--data", "shapes", "--out", int8,
+                           "--max-drop", args.max_drop, "--mixed", "--json")
+        results["quantize"] = {"exit": kept.returncode, "stderr_tail": kept.stderr.strip().splitlines()[-3:],
+                               "summary": json.loads(kept.stdout) if kept.returncode == 0 else None}
+        save()
+        if kept.returncode == 0:
+            results["fps_int8"] = fps_rounds({"fp32": edgecnn_stream(files["yolo11n"], folder),
+                                              "int8": edgecnn_stream(int8, folder)}, args.rounds)
+        blank = out / "blank"
+        blank.mkdir(exist_ok=True)
+        for i in range(64):
+            cv2.imwrite(str(blank / f"{i:03d}.png"), np.zeros((IMGSZ, IMGSZ, 3), np.uint8))
+        bad_out = out / "yolo11n-int8-blank.onnx"
+        bad = edgecnn_cli("quantize", files["yolo11n"], "--calib", blank, "--data", "shapes", "--out", bad_out,
+                          "--max-drop", args.max_drop, "--json")
+        results["blank_calibration"] = {"exit": bad.returncode, "written": bad_out.exists(),
+                                        "stderr_tail": bad.stderr.strip().splitlines()[-2:]}
+        save()
+        try:
+            from ultralytics import YOLO
+
+            written = YOLO(str(out / "yolo11n" / "weights" / "last.pt")).export(format="tflite", imgsz=IMGSZ,
+                                                                                int8=True, data=str(config))
+            results["ultralytics_int8"] = {"written": str(written)}
+        except Exception as exc:  # whatever stops Ultralytics' own int8 export here is the finding
+            results["ultralytics_int8"] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
+        save()
+    print(json.dumps({k: v for k, v in results.items() if k != "agreement"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
