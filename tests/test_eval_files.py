@@ -32,3 +32,13 @@ def test_eval_of_a_third_party_detector_maps_its_labels_by_name(tmp_path):
                        metadata=ultralytics_metadata(["p", "q", "r"], (64, 64)))
     assert_one_line_error(run_cli("eval", other, "--data", tmp_path / "data", "--plot", ""),
                           contains="share no name with the dataset's")
+
+
+@pytest.mark.slow  # an edgecnn process, about 3 s
+def test_eval_of_a_third_party_classifier_on_an_image_folder(tmp_path, image_folder):
+    logits = np.array([[0.1, 2.0, 0.3]], np.float32)  # always 'digit3': right on half the val images
+    path = onnx_model(tmp_path / "classifier.onnx", [1, 3, 28, 28], [logits])
+    result = run_cli("eval", path, "--data", image_folder, "--preset", "imagenet", "--labels",
+                     "other,digit3,digit7", "--plot", "", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["top1"] == 0.5

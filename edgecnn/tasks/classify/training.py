@@ -92,7 +92,10 @@ def predict_dataset(predict: Callable[[np.ndarray], np.ndarray], data: Classific
     predictions = []
     for start in range(0, len(data), batch):
         images = data.images[start:start + batch]
-        predictions.append(np.asarray(predict(preprocess_batch(images, card))).argmax(1))
+        scores = predict(preprocess_batch(images, card))
+        if isinstance(scores, (list, tuple)):  # a predictor that gives every output (model files): the one
+            scores = scores[0]
+        predictions.append(np.asarray(scores).argmax(1))
     return np.concatenate(predictions) if predictions else np.zeros(0, np.int64)
 
 
