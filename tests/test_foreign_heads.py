@@ -188,3 +188,32 @@ def test_third_party_classifier_with_the_imagenet_preset(tmp_path):
     model = edgecnn.load(str(path), card=CardOptions(preset="imagenet", labels="x,y,z"))
     assert model.task == "classify" and model.card.mean == (123.675, 116.28, 103.53)
     assert model.predict(np.zeros((32, 32, 3), np.uint8)).top(1)[0][0] == "y"
+
+
+def test_integer_io_of_a_cardless_onnx_file_uses_the_files_own_parameters(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgecnn.runtime.backends import open_backend
+
+    table = np.array([[1.0, 2.5, -1.0]], np.float32)
+    inits = [numpy_helper.from_array(np.array(1 / 255, np.float32), "s_in"),
+             numpy_helper.from_array(np.array(0, np.uint8), "z_in"),
+             numpy_helper.from_array(np.array(0.5, np.float32), "s_out"),
+             numpy_helper.from_array(np.array(3, np.int8), "z_out"),
+             numpy_helper.from_array(np.zeros((), np.float32), "zero"), numpy_helper.from_array(table, "table")]
+    nodes = [helper.make_node("DequantizeLinear", ["images", "s_in", "z_in"], ["x"]),
+             helper.make_node("ReduceMean", ["x"], ["mean"], keepdims=0),
+             helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
+             helper.make_node("Add", ["table", "nothing"], ["scores_f"]),
+             helper.make_node("QuantizeLinear", ["scores_f", "s_out", "z_out"], ["scores"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("images", TensorProto.UINT8, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("scores", TensorProto.INT8, [1, 3])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "int8-io.onnx"))
+    backend = open_backend(str(tmp_path / "int8-io.onnx"))
+    assert backend.input_quant == (pytest.approx(1 / 255), 0) and backend.output_quant == [(0.5, 3)]
+    np.testing.assert_allclose(backend.infer(np.zeros((1, 3, 8, 8), np.float32))[0], table)
+    model = edgecnn.load(str(tmp_path / "int8-io.onnx"), card=CardOptions(preset="unit", labels="a,b,c"))
+    assert model.predict(np.zeros((8, 8, 3), np.uint8)).top(1)[0][0] == "b"

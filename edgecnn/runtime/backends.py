@@ -155,6 +155,16 @@ class OnnxBackend(Backend):
         self.output_quant = [
             _card_quant(card_outputs[i]) if i < len(card_outputs) and o.type in ("tensor(int8)", "tensor(uint8)")
             else None for i, o in enumerate(self.session.get_outputs())]
+        integer = ("tensor(int8)", "tensor(uint8)")
+        if not quant and (first.type in integer or any(o.type in integer for o in self.session.get_outputs())):
+            # no card: the file's own QuantizeLinear/DequantizeLinear parameters at its integer inputs and outputs
+            from edgecnn.runtime.onnx_wire import io_quantization
+
+            with open(path, "rb") as handle:
+                read_in, read_out = io_quantization(handle.read())
+            self.input_quant = read_in.get(first.name)
+            self.output_quant = [read_out.get(o.name) if o.type in integer else None
+                                 for o in self.session.get_outputs()]
 
     def _run(self, blob: np.ndarray) -> List[np.ndarray]:
         return self.session.run(self.output_names, {self.input_name: blob})

@@ -73,3 +73,75 @@ def onnx_op_counts(data: bytes) -> Dict[str, int]:
     except ValueError as exc:
         raise UserError(f"corrupt ONNX file: {exc}") from None
     return dict(counts)
+
+
+def _tensor_scalar(tensor: bytes):
+    """(name, first value) of a TensorProto initializer holding a scale or zero point:
+    fields 2 data_type, 4 float_data, 5 int32_data, 8 name, 9 raw_data."""
+    import struct
+
+    name, data_type, floats, ints, raw = "", 0, None, None, None
+    for number, wire, value in fields(tensor):
+        if number == 8 and wire == _BYTES:
+            name = value.decode("utf-8", "replace")
+        elif number == 2 and wire == _VARINT:
+            data_type = value
+        elif number == 4:
+            floats = struct.unpack_from("<f", value)[0] if wire == _BYTES and len(value) >= 4 else (
+                struct.unpack("<f", value.to_bytes(4, "little"))[0] if wire == _FIXED32 else None)
+        elif number == 5:
+            ints = _varint(value, 0)[0] if wire == _BYTES and value else (value if wire == _VARINT else None)
+        elif number == 9 and wire == _BYTES:
+            raw = value
+    if raw:
+        formats = {1: "<f", 2: "<B", 3: "<b", 6: "<i"}  # FLOAT, UINT8, INT8, INT32
+        if data_type in formats:
+            return name, struct.unpack_from(formats[data_type], raw)[0]
+        return name, None
+    if floats is not None:
+        return name, floats
+    if ints is not None:
+        return name, ints - 256 if data_type == 3 and ints > 127 else ints
+    return name, 0 if data_type in (2, 3) else None  # an empty zero point tensor: zero
+
+
+def io_quantization(data: bytes) -> Tuple[Dict[str, Tuple[float, int]], Dict[str, Tuple[float, int]]]:
+    """Scale and zero point of integer graph inputs read by a DequantizeLinear and integer
+    graph outputs written by a QuantizeLinear, from the file's own initializers:
+    ({input name: (scale, zero point)}, {output name: (scale, zero point)}).
+    Fields: GraphProto 1 node, 5 initializer, 11 input, 12 output; NodeProto 1 input,
+    2 output, 4 op_type; ValueInfoProto 1 name."""
+    try:
+        graph = next(value for number, wire, value in fields(data) if number == 7 and wire == _BYTES)
+        nodes, constants, inputs, outputs = [], {}, set(), set()
+        for number, wire, value in fields(graph):
+            if wire != _BYTES:
+                continue
+            if number == 1:
+                node = {"input": [], "output": [], "op": ""}
+                for field, kind, item in fields(value):
+                    if kind == _BYTES and field in (1, 2):
+                        node["input" if field == 1 else "output"].append(item.decode("utf-8", "replace"))
+                    elif kind == _BYTES and field == 4:
+                        node["op"] = item.decode("utf-8", "replace")
+                nodes.append(node)
+            elif number == 5:
+                name, scalar = _tensor_scalar(value)
+                constants[name] = scalar
+            elif number in (11, 12):
+                name = next((item.decode("utf-8", "replace") for field, kind, item in fields(value)
+                             if field == 1 and kind == _BYTES), "")
+                (inputs if number == 11 else outputs).add(name)
+    except (StopIteration, ValueError):
+        return {}, {}
+
+    def params(node):
+        scale = constants.get(node["input"][1]) if len(node["input"]) > 1 else None
+        zero = constants.get(node["input"][2], 0) if len(node["input"]) > 2 else 0
+        return None if scale is None else (float(scale), int(zero or 0))
+
+    found_in = {n["input"][0]: params(n) for n in nodes if n["op"] == "DequantizeLinear" and n["input"]
+                and n["input"][0] in inputs}
+    found_out = {n["output"][0]: params(n) for n in nodes if n["op"] == "QuantizeLinear" and n["output"]
+                 and n["output"][0] in outputs}
+    return ({k: v for k, v in found_in.items() if v}, {k: v for k, v in found_out.items() if v})
