@@ -27,7 +27,12 @@ from edgecnn.runtime.trackers import Tracker, TrackerType
 STD_POSITION = 1.0 / 20  # the Kalman noise model of the original (from DeepSORT)
 STD_VELOCITY = 1.0 / 160
 TRANSITION = np.eye(8) + np.eye(8, k=4)  # x += vx per frame, and so on
-PROJECTION = np.eye(4, 8)
+# Noise standard deviations = height * weight + constant, per state (x, y, aspect, height, and velocities)
+_P, _V = STD_POSITION, STD_VELOCITY
+PROCESS = (np.array([_P, _P, 0, _P, _V, _V, 0, _V]), np.array([0, 0, 1e-2, 0, 0, 0, 1e-5, 0]))
+MEASUREMENT = (np.array([_P, _P, 0, _P]), np.array([0, 0, 1e-1, 0]))
+INITIAL = (np.array([2 * _P, 2 * _P, 0, 2 * _P, 10 * _V, 10 * _V, 0, 10 * _V]), PROCESS[1])
+_D8, _D4 = np.arange(8), np.arange(4)
 
 
 def _xyah(boxes: np.ndarray) -> np.ndarray:
@@ -54,13 +59,15 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return overlap / np.maximum(area_a[:, None] + area_b[None, :] - overlap, 1e-9)
 
 
-def _match(cost: np.ndarray, threshold: float) -> Tuple[List[Tuple[int, int]], List[int], List[int]]:
-    """Minimum-cost assignment keeping pairs under `threshold`: matches, unmatched rows,
-    unmatched columns."""
+def _match(tracks: np.ndarray, detections: np.ndarray, threshold: float
+           ) -> Tuple[List[Tuple[int, int]], List[int], List[int]]:
+    """Minimum-cost assignment of boxes by 1 - IoU, keeping pairs under `threshold`:
+    matches, unmatched rows (tracks), unmatched columns (detections)."""
+    if not len(tracks) or not len(detections):
+        return [], list(range(len(tracks))), list(range(len(detections)))
     from scipy.optimize import linear_sum_assignment
 
-    if not cost.size:
-        return [], list(range(cost.shape[0])), list(range(cost.shape[1]))
+    cost = 1 - iou_matrix(tracks, detections)
     rows, cols = linear_sum_assignment(cost)
     keep = cost[rows, cols] <= threshold
     matches = list(zip(rows[keep].tolist(), cols[keep].tolist()))
@@ -96,35 +103,27 @@ class ByteTrack(Tracker):
             return
         lost = self.last < self.frame - 1
         self.means[lost, 7] = 0.0  # a lost track's height stops changing (as the original)
-        height = self.means[:, 3]
-        std = np.stack([STD_POSITION * height, STD_POSITION * height, np.full_like(height, 1e-2),
-                        STD_POSITION * height, STD_VELOCITY * height, STD_VELOCITY * height,
-                        np.full_like(height, 1e-5), STD_VELOCITY * height], axis=1)
-        self.means = self.means @ TRANSITION.T
-        self.covariances = TRANSITION @ self.covariances @ TRANSITION.T + _diagonals(std ** 2)
+        variance = _variance(self.means[:, 3], PROCESS)
+        self.means[:, :4] += self.means[:, 4:]
+        self.covariances = TRANSITION @ self.covariances @ TRANSITION.T
+        self.covariances[:, _D8, _D8] += variance
 
     def _correct(self, tracks: np.ndarray, measured: np.ndarray) -> None:
         mean, covariance = self.means[tracks], self.covariances[tracks]
-        height = mean[:, 3]
-        std = np.stack([STD_POSITION * height, STD_POSITION * height, np.full_like(height, 1e-1),
-                        STD_POSITION * height], axis=1)
-        projected = covariance[:, :4, :4] + _diagonals(std ** 2)  # H P H^T + R
-        cross = covariance[:, :, :4]  # P H^T
-        gain = np.linalg.solve(projected, cross.transpose(0, 2, 1)).transpose(0, 2, 1)
-        innovation = measured - mean[:, :4]
-        self.means[tracks] = mean + np.einsum("tij,tj->ti", gain, innovation)
-        self.covariances[tracks] = covariance - gain @ projected @ gain.transpose(0, 2, 1)
+        projected = covariance[:, :4, :4].copy()  # H P H^T + R
+        projected[:, _D4, _D4] += _variance(mean[:, 3], MEASUREMENT)
+        gain = covariance[:, :, :4] @ np.linalg.inv(projected)  # P H^T S^-1
+        self.means[tracks] = mean + np.einsum("tij,tj->ti", gain, measured - mean[:, :4])
+        self.covariances[tracks] = covariance - gain @ covariance[:, :4, :]  # P - K S K^T = P - K H P
 
     def _start(self, measured: np.ndarray, confirmed: bool) -> np.ndarray:
         count = len(measured)
-        height = measured[:, 3]
-        std = np.stack([2 * STD_POSITION * height, 2 * STD_POSITION * height, np.full_like(height, 1e-2),
-                        2 * STD_POSITION * height, 10 * STD_VELOCITY * height, 10 * STD_VELOCITY * height,
-                        np.full_like(height, 1e-5), 10 * STD_VELOCITY * height], axis=1)
         ids = np.arange(self.next_id, self.next_id + count)
         self.next_id += count
+        covariances = np.zeros((count, 8, 8))
+        covariances[:, _D8, _D8] = _variance(measured[:, 3], INITIAL)
         self.means = np.concatenate([self.means, np.concatenate([measured, np.zeros((count, 4))], axis=1)])
-        self.covariances = np.concatenate([self.covariances, _diagonals(std ** 2)])
+        self.covariances = np.concatenate([self.covariances, covariances])
         self.ids = np.concatenate([self.ids, ids])
         self.first = np.concatenate([self.first, np.full(count, self.frame)])
         self.last = np.concatenate([self.last, np.full(count, self.frame)])
@@ -150,18 +149,18 @@ class ByteTrack(Tracker):
         tentative = np.flatnonzero(~self.confirmed)
 
         # 1. confident detections against confirmed tracks, lost ones included
-        matches, left_tracks, left_strong = _match(1 - iou_matrix(predicted[confirmed], boxes[strong]), self.match)
+        matches, left_tracks, left_strong = _match(predicted[confirmed], boxes[strong], self.match)
         for t, d in matches:
             track_of[strong[d]] = confirmed[t]
         # 2. weak detections against the confirmed tracks still unmatched that were seen last frame
         recent = [confirmed[t] for t in left_tracks if self.last[confirmed[t]] == self.frame - 1]
         recent = np.asarray(recent, np.int64)
-        matches, _, _ = _match(1 - iou_matrix(predicted[recent], boxes[weak]), self.match_weak)
+        matches, _, _ = _match(predicted[recent], boxes[weak], self.match_weak)
         for t, d in matches:
             track_of[weak[d]] = recent[t]
         # 3. the rest of the confident detections against last frame's tentative tracks
         rest = strong[left_strong]
-        matches, _, left_rest = _match(1 - iou_matrix(predicted[tentative], boxes[rest]), self.match_tentative)
+        matches, _, left_rest = _match(predicted[tentative], boxes[rest], self.match_tentative)
         for t, d in matches:
             track_of[rest[d]] = tentative[t]
             self.confirmed[tentative[t]] = True
@@ -207,12 +206,10 @@ class ByteTrack(Tracker):
         return drop
 
 
-def _diagonals(values: np.ndarray) -> np.ndarray:
-    """(T, K) -> (T, K, K) diagonal matrices."""
-    out = np.zeros(values.shape + (values.shape[-1],))
-    index = np.arange(values.shape[-1])
-    out[:, index, index] = values
-    return out
+def _variance(height: np.ndarray, model) -> np.ndarray:
+    """(T,) box heights -> (T, K) noise variances of a (weights, constants) model."""
+    weights, constants = model
+    return (height[:, None] * weights + constants) ** 2
 
 
 def _create(fps: float) -> ByteTrack:
