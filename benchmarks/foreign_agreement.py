@@ -2,7 +2,7 @@
 trained briefly on edgecnn's shapes scenes (192 px) and exported to ONNX by Ultralytics
 itself, then
 1. decoded by edgecnn with no flags and compared with Ultralytics' own `predict` on the
-   300 held-out scenes (same files, conf 0.25, IoU 0.7): every box must have a partner
+   300 held-out scenes (same files, conf 0.25, IoU 0.7, at most 100 boxes an image): every box must have a partner
    of the same class at IoU >= 0.99 with a score within 0.01;
 2. timed: edgecnn's stream (what `edgecnn run` drives) against Ultralytics'
    `predict(stream=True)` with its ONNX backend, on the same YOLO11n ONNX and the same
@@ -41,6 +41,7 @@ from peer_train import IMGSZ, torchvision_stand_in, write_scenes  # noqa: E402
 
 import edgecnn  # noqa: E402
 from edgecnn.data.detection import MIN_VISIBLE  # noqa: E402
+from edgecnn.runtime.nms import MAX_DETECTIONS  # noqa: E402
 from edgecnn.tasks.detect.task import box_iou  # noqa: E402
 
 CONF, IOU = 0.25, 0.7
@@ -66,17 +67,18 @@ def export(weights: Path, target: Path, **settings) -> Path:
     return target
 
 
-def agreement(path: Path, images) -> dict:
+def agreement(path: Path, images, conf: float = CONF) -> dict:
     """Ultralytics' predict against edgecnn's decode of the same ONNX file."""
     from ultralytics import YOLO
 
     peer = YOLO(str(path), task="detect")
-    ours = edgecnn.load(str(path), conf_threshold=CONF, iou_threshold=IOU)
+    ours = edgecnn.load(str(path), conf_threshold=conf, iou_threshold=IOU)
     boxes = unmatched = worst_iou_fail = 0
     worst_score = 0.0
     min_iou = 1.0
     for image in images:
-        theirs = peer.predict(image, imgsz=IMGSZ, conf=CONF, iou=IOU, device="cpu", verbose=False)[0].boxes
+        theirs = peer.predict(image, imgsz=IMGSZ, conf=conf, iou=IOU, max_det=MAX_DETECTIONS, device="cpu",
+                              verbose=False)[0].boxes
         t_boxes, t_scores, t_classes = theirs.xyxy.numpy(), theirs.conf.numpy(), theirs.cls.numpy().astype(int)
         mine = ours.predict(image)
         boxes += max(len(t_boxes), len(mine.boxes))
@@ -93,7 +95,7 @@ def agreement(path: Path, images) -> dict:
             worst_score = max(worst_score, abs(float(t_scores[j]) - float(score)))
             worst_iou_fail += ious[j] < 0.99
         unmatched += len(t_boxes) - len(used)
-    return {"file": path.name, "head": ours.card.head["format"], "images": len(images), "boxes": boxes,
+    return {"file": path.name, "head": ours.card.head["format"], "conf": conf, "images": len(images), "boxes": boxes,
             "unmatched": unmatched, "below_iou_0.99": int(worst_iou_fail), "min_iou": round(min_iou, 5),
             "max_score_difference": round(worst_score, 5),
             "agree": unmatched == 0 and worst_iou_fail == 0 and worst_score <= 0.01}
@@ -143,7 +145,11 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=3.0, help="training time per model")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-drop", type=float, default=1.0)
+    parser.add_argument("--conf", default=str(CONF), help="comma-separated score thresholds for the agreement "
+                        "(a briefly trained model has few boxes above 0.25)")
+    parser.add_argument("--stages", default="agreement,fps,quantize", help="which of agreement,fps,quantize to run")
     args = parser.parse_args()
+    stages = set(args.stages.split(","))
     out = Path(args.out).resolve()
     results_path = out / "foreign.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
@@ -161,14 +167,20 @@ def main() -> None:
             files[name] = export(weights, out / f"{name}.onnx")
             if name == "yolo26n":
                 files["yolo26n-end2end"] = export(weights, out / "yolo26n-end2end.onnx", nms=False)
-        results["agreement"] = [agreement(path, val.images) for path in files.values()]
-        save()
-        print(json.dumps(results["agreement"], indent=1), flush=True)
+        if "agreement" in stages:
+            results["agreement"] = [agreement(path, val.images, float(conf)) for conf in args.conf.split(",")
+                                    for path in files.values()]
+            save()
+            print(json.dumps(results["agreement"], indent=1), flush=True)
+        if "fps" not in stages:
+            return
         results["fps_fp32"] = fps_rounds({"edgecnn": edgecnn_stream(files["yolo11n"], folder),
                                           "ultralytics": ultralytics_stream(files["yolo11n"], folder)}, args.rounds)
         save()
         print(json.dumps(results["fps_fp32"]), flush=True)
 
+        if "quantize" not in stages:
+            return
         int8 = out / "yolo11n-int8.onnx"
         if int8.exists():
             int8.unlink()

@@ -217,3 +217,16 @@ def test_integer_io_of_a_cardless_onnx_file_uses_the_files_own_parameters(tmp_pa
     np.testing.assert_allclose(backend.infer(np.zeros((1, 3, 8, 8), np.float32))[0], table)
     model = edgecnn.load(str(tmp_path / "int8-io.onnx"), card=CardOptions(preset="unit", labels="a,b,c"))
     assert model.predict(np.zeros((8, 8, 3), np.uint8)).top(1)[0][0] == "b"
+
+
+@runtime
+def test_nms_caps_the_detections_after_suppression_not_the_candidates_before():
+    from edgecnn.runtime.nms import postprocess
+
+    crowd = np.tile(np.array([[10, 10, 50, 50]], np.float32), (120, 1))  # 120 candidates of one object
+    spread = np.array([[100 + 12 * i, 200, 110 + 12 * i, 210] for i in range(40)], np.float32)  # 40 apart
+    corners = np.concatenate([crowd, spread])
+    scores = np.concatenate([np.linspace(0.99, 0.9, 120), np.linspace(0.8, 0.5, 40)]).astype(np.float32)[:, None]
+    found = postprocess(corners, scores, ["a"], (640, 640), (640, 640), 0.25, 0.7, 100)
+    assert len(found) == 41 and found.scores[0] == pytest.approx(0.99)
+    assert len(postprocess(corners, scores, ["a"], (640, 640), (640, 640), 0.25, 0.7, 10)) == 10

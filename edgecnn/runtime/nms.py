@@ -49,9 +49,11 @@ def postprocess(corners: np.ndarray, probabilities: np.ndarray, labels: List[str
         corners, scores, classes = corners[chosen], scores[chosen], classes[chosen]
     elif len(scores):
         xywh = np.concatenate([corners[:, :2], corners[:, 2:] - corners[:, :2]], 1)
+        # no top_k: OpenCV applies it to the candidates before suppression, which would drop
+        # boxes that survive it whenever more than max_detections candidates pass the threshold
         chosen = cv2.dnn.NMSBoxesBatched(xywh.tolist(), scores.tolist(), classes.tolist(), conf_threshold,
-                                         iou_threshold, top_k=max_detections)
-        chosen = np.asarray(chosen, np.int64).reshape(-1)[:max_detections]
+                                         iou_threshold)
+        chosen = np.asarray(chosen, np.int64).reshape(-1)[:max_detections]  # best first
         corners, scores, classes = corners[chosen], scores[chosen], classes[chosen]
     corners = to_frame(corners, input_size, image_size, fit)
     return Detections(corners.astype(np.float32), scores.astype(np.float32), classes.astype(np.int64), labels)
