@@ -347,7 +347,7 @@ def test_int8_beyond_the_budget_is_refused_and_nothing_written(tmp_path):
                      "--calib", blank, "--out", tmp_path / "out", cwd=ROOT)
     assert result.returncode == 3, result.stderr
     assert "refused" in result.stderr and "beyond the budget" in result.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()  # the output directory it made is removed with its staging
 
 
 @pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
