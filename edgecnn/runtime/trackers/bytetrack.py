@@ -3,8 +3,9 @@ scipy's assignment solver, written here because the packaged trackers do not fit
 device install: Roboflow's `trackers` pulls supervision, a second OpenCV, matplotlib,
 PyAV and requests (+565 MiB over numpy and OpenCV), and norfair downgrades numpy to
 1.26 (which the runtime's OpenCV 5 refuses) and pulls matplotlib (+249 MiB); this one
-needs scipy alone (+136 MiB, edgecnn[track]) and costs less per frame at 10 and 50
-objects. Figures: benchmarks/RESULTS.md, "Tracking".
+needs scipy alone (+136 MiB, edgecnn[track]), scores higher on the synthetic clips and
+costs the least per frame at 50 objects (its Kalman filters run as one batch of
+arrays). Figures: benchmarks/RESULTS.md, "Tracking".
 
 Per frame: every track's constant-velocity Kalman filter (centre x, y, aspect, height
 and their velocities) predicts its box; confident detections are matched to tracks
