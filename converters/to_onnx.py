@@ -83,11 +83,16 @@ CALIBRATION_CHUNK = 50
 
 
 class ImageReader:
-    """onnxruntime's CalibrationDataReader over real images, preprocessed as they are read;
-    set_range lets the calibrator take them a chunk at a time."""
+    """onnxruntime's CalibrationDataReader over real images, preprocessed as they are read
+    and as the model's task and head expect (letterbox for YOLOs); set_range lets the
+    calibrator take them a chunk at a time. Used for edgecnn's own ONNX files and for
+    other toolkits' (edgecnn.compress.quantize.onnx_file)."""
 
     def __init__(self, images: Sequence[np.ndarray], card: ModelCard, input_name: str) -> None:
+        from edgecnn.tasks import get_task
+
         self.images, self.card, self.input_name = list(images), card, input_name
+        self.fit = get_task(card.task).preprocessing(card)
         self.set_range(0, len(self.images))
 
     def __len__(self) -> int:
@@ -100,7 +105,7 @@ class ImageReader:
         if self.next_index >= self.end_index:
             return None
         self.next_index += 1
-        return {self.input_name: preprocess(self.images[self.next_index - 1], self.card)}
+        return {self.input_name: preprocess(self.images[self.next_index - 1], self.card, self.fit)}
 
 
 def calibration_chunk(count: int) -> int:

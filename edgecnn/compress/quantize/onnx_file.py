@@ -35,28 +35,6 @@ MIN_PARITY_AGREEMENT = 0.5
 FLOAT_TAIL_STEPS = (2, 4, 8, 16, 32)  # --mixed: nodes nearest the outputs kept float, tried in turn
 
 
-class FittedReader:
-    """onnxruntime's CalibrationDataReader over images preprocessed as the model's head
-    expects (letterbox for YOLOs), one at a time."""
-
-    def __init__(self, images: Sequence[np.ndarray], card: ModelCard, input_name: str) -> None:
-        self.images, self.card, self.input_name = list(images), card, input_name
-        self.fit = get_task(card.task).preprocessing(card)
-        self.set_range(0, len(self.images))
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def set_range(self, start_index: int, end_index: int) -> None:
-        self.next_index, self.end_index = start_index, end_index
-
-    def get_next(self):
-        if self.next_index >= self.end_index:
-            return None
-        self.next_index += 1
-        return {self.input_name: preprocess(self.images[self.next_index - 1], self.card, self.fit)}
-
-
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
@@ -121,14 +99,14 @@ def quantize_file(prepared: str, out_path: str, card: ModelCard, images: Sequenc
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
 
-    from converters.to_onnx import calibration_chunk
+    from converters.to_onnx import ImageReader, calibration_chunk
     from converters.toolchain import quiet
     from edgecnn.runtime.backends import open_backend
 
-    CalibrationDataReader.register(FittedReader)
+    CalibrationDataReader.register(ImageReader)
     input_name = open_backend(prepared).input_name
     with quiet():
-        quantize_static(prepared, out_path, FittedReader(images, card, input_name), quant_format=QuantFormat.QDQ,
+        quantize_static(prepared, out_path, ImageReader(images, card, input_name), quant_format=QuantFormat.QDQ,
                         per_channel=per_channel, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
                         nodes_to_exclude=list(float_nodes), calibrate_method=CalibrationMethod.Percentile,
                         extra_options={"CalibStridedMinMax": calibration_chunk(len(images))})
