@@ -73,7 +73,7 @@ def agreement(path: Path, images, conf: float = CONF) -> dict:
 
     peer = YOLO(str(path), task="detect")
     ours = edgecnn.load(str(path), conf_threshold=conf, iou_threshold=IOU)
-    boxes = unmatched = worst_iou_fail = 0
+    boxes = unmatched = worst_iou_fail = identical = 0
     worst_score = 0.0
     min_iou = 1.0
     for image in images:
@@ -82,6 +82,11 @@ def agreement(path: Path, images, conf: float = CONF) -> dict:
         t_boxes, t_scores, t_classes = theirs.xyxy.numpy(), theirs.conf.numpy(), theirs.cls.numpy().astype(int)
         mine = ours.predict(image)
         boxes += max(len(t_boxes), len(mine.boxes))
+        theirs_rows = np.c_[t_boxes, t_scores, t_classes]
+        mine_rows = np.c_[mine.boxes, mine.scores, mine.classes]
+        theirs_rows, mine_rows = (rows[np.lexsort((rows[:, 1], rows[:, 0], -rows[:, 4]))]
+                                  for rows in (theirs_rows, mine_rows))
+        identical += len(theirs_rows) == len(mine_rows) and np.allclose(theirs_rows, mine_rows, atol=1e-3)
         used = set()
         for box, score, cls in zip(mine.boxes, mine.scores, mine.classes):
             ious = box_iou(box, t_boxes) if len(t_boxes) else np.zeros(0)
@@ -95,10 +100,11 @@ def agreement(path: Path, images, conf: float = CONF) -> dict:
             worst_score = max(worst_score, abs(float(t_scores[j]) - float(score)))
             worst_iou_fail += ious[j] < 0.99
         unmatched += len(t_boxes) - len(used)
-    return {"file": path.name, "head": ours.card.head["format"], "conf": conf, "images": len(images), "boxes": boxes,
+    return {"file": path.name, "head": ours.card.head["format"], "conf": conf, "images": len(images),
+            "identical_scenes": int(identical), "boxes": boxes,
             "unmatched": unmatched, "below_iou_0.99": int(worst_iou_fail), "min_iou": round(min_iou, 5),
             "max_score_difference": round(worst_score, 5),
-            "agree": unmatched == 0 and worst_iou_fail == 0 and worst_score <= 0.01}
+            "agree": bool(unmatched == 0 and worst_iou_fail == 0 and worst_score <= 0.01)}
 
 
 def fps_rounds(runners: dict, rounds: int) -> dict:
