@@ -141,10 +141,11 @@ def test_the_last_will_says_offline_when_the_run_is_killed(broker):
     try:
         assert subscriber.wait_for("cam/available", "online", timeout=30)
         assert subscriber.wait_for("cam/frames", timeout=10)
+        assert subscriber.on("cam/available") == ["online"]  # nothing but "online" while the run lives
         run.send_signal(signal.SIGKILL)
         run.wait(timeout=10)
-        assert subscriber.on("cam/available") == ["online"]
         assert subscriber.wait_for("cam/available", "offline", timeout=10)  # the broker published the will
+        assert subscriber.on("cam/available") == ["online", "offline"]
     finally:
         if run.poll() is None:
             run.kill()
