@@ -16,8 +16,8 @@ from edgecnn.core.errors import GateRefused, UserError
 from edgecnn.runtime.card_options import PRESETS
 from edgecnn.runtime.heads import head_names
 from edgecnn.runtime.sinks import option_dests, sink_types
-from edgecnn.tasks import get_task, task_names
 from edgecnn.runtime.trackers import DEFAULT_TRACKER, tracker_names
+from edgecnn.tasks import get_task, task_names
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -255,10 +255,10 @@ def add_run(sub) -> None:
                    "inference cannot keep up with (as a camera would)")
     p.add_argument("--conf", type=float, default=0.25, help="detector score threshold")
     p.add_argument("--iou", type=float, default=None, help="detector NMS overlap threshold (default 0.7)")
-    card = p.add_argument_group("models without a card")
     p.add_argument("--track", nargs="?", const=DEFAULT_TRACKER, default=None, metavar="TRACKER",
                    help=f"give each detection a track id, age and state, and send track events new | update | "
                    f"end; TRACKER: {', '.join(tracker_names())} (default {DEFAULT_TRACKER})")
+    card = p.add_argument_group("models without a card")
     card.add_argument("--task", default=None, choices=task_names())
     card.add_argument("--input-size", default=None, metavar="N|HxW")
     card.add_argument("--layout", default=None, choices=["nchw", "nhwc"])
