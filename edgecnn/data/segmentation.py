@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -161,6 +161,22 @@ def read_mask(path: Path, labels: List[str], colours: Optional[np.ndarray], prob
     return values.astype(np.uint8)
 
 
+def _images_with_labels(image_dir: Path, label_of: Callable[[Path], Path], missing: str,
+                        problems: List[Problem], strict: bool) -> Iterator[Tuple[Path, np.ndarray, Path]]:
+    """(image path, decoded image, its label file) for every image under image_dir whose
+    label file exists and which decodes; the others are reported and skipped."""
+    for path in sorted(p for p in image_dir.rglob("*") if is_image_file(p)):
+        label_file = label_of(path)
+        if not label_file.is_file():
+            _report(problems, Problem(str(label_file), None, missing), strict)
+            continue
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            _report(problems, Problem(str(path), None, "image does not decode"), strict)
+            continue
+        yield path, image, label_file
+
+
 def load_mask_folder(root: str, split: str, strict: bool = False) -> SegmentationSet:
     base = Path(root)
     labels, colours, _ = _labels_and_colours(base)
@@ -173,15 +189,9 @@ def load_mask_folder(root: str, split: str, strict: bool = False) -> Segmentatio
         raise UserError(f"mask folder {mask_dir} is empty or missing")
     problems: List[Problem] = []
     images, masks, files = [], [], []
-    for path in sorted(p for p in image_dir.rglob("*") if is_image_file(p)):
-        mask_path = (mask_dir / path.relative_to(image_dir)).with_suffix(".png")
-        if not mask_path.is_file():
-            _report(problems, Problem(str(mask_path), None, "missing mask"), strict)
-            continue
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            _report(problems, Problem(str(path), None, "image does not decode"), strict)
-            continue
+    for path, image, mask_path in _images_with_labels(
+            image_dir, lambda path: (mask_dir / path.relative_to(image_dir)).with_suffix(".png"), "missing mask",
+            problems, strict):
         mask = read_mask(mask_path, labels, colours, problems, strict)
         if mask is None:
             continue
@@ -262,15 +272,8 @@ def load_yolo_seg(root: str, split: str, strict: bool = False) -> SegmentationSe
         raise UserError(f"image folder not found: {image_dir}")
     problems: List[Problem] = []
     images, masks, files = [], [], []
-    for path in sorted(p for p in image_dir.rglob("*") if is_image_file(p)):
-        label_file = _label_path(path)
-        if not label_file.is_file():
-            _report(problems, Problem(str(label_file), None, "missing label file"), strict)
-            continue
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            _report(problems, Problem(str(path), None, "image does not decode"), strict)
-            continue
+    for path, image, label_file in _images_with_labels(image_dir, _label_path, "missing label file", problems,
+                                                       strict):
         mask = read_yolo_polygons(label_file, image.shape[1], image.shape[0], len(names), problems, strict)
         if mask is None:
             continue
