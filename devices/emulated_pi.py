@@ -99,7 +99,10 @@ DEMO = (384, 0, 30.0)  # size, seed, fps: what `--source demo` opens
 RESIZED = 480
 CONF = 0.25  # edgecnn run's default --conf
 IOU_MIN, SCORE_TOL, FP32_REL_TOL = 0.99, 0.01, 1e-4
-PYTEST_FILES = ("tests/test_card_and_preprocess.py", "tests/test_registries.py", "tests/test_info_files.py")
+# In-process tests: every `edgecnn` subprocess pays 10-20 s of emulated start-up, so the
+# command-line tests (test_info_files' four took 163 s) are left to the demo runs above.
+PYTEST_FILES = ("tests/test_card_and_preprocess.py", "tests/test_registries.py", "tests/test_devices.py",
+                "tests/test_bench_fingerprint.py", "tests/test_segment_runtime.py")
 
 
 class Missing(Exception):

@@ -3,7 +3,7 @@ COCO mAP, and the hooks the training and compression commands call for this task
 same names in every task's training module)."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 from edgecnn.core.card import DEFAULT_MEAN, DEFAULT_STD, ModelCard
 from edgecnn.data.augment import DetectAugment, mosaic
 from edgecnn.data.base import random_subset
-from edgecnn.data.detection import DetectionSet, load_detection
+from edgecnn.data.detection import DetectionSet, ShapesImages, load_detection
 from edgecnn.tasks.detect.metrics import coco_map
 from edgecnn.core.errors import UserError
 from edgecnn.models.detector import DEFAULT_TAP, DETECT_IMGSZ, NECK_CHANNELS
@@ -213,7 +213,9 @@ def output_layers(model: nn.Module) -> List[nn.Module]:
     return [conv for head in model.heads for conv in (head.classes, head.box)]
 
 
-def load_images(data_spec: str, split: str) -> list:
+def load_images(data_spec: str, split: str) -> Sequence[np.ndarray]:
+    if data_spec == "shapes":
+        return ShapesImages(split)
     return load_detection(data_spec, split).images
 
 

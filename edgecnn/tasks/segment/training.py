@@ -4,7 +4,7 @@ training and compression commands call for this task (the same names in every ta
 training module)."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ from edgecnn.core.card import DEFAULT_MEAN, DEFAULT_STD, ModelCard
 from edgecnn.core.errors import UserError
 from edgecnn.core.preprocess import preprocess, preprocess_batch
 from edgecnn.data.base import random_subset
+from edgecnn.data.detection import ShapesImages
 from edgecnn.data.segmentation import SegmentationSet, load_segmentation
 from edgecnn.models.segmenter import DECODERS, DEFAULT_DECODER, HEAD_CHANNELS, MIN_INPUT, SEGMENT_IMGSZ
 from edgecnn.tasks.detect.training import training_sizes
@@ -184,7 +185,9 @@ def output_layers(model: nn.Module) -> List[nn.Module]:
     return model.output_layers()
 
 
-def load_images(data_spec: str, split: str) -> list:
+def load_images(data_spec: str, split: str) -> Sequence[np.ndarray]:
+    if data_spec == "shapes":
+        return ShapesImages(split)  # the segmentation scenes are the detection scenes
     return load_segmentation(data_spec, split).images
 
 
