@@ -4,6 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `pytest -n auto` runs one worker per core: each keeps to one compute thread (its
+    # subprocesses inherit it), or two workers' thread pools spin against each other on
+    # two cores. Set before numpy, OpenCV or torch load their pools.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import cv2
 import numpy as np
 import pytest

@@ -87,11 +87,17 @@ def test_a_conv_and_its_relu6_are_quantized_once_after_the_relu6():
     range and the ReLU6 shared it. The first conv, followed by a ReLU6, can now stay float."""
     from edgecnn.training.checkpoint import load_model
     from edgecnn.compress.quantize.calibration import load_images
-    from edgecnn.compress.quantize.ptq import quantize_model
+    import torch
+
+    from edgecnn.compress.quantize.ptq import channel_last, export_graph, quantize_model
+    from edgecnn.core.preprocess import preprocess_batch
 
     model, card, _ = load_model(str(DIGITS))
     images = load_images("digits", card, 8)
-    graph = quantize_model(model.eval(), card, images).module.graph
+    # one export for both programs (the strict export is most of the time)
+    exported = export_graph(channel_last(model.eval()),
+                            torch.from_numpy(preprocess_batch(images[:2], card.replace(layout="nhwc"))))
+    graph = quantize_model(model, card, images, graph=exported).module.graph
     relu6 = [n for n in graph.nodes if "hardtanh" in str(n.target)]
     assert len(relu6) == 35
     for node in relu6:
@@ -99,7 +105,7 @@ def test_a_conv_and_its_relu6_are_quantized_once_after_the_relu6():
         (quantize,) = node.users
         scale, zero_point = quantize.args[1:3]
         assert "quantize_per_tensor" in str(quantize.target) and zero_point == -128 and scale <= 6 / 255 + 1e-6
-    first_float = quantize_model(model, card, images, float_layers=["features.0.0"]).module.graph
+    first_float = quantize_model(model, card, images, float_layers=["features.0.0"], graph=exported).module.graph
     convs = [n for n in first_float.nodes if "conv2d" in str(n.target)]
     assert "dequantize" not in str(convs[0].args[1].target) and "dequantize" in str(convs[1].args[1].target)
 

@@ -9,6 +9,7 @@ measured with onnxruntime on this device) is met.
 """
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 from dataclasses import dataclass
@@ -126,11 +127,12 @@ def prune_checkpoint(source: str, out: str, options: PruneOptions, log=print) ->
         raise UserError("--epochs must be >= 0")
     importance(options.importance)
     model, card, data_spec = load_for_compression(source, options.data, "prune")
+    taylor_batch = _taylor_loss(card, data_spec) if options.importance == "taylor" else None
     shape = (1, card.channels, *card.input_size)
     before = {**complexity(model, shape), "latency_ms": onnx_latency_ms(model, card, options.threads)}
     log(f"before: {before['parameters']:,} parameters, {before['macs'] / 1e6:.2f}M MACs, "
         f"{before['latency_ms']:.3f} ms (onnxruntime fp32, {options.threads} threads)")
-    baseline = evaluate_predictor(torch_predictor(model), card, data_spec)
+    unpruned = copy.deepcopy(model)  # measured once the target is known to be reachable
 
     torch.manual_seed(options.seed)
     example = torch.zeros(shape)
@@ -142,10 +144,11 @@ def prune_checkpoint(source: str, out: str, options: PruneOptions, log=print) ->
         target = options.target_latency_ms
         measure = lambda m: onnx_latency_ms(m, card, options.threads)  # noqa: E731
         log(f"pruning ({options.importance}) to {target} ms")
-    taylor_batch = _taylor_loss(card, data_spec) if options.importance == "taylor" else None
     model.train()
     prune_to_target(model, card, options, measure, target, example, taylor_batch, log=lambda message: None)
     model.eval()
+    baseline = evaluate_predictor(torch_predictor(unpruned.eval()), card, data_spec)
+    del unpruned
     pruned_card = card.replace(architecture={**card.architecture, "pruned": True})
 
     run_dir = Path(out).with_suffix("").as_posix() + "-finetune"

@@ -97,7 +97,9 @@ class Distributed:
             dist.init_process_group("gloo")
         self.rank = dist.get_rank() if self.world > 1 else 0
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(self.world)))
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+        threads = max(1, (os.cpu_count() or 1) // local_world)  # the cores shared among this machine's ranks
+        limit = os.environ.get("OMP_NUM_THREADS", "")
+        torch.set_num_threads(min(threads, int(limit)) if limit.isdigit() and int(limit) > 0 else threads)
 
     @property
     def main(self) -> bool:
