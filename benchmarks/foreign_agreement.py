@@ -154,6 +154,8 @@ def main() -> None:
     parser.add_argument("--conf", default=str(CONF), help="comma-separated score thresholds for the agreement "
                         "(a briefly trained model has few boxes above 0.25)")
     parser.add_argument("--stages", default="agreement,fps,quantize", help="which of agreement,fps,quantize to run")
+    parser.add_argument("--models", default=",".join(MODELS), help="which of the peer models to train and export "
+                        "(fps and quantize need yolo11n)")
     args = parser.parse_args()
     stages = set(args.stages.split(","))
     out = Path(args.out).resolve()
@@ -168,7 +170,9 @@ def main() -> None:
     with torchvision_metadata():
         torchvision_stand_in()
         files = {}
-        for name in MODELS:
+        for name in args.models.split(","):
+            if name not in MODELS:
+                parser.error(f"--models: {name!r} is not one of {', '.join(MODELS)}")
             weights = train(name, config, out, args.minutes)
             files[name] = export(weights, out / f"{name}.onnx")
             if name == "yolo26n":

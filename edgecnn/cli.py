@@ -271,6 +271,8 @@ def add_run(sub) -> None:
     card.add_argument("--head", default=None, metavar="FORMAT[:ARGS]",
                       help=f"detector output format: {', '.join(head_names())} (edgecnn.runtime.heads; "
                       "ltrb-sigmoid takes its strides, e.g. ltrb-sigmoid:8,16,32)")
+    card.add_argument("--mask-threshold", type=float, default=None, metavar="P",
+                      help="a one-channel segmenter's probability threshold (default 0.5)")
 
 
 def run_run(args) -> int:
@@ -281,7 +283,8 @@ def run_run(args) -> int:
     from edgecnn.runtime.runner import RunOptions, run
 
     card = CardOptions(task=args.task, input_size=args.input_size, layout=args.layout, mean=args.mean,
-                       std=args.std, labels=args.labels, bgr=args.bgr, head=args.head, preset=args.preset)
+                       std=args.std, labels=args.labels, bgr=args.bgr, head=args.head, preset=args.preset,
+                       mask_threshold=args.mask_threshold)
     sinks = {dest: getattr(args, dest) for dest in option_dests()}
     run(RunOptions(model=args.model, source=args.source, camera=args.camera, backend=args.backend,
                    threads=args.threads, max_frames=args.max_frames, realtime=args.realtime, conf=args.conf,

@@ -2,6 +2,7 @@
 passing parity report; plus the failure modes (bad sources, unexpressible ops,
 refusals, atomic output)."""
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -354,11 +355,17 @@ def test_int8_beyond_the_budget_is_refused_and_nothing_written(tmp_path):
     blank.mkdir()
     for i in range(8):
         cv2.imwrite(str(blank / f"{i}.png"), np.zeros((20, 20), np.uint8))
-    result = run_cli("convert", "edgecnn/assets/digits_mobilenet_v2.pt", "--to", "onnx", "--precision", "int8",
-                     "--calib", blank, "--out", tmp_path / "out", cwd=ROOT)
+    args = ["convert", "edgecnn/assets/digits_mobilenet_v2.pt", "--to", "onnx", "--precision", "int8",
+            "--calib", blank]
+    result, kept = run_cli_batch([*args, "--out", tmp_path / "out"], [*args, "--out", tmp_path / "kept", "--keep-work"])
     assert result.returncode == 3, result.stderr
     assert "refused" in result.stderr and "beyond the budget" in result.stderr
     assert not (tmp_path / "out").exists()  # the output directory it made is removed with its staging
+    # --keep-work: nothing is written either, but the refused file stays in the staging directory it names
+    assert kept.returncode == 3, kept.stderr
+    staging = Path(kept.stderr.split("kept for inspection in ")[1].split()[0].rstrip(")"))
+    assert staging.parent == tmp_path / "kept" and [p.name for p in (tmp_path / "kept").iterdir()] == [staging.name]
+    assert (staging / "digits_mobilenet_v2-int8.onnx").is_file()
 
 
 @pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop

@@ -13,6 +13,7 @@ import pytest
 from conftest import assert_one_line_error, run_cli
 from edgecnn.core.errors import UserError
 from edgecnn.runtime.runner import RunOptions, run
+from edgecnn.runtime.sinks import Sink
 from edgecnn.runtime.sinks.video import VideoSink
 from edgecnn.runtime.stats import StreamStats
 from edgecnn.runtime.sinks.webview import WebView
@@ -138,18 +139,21 @@ def test_web_view_rules_token_paths_and_bounded_viewers():
         view.close()
 
 
+class SlowSink(Sink):
+    """Takes `seconds` over each record, and keeps them."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.frames = seconds, []
+
+    def write(self, image, result):
+        time.sleep(self.seconds)
+        self.frames.append(result)
+
+
 def test_a_slow_sink_drops_its_oldest_records_and_never_holds_up_inference():
-    from edgecnn.runtime.sinks import QueuedSink, Sink
+    from edgecnn.runtime.sinks import QueuedSink
 
-    class Slow(Sink):
-        def __init__(self):
-            self.frames = []
-
-        def write(self, image, result):
-            time.sleep(0.2)
-            self.frames.append(result)
-
-    slow, stats = Slow(), StreamStats()
+    slow, stats = SlowSink(0.2), StreamStats()
     queued = QueuedSink(slow, "slow", capacity=3, stats=stats)
     began = time.perf_counter()
     for index in range(20):
@@ -165,6 +169,21 @@ def test_a_slow_sink_drops_its_oldest_records_and_never_holds_up_inference():
     assert summary["frames"] == VIDEO_FRAMES and summary["fps"] > 10  # a 0.2 s callback would cap it at 5
     assert summary["sink_dropped"]["callback"] == VIDEO_FRAMES - len(seen) > 0
     assert seen[-1].frame_index == VIDEO_FRAMES - 1
+
+
+def test_a_file_run_keeps_every_record_of_a_slow_file_sink():
+    """From a source that is not live, the sinks that record the run (JSON lines, video)
+    wait for room instead of dropping: a file run's records are complete."""
+    from edgecnn.runtime.sinks import QueuedSink, get_sink
+
+    slow, stats = SlowSink(0.01), StreamStats()
+    queued = QueuedSink(slow, "slow", capacity=3, stats=stats, wait_when_full=True)
+    for index in range(20):
+        queued.write(None, index)
+    queued.close()
+    assert slow.frames == list(range(20)) and queued.dropped == 0 and not stats.sink_dropped
+    assert get_sink("jsonl").records_the_run and get_sink("video").records_the_run
+    assert not get_sink("publish").records_the_run and not get_sink("webview").records_the_run
 
 
 def test_an_error_on_a_sink_thread_ends_the_run_with_its_message():

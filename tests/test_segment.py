@@ -231,12 +231,24 @@ def test_third_party_segmenters_run_with_flags(tmp_path):
     scores = onnx_segmenter(tmp_path / "scores.onnx", np.eye(3))  # score of label k = channel k (RGB)
     person = onnx_segmenter(tmp_path / "person.onnx", [[4.0, 0.0, -4.0]], sigmoid=True)  # P = sigmoid(4 (R - B))
     flags = ["--source", tmp_path / "frame.png", "--task", "segment", "--mean", "0", "--std", "1"]
-    first, second, video, missing = run_cli_batch(
+    cv2.imwrite(str(tmp_path / "black.png"), np.zeros((48, 64, 3), np.uint8))  # P = sigmoid(0) = 0.5 everywhere
+    on_black = ["run", person, *flags[2:], "--source", tmp_path / "black.png", "--labels", "background,person"]
+    first, second, video, missing, at_half, above, bad_threshold, not_segmenter = run_cli_batch(
         ["run", scores, *flags, "--labels", "red,green,blue", "--json", tmp_path / "a.jsonl", "--masks", "contours"],
         ["run", person, *flags, "--labels", "background,person", "--json", tmp_path / "b.jsonl"],
         ["run", person, *flags[2:], "--source", DATA / "tree.avi", "--labels", "background,person", "--max-frames",
          "5", "--save", tmp_path / "tree.mp4", "--json", tmp_path / "c.jsonl"],
-        ["run", scores, "--source", tmp_path / "frame.png", "--task", "segment"])
+        ["run", scores, "--source", tmp_path / "frame.png", "--task", "segment"],
+        [*on_black, "--json", tmp_path / "d.jsonl"],
+        [*on_black, "--mask-threshold", "0.7", "--json", tmp_path / "e.jsonl"],
+        [*on_black, "--mask-threshold", "1.5"],
+        ["run", "--source", tmp_path / "black.png", "--mask-threshold", "0.5"])
+    for result, path, person_pixels in ((at_half, "d.jsonl", 48 * 64), (above, "e.jsonl", 0)):
+        assert result.returncode == 0, result.stderr
+        areas = {a["label"]: a["area"] for a in json.loads((tmp_path / path).read_text())["areas"]}
+        assert areas.get("person", 0) == person_pixels, areas  # at the threshold counts as the object
+    assert_one_line_error(bad_threshold, contains="between 0 and 1")
+    assert_one_line_error(not_segmenter, contains="for segmenters")
     assert first.returncode == 0, first.stderr
     record = json.loads((tmp_path / "a.jsonl").read_text().splitlines()[0])
     assert record["size"] == [48, 64]

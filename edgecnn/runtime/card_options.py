@@ -32,6 +32,7 @@ class CardOptions:
     bgr: bool = False
     head: Optional[str] = None  # "NAME[:ARGUMENTS]", e.g. "ltrb-sigmoid:8,16,32" (edgecnn.runtime.heads)
     preset: Optional[str] = None  # a name in PRESETS: the usual mean/std of a family of models
+    mask_threshold: Optional[float] = None  # a one-channel segmenter's probability threshold
 
 
 # mean/std (pixel units) that families of third-party models are trained with
@@ -152,8 +153,20 @@ def resolve_card(file_card: Optional[ModelCard], options: CardOptions, input_sha
         card = ModelCard(task=task, labels=given["labels"], input_size=given.get("input_size", size),
                          layout=given.get("layout", layout), color=color, mean=given["mean"], std=given["std"],
                          head=given.get("head", {}))
+    if options.mask_threshold is not None:
+        card = with_mask_threshold(card, options.mask_threshold)
     check_input(card, tuple(input_shape), model_name)
     return card
+
+
+def with_mask_threshold(card: ModelCard, threshold: float) -> ModelCard:
+    """A one-channel probability map (person, text region) labels a pixel 'object' at or
+    above the threshold; the card keeps it in its head, beside the preprocessing."""
+    if card.task != "segment":
+        raise UserError(f"--mask-threshold is for segmenters; this model's task is {card.task}")
+    if not 0 < threshold < 1:
+        raise UserError(f"--mask-threshold is a probability between 0 and 1, got {threshold}")
+    return card.replace(head={**card.head, "threshold": float(threshold)})
 
 
 def _one_score_vector(shapes) -> bool:

@@ -77,7 +77,8 @@ def run(options: RunOptions, log: Callable[[str], None] = stderr_log, started: O
     sinks = []
     try:
         for kind, values in chosen:  # each behind its own queue and thread: inference never waits for one
-            sinks.extend(QueuedSink(sink, sink.name or kind.name, kind.queue_size, stream.stats)
+            sinks.extend(QueuedSink(sink, sink.name or kind.name, kind.queue_size, stream.stats,
+                                    wait_when_full=kind.records_the_run and not source.live)
                          for sink in kind.open(values, context))
         sinks.extend(QueuedSink(CallbackSink(fn), "callback", stats=stream.stats) for fn in options.callbacks)
     except BaseException:

@@ -62,6 +62,9 @@ class SinkType:
     checker: Optional[Callable[[Dict[str, Any]], None]] = None
     default: Optional[Dict[str, Any]] = None  # values it opens with when the run names no sink
     queue_size: int = 8  # records waiting for this sink before the oldest is dropped
+    # a file that records the run (JSON lines, video): from a source that is not live (a
+    # file read as fast as it decodes) it keeps every record, making inference wait for it
+    records_the_run: bool = False
 
     def wanted(self, values: Dict[str, Any]) -> bool:
         return bool(self.options) and values.get(next(iter(self.options))) not in (None, False)
@@ -96,14 +99,17 @@ def option_dests() -> List[str]:
 class QueuedSink(Sink):
     """`sink` behind a bounded queue served by its own thread. write() never blocks:
     when the queue is full the oldest record is dropped and counted (`dropped`, and in
-    `stats` under `name`). An error raised by the sink on its thread is raised again on
-    the caller's next write() or at close(), so a sink that cannot work still ends the
-    run with its one-line message."""
+    `stats` under `name`); with wait_when_full=True write() waits for room instead and
+    nothing is dropped (a file run's records, where no camera is held up). An error
+    raised by the sink on its thread is raised again on the caller's next write() or at
+    close(), so a sink that cannot work still ends the run with its one-line message."""
 
-    def __init__(self, sink: Sink, name: str, capacity: int = 8, stats: Any = None) -> None:
+    def __init__(self, sink: Sink, name: str, capacity: int = 8, stats: Any = None,
+                 wait_when_full: bool = False) -> None:
         if capacity < 1:
             raise ValueError("a sink queue holds at least one record")
         self.sink, self.name, self.stats = sink, name, stats
+        self.wait_when_full = wait_when_full
         self._queue: collections.deque = collections.deque()
         self._capacity = capacity
         self._condition = threading.Condition()
@@ -123,6 +129,10 @@ class QueuedSink(Sink):
     def write(self, image, result) -> None:
         self._raise_error()
         with self._condition:
+            if self.wait_when_full:  # the serving thread notifies after each record, and on an error
+                self._condition.wait_for(lambda: len(self._queue) < self._capacity or self._closing)
+                if self.error is not None:
+                    return  # raised on the next write() or at close()
             if len(self._queue) >= self._capacity:
                 self._queue.popleft()
                 self.dropped += 1

@@ -38,6 +38,7 @@ class JsonLinesSink(Sink):
 
 SINK = SinkType(
     name="jsonl",
+    records_the_run=True,
     options={"json": dict(default=None, metavar="PATH", help="JSON lines, one record per frame ('-': stdout; "
                           "the default when no other output is named)"),
              "masks": dict(default="rle", choices=MASK_FORMATS, help="segmenters: what each record carries "

@@ -60,6 +60,7 @@ class VideoSink(Sink):
 
 SINK = SinkType(
     name="video",
+    records_the_run=True,
     options={"save": dict(default=None, metavar="VIDEO", help="write the annotated video (.mp4, .avi, ...)")},
     opener=lambda values, context: VideoSink(values["save"], context.fps),
     queue_size=64,  # a file should keep every frame: room for a slow encoder to catch up (~2 s at 30 FPS)
