@@ -24,6 +24,17 @@ def _torch_installed() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
+def pytest_collection_modifyitems(config, items):
+    """The longest tests first (`@pytest.mark.slow(SECONDS)` where a test is known to take
+    long, then the other slow ones): with one worker per core the short tests fill in at
+    the end, instead of one long test running alone while the other core waits."""
+    def expected_seconds(item) -> float:
+        slow = item.get_closest_marker("slow")
+        return 0.0 if slow is None else float(slow.args[0]) if slow.args else 5.0
+
+    items.sort(key=expected_seconds, reverse=True)  # stable: file order within equal estimates
+
+
 def pytest_ignore_collect(collection_path, config):
     """Where only edgecnn[runtime] is installed (a device, CI's runtime venv), the test
     modules not marked `runtime` import torch and are not collected at all."""

@@ -368,7 +368,7 @@ def test_int8_beyond_the_budget_is_refused_and_nothing_written(tmp_path):
     assert (staging / "digits_mobilenet_v2-int8.onnx").is_file()
 
 
-@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
+@pytest.mark.slow(30)  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_torchscript_and_exported_program_sources_with_auto_precision(tmp_path, digit_images):
     """A TorchScript file and a torch.export program (.pt2) convert like any other source;
     --precision auto times fp32 and int8 here and writes only the faster passing file."""

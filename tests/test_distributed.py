@@ -9,7 +9,7 @@ from edgecnn.training.checkpoint import load_checkpoint
 ARGS = ["train", "--model", "lenet5", "--data", "digits", "--imgsz", "32", "--epochs", "4", "--seed", "1"]
 
 
-@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
+@pytest.mark.slow(45)  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_two_processes_reach_the_accuracy_of_one(tmp_path):
     single = subprocess.run([sys.executable, "-m", "edgecnn", *ARGS, "--out", str(tmp_path / "one"), "--json"],
                             capture_output=True, text=True, timeout=600)

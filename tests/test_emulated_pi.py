@@ -69,7 +69,7 @@ def test_compare_mode_joins_frames_and_applies_the_tolerances(tmp_path):
     assert_one_line_error(run_script("--compare", reference, device), 2, "not a JSON record")
 
 
-@pytest.mark.slow
+@pytest.mark.slow(230)
 def test_emulated_pi_agrees_with_x86(tmp_path):
     """The whole check, with a few torch-free test files run emulated (about 4-6 min:
     the sysroot and wheels are cached in /tmp/edgecnn-emulated-pi after the first run).

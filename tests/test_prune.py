@@ -8,7 +8,7 @@ from conftest import ROOT, assert_one_line_error, run_cli, run_cli_batch
 DIGITS = ROOT / "edgecnn" / "assets" / "digits_mobilenet_v2.pt"
 
 
-@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
+@pytest.mark.slow(55)  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_prune_half_the_macs_fine_tune_and_reload(tmp_path):
     out = tmp_path / "digits-pruned.pt"
     result = run_cli("prune", DIGITS, "--target-macs", "0.5", "--epochs", "1", "--out", out, "--json", check=True)
@@ -41,7 +41,7 @@ def test_unreachable_target_and_bad_input_are_one_line(tmp_path):
     assert not (tmp_path / "p.pt").exists()
 
 
-@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
+@pytest.mark.slow(35)  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_a_refused_prune_leaves_no_weights_behind_unless_asked(tmp_path):
     args = ["prune", DIGITS, "--target-macs", "0.2", "--epochs", "0", "--max-drop", "0.5"]
     refused, kept = run_cli_batch([*args, "--out", tmp_path / "a.pt"], [*args, "--out", tmp_path / "b.pt", "--keep-work"])

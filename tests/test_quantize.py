@@ -25,7 +25,7 @@ def test_calibration_checks_warn_on_few_images_and_foreign_statistics():
     assert len(inverted.warnings) == 1 and "differ from the training images" in inverted.warnings[0]
 
 
-@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
+@pytest.mark.slow(100)  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_digits_int8_within_budget_and_full_int8_tflite(tmp_path):
     out = tmp_path / "digits-int8.pt2"
     result = run_cli("quantize", DIGITS, "--out", out, "--json", check=True)
@@ -53,7 +53,7 @@ def test_digits_int8_within_budget_and_full_int8_tflite(tmp_path):
     assert backend.input_dtype == np.int8
 
 
-@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
+@pytest.mark.slow(45)  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_blank_calibration_is_refused_and_warned(tmp_path):
     blank = tmp_path / "blank"
     blank.mkdir()
@@ -110,7 +110,7 @@ def test_a_conv_and_its_relu6_are_quantized_once_after_the_relu6():
     assert "dequantize" not in str(convs[0].args[1].target) and "dequantize" in str(convs[1].args[1].target)
 
 
-@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
+@pytest.mark.slow(50)  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_quantization_aware_training_gives_a_full_int8_classifier(tmp_path):
     """QAT on a small LeNet-5 (32x32 digits): the fine-tuned int8 graph keeps the float
     accuracy, and converts to a TFLite file with only integer tensors."""
@@ -216,7 +216,7 @@ def test_float_layers_stay_float_in_the_channel_last_graph():
     assert np.abs(kept - reference).max() < 0.1 * np.abs(int8 - reference).max()
 
 
-@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
+@pytest.mark.slow(60)  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_float_box_convs_keep_the_box_outputs_float(tmp_path):
     """A detector's box convs kept float keep its box outputs float too: the sigmoid and
     reshapes after them are left unquantized, so int8 does not round side distances to
@@ -277,7 +277,7 @@ def test_detector_qat_loss_is_the_training_loss_on_the_deployed_outputs():
     assert broken > 2 * from_logits
 
 
-@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
+@pytest.mark.slow(60)  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_detector_quantization_aware_training_keeps_its_float_layers(tmp_path):
     """QAT on a detector: fine-tuned through its deployed graph with the box convs left
     float, scored with the same mAP as the fp32 model, and saved as an int8 program."""

@@ -11,7 +11,7 @@ from edgecnn.runtime.model_file import read_card
 from runtime_fixtures import detector_onnx
 
 
-@pytest.mark.slow  # four held-out evaluations of 300 scenes
+@pytest.mark.slow(45)  # four held-out evaluations of 300 scenes
 def test_quantize_an_onnx_file_keeps_it_within_budget_and_refuses_a_blank_calibration(tmp_path):
     import cv2
 

@@ -135,7 +135,7 @@ def tiny_segmenter(tmp_path_factory):
     return out / "last.pt"
 
 
-@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
+@pytest.mark.slow(75)  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_train_eval_convert_int8_and_run(tiny_segmenter, tmp_path):
     """A tiny segmenter: eval's table and PNG, a full-int8 TFLite file without TRANSPOSE
     or float tensors inside, and `edgecnn run` with masks in the JSON and the overlay saved."""

@@ -37,7 +37,7 @@ def test_validation_every_n_epochs_and_after_the_last(tmp_path):
     assert load_checkpoint(tmp_path / "best.pt")["card"]["metrics"]["epoch"] in (2, 3)
 
 
-@pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
+@pytest.mark.slow(45)  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_kill_then_resume_ends_in_the_same_weights(tmp_path):
     """SIGKILL mid-run leaves a loadable last.pt; --resume finishes with the weights of an uninterrupted run."""
     killed = tmp_path / "killed"
