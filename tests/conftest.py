@@ -25,14 +25,20 @@ def _torch_installed() -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    """The longest tests first (`@pytest.mark.slow(SECONDS)` where a test is known to take
-    long, then the other slow ones): with one worker per core the short tests fill in at
-    the end, instead of one long test running alone while the other core waits."""
+    """The files with the longest tests first (`@pytest.mark.slow(SECONDS)` where a test
+    is known to take long), and in each file its longest tests first: with one worker per
+    core the short tests fill in at the end, instead of one long test running alone
+    while the other core waits. A file's tests stay together, so that its module-scoped
+    fixtures (trained models, servers) are made once per worker, not once per switch."""
     def expected_seconds(item) -> float:
         slow = item.get_closest_marker("slow")
         return 0.0 if slow is None else float(slow.args[0]) if slow.args else 5.0
 
-    items.sort(key=expected_seconds, reverse=True)  # stable: file order within equal estimates
+    longest, first = {}, {}
+    for index, item in enumerate(items):
+        longest[item.module] = max(longest.get(item.module, 0.0), expected_seconds(item))
+        first.setdefault(item.module, index)
+    items.sort(key=lambda item: (-longest[item.module], first[item.module], -expected_seconds(item)))
 
 
 def pytest_ignore_collect(collection_path, config):
