@@ -202,10 +202,7 @@ def load_mask_folder(root: str, split: str, strict: bool = False) -> Segmentatio
         images.append(image)
         masks.append(mask)
         files.append(str(path))
-    if not images:
-        raise UserError(f"no usable images in {image_dir}" + (f" ({len(problems)} problems, first: {problems[0]})"
-                                                              if problems else ""))
-    return SegmentationSet(str(root), split, labels, images, masks, problems, files)
+    return _usable_set(root, split, labels, image_dir, images, masks, problems, files)
 
 
 def write_mask_folder(data: SegmentationSet, root: str, split: Optional[str] = None) -> Path:
@@ -280,10 +277,15 @@ def load_yolo_seg(root: str, split: str, strict: bool = False) -> SegmentationSe
         images.append(image)
         masks.append(mask)
         files.append(str(path))
+    return _usable_set(root, split, [BACKGROUND, *names], image_dir, images, masks, problems, files)
+
+
+def _usable_set(root, split: str, labels: List[str], image_dir, images, masks, problems, files) -> SegmentationSet:
+    """The split, or one line saying that none of its images could be used, and why."""
     if not images:
         raise UserError(f"no usable images in {image_dir}" + (f" ({len(problems)} problems, first: {problems[0]})"
                                                               if problems else ""))
-    return SegmentationSet(str(root), split, [BACKGROUND, *names], images, masks, problems, files)
+    return SegmentationSet(str(root), split, labels, images, masks, problems, files)
 
 
 def load_segmentation(spec: str, split: str, strict: bool = False, count: Optional[int] = None) -> SegmentationSet:
