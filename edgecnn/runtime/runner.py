@@ -76,7 +76,7 @@ def run(options: RunOptions, log: Callable[[str], None] = stderr_log, started: O
         chosen = [(kind, {**options.sinks, **kind.default}) for kind in kinds if kind.default is not None]
     sinks = []
     try:
-        for kind, values in chosen:  # each behind its own queue and thread: inference never waits for one
+        for kind, values in chosen:  # each behind its own queue and thread; a live source never waits for one
             sinks.extend(QueuedSink(sink, sink.name or kind.name, kind.queue_size, stream.stats,
                                     wait_when_full=kind.records_the_run and not source.live)
                          for sink in kind.open(values, context))

@@ -97,10 +97,10 @@ def option_dests() -> List[str]:
 
 
 class QueuedSink(Sink):
-    """`sink` behind a bounded queue served by its own thread. write() never blocks:
-    when the queue is full the oldest record is dropped and counted (`dropped`, and in
-    `stats` under `name`); with wait_when_full=True write() waits for room instead and
-    nothing is dropped (a file run's records, where no camera is held up). An error
+    """`sink` behind a bounded queue served by its own thread. By default write() never
+    blocks: when the queue is full the oldest record is dropped and counted (`dropped`,
+    and in `stats` under `name`); with wait_when_full=True write() waits for room instead
+    and nothing is dropped (a file run's records, where no camera is held up). An error
     raised by the sink on its thread is raised again on the caller's next write() or at
     close(), so a sink that cannot work still ends the run with its one-line message."""
 
