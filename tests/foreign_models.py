@@ -169,17 +169,18 @@ def append_metadata(path: Path, files: Dict[str, str], truncate: int = 0) -> Pat
     return Path(path)
 
 
-def ultralytics_metadata(names: Sequence[str], imgsz, end2end: Optional[bool] = None) -> Dict[str, str]:
+def ultralytics_metadata(names: Sequence[str], imgsz, end2end: Optional[bool] = None,
+                         task: str = "detect") -> Dict[str, str]:
     """metadata_props as Ultralytics writes them: str() of each value."""
-    meta = {"description": "Ultralytics model", "author": "Ultralytics", "stride": "32", "task": "detect",
+    meta = {"description": "Ultralytics model", "author": "Ultralytics", "stride": "32", "task": task,
             "batch": "1", "imgsz": str(list(imgsz)), "names": str(dict(enumerate(names)))}
     if end2end is not None:
         meta["end2end"] = str(end2end)
     return meta
 
 
-def ultralytics_tflite_metadata(names: Sequence[str], imgsz) -> str:
-    return json.dumps({"stride": 32, "task": "detect", "batch": 1, "imgsz": list(imgsz),
+def ultralytics_tflite_metadata(names: Sequence[str], imgsz, task: str = "detect") -> str:
+    return json.dumps({"stride": 32, "task": task, "batch": 1, "imgsz": list(imgsz),
                        "names": {str(i): n for i, n in enumerate(names)}}, indent=2)
 
 

@@ -230,3 +230,79 @@ def test_nms_caps_the_detections_after_suppression_not_the_candidates_before():
     found = postprocess(corners, scores, ["a"], (640, 640), (640, 640), 0.25, 0.7, 100)
     assert len(found) == 41 and found.scores[0] == pytest.approx(0.99)
     assert len(postprocess(corners, scores, ["a"], (640, 640), (640, 640), 0.25, 0.7, 10)) == 10
+
+
+# ---- Ultralytics YOLO-seg, read as a semantic segmenter
+
+def seg_outputs() -> tuple:
+    """A [1, 4+2+2, 84] table and [1, 2, 16, 16] prototypes (64x64 input). 'a' at 0.9 with
+    mask plane 0 (positive everywhere); a near copy of it at 0.8 that NMS suppresses;
+    'b' at 0.6 with plane 1 (positive left of x = 32 only), overlapping 'a'; one
+    candidate below the threshold."""
+    table = np.zeros((1, 8, ANCHORS_64), np.float32)
+    table[0, :, 0] = [32, 32, 20, 10, 0.9, 0.1, 1, 0]  # x 22..42, y 27..37
+    table[0, :, 1] = [33, 32, 20, 10, 0.8, 0.1, 1, 0]  # suppressed; would add column 42
+    table[0, :, 2] = [28, 35, 16, 10, 0.2, 0.6, 0, 1]  # x 20..36, y 30..40, mask cut at x 32
+    table[0, :, 3] = [10, 10, 8, 8, 0.1, 0.2, 1, 0]  # below 0.25
+    protos = np.zeros((1, 2, 16, 16), np.float32)
+    protos[0, 0] = 10
+    protos[0, 1, :, :8], protos[0, 1, :, 8:] = 10, -10
+    return table, protos
+
+
+def expected_seg_map() -> np.ndarray:
+    """Pixel centres inside each box and its mask, the more confident 'a' on top."""
+    labels = np.zeros((64, 64), np.uint8)
+    labels[30:40, 20:32] = 2
+    labels[27:37, 22:42] = 1
+    return labels
+
+
+@runtime
+def test_ultralytics_yolo_seg_onnx_runs_as_a_segmenter_with_no_flags(tmp_path):
+    table, protos = seg_outputs()
+    path = onnx_model(tmp_path / "yolo11n-seg.onnx", [1, 3, 64, 64], [table, protos],
+                      metadata=ultralytics_metadata(["a", "b"], (64, 64), task="segment"))
+    model = edgecnn.load(str(path))
+    assert model.card.task == "segment" and model.card.labels == ["background", "a", "b"]
+    assert model.card.head == {"format": "yolo-seg", "preprocessing": "letterbox", "boxes": "pixels"}
+    square = model.predict(np.zeros((64, 64, 3), np.uint8))
+    np.testing.assert_array_equal(square.class_map, expected_seg_map())
+    wide = model.predict(FRAME)  # letterboxed: rows 16..48 of the input cover the frame
+    np.testing.assert_array_equal(wide.model_map, expected_seg_map()[16:48])
+    assert wide.class_map.shape == (64, 128)
+    assert model.task_spec.agreement(model.card, [table, protos], [table, protos], [(64, 64)]) == 1.0
+
+
+@runtime
+def test_ultralytics_yolo_seg_tflite_reversed_outputs_nhwc_prototypes_normalised_boxes(tmp_path):
+    table, protos = seg_outputs()
+    table = table.transpose(0, 2, 1) / np.array([64, 64, 64, 64, 1, 1, 1, 1], np.float32)
+    path = tflite_model(tmp_path / "yolo11n-seg_float32.tflite", [1, 64, 64, 3], [protos.transpose(0, 2, 3, 1), table])
+    append_metadata(path, {"metadata.json": ultralytics_tflite_metadata(["a", "b"], (64, 64), task="segment")})
+    image = tmp_path / "frame.png"
+    import cv2
+
+    cv2.imwrite(str(image), np.zeros((64, 64, 3), np.uint8))
+    result = run_cli("run", path, "--source", image, "--json", "-", "--masks", "rle")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout.splitlines()[0])
+    from edgecnn.tasks.segment.result import decode_run_lengths
+
+    np.testing.assert_array_equal(decode_run_lengths(record["rle"]["runs"], tuple(record["rle"]["size"])),
+                                  expected_seg_map())
+    assert [a["label"] for a in record["areas"]] == ["background", "a", "b"]
+
+
+@runtime
+def test_yolo_seg_label_counts_that_disagree_are_one_line(tmp_path):
+    table, protos = seg_outputs()
+    path = onnx_model(tmp_path / "seg.onnx", [1, 3, 64, 64], [table, protos],
+                      metadata=ultralytics_metadata(["a", "b", "c"], (64, 64), task="segment"))
+    assert_one_line_error(run_cli("run", path, "--source", "demo", "--max-frames", "1"),
+                          contains="metadata names 3 classes")
+    bare = onnx_model(tmp_path / "bare.onnx", [1, 3, 64, 64], [table, protos])
+    assert edgecnn.load(str(bare)).card.labels == ["background", "0", "1"]
+    assert edgecnn.load(str(bare), card=CardOptions(labels="x,y")).card.labels == ["background", "x", "y"]
+    assert_one_line_error(run_cli("run", bare, "--source", "demo", "--max-frames", "1", "--labels", "x,y,z"),
+                          contains="yolo-seg head with 3 classes")

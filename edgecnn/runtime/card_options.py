@@ -119,7 +119,7 @@ def resolve_card(file_card: Optional[ModelCard], options: CardOptions, input_sha
     if options.head is not None:
         given["head"] = parse_head_flag(options.head)
     recognised = None
-    if file_card is None and facts is not None and options.task in (None, "detect"):
+    if file_card is None and facts is not None and options.task in (None, "detect", "segment"):
         recognised = _recognised_card(facts, given, model_name)
     if file_card is not None:
         if options.bgr:
@@ -178,9 +178,13 @@ def _recognised_card(facts, given: dict, model_name: str) -> Optional[ModelCard]
     from edgecnn.runtime.recognition import recognise_file
 
     fields = recognise_file(facts, model_name, given.get("head"))
-    if fields is None:
-        return None
+    if fields is None or given.get("task", fields["task"]) != fields["task"]:
+        return None  # not recognised, or --task asks for another reading than the head's
     fields.update({k: v for k, v in given.items() if k != "head"})
+    if "labels" in given:
+        from edgecnn.runtime.heads import get_head
+
+        fields["labels"] = get_head(fields["head"]["format"]).labels_given(given["labels"])
     if not fields.get("labels"):
         raise UserError(f"{model_name}: its {fields['head']['format']} outputs {facts.output_shapes} do not "
                         f"say how many classes there are and the file names none; give --labels FILE|a,b,c")

@@ -33,27 +33,34 @@ def to_frame(corners: np.ndarray, input_size: Tuple[int, int], image_size: Tuple
     return np.clip(corners, 0, [img_w, img_h, img_w, img_h])
 
 
+def select(probabilities: np.ndarray, corners: np.ndarray, conf_threshold: float = 0.25,
+           iou_threshold: Optional[float] = NMS_IOU, max_detections: int = MAX_DETECTIONS) -> np.ndarray:
+    """Indices of the rows that survive the threshold and class-aware NMS (none when
+    iou_threshold is None: the model's own outputs are final), best first."""
+    classes = probabilities.argmax(1)
+    scores = probabilities[np.arange(len(classes)), classes]
+    candidates = np.flatnonzero(scores >= conf_threshold)
+    if not len(candidates):
+        return candidates
+    if iou_threshold is None:
+        return candidates[np.argsort(-scores[candidates], kind="stable")[:max_detections]]
+    boxes = corners[candidates]
+    xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1)
+    # no top_k: OpenCV applies it to the candidates before suppression, which would drop
+    # boxes that survive it whenever more than max_detections candidates pass the threshold
+    chosen = cv2.dnn.NMSBoxesBatched(xywh.tolist(), scores[candidates].tolist(), classes[candidates].tolist(),
+                                     conf_threshold, iou_threshold)
+    return candidates[np.asarray(chosen, np.int64).reshape(-1)[:max_detections]]
+
+
 def postprocess(corners: np.ndarray, probabilities: np.ndarray, labels: List[str],
                 input_size: Tuple[int, int], image_size: Tuple[int, int], conf_threshold: float = 0.25,
                 iou_threshold: Optional[float] = NMS_IOU, max_detections: int = MAX_DETECTIONS,
                 fit: str = "resize") -> Detections:
     """(cells, 4) corner boxes in input pixels and (cells, classes) scores -> Detections
-    in frame pixels: threshold, class-aware NMS (none when iou_threshold is None: the
-    model's own outputs are final), map back."""
-    classes = probabilities.argmax(1)
-    scores = probabilities[np.arange(len(classes)), classes]
-    keep = scores >= conf_threshold
-    corners, scores, classes = corners[keep], scores[keep], classes[keep]
-    if len(scores) and iou_threshold is None:
-        chosen = np.argsort(-scores, kind="stable")[:max_detections]
-        corners, scores, classes = corners[chosen], scores[chosen], classes[chosen]
-    elif len(scores):
-        xywh = np.concatenate([corners[:, :2], corners[:, 2:] - corners[:, :2]], 1)
-        # no top_k: OpenCV applies it to the candidates before suppression, which would drop
-        # boxes that survive it whenever more than max_detections candidates pass the threshold
-        chosen = cv2.dnn.NMSBoxesBatched(xywh.tolist(), scores.tolist(), classes.tolist(), conf_threshold,
-                                         iou_threshold)
-        chosen = np.asarray(chosen, np.int64).reshape(-1)[:max_detections]  # best first
-        corners, scores, classes = corners[chosen], scores[chosen], classes[chosen]
-    corners = to_frame(corners, input_size, image_size, fit)
+    in frame pixels: `select`, then mapped back."""
+    chosen = select(probabilities, corners, conf_threshold, iou_threshold, max_detections)
+    classes = probabilities[chosen].argmax(1) if len(chosen) else np.zeros(0, np.int64)
+    scores = probabilities[chosen, classes] if len(chosen) else np.zeros(0, np.float32)
+    corners = to_frame(corners[chosen].reshape(-1, 4), input_size, image_size, fit)
     return Detections(corners.astype(np.float32), scores.astype(np.float32), classes.astype(np.int64), labels)

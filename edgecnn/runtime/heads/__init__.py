@@ -55,6 +55,11 @@ class Head:
         contradicts its shapes. Heads that return None are never chosen without --head."""
         return None
 
+    def labels_given(self, labels: List[str]) -> List[str]:
+        """The card's labels from `--labels` (a head whose card adds a label, such as a
+        segmenter's background, adds it here)."""
+        return labels
+
     def decode_above(self, card, outputs: Sequence[np.ndarray], conf: float) -> Tuple[np.ndarray, np.ndarray]:
         """`decode`, free to leave out cells whose best score is below `conf` (the shared
         threshold drops them anyway): large outputs are then decoded in well under 1 ms."""

@@ -7,12 +7,14 @@ Output layouts read (the layout is told by which axis has one entry per label):
 - one probability (or logit) map (N, H, W, 1), (N, 1, H, W) or (N, H, W) for two labels
   (background, object), thresholded at the card's `head.threshold` (default 0.5), as
   person and text-region segmenters output.
+- instance masks from a detector head that has them (`head.format`: "yolo-seg",
+  Ultralytics' segment models), painted into a label map by the head.
 The map covers the model input; with letterbox preprocessing (`head.preprocessing`)
 the padding is cropped off before the map is scaled to the frame.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -66,9 +68,32 @@ def classify_pixels(card, scores: np.ndarray) -> np.ndarray:
     return (scores[..., 0] >= threshold).astype(np.uint8)
 
 
-def segment(card, outputs: Sequence[np.ndarray], image_size: Tuple[int, int]) -> Masks:
+def instance_head(card):
+    """The head that paints instance masks into a label map, or None for score maps."""
+    if "format" not in card.head:
+        return None
+    from edgecnn.runtime.heads import head_of
+
+    return head_of(card)
+
+
+def label_map_of(card, outputs: Sequence[np.ndarray]) -> np.ndarray:
+    """ONE image's label map at the model's resolution (padding kept): what parity compares."""
+    head = instance_head(card)
+    return head.label_map(card, outputs) if head is not None else classify_pixels(card, score_map(card, outputs[0]))
+
+
+def segment(card, outputs: Sequence[np.ndarray], image_size: Tuple[int, int], conf: Optional[float] = None,
+            iou: Optional[float] = None) -> Masks:
     """Outputs of ONE image -> Masks at the frame's size (what evaluation, parity and the
-    runtime all call)."""
+    runtime all call). `conf` and `iou` apply to instance heads only (their defaults:
+    the head's)."""
+    head = instance_head(card)
+    if head is not None:
+        settings = {name: value for name, value in (("conf", conf), ("iou", iou)) if value is not None}
+        labels = head.label_map(card, outputs, **settings)
+        rows, cols = content_window(card, image_size, labels.shape)
+        return Masks(np.ascontiguousarray(labels[rows, cols]), tuple(int(v) for v in image_size), card.labels)
     scores = score_map(card, outputs[0])
     rows, cols = content_window(card, image_size, scores.shape[:2])
     scores = scores[rows, cols]
@@ -95,6 +120,10 @@ class SegmentTask(Task):
         return card.head.get("preprocessing", "resize")
 
     def check_outputs(self, card, shapes, model_name: str) -> None:
+        head = instance_head(card)
+        if head is not None:
+            head.check(card, shapes, model_name)
+            return
         labels = len(card.labels)
         shape = tuple(int(v) for v in shapes[0]) if len(shapes) == 1 else ()
         fits = False
@@ -108,13 +137,13 @@ class SegmentTask(Task):
                             f"outputs {[tuple(s) for s in shapes]}; check --labels/--task")
 
     def interpret(self, card, outputs, image_size, *, conf: float, iou: float, max_results: int = 100) -> Masks:
-        return segment(card, outputs, image_size)
+        return segment(card, outputs, image_size, conf, iou)
 
     def agreement(self, card, reference, converted, image_sizes) -> float:
         """Share of pixels given the same label by both models (at the models' resolution)."""
         same = total = 0
         for row in range(len(image_sizes)):
-            a, b = (classify_pixels(card, score_map(card, outputs[0][row])) for outputs in (reference, converted))
+            a, b = (label_map_of(card, [o[row:row + 1] for o in outputs]) for outputs in (reference, converted))
             same += int(np.count_nonzero(a == b))
             total += a.size
         return same / max(1, total)

@@ -1,0 +1,177 @@
+"""Ultralytics YOLOv8 / YOLO11 segment output ("yolo-seg"), read as a semantic
+segmenter (the segment task's class per pixel).
+
+Two outputs:
+- a table [1, 4+nc+nm, A] (or transposed [1, A, 4+nc+nm]) over the A anchor points:
+  cx, cy, w, h, nc class scores (already sigmoided, no objectness), then nm mask
+  coefficients (32 by default); boxes in input pixels in ONNX files, normalised in
+  TFLite ones;
+- prototypes at stride 4, [1, nm, H/4, W/4] in ONNX files, [1, H/4, W/4, nm] in TFLite
+  ones (whose exporter also puts this output first).
+
+Each instance that survives the threshold and the shared NMS gets the mask
+sigmoid(coefficients . prototypes), scaled up bilinearly to the input, cut to its box
+and thresholded at 0.5. The label map paints background, then each instance's class
+(label = class + 1, "background" being label 0), the most confident instance winning a
+pixel. Inputs are letterboxed (pad 114), RGB, pixel / 255.
+
+Card entry: {"format": "yolo-seg", "boxes": "pixels" | "normalised",
+"preprocessing": "letterbox"}; the card's labels are "background" and the classes.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from edgecnn.core.errors import UserError
+from edgecnn.runtime.heads import Head
+from edgecnn.runtime.heads.yolo_v8 import cxcywh_to_corners
+from edgecnn.runtime.nms import MAX_DETECTIONS, NMS_IOU, select
+from edgecnn.runtime.recognition import (FileFacts, box_scale_of, check_metadata_size, grid_cells, labels_for,
+                                         parse_box_scale, yolo_strides)
+
+PROTO_STRIDE = 4
+DEFAULT_CONF = 0.25  # what a label map is read at when no threshold is given (Ultralytics' predict default)
+BACKGROUND = "background"
+
+
+def proto_layout(shape: Tuple[int, ...], input_size: Tuple[int, int], file_format: str) -> Optional[Tuple[str, int]]:
+    """('nchw' | 'nhwc', mask coefficients) of a prototype output at stride 4, or None."""
+    if len(shape) != 4 or shape[0] != 1:
+        return None
+    grid = tuple(-(-side // PROTO_STRIDE) for side in input_size)
+    first, last = tuple(shape[2:]) == grid, tuple(shape[1:3]) == grid
+    if first and last:  # square prototypes with as many coefficients as rows: the exporter's habit decides
+        first = file_format == "onnx"
+    if first:
+        return "nchw", int(shape[1])
+    if last:
+        return "nhwc", int(shape[3])
+    return None
+
+
+def split_outputs(shapes: Sequence[Tuple[int, ...]], input_size: Tuple[int, int], file_format: str):
+    """(table index, prototype index, prototype layout, coefficients) of a file's two
+    outputs, or None when they are not a YOLO-seg pair."""
+    if len(shapes) != 2:
+        return None
+    for table, protos in ((0, 1), (1, 0)):
+        layout = proto_layout(tuple(shapes[protos]), input_size, file_format)
+        if layout is not None and len(shapes[table]) == 3 and shapes[table][0] == 1:
+            return table, protos, *layout
+    return None
+
+
+class YoloSeg(Head):
+    name = "yolo-seg"
+    preprocessing = "letterbox"
+
+    def config(self, arguments: str) -> Dict:
+        return {"format": self.name, "preprocessing": "letterbox", **parse_box_scale(arguments)}
+
+    def _layout(self, card, shapes, model_name: str):
+        """(table index, prototype index, prototype layout, coefficients), checked against
+        the card's labels."""
+        file_format = "tflite" if card.head.get("boxes") == "normalised" else "onnx"
+        found = split_outputs([tuple(s) for s in shapes], tuple(card.input_size), file_format)
+        classes = len(card.labels) - 1
+        if found is not None:
+            width = 4 + classes + found[3]
+            if width in tuple(shapes[found[0]][1:]):
+                return found
+        raise UserError(f"{model_name}: a yolo-seg head with {classes} classes (labels: background and the classes) "
+                        f"outputs a table [1, 4+{classes}+nm, A] and prototypes [1, nm, H/4, W/4]; the model outputs "
+                        f"{[tuple(s) for s in shapes]}; check --labels or --head")
+
+    def labels_given(self, labels: List[str]) -> List[str]:
+        """`--labels` names the classes, as Ultralytics' names do; background comes first."""
+        return labels if labels[:1] == [BACKGROUND] else [BACKGROUND, *labels]
+
+    def check(self, card, shapes, model_name: str) -> None:
+        self._layout(card, shapes, model_name)
+
+    def _rows(self, card, outputs):
+        """(boxes cxcywh, class scores, coefficients) per anchor, and the prototypes as (nm, h, w)."""
+        table_at, protos_at, layout, coefficients = self._layout(card, [o.shape for o in outputs], "the model")
+        width = 4 + len(card.labels) - 1 + coefficients
+        table = np.asarray(outputs[table_at], np.float32).reshape(outputs[table_at].shape[-2:])
+        if table.shape[0] == width and table.shape[1] != width:
+            table = table.T
+        protos = np.asarray(outputs[protos_at], np.float32)[0]
+        if layout == "nhwc":
+            protos = protos.transpose(2, 0, 1)
+        return table[:, :4], table[:, 4:width - coefficients], table[:, width - coefficients:], protos
+
+    def decode_above(self, card, outputs: Sequence[np.ndarray], conf: float):
+        boxes, scores, _, _ = self._rows(card, outputs)
+        keep = np.flatnonzero(scores.max(1) >= conf)
+        return box_scale_of(card, cxcywh_to_corners(boxes[keep])), np.ascontiguousarray(scores[keep])
+
+    def decode(self, card, outputs):
+        return self.decode_above(card, outputs, -np.inf)
+
+    def label_map(self, card, outputs: Sequence[np.ndarray], conf: float = DEFAULT_CONF, iou: float = NMS_IOU,
+                  max_instances: int = MAX_DETECTIONS) -> np.ndarray:
+        """(H, W) uint8 labels over the model input: the surviving instances' masks,
+        the most confident on top, background elsewhere."""
+        boxes, scores, coefficients, protos = self._rows(card, outputs)
+        height, width = card.input_size
+        labels = np.zeros((height, width), np.uint8)
+        candidates = np.flatnonzero(scores.max(1) >= conf)
+        if not len(candidates):
+            return labels
+        corners = box_scale_of(card, cxcywh_to_corners(boxes[candidates]))
+        chosen = select(scores[candidates], corners, conf, iou, max_instances)  # best first
+        if not len(chosen):
+            return labels
+        corners, rows = corners[chosen], candidates[chosen]
+        planes, proto_h, proto_w = protos.shape
+        logits = (coefficients[rows] @ protos.reshape(planes, -1)).reshape(len(rows), proto_h, proto_w)
+        logits = cv2.resize(np.ascontiguousarray(logits.transpose(1, 2, 0)), (width, height),
+                            interpolation=cv2.INTER_LINEAR).reshape(height, width, len(rows))
+        ys, xs = np.arange(height, dtype=np.float32) + 0.5, np.arange(width, dtype=np.float32) + 0.5
+        inside_x = (xs[None, :] >= corners[:, 0:1]) & (xs[None, :] < corners[:, 2:3])  # (n, W)
+        inside_y = (ys[None, :] >= corners[:, 1:2]) & (ys[None, :] < corners[:, 3:4])  # (n, H)
+        covered = (logits > 0) & inside_y.T[:, None, :] & inside_x.T[None, :, :]  # (H, W, n)
+        present = covered.any(-1)
+        winner = covered.argmax(-1)  # the first, i.e. most confident, instance covering each pixel
+        classes = scores[rows].argmax(1)
+        labels[present] = (classes[winner[present]] + 1).astype(np.uint8)
+        return labels
+
+    def output_names(self, card) -> List[str]:
+        return ["output0", "output1"]
+
+    def matches(self, shapes) -> bool:
+        if len(shapes) != 2:
+            return False
+        four = [s for s in shapes if len(s) == 4]
+        three = [s for s in shapes if len(s) == 3]
+        return len(four) == 1 and len(three) == 1 and four[0][0] == 1 and three[0][0] == 1
+
+    def recognise(self, facts: FileFacts, model_name: str) -> Optional[Dict]:
+        if facts.input_size is None or facts.metadata.get("task", "segment") != "segment":
+            return None
+        found = split_outputs(facts.output_shapes, tuple(facts.input_size), facts.format)
+        if found is None:
+            return None
+        table_at, _, _, coefficients = found
+        _, first, second = facts.output_shapes[table_at]
+        anchors = grid_cells(facts.input_size, yolo_strides(facts))
+        if second == anchors and first > 4 + coefficients:
+            classes = first - 4 - coefficients
+        elif first == anchors and second > 4 + coefficients:
+            classes = second - 4 - coefficients
+        else:
+            return None
+        check_metadata_size(facts, model_name)
+        names = labels_for(facts, classes, model_name)
+        return {"task": "segment", "labels": [BACKGROUND, *names], "input_size": facts.input_size,
+                "layout": facts.layout, "color": "rgb", "mean": (0.0,), "std": (255.0,),
+                "head": {"format": self.name, "preprocessing": "letterbox",
+                         "boxes": "normalised" if facts.format == "tflite" else "pixels"}}
+
+
+HEAD = YoloSeg()
