@@ -129,16 +129,15 @@ class YoloSeg(Head):
         corners, rows = corners[chosen], candidates[chosen]
         planes, proto_h, proto_w = protos.shape
         logits = (coefficients[rows] @ protos.reshape(planes, -1)).reshape(len(rows), proto_h, proto_w)
-        logits = cv2.resize(np.ascontiguousarray(logits.transpose(1, 2, 0)), (width, height),
-                            interpolation=cv2.INTER_LINEAR).reshape(height, width, len(rows))
-        ys, xs = np.arange(height, dtype=np.float32) + 0.5, np.arange(width, dtype=np.float32) + 0.5
-        inside_x = (xs[None, :] >= corners[:, 0:1]) & (xs[None, :] < corners[:, 2:3])  # (n, W)
-        inside_y = (ys[None, :] >= corners[:, 1:2]) & (ys[None, :] < corners[:, 3:4])  # (n, H)
-        covered = (logits > 0) & inside_y.T[:, None, :] & inside_x.T[None, :, :]  # (H, W, n)
-        present = covered.any(-1)
-        winner = covered.argmax(-1)  # the first, i.e. most confident, instance covering each pixel
-        classes = scores[rows].argmax(1)
-        labels[present] = (classes[winner[present]] + 1).astype(np.uint8)
+        classes = scores[rows].argmax(1).astype(np.uint8) + 1
+        # the pixels whose centres lie in each box: x >= ceil(x1 - 0.5) and x < ceil(x2 - 0.5)
+        bounds = np.clip(np.ceil(corners - 0.5), 0, [width, height, width, height]).astype(np.int64)
+        for logit, label, (x1, y1, x2, y2) in zip(logits, classes, bounds):  # best first: a painted pixel stays
+            if x2 <= x1 or y2 <= y1:
+                continue
+            full = cv2.resize(logit, (width, height), interpolation=cv2.INTER_LINEAR)
+            region = labels[y1:y2, x1:x2]
+            region[(full[y1:y2, x1:x2] > 0) & (region == 0)] = label
         return labels
 
     def output_names(self, card) -> List[str]:
