@@ -44,7 +44,8 @@ def add_train(sub) -> None:
     p.add_argument("--strict", action="store_true",
                    help="detection and segmentation data: a bad label, mask or image is an error")
     p.add_argument("--model", default="mobilenet_v2", help="mobilenet_v1|mobilenet_v2|mobilenet_v3_small|"
-                   "mobilenet_v3_large|lenet5|resnet18")
+                   "mobilenet_v3_large|mobilenet_v3_small_minimal|mobilenet_v3_large_minimal (ReLU, no SE: one "
+                   "XNNPACK partition in int8)|lenet5|resnet18")
     p.add_argument("--width", type=positive_float, default=None, help="width multiplier (> 0; "
                    "default 1.0, detectors 0.5)")
     p.add_argument("--data", default=None, help="classify: digits | shapes | ImageFolder DIR "

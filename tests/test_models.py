@@ -17,6 +17,7 @@ def test_mobilenet_v2_reference_complexity():
     ("mobilenet_v1", 569e6, 4.23e6),         # paper: 569M mult-adds, 4.2M parameters
     ("mobilenet_v3_small", 56.5e6, 2.54e6),  # torchvision reference: 0.06 GFLOPs, 2.54M
     ("mobilenet_v3_large", 216.6e6, 5.48e6), # torchvision reference: 0.22 GFLOPs, 5.48M
+    ("mobilenet_v3_large_minimal", 209e6, 3.9e6),  # TF model garden's minimalistic: 209M MACs, 3.9M
     ("resnet18", 1.814e9, 11.69e6),          # torchvision reference: 1.81 GFLOPs, 11.69M
 ])
 def test_reference_complexities(name, macs, params):
@@ -33,6 +34,17 @@ def test_every_model_takes_any_input_size(name, size):
         out = model(torch.randn(2, 1, size, size))
     assert out.shape == (2, 7)
     assert torch.isfinite(out).all()
+
+
+def test_minimalistic_mobilenet_v3_has_no_hard_swish_or_squeeze_excitation():
+    """The int8-friendly variant: ReLU and 3x3 depthwise kernels only (the model garden's
+    small minimalistic has 2.0M parameters)."""
+    model = build_model("mobilenet_v3_small_minimal", 1000)
+    kinds = {type(m).__name__ for m in model.modules()}
+    assert "Hardswish" not in kinds and "SqueezeExcitation" not in kinds and "ReLU" in kinds
+    kernels = {m.kernel_size for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1}
+    assert kernels == {(3, 3)}
+    assert abs(complexity(model, (1, 3, 224, 224))["parameters"] / 2.0e6 - 1) < 0.03
 
 
 def test_width_multiplier_scales_the_model():

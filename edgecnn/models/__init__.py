@@ -9,7 +9,8 @@ from edgecnn.core.errors import UserError
 from edgecnn.models.lenet import LeNet5
 from edgecnn.models.mobilenet_v1 import MobileNetV1
 from edgecnn.models.mobilenet_v2 import MobileNetV2
-from edgecnn.models.mobilenet_v3 import mobilenet_v3_large, mobilenet_v3_small
+from edgecnn.models.mobilenet_v3 import (mobilenet_v3_large, mobilenet_v3_large_minimal, mobilenet_v3_small,
+                                         mobilenet_v3_small_minimal)
 from edgecnn.models.resnet import resnet18
 
 CLASSIFIERS: Dict[str, Callable[..., nn.Module]] = {
@@ -17,9 +18,16 @@ CLASSIFIERS: Dict[str, Callable[..., nn.Module]] = {
     "mobilenet_v2": MobileNetV2,
     "mobilenet_v3_small": mobilenet_v3_small,
     "mobilenet_v3_large": mobilenet_v3_large,
+    "mobilenet_v3_small_minimal": mobilenet_v3_small_minimal,
+    "mobilenet_v3_large_minimal": mobilenet_v3_large_minimal,
     "lenet5": LeNet5,
     "resnet18": resnet18,
 }
+
+
+# families whose wide final 1x1 conv only feeds the classifier: detectors and segmenters drop it
+WIDE_LAST_CONV = ("mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "mobilenet_v3_small_minimal",
+                  "mobilenet_v3_large_minimal")
 
 
 def resolve_name(name: str) -> str:

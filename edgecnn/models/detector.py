@@ -95,11 +95,11 @@ class MobileNetDetector(nn.Module):
     def __init__(self, num_classes: int, backbone: str = "mobilenet_v2", width: float = 0.5,
                  in_channels: int = 3, neck_channels: int = NECK_CHANNELS, tap: str = DEFAULT_TAP) -> None:
         super().__init__()
-        from edgecnn.models import build_model
+        from edgecnn.models import WIDE_LAST_CONV, build_model, resolve_name
 
         classifier = build_model(backbone, num_classes=1, width=width, in_channels=in_channels)
         layers = list(classifier.features.children())
-        if backbone in ("mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large"):
+        if resolve_name(backbone) in WIDE_LAST_CONV:
             layers = layers[:-1]  # drop the wide final 1x1 conv that only feeds the classifier
         taps, channels = backbone_stages(nn.Sequential(*layers), in_channels)
         if tap == "expansion":

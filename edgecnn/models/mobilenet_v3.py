@@ -1,8 +1,15 @@
 """MobileNetV3 Small and Large (Howard et al., 2019, "Searching for MobileNetV3"):
-inverted residuals with squeeze-excitation and hard-swish, configured per Tables 1-2."""
+inverted residuals with squeeze-excitation and hard-swish, configured per Tables 1-2.
+
+The minimalistic variants (the TensorFlow model garden's MobileNetV3 "minimalistic"
+models) keep the same channels and strides but use 3x3 depthwise kernels, no
+squeeze-excitation and ReLU throughout. They exist for integer accelerators: LiteRT's
+XNNPACK delegate does not take int8 HARD_SWISH, so a full-int8 MobileNetV3 file runs
+as 18 delegate partitions with LiteRT's own kernels between them, where a minimalistic
+one is a single partition."""
 from __future__ import annotations
 
-from typing import List, NamedTuple
+from typing import List, NamedTuple, Type
 
 import torch
 from torch import nn
@@ -60,23 +67,31 @@ class InvertedResidualSE(nn.Module):
         return x + self.block(x) if self.use_residual else self.block(x)
 
 
+def minimalistic(configs: List[BlockConfig]) -> List[BlockConfig]:
+    """3x3 depthwise kernels, no squeeze-excitation, ReLU: the minimalistic blocks."""
+    return [config._replace(kernel=3, use_se=False, activation="RE") for config in configs]
+
+
 class MobileNetV3(nn.Module):
     def __init__(self, configs: List[BlockConfig], last_channels: int, num_classes: int = 1000,
-                 width: float = 1.0, in_channels: int = 3, dropout: float = 0.2) -> None:
+                 width: float = 1.0, in_channels: int = 3, dropout: float = 0.2,
+                 activation: Type[nn.Module] = nn.Hardswish) -> None:
+        """`activation`: of the stem, the last 1x1 conv and the classifier (ReLU in the
+        minimalistic variants)."""
         super().__init__()
         channels = make_divisible(16 * width)
-        layers: List[nn.Module] = [ConvBNAct(in_channels, channels, 3, 2, activation=nn.Hardswish)]
+        layers: List[nn.Module] = [ConvBNAct(in_channels, channels, 3, 2, activation=activation)]
         for config in configs:
             block = InvertedResidualSE(channels, config, width)
             layers.append(block)
             channels = block.out_channels
         last_conv = 6 * channels
-        layers.append(ConvBNAct(channels, last_conv, 1, activation=nn.Hardswish))
+        layers.append(ConvBNAct(channels, last_conv, 1, activation=activation))
         self.features = nn.Sequential(*layers)
         self.out_channels = last_conv
         hidden = make_divisible(last_channels * width)
         self.classifier = nn.Sequential(
-            nn.Linear(last_conv, hidden), nn.Hardswish(inplace=True), nn.Dropout(dropout),
+            nn.Linear(last_conv, hidden), activation(inplace=True), nn.Dropout(dropout),
             nn.Linear(hidden, num_classes))
         init_weights(self)
 
@@ -92,3 +107,13 @@ def mobilenet_v3_small(num_classes: int = 1000, width: float = 1.0, in_channels:
 def mobilenet_v3_large(num_classes: int = 1000, width: float = 1.0, in_channels: int = 3,
                        dropout: float = 0.2) -> MobileNetV3:
     return MobileNetV3(LARGE, 1280, num_classes, width, in_channels, dropout)
+
+
+def mobilenet_v3_small_minimal(num_classes: int = 1000, width: float = 1.0, in_channels: int = 3,
+                               dropout: float = 0.2) -> MobileNetV3:
+    return MobileNetV3(minimalistic(SMALL), 1024, num_classes, width, in_channels, dropout, nn.ReLU)
+
+
+def mobilenet_v3_large_minimal(num_classes: int = 1000, width: float = 1.0, in_channels: int = 3,
+                               dropout: float = 0.2) -> MobileNetV3:
+    return MobileNetV3(minimalistic(LARGE), 1280, num_classes, width, in_channels, dropout, nn.ReLU)

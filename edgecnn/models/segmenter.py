@@ -113,13 +113,13 @@ class MobileNetSegmenter(nn.Module):
     def __init__(self, num_classes: int, backbone: str = "mobilenet_v3_small", width: float = 1.0,
                  in_channels: int = 3, decoder: str = DEFAULT_DECODER, head_channels: int = HEAD_CHANNELS) -> None:
         super().__init__()
-        from edgecnn.models import build_model
+        from edgecnn.models import WIDE_LAST_CONV, build_model, resolve_name
 
         if decoder not in DECODERS:
             raise ValueError(f"unknown decoder {decoder!r}; known: {', '.join(DECODERS)}")
         classifier = build_model(backbone, num_classes=1, width=width, in_channels=in_channels)
         layers = list(classifier.features.children())
-        if backbone in ("mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large"):
+        if resolve_name(backbone) in WIDE_LAST_CONV:
             layers = layers[:-1]  # the wide final 1x1 conv only feeds the classifier
         taps = stride_taps(layers, in_channels)
         if not {4, 8, 16, 32} <= set(taps):
