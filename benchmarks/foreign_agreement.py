@@ -107,6 +107,20 @@ def agreement(path: Path, images, conf: float = CONF) -> dict:
             "agree": bool(unmatched == 0 and worst_iou_fail == 0 and worst_score <= 0.01)}
 
 
+def score_peer_file(path: Path, val) -> dict:
+    """mAP@0.5:0.95 of a file Ultralytics exported, read two ways on the held-out scenes:
+    by `edgecnn eval` (no flags) and by Ultralytics' own predict on the same file, both
+    scored by the COCO evaluator."""
+    from edgecnn.tasks.detect.metrics import coco_map
+    from peer_train import predict
+
+    ours = edgecnn_cli("eval", path, "--data", "shapes", "--json", "--plot", "")
+    theirs = coco_map(list(val.labels), val.boxes, val.classes, predict(path, val))
+    return {"edgecnn_eval_map50_95": json.loads(ours.stdout)["map50_95"] if ours.returncode == 0 else None,
+            "edgecnn_eval_error": ours.stderr.strip().splitlines()[-1:] if ours.returncode else None,
+            "ultralytics_predict_map50_95": theirs["map50_95"]}
+
+
 def fps_rounds(runners: dict, rounds: int) -> dict:
     """Frames per second of each runner (a function returning the frames it processed),
     rounds alternating between them; the median round per runner."""
@@ -222,6 +236,9 @@ def main() -> None:
         except Exception as exc:  # whatever stops Ultralytics' own int8 export here is the finding
             results["ultralytics_int8"] = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
         save()
+        if "written" in results["ultralytics_int8"]:
+            results["ultralytics_int8"].update(score_peer_file(Path(results["ultralytics_int8"]["written"]), val))
+            save()
     print(json.dumps({k: v for k, v in results.items() if k != "agreement"}, indent=1))
 
 

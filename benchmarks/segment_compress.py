@@ -10,7 +10,7 @@
    fresh process) and `edgecnn bench report`, whose Pareto table puts each file's
    mIoU (from its card) beside its latency and size.
 
-    python benchmarks/segment_compress.py CHECKPOINT [--prune-epochs 3] [--out runs/segment-compress]
+    python benchmarks/segment_compress.py CHECKPOINT [--prune-epochs 3] [--prune-lr 0.01] [--out runs/segment-compress]
 """
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint")
     parser.add_argument("--prune-epochs", type=int, default=3)
+    parser.add_argument("--prune-lr", type=float, default=None, help="fine-tuning learning rate (prune's default: 0.01)")
     parser.add_argument("--threads", default="2")
     parser.add_argument("--out", default="runs/segment-compress")
     parser.add_argument("--pruned", default=None, metavar="CKPT",
@@ -62,8 +63,9 @@ def main() -> int:
         summary["converted"] = convert(checkpoint, out / "tflite")
         print(json.dumps(summary["converted"]), flush=True)
         pruned = out / "pruned.pt"
+        rate = ["--lr", args.prune_lr] if args.prune_lr is not None else []
         summary["prune"] = json.loads(edgecnn("prune", checkpoint, "--target-macs", "0.5", "--epochs",
-                                              args.prune_epochs, "--out", pruned, "--force", "--json"))
+                                              args.prune_epochs, *rate, "--out", pruned, "--force", "--json"))
         print(json.dumps(summary["prune"]), flush=True)
     else:
         pruned = Path(args.pruned).resolve()
