@@ -1,10 +1,10 @@
 """Why a scene's detections differ between edgecnn and Ultralytics' `predict` on the
 same YOLO ONNX file: for every held-out scene whose two box lists differ (boxes to
 0.01 px, scores to 1e-4), the box each side has that the other lacks, and, for each,
-the raw (unclipped, pre-NMS) IoU of the nearest same-class box that outscores it in
-edgecnn's own candidates. A value at the NMS threshold means that the two sides'
-last-bit differences (OpenCV's blob scaling against Ultralytics' division by 255, float
-IoU arithmetic) decided a suppression that is a tie.
+the largest raw (unclipped, pre-NMS) IoU with a same-class box that edgecnn kept at a
+higher score, and edgecnn's lowest kept score (the 100-box cap). An IoU at the NMS
+threshold means that last-bit differences between the two sides (their preprocessing
+and IoU arithmetic) decided a suppression that is a tie.
 
     PYTHONPATH=. /work/peer-venv/bin/python benchmarks/investigations/nms_ties.py runs/foreign15/yolo11n.onnx --conf 0.001
 """
@@ -37,13 +37,18 @@ def unpaired(rows: np.ndarray, others: np.ndarray) -> list:
     return [row for row in rows if not (np.abs(others - row) <= tolerance).all(1).any()]
 
 
-def nearest_stronger_iou(row, corners, scores, classes) -> float:
-    """Raw IoU of the candidate behind `row` with the closest same-class candidate that
-    outscores it (NaN when none)."""
+def stronger_kept_iou(row, kept_rows, corners, classes) -> float:
+    """Raw IoU of the candidate behind `row` with the closest same-class box that edgecnn
+    kept with a higher score: the box that suppresses it (or does not) at the NMS
+    threshold. NaN when there is none."""
     clipped = np.clip(corners, 0, IMGSZ)
-    own = int(np.argmin(np.abs(clipped - row[:4]).max(1) + 1e3 * (classes != row[5])))
-    stronger = np.flatnonzero((classes == row[5]) & (scores > scores[own]))
-    if not len(stronger):
+
+    def candidate(r) -> int:
+        return int(np.argmin(np.abs(clipped - r[:4]).max(1) + 1e3 * (classes != r[5])))
+
+    own = candidate(row)
+    stronger = [candidate(r) for r in kept_rows if r[5] == row[5] and r[4] > row[4]]
+    if not stronger:
         return float("nan")
     return float(box_iou(corners[own].astype(np.float64), corners[stronger].astype(np.float64)).max())
 
@@ -73,14 +78,15 @@ def main() -> None:
             differing += 1
             corners, probabilities = head_of(ours.card).decode_above(ours.card, ours.backend.infer(
                 ours.preprocess(image)), args.conf)
-            classes, scores = probabilities.argmax(1), probabilities.max(1)
+            classes = probabilities.argmax(1)
             print(f"scene {index}: {len(mine.boxes)} boxes (edgecnn), {len(theirs.xyxy)} (Ultralytics)")
             for side, only in (("edgecnn only", only_mine), ("Ultralytics only", only_theirs)):
                 for row in only:
-                    iou = nearest_stronger_iou(row, corners, scores, classes)
+                    iou = stronger_kept_iou(row, my_rows, corners, classes)
                     print(f"  {side}: box {np.round(row[:4], 2).tolist()} score {row[4]:.5f} class {int(row[5])}; "
-                          f"raw IoU with the nearest "
-                          f"stronger same-class candidate {iou:.6f} (threshold {NMS_IOU})")
+                          f"raw IoU with the "
+                          f"stronger same-class boxes edgecnn kept {iou:.6f} (threshold {NMS_IOU}); edgecnn's "
+                          f"lowest kept score {my_rows[:, 4].min():.5f}")
         print(f"{differing} of {len(val.images)} scenes differ")
 
 
