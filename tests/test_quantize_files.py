@@ -59,3 +59,23 @@ def test_quantize_an_onnx_file_writes_the_int8_file_its_card_and_parity_report_o
     assert "QuantizeLinear" in model.backend.op_counts()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "yolo-int8.onnx", "yolo-int8.onnx.parity.json",
                                                           "yolo.onnx"]
+
+
+def test_the_decode_after_the_last_convolution_stays_float():
+    """One 8-bit scale over pixel boxes and 0..1 scores rounds the scores to zero: the
+    nodes between the last weighted op and the output are excluded from quantization."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgecnn.compress.quantize.onnx_file import decode_tail
+
+    weight = numpy_helper.from_array(np.ones((6, 3, 1, 1), np.float32), "w")
+    nodes = [helper.make_node("Conv", ["images", "w"], ["features"], name="head_conv"),
+             helper.make_node("Split", ["features"], ["boxes", "logits"], axis=1, num_outputs=2, name="split"),
+             helper.make_node("Sigmoid", ["logits"], ["scores"], name="sigmoid"),
+             helper.make_node("Concat", ["boxes", "scores"], ["output0"], axis=1, name="concat")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("output0", TensorProto.FLOAT, None)], [weight])
+    assert sorted(decode_tail(helper.make_model(graph))) == ["concat", "sigmoid", "split"]
+    plain = helper.make_graph(nodes[1:3], "g", [helper.make_tensor_value_info("features", TensorProto.FLOAT, None)],
+                              [helper.make_tensor_value_info("scores", TensorProto.FLOAT, None)])
+    assert decode_tail(helper.make_model(plain)) == []  # no convolution: nothing to keep apart
