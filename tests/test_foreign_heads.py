@@ -258,7 +258,6 @@ def expected_seg_map() -> np.ndarray:
     return labels
 
 
-@runtime
 def test_ultralytics_yolo_seg_onnx_runs_as_a_segmenter_with_no_flags(tmp_path):
     table, protos = seg_outputs()
     path = onnx_model(tmp_path / "yolo11n-seg.onnx", [1, 3, 64, 64], [table, protos],
@@ -294,7 +293,6 @@ def test_ultralytics_yolo_seg_tflite_reversed_outputs_nhwc_prototypes_normalised
     assert [a["label"] for a in record["areas"]] == ["background", "a", "b"]
 
 
-@runtime
 def test_yolo_seg_label_counts_that_disagree_are_one_line(tmp_path):
     table, protos = seg_outputs()
     path = onnx_model(tmp_path / "seg.onnx", [1, 3, 64, 64], [table, protos],
