@@ -86,6 +86,22 @@ def test_tflite_ssd_with_the_post_processing_op_in_either_output_order_and_uint8
 
 
 @runtime
+@pytest.mark.parametrize("order", [(0, 1, 2, 3), (1, 3, 0, 2), (3, 0, 1, 2)])
+def test_tflite_ssd_decodes_one_image_of_a_batch_whatever_output_comes_first(order):
+    # eval hands the head each image's rows, batch dimension dropped: count [1] becomes a scalar
+    card = ModelCard(task="detect", labels=["a", "b"], input_size=(100, 200), mean=(127.5,), std=(127.5,),
+                     head={"format": "tflite-ssd"})
+    ssd = [np.array([[[0.1, 0.2, 0.5, 0.6], [0.0, 0.0, 1.0, 1.0], [0, 0, 0, 0]]], np.float32),  # boxes
+           np.array([[1.0, 0.0, 0.0]], np.float32), np.array([[0.9, 0.4, 0.0]], np.float32),  # classes, scores
+           np.array([2.0], np.float32)]  # count
+    outputs = [ssd[i] for i in order]
+    for given in (outputs, [o[0] for o in outputs]):
+        corners, scores = get_head("tflite-ssd").decode_above(card, given, 0.5)
+        np.testing.assert_allclose(corners, [[40, 10, 120, 50]], atol=1e-4)
+        np.testing.assert_allclose(scores, [[0, 0.9]], atol=1e-6)
+
+
+@runtime
 def test_ssd_classes_and_scores_are_told_apart_by_value():
     classes, scores = np.array([2.0, 0.0, 1.0]), np.array([0.9, 0.5, 0.4])
     assert classes_and_scores(scores, classes) == (classes, scores)  # whole numbers

@@ -72,10 +72,9 @@ class TfliteSsd(Head):
                             f"and count [1]; the model outputs {[tuple(s) for s in shapes]}; check --head")
 
     def decode_above(self, card, outputs: Sequence[np.ndarray], conf: float):
-        shapes = [tuple(np.shape(o)) for o in outputs]
-        if len(shapes[0]) and shapes[0][0] != 1:  # batch dimension dropped by the caller: put it back
+        if any(np.ndim(o) == 0 for o in outputs):  # one image's rows (eval): count [1] lost its batch dimension
             outputs = [np.asarray(o)[None] for o in outputs]
-            shapes = [tuple(np.shape(o)) for o in outputs]
+        shapes = [tuple(np.shape(o)) for o in outputs]
         boxes_at, count_at, (first_at, second_at) = roles(shapes)
         count = int(np.clip(np.asarray(outputs[count_at]).reshape(-1)[0], 0, shapes[boxes_at][1]))
         classes, scores = classes_and_scores(np.asarray(outputs[first_at], np.float32)[0, :count],
