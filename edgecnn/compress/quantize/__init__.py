@@ -34,6 +34,7 @@ class QuantizeOptions:
     force: bool = False
     seed: int = 0
     card_options: Any = None  # model files without a card: the flags (edgecnn.runtime.card_options.CardOptions)
+    weight_bits: Optional[int] = None  # .onnx files: 7 (the default there) or 8
 
 
 def quantize_checkpoint(source: str, out: str, options: QuantizeOptions, log=print) -> Dict[str, Any]:
@@ -45,6 +46,8 @@ def quantize_checkpoint(source: str, out: str, options: QuantizeOptions, log=pri
 
     if not str(out).endswith(".pt2"):
         raise UserError(f"--out must end in .pt2 (a torch.export program), got {out}")
+    if options.weight_bits is not None:
+        raise UserError("--weight-bits is for .onnx files; an edgecnn checkpoint's int8 weights are 8-bit")
     model, card, data_spec = load_for_compression(source, options.data, "quantize")
     if options.calib_images < 1:
         raise UserError("--calib-images must be >= 1")
