@@ -59,16 +59,24 @@ def train(name: str, config: Path, out: Path, minutes: float) -> Path:
 
 
 def export(weights: Path, target: Path, **settings) -> Path:
+    """Ultralytics' own export of `weights` to ONNX, or to fp32 TFLite (its LiteRT route)
+    when `target` ends in .tflite."""
     from ultralytics import YOLO
 
     if not target.is_file():
-        written = YOLO(str(weights)).export(format="onnx", imgsz=IMGSZ, simplify=False, **settings)
+        if target.suffix == ".tflite":
+            written = YOLO(str(weights)).export(format="tflite", imgsz=IMGSZ, **settings)
+        else:
+            written = YOLO(str(weights)).export(format="onnx", imgsz=IMGSZ, simplify=False, **settings)
+        written = Path(written)
+        if not written.is_file():  # a bare file name: written beside the weights
+            written = Path(weights).parent / written.name
         os.replace(written, target)
     return target
 
 
 def agreement(path: Path, images, conf: float = CONF) -> dict:
-    """Ultralytics' predict against edgecnn's decode of the same ONNX file."""
+    """Ultralytics' predict against edgecnn's decode of the same file (ONNX or TFLite)."""
     from ultralytics import YOLO
 
     peer = YOLO(str(path), task="detect")
@@ -90,6 +98,7 @@ def agreement(path: Path, images, conf: float = CONF) -> dict:
         used = set()
         for box, score, cls in zip(mine.boxes, mine.scores, mine.classes):
             ious = box_iou(box, t_boxes) if len(t_boxes) else np.zeros(0)
+            ious[np.all(np.abs(t_boxes - box) <= 1e-3, 1)] = 1.0  # the same box, even one of zero area
             candidates = [j for j in np.argsort(-ious) if j not in used and t_classes[j] == cls]
             if not candidates:
                 unmatched += 1
@@ -170,6 +179,8 @@ def main() -> None:
     parser.add_argument("--stages", default="agreement,fps,quantize", help="which of agreement,fps,quantize to run")
     parser.add_argument("--models", default=",".join(MODELS), help="which of the peer models to train and export "
                         "(fps and quantize need yolo11n)")
+    parser.add_argument("--tflite", action="store_true", help="also export each model to fp32 TFLite with "
+                        "Ultralytics' exporter and compare those files too")
     args = parser.parse_args()
     stages = set(args.stages.split(","))
     out = Path(args.out).resolve()
@@ -188,9 +199,10 @@ def main() -> None:
             if name not in MODELS:
                 parser.error(f"--models: {name!r} is not one of {', '.join(MODELS)}")
             weights = train(name, config, out, args.minutes)
-            files[name] = export(weights, out / f"{name}.onnx")
-            if name == "yolo26n":
-                files["yolo26n-end2end"] = export(weights, out / "yolo26n-end2end.onnx", nms=False)
+            for suffix in ((".onnx", ".tflite") if args.tflite else (".onnx",)):
+                files[name + suffix] = export(weights, out / f"{name}{suffix}")
+                if name == "yolo26n":
+                    files["yolo26n-end2end" + suffix] = export(weights, out / f"yolo26n-end2end{suffix}", nms=False)
         if "agreement" in stages:
             results["agreement"] = [agreement(path, val.images, float(conf)) for conf in args.conf.split(",")
                                     for path in files.values()]
@@ -198,8 +210,8 @@ def main() -> None:
             print(json.dumps(results["agreement"], indent=1), flush=True)
         if "fps" not in stages:
             return
-        results["fps_fp32"] = fps_rounds({"edgecnn": edgecnn_stream(files["yolo11n"], folder),
-                                          "ultralytics": ultralytics_stream(files["yolo11n"], folder)}, args.rounds)
+        results["fps_fp32"] = fps_rounds({"edgecnn": edgecnn_stream(files["yolo11n.onnx"], folder),
+                                          "ultralytics": ultralytics_stream(files["yolo11n.onnx"], folder)}, args.rounds)
         save()
         print(json.dumps(results["fps_fp32"]), flush=True)
 
@@ -209,20 +221,20 @@ def main() -> None:
         if int8.exists():
             int8.unlink()
         calib = out / "shapes" / "images" / "train"
-        kept = edgecnn_cli("quantize", files["yolo11n"], "--calib", calib, "--data", "shapes", "--out", int8,
+        kept = edgecnn_cli("quantize", files["yolo11n.onnx"], "--calib", calib, "--data", "shapes", "--out", int8,
                            "--max-drop", args.max_drop, "--mixed", "--json")
         results["quantize"] = {"exit": kept.returncode, "stderr_tail": kept.stderr.strip().splitlines()[-3:],
                                "summary": json.loads(kept.stdout) if kept.returncode == 0 else None}
         save()
         if kept.returncode == 0:
-            results["fps_int8"] = fps_rounds({"fp32": edgecnn_stream(files["yolo11n"], folder),
+            results["fps_int8"] = fps_rounds({"fp32": edgecnn_stream(files["yolo11n.onnx"], folder),
                                               "int8": edgecnn_stream(int8, folder)}, args.rounds)
         blank = out / "blank"
         blank.mkdir(exist_ok=True)
         for i in range(64):
             cv2.imwrite(str(blank / f"{i:03d}.png"), np.zeros((IMGSZ, IMGSZ, 3), np.uint8))
         bad_out = out / "yolo11n-int8-blank.onnx"
-        bad = edgecnn_cli("quantize", files["yolo11n"], "--calib", blank, "--data", "shapes", "--out", bad_out,
+        bad = edgecnn_cli("quantize", files["yolo11n.onnx"], "--calib", blank, "--data", "shapes", "--out", bad_out,
                           "--max-drop", args.max_drop, "--json")
         results["blank_calibration"] = {"exit": bad.returncode, "written": bad_out.exists(),
                                         "stderr_tail": bad.stderr.strip().splitlines()[-2:]}

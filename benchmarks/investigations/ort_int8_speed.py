@@ -8,7 +8,8 @@ variant, alternating rounds, median round:
 - qdq-default: the same file on onnxruntime's default u8s8 kernel (VPMADDUBSW; can
   saturate its 16-bit pair sums without VNNI);
 - qdq-7bit: quantized with reduce_range (7-bit weights: a pair sum is at most
-  2 x 255 x 64 = 32640, so the default kernel cannot saturate) on the default kernel.
+  2 x 255 x 64 = 32640, so the default kernel cannot saturate) on the default kernel,
+  and qdq-7bit-exact, the same file on the exact kernel (their outputs should match).
 Each int8 variant's outputs are compared with fp32's on the same blobs (mean and max
 absolute difference of the score rows, i.e. everything after the four box rows).
 
@@ -80,7 +81,8 @@ def main() -> None:
         return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
     sessions = {"fp32": session(args.model, False), "qdq-exact": session(files["qdq"], True),
-                "qdq-default": session(files["qdq"], False), "qdq-7bit": session(files["qdq-7bit"], False)}
+                "qdq-default": session(files["qdq"], False), "qdq-7bit": session(files["qdq-7bit"], False),
+                "qdq-7bit-exact": session(files["qdq-7bit"], True)}
     input_name = model.backend.input_name
     outputs = {name: [s.run(None, {input_name: b})[0] for b in blobs] for name, s in sessions.items()}
     rounds = {name: [] for name in sessions}
@@ -101,6 +103,9 @@ def main() -> None:
                                           zip(_scores(outputs[name]), _scores(outputs["fp32"]))]))
             row.update(score_mean_abs_diff=float(diff.mean()), score_max_abs_diff=float(diff.max()))
         report["variants"][name] = row
+    for fast, exact in (("qdq-default", "qdq-exact"), ("qdq-7bit", "qdq-7bit-exact")):  # does the fast kernel saturate?
+        report[f"{fast}_vs_exact_kernel_max_abs_diff"] = float(max(np.abs(a - b).max() for a, b in
+                                                                zip(outputs[fast], outputs[exact])))
     print(json.dumps(report, indent=1))
 
 
