@@ -18,6 +18,7 @@ Three stages, two environments (TensorFlow does not belong in edgecnn's):
     .venv/bin/python benchmarks/foreign_ssd.py train --out runs/ssd [--minutes 6]
     /path/to/tf-venv/bin/python benchmarks/foreign_ssd.py tflite --out runs/ssd
     .venv/bin/python benchmarks/foreign_ssd.py measure --out runs/ssd
+    .venv/bin/python benchmarks/foreign_ssd.py fixture --out runs/ssd   # the tests' copy
 The TensorFlow venv needs `pip install tensorflow-cpu==2.20.0 opencv-python-headless`.
 """
 from __future__ import annotations
@@ -528,9 +529,27 @@ def stage_measure(out: Path) -> None:
     (out / "measure.json").write_text(json.dumps(results, indent=1))
 
 
+FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "data" / "models" / "tf_ssd_uint8.tflite"
+FIXTURE_SCENES = 8
+
+
+def stage_fixture(out: Path) -> None:
+    """The uint8 file and TensorFlow's interpreter outputs on the first held-out scenes,
+    copied into the tests' data: a real converter's SSD that the tests decode without
+    TensorFlow."""
+    import shutil
+
+    shutil.copyfile(out / "ssd-uint8.tflite", FIXTURE)
+    reference = np.load(out / "ssd-uint8.tflite.reference.npz")
+    rows = int(reference["counts"][:FIXTURE_SCENES].sum())
+    np.savez_compressed(FIXTURE.with_suffix(".reference.npz"), counts=reference["counts"][:FIXTURE_SCENES],
+                        boxes=reference["boxes"][:rows], classes=reference["classes"][:rows],
+                        scores=reference["scores"][:rows])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("stage", choices=("train", "tflite", "measure"))
+    parser.add_argument("stage", choices=("train", "tflite", "measure", "fixture"))
     parser.add_argument("--out", default="runs/ssd")
     parser.add_argument("--minutes", type=float, default=6.0, help="training time")
     parser.add_argument("--seed", type=int, default=0)
@@ -541,8 +560,10 @@ def main() -> None:
         stage_train(out, args.minutes, args.seed)
     elif args.stage == "tflite":
         stage_tflite(out)
-    else:
+    elif args.stage == "measure":
         stage_measure(out)
+    else:
+        stage_fixture(out)
 
 
 if __name__ == "__main__":

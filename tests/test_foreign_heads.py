@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import edgecnn
-from conftest import assert_one_line_error, run_cli
+from conftest import DATA, assert_one_line_error, run_cli
 from edgecnn.core.card import ModelCard
 from edgecnn.core.errors import UserError
 from edgecnn.runtime.card_options import CardOptions
@@ -83,6 +83,39 @@ def test_tflite_ssd_with_the_post_processing_op_in_either_output_order_and_uint8
     np.testing.assert_allclose(found.boxes, [[19.2, 51.2, 44.8, 76.8], [9.6, 19.2, 16, 32]], atol=1e-4)
     np.testing.assert_allclose(found.scores, [0.9, 0.7], atol=1e-6)
     assert found.classes.tolist() == [0, 1]  # the third candidate fell to the op's own NMS
+
+
+@runtime
+def test_an_ssd_from_tensorflows_own_converter_decodes_as_tensorflows_interpreter_does():
+    """tests/data/models/tf_ssd_uint8.tflite: TensorFlow 2.20's converter wrote it with the
+    real TFLite_Detection_PostProcess op, uint8 input and the count output first
+    (benchmarks/foreign_ssd.py); beside it, the interpreter's detections on the first 8
+    held-out scenes."""
+    import cv2
+
+    from edgecnn.data.detection import load_shapes_detection
+    from edgecnn.tasks.detect.task import box_iou
+
+    path = DATA / "models" / "tf_ssd_uint8.tflite"
+    reference = np.load(path.with_suffix(".reference.npz"))
+    model = edgecnn.load(str(path), conf_threshold=0.3, log=None,
+                         card=CardOptions(labels="circle,rectangle,triangle"))
+    assert model.card.head == {"format": "tflite-ssd"} and model.backend.input_dtype == np.uint8
+    starts = np.r_[0, np.cumsum(reference["counts"])]
+    scenes = load_shapes_detection("val", count=len(reference["counts"])).images
+    matched = 0
+    for i, scene in enumerate(scenes):
+        found = model.predict(cv2.cvtColor(scene, cv2.COLOR_RGB2BGR))
+        span = slice(starts[i], starts[i + 1])
+        keep = reference["scores"][span] >= 0.3
+        boxes = np.clip(reference["boxes"][span][keep][:, [1, 0, 3, 2]] * 192, 0, 192)
+        assert len(found.boxes) == len(boxes)
+        for box, score, cls in zip(found.boxes, found.scores, found.classes):
+            j = int(np.argmax(box_iou(box, boxes)))
+            assert box_iou(box, boxes)[j] >= 0.99 and abs(score - reference["scores"][span][keep][j]) <= 0.01
+            assert cls == int(reference["classes"][span][keep][j])
+            matched += 1
+    assert matched >= 8  # the trained SSD finds the scenes' shapes
 
 
 @runtime
