@@ -309,8 +309,8 @@ def add_quantize(sub) -> None:
     p.add_argument("--calib-images", type=int, default=256, help="number of calibration images")
     p.add_argument("--per-tensor", action="store_true", help="one weight scale per tensor (default per channel)")
     p.add_argument("--weight-bits", type=int, choices=(7, 8), default=None, help=".onnx files: int8 weights in "
-                   "7 bits (default), which onnxruntime's fast int8 kernel runs exactly on x86 CPUs without VNNI, "
-                   "or the full 8")
+                   "all 8 bits (default) or in 7, which onnxruntime keeps on its fast int8 kernel on x86 CPUs "
+                   "without VNNI (8-bit weights there need its slower exact kernel)")
     p.add_argument("--mixed", action="store_true", help="keep the most sensitive layers float until the "
                    "budget holds (per-layer sensitivity report)")
     p.add_argument("--float-layers", default="", metavar="NAMES", help="comma-separated module names to keep "

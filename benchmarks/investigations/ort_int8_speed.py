@@ -9,7 +9,9 @@ variant, alternating rounds, median round:
   saturate its 16-bit pair sums without VNNI);
 - qdq-7bit: quantized with reduce_range (7-bit weights: a pair sum is at most
   2 x 255 x 64 = 32640, so the default kernel cannot saturate) on the default kernel,
-  and qdq-7bit-exact, the same file on the exact kernel (their outputs should match).
+  and qdq-7bit-exact, the same file on the exact kernel (their outputs should match);
+- qdq-u8u8: uint8 weights (onnxruntime's u8u8 kernel widens to 16 bits before
+  multiplying, so it cannot saturate either) on the default kernel.
 Each int8 variant's outputs are compared with fp32's on the same blobs (mean and max
 absolute difference of the score rows, i.e. everything after the four box rows).
 
@@ -63,12 +65,13 @@ def main() -> None:
     prepare(args.model, prepared)
     tail = decode_tail(onnx.load(prepared))
     files = {}
-    for name, reduce_range in (("qdq", False), ("qdq-7bit", True)):
+    for name, reduce_range, weight_type in (("qdq", False, QuantType.QInt8), ("qdq-7bit", True, QuantType.QInt8),
+                                            ("qdq-u8u8", False, QuantType.QUInt8)):
         files[name] = str(work / f"{name}.onnx")
         with quiet():
             quantize_static(prepared, files[name], ImageReader(images, card, model.backend.input_name),
                             quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,
-                            weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8, nodes_to_exclude=tail,
+                            weight_type=weight_type, activation_type=QuantType.QUInt8, nodes_to_exclude=tail,
                             calibrate_method=CalibrationMethod.Percentile,
                             extra_options={"CalibStridedMinMax": calibration_chunk(len(images))})
 
@@ -76,13 +79,14 @@ def main() -> None:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = args.threads
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle sessions leave the cores alone
         if exact:
             options.add_session_config_entry("session.x64quantprecision", "1")
         return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
     sessions = {"fp32": session(args.model, False), "qdq-exact": session(files["qdq"], True),
                 "qdq-default": session(files["qdq"], False), "qdq-7bit": session(files["qdq-7bit"], False),
-                "qdq-7bit-exact": session(files["qdq-7bit"], True)}
+                "qdq-7bit-exact": session(files["qdq-7bit"], True), "qdq-u8u8": session(files["qdq-u8u8"], False)}
     input_name = model.backend.input_name
     outputs = {name: [s.run(None, {input_name: b})[0] for b in blobs] for name, s in sessions.items()}
     rounds = {name: [] for name in sessions}

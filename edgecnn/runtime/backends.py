@@ -128,15 +128,7 @@ class OnnxBackend(Backend):
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         if exact_int8_kernel_needed():
-            from edgecnn.runtime.onnx_wire import INT8_FAST_KERNEL_LIMIT, int8_weight_magnitude
-
-            try:
-                with open(path, "rb") as handle:
-                    magnitude = int8_weight_magnitude(handle.read())
-            except OSError:  # onnxruntime below says what is wrong with the path
-                magnitude = None
-            if magnitude is not None and magnitude > INT8_FAST_KERNEL_LIMIT:
-                options.add_session_config_entry("session.x64quantprecision", "1")
+            options.add_session_config_entry("session.x64quantprecision", "1")
         self.providers = onnx_providers(onnxruntime.get_available_providers())
         try:
             self.session = onnxruntime.InferenceSession(path, options, providers=[
@@ -207,10 +199,8 @@ def exact_int8_kernel_needed() -> bool:
     """On x86-64 CPUs without VNNI, onnxruntime's default u8s8 int8 convolution kernel
     saturates its 16-bit pair sums: int8 files of the converter tests' CNNs lost 6-28
     points of top-1 agreement with PyTorch there (benchmarks/RESULTS.md, "Runtime").
-    onnxruntime's exact x64 kernel (`session.x64quantprecision`) is then used for files
-    with 8-bit weights: about 1.4x slower on those CPUs, and right. Files whose weights
-    fit 7 bits (`edgecnn quantize FILE.onnx` writes them so) cannot saturate it and keep
-    the default kernel."""
+    onnxruntime's exact x64 kernel (`session.x64quantprecision`) is then used: about 1.4x
+    slower on those CPUs, and right."""
     from devices.profile import detect
 
     return detect().int8_dot_products_saturate

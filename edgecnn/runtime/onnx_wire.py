@@ -7,7 +7,7 @@ GraphProto.node = 1, NodeProto.op_type = 4, NodeProto.domain = 7.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Iterator, Tuple
 
 from edgecnn.core.errors import UserError
 
@@ -145,43 +145,3 @@ def io_quantization(data: bytes) -> Tuple[Dict[str, Tuple[float, int]], Dict[str
     found_out = {n["output"][0]: params(n) for n in nodes if n["op"] == "QuantizeLinear" and n["output"]
                  and n["output"][0] in outputs}
     return ({k: v for k, v in found_in.items() if v}, {k: v for k, v in found_out.items() if v})
-
-
-INT8_FAST_KERNEL_LIMIT = 64  # |weight| <= 64: 2 x 255 x 64 = 32640 fits the kernel's 16-bit pair sums
-
-
-def int8_weight_magnitude(data: bytes) -> Optional[int]:
-    """The largest |value| over the graph's INT8 initializers (a QDQ file's weights); None
-    when it has none. One whose values are elsewhere (external data) counts as 128, the
-    most an int8 can be. Fields: GraphProto 5 initializer; TensorProto 2 data_type
-    (3 = INT8), 5 int32_data, 9 raw_data."""
-    import numpy as np
-
-    largest: Optional[int] = None
-    try:
-        view = memoryview(data)  # slices of a view are not copies: a 10 MB file reads in milliseconds
-        graph = next(value for number, wire, value in fields(view) if number == 7 and wire == _BYTES)
-        for number, wire, tensor in fields(graph):
-            if number != 5 or wire != _BYTES:
-                continue
-            data_type, values = 0, None
-            for field, kind, value in fields(tensor):
-                if field == 2 and kind == _VARINT:
-                    data_type = value
-                elif field == 9 and kind == _BYTES:
-                    values = np.frombuffer(value, np.int8)
-                elif field == 5 and kind == _BYTES:  # packed int32 varints
-                    packed, position = [], 0
-                    while position < len(value):
-                        item, position = _varint(value, position)
-                        packed.append(item - (1 << 64) if item >= 1 << 63 else item)
-                    values = np.array(packed, np.int64)
-                elif field == 5 and kind == _VARINT:
-                    values = np.array([value - (1 << 64) if value >= 1 << 63 else value], np.int64)
-            if data_type != 3:
-                continue
-            magnitude = int(np.abs(values.astype(np.int64)).max()) if values is not None and len(values) else 128
-            largest = magnitude if largest is None else max(largest, magnitude)
-    except (StopIteration, ValueError):
-        return 128
-    return largest

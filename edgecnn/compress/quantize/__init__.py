@@ -34,7 +34,7 @@ class QuantizeOptions:
     force: bool = False
     seed: int = 0
     card_options: Any = None  # model files without a card: the flags (edgecnn.runtime.card_options.CardOptions)
-    weight_bits: Optional[int] = None  # .onnx files: 7 (the default there) or 8
+    weight_bits: Optional[int] = None  # .onnx files: 8 (the default there) or 7
 
 
 def quantize_checkpoint(source: str, out: str, options: QuantizeOptions, log=print) -> Dict[str, Any]:

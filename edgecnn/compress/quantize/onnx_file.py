@@ -1,7 +1,7 @@
 """int8 for an ONNX file edgecnn did not train (a YOLO from Ultralytics, a jetson SSD, a
 torchvision classifier): onnxruntime's static quantization (QDQ, per-channel int8
 weights, percentile-calibrated uint8 activations, as edgecnn's own ONNX int8 files get;
-the weights in 7 bits unless --weight-bits 8 asks for all 8, see WEIGHT_BITS), measured on the user's held-out data beside the fp32 file and refused beyond the budget
+--weight-bits 7 for CPUs without VNNI, see WEIGHT_BITS), measured on the user's held-out data beside the fp32 file and refused beyond the budget
 with nothing written. The kept file carries a card (the recognised or given one, marked
 int8, with both measurements) and gets a parity report beside it.
 
@@ -36,11 +36,12 @@ PARITY_IMAGES = 100
 # the held-out images' answers (the shapes detector's int8 file: above 80%).
 MIN_PARITY_AGREEMENT = 0.5
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-# 7-bit weights (onnxruntime's reduce_range): on x86 CPUs without VNNI, onnxruntime's fast
-# u8s8 kernel sums pairs of products in 16 bits, which 8-bit weights can saturate, so the
-# runtime has to run 8-bit files on its exact kernel; 7-bit ones (|w| <= 64) cannot
-# saturate and keep the fast one (edgecnn.runtime.backends.exact_int8_kernel_needed).
-WEIGHT_BITS = 7
+# int8 weights in all 8 bits. --weight-bits 7 (onnxruntime's reduce_range) is for x86 CPUs
+# without VNNI: there edgecnn's sessions ask for onnxruntime's exact int8 kernel, which runs
+# files with 8-bit weights at about fp32 speed but keeps the fast kernel for weights within
+# 7 bits (benchmarks/RESULTS.md, "ONNX int8 on x86-64 CPUs without VNNI"); the gate
+# measures what the lost bit costs.
+WEIGHT_BITS = 8
 
 
 def decode_tail(model) -> List[str]:
