@@ -124,6 +124,28 @@ def test_images_directories_and_globs(tmp_path):
         open_source(str(tmp_path / "*.bmp"))
 
 
+def test_image_files_are_decoded_and_prepared_ahead_in_a_thread(tmp_path):
+    import threading
+
+    for i in range(6):
+        cv2.imwrite(str(tmp_path / f"img{i}.png"), np.full((8, 8, 3), 10 * i, np.uint8))
+    readers = set()
+
+    def prepare(image):
+        readers.add(threading.current_thread().name)
+        return image[None].astype(np.float32)
+
+    with open_source(str(tmp_path)) as source:
+        source.prepare = prepare  # as Model.stream sets it, before iterating
+        frames = list(source)
+    assert [f.index for f in frames] == list(range(6))
+    assert all(f.blob is not None and f.blob[0, 0, 0, 0] == 10 * f.index for f in frames)
+    assert readers == {f"decode {tmp_path}"}  # not the consumer's thread
+    with open_source(str(tmp_path)) as never_read:  # closing a source nobody iterated
+        pass
+    assert never_read._thread.ident is None
+
+
 def test_demo_scene_moves_repeatably_and_is_paced():
     a, b = DemoCapture(seed=3), DemoCapture(seed=3)
     assert np.array_equal(a.scene(10), b.scene(10)) and not np.array_equal(a.scene(0), a.scene(15))

@@ -11,8 +11,8 @@
 Live sources (cameras, streams, pipelines, demo, and files with realtime=True) run a
 capture thread that keeps only the newest frame: when inference is slower than the
 source, old frames are dropped (and counted) instead of queueing up, so the age of
-each answer stays bounded. Files otherwise give every frame in order, decoded one
-step ahead in a thread so decoding overlaps inference. A live source that fails
+each answer stays bounded. Files (videos and images) otherwise give every frame in
+order, decoded a few frames ahead in a thread so decoding overlaps inference. A live source that fails
 mid-run is reopened with backoff (each attempt reported), never crashing the run.
 """
 from __future__ import annotations
@@ -186,33 +186,33 @@ class LiveSource(Source):
 
 # ------------------------------------------------------------------ files: every frame in order
 
-class VideoFileSource(Source):
-    """Every frame of a video file in order; a reader thread decodes (and, given
-    `prepare`, preprocesses) ahead into a small queue so that work overlaps inference."""
+class ReadAheadSource(Source):
+    """Every frame of a file source in order; from the first iteration on, a reader
+    thread decodes (and, given `prepare`, preprocesses) ahead into a small queue so
+    that work overlaps inference. Subclasses say how to read: `_images()` yields
+    (index, image); `_release()` frees what a source never iterated holds."""
 
-    def __init__(self, path: str, ahead: int = 4) -> None:
-        self.name, self.path = path, path
-        self._capture = open_video_file(path, decoder_threads=1)
-        self.fps = self._capture.get(cv2.CAP_PROP_FPS) or 0.0
+    def __init__(self, name: str, ahead: int = 4) -> None:
+        self.name = name
         self._queue: "queue.Queue" = queue.Queue(maxsize=ahead)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"decode {path}", daemon=True)
-        self._thread.start()
+        self._thread = threading.Thread(target=self._run, name=f"decode {name}", daemon=True)
+
+    def _images(self) -> Iterator[tuple]:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        pass
 
     def _run(self) -> None:
-        index = 0
         try:
-            while not self._stop.is_set():
-                ok, image = self._capture.read()
-                if not ok:
+            for index, image in self._images():
+                if self._stop.is_set():
                     break
                 prepare = self.prepare
-                frame = Frame(image, index, time.time(), time.perf_counter(),
-                              prepare(image) if prepare is not None else None)
-                self._put(frame)
-                index += 1
+                self._put(Frame(image, index, time.time(), time.perf_counter(),
+                                prepare(image) if prepare is not None else None))
         finally:
-            self._capture.release()
             self._put(_END)
 
     def _put(self, item) -> None:
@@ -225,6 +225,8 @@ class VideoFileSource(Source):
                 continue
 
     def __iter__(self) -> Iterator[Frame]:
+        if self._thread.ident is None:
+            self._thread.start()
         while True:
             item = self._queue.get()
             if item is _END:
@@ -235,18 +237,47 @@ class VideoFileSource(Source):
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.ident is None:
+            self._release()
+        else:
+            self._thread.join(timeout=5)
 
 
-class ImageFilesSource(Source):
-    """Images one after another (a file, a directory's images, or a glob); an image
-    that does not decode is reported and skipped."""
+class VideoFileSource(ReadAheadSource):
+    """Every frame of a video file in order, decoded ahead."""
 
-    def __init__(self, name: str, paths: List[str], log: Callable[[str], None] = stderr_log) -> None:
-        self.name, self.paths, self._log = name, paths, log
+    def __init__(self, path: str, ahead: int = 4) -> None:
+        self.path = path
+        self._capture = open_video_file(path, decoder_threads=1)
+        self.fps = self._capture.get(cv2.CAP_PROP_FPS) or 0.0
+        super().__init__(path, ahead)
+
+    def _images(self) -> Iterator[tuple]:
+        index = 0
+        try:
+            while True:
+                ok, image = self._capture.read()
+                if not ok:
+                    return
+                yield index, image
+                index += 1
+        finally:
+            self._capture.release()
+
+    def _release(self) -> None:
+        self._capture.release()
+
+
+class ImageFilesSource(ReadAheadSource):
+    """Images one after another (a file, a directory's images, or a glob), decoded ahead;
+    an image that does not decode is reported and skipped."""
+
+    def __init__(self, name: str, paths: List[str], log: Callable[[str], None] = stderr_log, ahead: int = 4) -> None:
+        self.paths, self._log = paths, log
         self.skipped = 0
+        super().__init__(name, ahead)
 
-    def __iter__(self) -> Iterator[Frame]:
+    def _images(self) -> Iterator[tuple]:
         for index, path in enumerate(self.paths):
             image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
             if image is None:
@@ -255,7 +286,7 @@ class ImageFilesSource(Source):
                 continue
             if image.dtype != np.uint8:  # 16-bit PNG/TIFF: scale to 8 bits
                 image = cv2.convertScaleAbs(image, alpha=255.0 / max(1, int(image.max())))
-            yield Frame(image, index, time.time(), time.perf_counter())
+            yield index, image
 
 
 # ------------------------------------------------------------------ openers
