@@ -142,8 +142,14 @@ def fps_rounds(runners: dict, rounds: int) -> dict:
             frames, seconds = run()
             figures[name].append(frames / seconds)
             gc.collect()
-    return {name: {"median_fps": round(float(np.median(v)), 1), "rounds": [round(x, 1) for x in v]}
-            for name, v in figures.items()}
+    result = {name: {"median_fps": round(float(np.median(v)), 1), "rounds": [round(x, 1) for x in v]}
+              for name, v in figures.items()}
+    if len(figures) == 2:  # the machine's speed drifts between rounds: each round's ratio is measured side by side
+        first, second = figures.values()
+        ratios = [a / b for a, b in zip(first, second)]
+        result["ratio_first_to_second"] = {"median": round(float(np.median(ratios)), 3),
+                                           "rounds": [round(r, 3) for r in ratios]}
+    return result
 
 
 WARMUP_FRAMES = 20
