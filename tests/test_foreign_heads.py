@@ -205,6 +205,22 @@ def test_end_to_end_yolo_applies_no_nms_and_yolov5_is_told_from_v8_by_anchor_cou
     np.testing.assert_allclose(found.scores, [0.4], atol=1e-6)
 
 
+@runtime
+@pytest.mark.parametrize("scale", [1.0, 64.0], ids=["normalised", "pixels"])
+def test_end_to_end_yolo_tflite_boxes_are_read_normalised_or_in_pixels_by_their_values(tmp_path, scale):
+    # Ultralytics 8.4's own TFLite export writes pixel boxes in end-to-end files; others normalise
+    rows = np.zeros((1, 300, 6), np.float32)
+    rows[0, 0] = [22 / 64 * scale, 27 / 64 * scale, 42 / 64 * scale, 37 / 64 * scale, 0.9, 1]
+    rows[0, 1:, :4] = [0.1 * scale, 0.1 * scale, 0.2 * scale, 0.2 * scale]  # the rows below the threshold
+    path = tflite_model(tmp_path / "yolo26n_float32.tflite", [1, 64, 64, 3], [rows])
+    append_metadata(path, {"metadata.json": ultralytics_tflite_metadata(["a", "b"], (64, 64))})
+    model = edgecnn.load(str(path))
+    assert model.card.head == {"format": "yolo-end2end", "boxes": "auto"}
+    found = model.predict(FRAME)
+    np.testing.assert_allclose(found.boxes, [[44, 22, 84, 42]], atol=1e-3)
+    assert found.classes.tolist() == [1]
+
+
 def test_jetson_ssd_onnx_background_first(tmp_path):
     scores = np.array([[[0.1, 0.8, 0.1], [0.9, 0.05, 0.05]]], np.float32)
     boxes = np.array([[[0.25, 0.5, 0.75, 1.0], [0, 0, 1, 1]]], np.float32)

@@ -120,7 +120,11 @@ def recognise_file(facts: FileFacts, model_name: str, head_entry: Optional[Dict]
     return next(iter(claims.values()), None)
 
 
-BOX_SCALES = ("pixels", "normalised")
+BOX_SCALES = ("pixels", "normalised", "auto")
+# "auto": normalised when every coordinate lies within this, else input pixels (a box of a
+# real detection is wider than 2 px; a normalised one lies within 0..1, a little beyond
+# at the image edge)
+NORMALISED_LIMIT = 2.0
 
 
 def parse_box_scale(arguments: str) -> Dict[str, str]:
@@ -132,9 +136,15 @@ def parse_box_scale(arguments: str) -> Dict[str, str]:
     return {"boxes": arguments}
 
 
-def box_scale_of(card, corners: np.ndarray) -> np.ndarray:
-    """Corner boxes in input pixels: normalised ones (the card's head says) scaled up."""
-    if card.head.get("boxes") == "normalised":
+def box_scale_of(card, corners: np.ndarray, reference: Optional[np.ndarray] = None) -> np.ndarray:
+    """Corner boxes in input pixels: normalised ones (the card's head says) scaled up; for
+    "auto", normalised when every coordinate of `reference` (default: the corners
+    themselves, e.g. all of a model's output rows) lies within NORMALISED_LIMIT."""
+    scale = card.head.get("boxes")
+    if scale == "auto":
+        values = corners if reference is None else reference
+        scale = "normalised" if values.size and float(np.abs(values).max()) <= NORMALISED_LIMIT else "pixels"
+    if scale == "normalised":
         height, width = card.input_size
         return corners * np.array([width, height, width, height], np.float32)
     return corners

@@ -1,10 +1,13 @@
 """End-to-end YOLO output ("yolo-end2end": YOLO26, YOLOv10, and YOLOv8/11 exported
 with NMS inside the graph): one tensor [1, K, 6] of final detections, K = 300 by
 default. Per row: x1, y1, x2, y2, score, class index. No NMS is applied after it; rows
-below the score threshold are dropped. Boxes are in input pixels (ONNX) or normalised
-(TFLite). Inputs are letterboxed (pad 114), RGB, pixel / 255.
+below the score threshold are dropped. Boxes are in input pixels in ONNX files. TFLite
+files differ by exporter: Ultralytics 8.4's own TFLite export (its LiteRT route) keeps
+pixels in its end-to-end files while normalising its raw-head ones, so a TFLite
+end-to-end file is read as "auto" (normalised when all K rows' coordinates lie within
+0..2, else pixels). Inputs are letterboxed (pad 114), RGB, pixel / 255.
 
-Card entry: {"format": "yolo-end2end", "boxes": "pixels" | "normalised"}.
+Card entry: {"format": "yolo-end2end", "boxes": "pixels" | "normalised" | "auto"}.
 Recognised by Ultralytics' end2end metadata, or by a [1, K, 6] output whose K is no
 anchor count of the input size (a raw head's would be).
 """
@@ -46,10 +49,11 @@ class YoloEnd2End(Head):
                             f"class); the model outputs {[tuple(s) for s in shapes]}; check --head")
 
     def decode_above(self, card, outputs: Sequence[np.ndarray], conf: float):
-        rows = np.asarray(outputs[0], np.float32).reshape(-1, ROW)
-        rows = rows[rows[:, 4] >= conf]
+        every = np.asarray(outputs[0], np.float32).reshape(-1, ROW)
+        rows = every[every[:, 4] >= conf]
         classes = np.rint(rows[:, 5]).astype(np.int64)
-        return box_scale_of(card, rows[:, :4].copy()), one_hot_scores(rows[:, 4], classes, len(card.labels))
+        return (box_scale_of(card, rows[:, :4].copy(), every[:, :4]),
+                one_hot_scores(rows[:, 4], classes, len(card.labels)))
 
     def decode(self, card, outputs):
         return self.decode_above(card, outputs, -np.inf)
@@ -70,7 +74,10 @@ class YoloEnd2End(Head):
             raise UserError(f"{model_name}: its metadata says end2end False but its output {facts.output_shapes[0]} "
                             f"is not a raw head of {anchors} anchors")
         check_metadata_size(facts, model_name)
-        return letterbox_card_fields(facts, self.name, labels_for(facts, None, model_name))
+        fields = letterbox_card_fields(facts, self.name, labels_for(facts, None, model_name))
+        if facts.format == "tflite":
+            fields["head"]["boxes"] = "auto"
+        return fields
 
 
 HEAD = YoloEnd2End()
