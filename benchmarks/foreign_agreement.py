@@ -39,11 +39,11 @@ os.environ.setdefault("YOLO_AUTOINSTALL", "false")  # a missing exporter depende
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peer_metric import torchvision_metadata  # noqa: E402
 from peer_train import IMGSZ, torchvision_stand_in, write_scenes  # noqa: E402
+from box_agreement import BoxAgreement  # noqa: E402
 
 import edgecnn  # noqa: E402
 from edgecnn.data.detection import MIN_VISIBLE  # noqa: E402
 from edgecnn.runtime.nms import MAX_DETECTIONS  # noqa: E402
-from edgecnn.tasks.detect.task import box_iou  # noqa: E402
 
 CONF, IOU = 0.25, 0.7
 MODELS = ("yolo11n", "yolo26n", "yolov8n")
@@ -82,39 +82,20 @@ def agreement(path: Path, images, conf: float = CONF) -> dict:
 
     peer = YOLO(str(path), task="detect")
     ours = edgecnn.load(str(path), conf_threshold=conf, iou_threshold=IOU)
-    boxes = unmatched = worst_iou_fail = identical = 0
-    worst_score = 0.0
-    min_iou = 1.0
+    matched, identical = BoxAgreement(), 0
     for image in images:
         theirs = peer.predict(image, imgsz=IMGSZ, conf=conf, iou=IOU, max_det=MAX_DETECTIONS, device="cpu",
                               verbose=False)[0].boxes
         t_boxes, t_scores, t_classes = theirs.xyxy.numpy(), theirs.conf.numpy(), theirs.cls.numpy().astype(int)
         mine = ours.predict(image)
-        boxes += max(len(t_boxes), len(mine.boxes))
         theirs_rows = np.c_[t_boxes, t_scores, t_classes]
         mine_rows = np.c_[mine.boxes, mine.scores, mine.classes]
         theirs_rows, mine_rows = (rows[np.lexsort((rows[:, 1], rows[:, 0], -rows[:, 4]))]
                                   for rows in (theirs_rows, mine_rows))
         identical += len(theirs_rows) == len(mine_rows) and np.allclose(theirs_rows, mine_rows, atol=1e-3)
-        used = set()
-        for box, score, cls in zip(mine.boxes, mine.scores, mine.classes):
-            ious = box_iou(box, t_boxes) if len(t_boxes) else np.zeros(0)
-            ious[np.all(np.abs(t_boxes - box) <= 1e-3, 1)] = 1.0  # the same box, even one of zero area
-            candidates = [j for j in np.argsort(-ious) if j not in used and t_classes[j] == cls]
-            if not candidates:
-                unmatched += 1
-                continue
-            j = candidates[0]
-            used.add(j)
-            min_iou = min(min_iou, float(ious[j]))
-            worst_score = max(worst_score, abs(float(t_scores[j]) - float(score)))
-            worst_iou_fail += ious[j] < 0.99
-        unmatched += len(t_boxes) - len(used)
-    return {"file": path.name, "head": ours.card.head["format"], "conf": conf, "images": len(images),
-            "identical_scenes": int(identical), "boxes": boxes,
-            "unmatched": unmatched, "below_iou_0.99": int(worst_iou_fail), "min_iou": round(min_iou, 5),
-            "max_score_difference": round(worst_score, 5),
-            "agree": bool(unmatched == 0 and worst_iou_fail == 0 and worst_score <= 0.01)}
+        matched.add(mine, t_boxes, t_scores, t_classes)
+    return {"file": path.name, "head": ours.card.head["format"], "conf": conf, "identical_scenes": int(identical),
+            **matched.result()}
 
 
 def score_peer_file(path: Path, val) -> dict:

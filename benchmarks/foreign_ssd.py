@@ -447,40 +447,23 @@ def agreement(path: Path, out: Path) -> dict:
     same class. The op does not clip its boxes to the image and edgecnn does, so the
     reference is clipped as well."""
     import edgecnn
+    from box_agreement import BoxAgreement
     from edgecnn.runtime.card_options import CardOptions
-    from edgecnn.tasks.detect.task import box_iou
 
     reference = np.load(out / f"{path.name}.reference.npz")
     model = edgecnn.load(str(path), conf_threshold=SCORE_THRESHOLD, log=None,
                          card=CardOptions(labels=",".join(LABELS)))
     starts = np.r_[0, np.cumsum(reference["counts"])]
     images = sorted((out / "images" / "val").glob("*.png"))
-    boxes = unmatched = below = 0
-    worst_score, min_iou = 0.0, 1.0
+    agreement = BoxAgreement()
     for i, image_path in enumerate(images):
         mine = model.predict(cv2.imread(str(image_path)))
         span = slice(starts[i], starts[i + 1])
         theirs = np.clip(reference["boxes"][span][:, [1, 0, 3, 2]] * IMGSZ, 0, IMGSZ)  # edgecnn clips to the frame
         t_scores, t_classes = reference["scores"][span], reference["classes"][span].astype(int)
         keep = t_scores >= SCORE_THRESHOLD
-        theirs, t_scores, t_classes = theirs[keep], t_scores[keep], t_classes[keep]
-        boxes += max(len(theirs), len(mine.boxes))
-        used = set()
-        for box, score, cls in zip(mine.boxes, mine.scores, mine.classes):
-            ious = box_iou(box, theirs) if len(theirs) else np.zeros(0)
-            options = [j for j in np.argsort(-ious) if j not in used and t_classes[j] == cls]
-            if not options:
-                unmatched += 1
-                continue
-            j = options[0]
-            used.add(j)
-            min_iou = min(min_iou, float(ious[j]))
-            worst_score = max(worst_score, abs(float(t_scores[j]) - float(score)))
-            below += ious[j] < 0.99
-        unmatched += len(theirs) - len(used)
-    return {"images": len(images), "boxes": boxes, "unmatched": unmatched, "below_iou_0.99": int(below),
-            "min_iou": round(min_iou, 5), "max_score_difference": round(worst_score, 5),
-            "agree": bool(unmatched == 0 and below == 0 and worst_score <= 0.01)}
+        agreement.add(mine, theirs[keep], t_scores[keep], t_classes[keep])
+    return agreement.result()
 
 
 def stage_measure(out: Path) -> None:
