@@ -186,7 +186,7 @@ FAMILIES = {
 }
 
 
-def teach(model: nn.Module, steps: int = 60) -> nn.Module:
+def teach(model: nn.Module, steps: int = 90) -> nn.Module:
     """A few seconds of training on real digit tiles, so that int8 agreement is measured
     on a model with real decision margins rather than random weights."""
     from edgecnn.data import load_classification
