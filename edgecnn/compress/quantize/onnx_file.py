@@ -2,8 +2,9 @@
 torchvision classifier): onnxruntime's static quantization (QDQ, per-channel int8
 weights, percentile-calibrated uint8 activations, as edgecnn's own ONNX int8 files get;
 --weight-bits 7 for CPUs without VNNI, see WEIGHT_BITS), measured on the user's held-out
-data beside the fp32 file and refused beyond the budget with nothing written. The kept file carries a card (the recognised or given one, marked
-int8, with both measurements) and gets a parity report beside it.
+data beside the fp32 file and refused beyond the budget with nothing written. The kept
+file carries a card (the recognised or given one, marked int8, with both measurements)
+and gets a parity report beside it.
 
 The nodes after the last convolution on the way to each output (a detector's decode)
 stay float in every attempt.
