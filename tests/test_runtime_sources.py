@@ -141,6 +141,7 @@ def test_image_files_are_decoded_and_prepared_ahead_in_a_thread(tmp_path):
     assert [f.index for f in frames] == list(range(6))
     assert all(f.blob is not None and f.blob[0, 0, 0, 0] == 10 * f.index for f in frames)
     assert readers == {f"decode {tmp_path}"}  # not the consumer's thread
+    assert list(source) == []  # one pass
     with open_source(str(tmp_path)) as never_read:  # closing a source nobody iterated
         pass
     assert never_read._thread.ident is None

@@ -196,6 +196,7 @@ class ReadAheadSource(Source):
         self.name = name
         self._queue: "queue.Queue" = queue.Queue(maxsize=ahead)
         self._stop = threading.Event()
+        self._finished = False
         self._thread = threading.Thread(target=self._run, name=f"decode {name}", daemon=True)
 
     def _images(self) -> Iterator[tuple]:
@@ -227,9 +228,10 @@ class ReadAheadSource(Source):
     def __iter__(self) -> Iterator[Frame]:
         if self._thread.ident is None:
             self._thread.start()
-        while True:
+        while not self._finished:
             item = self._queue.get()
             if item is _END:
+                self._finished = True  # one pass: iterating again yields nothing instead of waiting forever
                 return
             # The age of a file frame counts from when it is taken for processing.
             item.capture_time, item.capture_clock = time.time(), time.perf_counter()
