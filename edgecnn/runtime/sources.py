@@ -12,8 +12,9 @@ Live sources (cameras, streams, pipelines, demo, and files with realtime=True) r
 capture thread that keeps only the newest frame: when inference is slower than the
 source, old frames are dropped (and counted) instead of queueing up, so the age of
 each answer stays bounded. Files (videos and images) otherwise give every frame in
-order, decoded a few frames ahead in a thread so decoding overlaps inference. A live source that fails
-mid-run is reopened with backoff (each attempt reported), never crashing the run.
+order, decoded a few frames ahead in a thread so decoding overlaps inference. A live
+source that fails mid-run is reopened with backoff (each attempt reported), never
+crashing the run.
 """
 from __future__ import annotations
 
