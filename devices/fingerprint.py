@@ -16,18 +16,16 @@ import platform
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from devices.profile import _read, cpu_flags, cpu_name, detect
 
-# distribution name(s) -> what to call it; the first one installed wins
+# what to call a library -> its distribution name(s), the first one installed wins. The
+# inference engines' own come from the caller (the backend registry, which sits above).
 LIBRARIES = {
     "numpy": ("numpy",),
     "opencv": ("opencv-python", "opencv-python-headless", "opencv-contrib-python",
                "opencv-contrib-python-headless"),
-    "onnxruntime": ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino"),
-    "ai-edge-litert": ("ai-edge-litert", "ai-edge-litert-nightly"),
-    "tflite-runtime": ("tflite-runtime",),
     "edgecnn": ("edgecnn",),
 }
 # modules to ask for __version__ when a library was installed without metadata (apt)
@@ -47,9 +45,11 @@ ARM_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55"
              "0xd4f": "Neoverse-V2"}
 
 
-def library_versions() -> Dict[str, Optional[str]]:
+def library_versions(engines: Optional[Dict[str, Sequence[str]]] = None) -> Dict[str, Optional[str]]:
+    """Installed versions of the libraries a figure depends on; `engines`: more of them
+    (name -> distributions), such as each inference backend's."""
     versions: Dict[str, Optional[str]] = {}
-    for name, distributions in LIBRARIES.items():
+    for name, distributions in {**LIBRARIES, **(engines or {})}.items():
         versions[name] = None
         for distribution in distributions:
             try:
@@ -91,8 +91,10 @@ def os_name(root: Path) -> str:
     return platform.platform()
 
 
-def fingerprint(root: str = "/", name: Optional[str] = None) -> Dict[str, Any]:
-    """Static facts about the device (they do not change during a run)."""
+def fingerprint(root: str = "/", name: Optional[str] = None,
+                engines: Optional[Dict[str, Sequence[str]]] = None) -> Dict[str, Any]:
+    """Static facts about the device (they do not change during a run); `engines` as
+    for library_versions."""
     base = Path(root)
     profile = detect(root)
     cpuinfo = _read(base, "/proc/cpuinfo") or ""
@@ -107,7 +109,7 @@ def fingerprint(root: str = "/", name: Optional[str] = None) -> Dict[str, Any]:
         "os": os_name(base),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "versions": library_versions(),
+        "versions": library_versions(engines),
     }
     identity = "|".join(str(facts[k]) for k in ("board", "cpu", "machine", "cores", "isa_flags"))
     facts["id"] = hashlib.sha256(identity.encode()).hexdigest()[:12]

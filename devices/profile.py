@@ -13,6 +13,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+# Backends each kind of device prefers, in the backend grammar (edgecnn.runtime.backends):
+# a backend named without options takes its options from here, and where a file could
+# run on several, the first installed one that runs it is chosen. Providers listed here
+# are preferences (the ones this onnxruntime build lacks are left out); providers a
+# user names must exist.
+PREFERRED_BACKENDS = {
+    "jetson": ["onnxruntime:providers=TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider",
+               "litert"],
+    "raspberry-pi": ["litert", "onnxruntime"],
+    "desktop": ["litert", "onnxruntime"],
+}
+
 INTERESTING_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "neon", "asimd", "asimddp",
                      "fphp", "sve")
 
@@ -24,7 +36,7 @@ class DeviceProfile:
     machine: str  # uname -m
     cores: int
     isa_flags: List[str] = field(default_factory=list)
-    preferred_backends: List[str] = field(default_factory=list)
+    preferred_backends: List[str] = field(default_factory=list)  # backend grammar, PREFERRED_BACKENDS
     default_threads: int = 1
     camera: str = "v4l2"  # "picamera2" | "nvargus" | "v4l2"
 
@@ -74,9 +86,9 @@ def detect(root: str = "/") -> DeviceProfile:
     flags = cpu_flags(cpuinfo)
     if tegra is not None or "jetson" in board.lower():
         return DeviceProfile("jetson", board or "NVIDIA Jetson", machine, cores, flags,
-                             ["tensorrt", "cuda", "onnxruntime", "litert"], cores, "nvargus")
+                             list(PREFERRED_BACKENDS["jetson"]), cores, "nvargus")
     if "raspberry pi" in board.lower():
-        return DeviceProfile("raspberry-pi", board, machine, cores, flags, ["litert", "onnxruntime"],
+        return DeviceProfile("raspberry-pi", board, machine, cores, flags, list(PREFERRED_BACKENDS["raspberry-pi"]),
                              cores, "picamera2")
     return DeviceProfile("desktop", board or cpu_name(cpuinfo) or platform.processor() or machine, machine,
-                         cores, flags, ["litert", "onnxruntime"], cores, "v4l2")
+                         cores, flags, list(PREFERRED_BACKENDS["desktop"]), cores, "v4l2")

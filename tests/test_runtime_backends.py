@@ -10,7 +10,8 @@ from edgecnn.assets import RUNTIME_FP32
 from edgecnn.core.card import ModelCard
 from edgecnn.data.detection import shapes_scene
 from edgecnn.core.errors import UserError
-from edgecnn.runtime.backends import backends_for, dequantize, onnx_providers, open_backend, quantize
+from edgecnn.runtime.backends import backends_for, dequantize, open_backend, quantize
+from edgecnn.runtime.backends.onnxruntime import onnx_providers
 from edgecnn.runtime.model_file import read_card
 from edgecnn.core.preprocess import preprocess
 from runtime_fixtures import detector_onnx, int8_io_onnx
@@ -42,7 +43,7 @@ def test_threads_and_backend_names():
 
 
 def test_jetson_prefers_tensorrt_then_cuda_when_available(tmp_path, monkeypatch):
-    from edgecnn.runtime.backends import tensorrt_options
+    from edgecnn.runtime.backends.onnxruntime import tensorrt_options
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     options = tensorrt_options()
@@ -127,3 +128,43 @@ def test_card_reader_without_the_tflite_schema_matches_the_schema_reader(tmp_pat
     other = read_tflite_card(data).replace(labels=["a", "b", "c"], metrics={"note": "re-embedded"})
     again = embed_tflite(data, other)  # replaces the card: still exactly one, the new one
     assert ModelCard.from_json(_tflite_metadata(again, CARD_KEY).decode()) == other == read_tflite_card(again)
+
+
+def test_one_grammar_names_a_backend_and_its_options():
+    from edgecnn.runtime.backends import parse_backend, split_options
+
+    assert split_options("providers=A,B,cuda.device_id=1", "x") == {"providers": ["A", "B"], "cuda.device_id": ["1"]}
+    spec = parse_backend("onnxruntime:providers=cuda,CPUExecutionProvider,cuda.device_id=1,exact_int8=off")
+    assert spec.name == "onnxruntime" and spec.options == {
+        "providers": ["CUDAExecutionProvider", "CPUExecutionProvider"], "cuda.device_id": "1", "exact_int8": "off"}
+    assert parse_backend("litert:delegate=/usr/lib/libedgetpu.so.1,delegate.device=usb").options == {
+        "delegate": "/usr/lib/libedgetpu.so.1", "delegate.device": "usb"}
+    assert parse_backend("auto").name == "auto" and parse_backend(None).name == "auto"
+    for text, message in (("onnxruntime:bogus=1", "has no option 'bogus'; known: providers, exact_int8"),
+                          ("litert:xnnpack=maybe", "option xnnpack: expected on or off"),
+                          ("onnxruntime:providers=nope", "unknown execution provider 'nope'"),
+                          ("onnxruntime:exact_int8=on,off", "takes one value"),
+                          ("litert:=1", "no name"), ("litert:delegate", "expected OPTION=VALUE"),
+                          ("auto:x=1", "auto takes no options"), ("tensorflow", "unknown backend 'tensorflow'")):
+        with pytest.raises(UserError, match=message):
+            parse_backend(text)
+
+
+def test_backends_report_what_ran_and_refuse_providers_that_are_absent(tmp_path):
+    lite = open_backend(str(RUNTIME_FP32))
+    assert lite.ran_on() == {"backend": "litert", "delegate": "xnnpack", "delegated_partitions": 3}
+    reference = open_backend(str(RUNTIME_FP32), "litert:xnnpack=off")
+    assert reference.ran_on()["delegated_partitions"] == 0 and reference.ran_on()["delegate"] is None
+    blob = np.zeros(lite.input_shape, np.float32)
+    for x, y in zip(lite.infer(blob), reference.infer(blob)):
+        np.testing.assert_allclose(x, y, atol=1e-4)
+    onnx_model = open_backend(str(detector_onnx()), "onnxruntime:providers=cpu")
+    assert onnx_model.ran_on()["providers"] == ["CPUExecutionProvider"]
+    with pytest.raises(UserError, match="TensorrtExecutionProvider is not available .*pip install onnxruntime-gpu"):
+        open_backend(str(detector_onnx()), "onnxruntime:providers=tensorrt,cpu")
+    with pytest.raises(UserError, match="cannot load delegate .*libnothing.so"):
+        open_backend(str(RUNTIME_FP32), f"litert:delegate={tmp_path / 'libnothing.so'}")
+    with pytest.raises(UserError, match="option cuda.device_id is for CUDAExecutionProvider, which is not among"):
+        open_backend(str(detector_onnx()), "onnxruntime:cuda.device_id=0")
+    result = run_cli("run", RUNTIME_FP32, "--source", "demo", "--max-frames", "1", "--backend", "litert:bogus=1")
+    assert_one_line_error(result, contains="backend litert has no option 'bogus'; known: delegate, xnnpack")

@@ -9,7 +9,6 @@ from typing import List, Optional
 
 from edgecnn.core.errors import UserError
 
-BACKEND_CHOICES = ("all", "auto", "onnxruntime", "litert", "tflite-runtime")
 
 
 def parse_threads(text: Optional[str]) -> List[int]:
@@ -37,8 +36,13 @@ def check_models(models: List[str]) -> None:
 def run(args) -> int:
     if args.models[0] == "report":
         return run_report(args.models[1:], args.out)
-    if args.backend not in BACKEND_CHOICES:
-        raise UserError(f"--backend must be one of {', '.join(BACKEND_CHOICES)}, got {args.backend!r}")
+    if args.backend not in ("all", "auto"):
+        from edgecnn.runtime.backends import parse_backend
+
+        try:
+            parse_backend(args.backend)  # an unknown backend or option: one line listing the known ones
+        except UserError as exc:
+            raise UserError(f"--backend: {exc}") from None
     if args.runs < 1 or args.warmup < 0 or args.frames < 1:
         raise UserError("--runs and --frames must be >= 1 and --warmup >= 0")
     threads = parse_threads(args.threads)

@@ -39,8 +39,6 @@ NOISY_RATIO = 1.5  # p90 / p50 above this: the run is flagged as noisy
 # calling thread's clock is exact; the whole process's is not over short windows, since the
 # kernel adds the other threads' time at scheduler ticks (it read 10 on two cores over 1 ms)
 MIN_CPU_SHARE = 0.8
-BACKEND_MODULES = {"onnxruntime": "onnxruntime", "litert": "ai_edge_litert.interpreter",
-                   "tflite-runtime": "tflite_runtime.interpreter"}
 ACCURACY_KEYS = ("top1", "map50_95", "map50", "miou")  # the card metric shown beside latency, first found
 
 
@@ -136,8 +134,9 @@ def model_facts(backend) -> Dict[str, Any]:
         "architecture": card.architecture if card else {},
         "metrics": card.metrics if card else {},
     }
-    if getattr(backend, "providers", None):  # onnxruntime: which execution providers ran it
-        facts["providers"] = list(backend.providers)
+    facts["ran_on"] = backend.ran_on()  # execution providers, delegates and their partitions
+    if "providers" in facts["ran_on"]:  # onnxruntime: which execution providers ran it
+        facts["providers"] = list(facts["ran_on"]["providers"])
     facts["accuracy"] = primary_accuracy(facts["metrics"])
     return facts
 
@@ -172,12 +171,15 @@ def measure(config: BenchConfig, progress: Optional[Callable[[int], None]] = Non
     try:
         from edgecnn.runtime.backends import open_backend
 
+        from edgecnn.runtime.backends import get_backend, parse_backend
+
         start = time.perf_counter()
-        if config.backend in BACKEND_MODULES:
-            importlib.import_module(BACKEND_MODULES[config.backend])
+        spec = parse_backend(config.backend)
+        if spec.name != "auto":
+            importlib.import_module(get_backend(spec.name).module)
         record["import_ms"] = round((time.perf_counter() - start) * 1e3, 2)
         start = time.perf_counter()
-        backend = open_backend(config.model, config.backend, config.threads)
+        backend = open_backend(config.model, spec, config.threads)
         record["load_ms"] = round((time.perf_counter() - start) * 1e3, 2)
         record.update(model_facts(backend))
         blob = sample_input(backend)
@@ -228,7 +230,7 @@ def expand_configs(models: Sequence[str], backend: str, threads: Sequence[Option
             names = backends_for(model) or ["auto"]  # none installed: "auto" fails with the pip hint
             names = names if backend == "all" else names[:1]
         else:
-            names = [backend]
+            names = [backend]  # a name with its options (edgecnn.runtime.backends grammar)
         for name in names:
             configs.extend(BenchConfig(model, name, t, runs, warmup, pipeline, frames) for t in threads)
     return configs
@@ -301,7 +303,9 @@ def run_configs(configs: Sequence[BenchConfig], isolate: bool = True, show_progr
 
     from devices.fingerprint import fingerprint
 
-    device = fingerprint(name=device_name)
+    from edgecnn.runtime.backends import backend_types
+
+    device = fingerprint(name=device_name, engines={kind.name: kind.distributions for kind in backend_types()})
     total = sum(c.steps for c in configs)
     records = []
     with tqdm(total=total, unit="run", disable=not show_progress, file=sys.stderr,

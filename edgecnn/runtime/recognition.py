@@ -52,7 +52,7 @@ def file_facts(backend, input_size: Optional[Tuple[int, int]] = None) -> FileFac
             raise UserError(f"{backend.path}: the model's input {shape} has dynamic dimensions; give --input-size")
         concrete = (1, channels, *size) if layout == "nchw" else (1, *size, channels)
     outputs = backend.infer(np.zeros(concrete, np.float32))
-    return FileFacts(format="onnx" if backend.name == "onnxruntime" else "tflite", input_shape=concrete,
+    return FileFacts(format=backend.format, input_shape=concrete,
                      input_dtype=np.dtype(backend.input_dtype).name, input_quant=backend.input_quant,
                      output_shapes=[tuple(int(d) for d in o.shape) for o in outputs],
                      output_names=list(backend.output_names), metadata=dict(backend.metadata),

@@ -176,7 +176,7 @@ def quantize_onnx_file(source: str, out: str, options, log=print) -> Dict[str, A
         raise UserError("--qat and --float-layers are for edgecnn checkpoints; a model file takes --mixed")
     weight_bits = options.weight_bits or WEIGHT_BITS
     fp32_model = load(source, card=options.card_options)
-    if fp32_model.backend.name != "onnxruntime":
+    if fp32_model.backend.format != "onnx":
         raise UserError(f"{source}: not an ONNX file")
     card = fp32_model.card
     if card.precision == "int8":
