@@ -14,7 +14,11 @@ from devices.camera import camera_choice, v4l2_indices
 from devices.profile import detect
 from edgecnn.core.errors import UserError
 from edgecnn.runtime.demo import DemoCapture
-from edgecnn.runtime.sources import (ImageFilesSource, LiveSource, VideoFileSource, open_source, open_video_file)
+from edgecnn.runtime.sources import open_source
+from edgecnn.runtime.sources._files import open_video_file
+from edgecnn.runtime.sources._live import LiveSource
+from edgecnn.runtime.sources.images import ImageFilesSource
+from edgecnn.runtime.sources.video import VideoFileSource
 from runtime_fixtures import VIDEO, VIDEO_FRAMES
 
 pytestmark = pytest.mark.runtime  # torch-free: also run where only edgecnn[runtime] is installed
@@ -231,3 +235,74 @@ def test_realtime_file_plays_at_its_own_frame_rate():
             if len(indices) == 6:
                 break
     assert time.perf_counter() - started >= 5 / 15 - 0.02 and indices == list(range(6))
+
+
+def test_every_source_takes_options_in_one_grammar_and_refuses_unknown_ones(tmp_path):
+    from edgecnn.runtime.sources import get_source, source_for, split_query
+
+    assert source_for("camera:0").name == "camera" and source_for("3").name == "camera"
+    assert source_for("/dev/video2?size=1280x720").name == "v4l2" and source_for("v4l2:1").name == "v4l2"
+    assert source_for("rtsp://cam/stream").name == "stream" and source_for("demo?fps=5").name == "demo"
+    assert source_for("a ! b ! appsink").name == "gstreamer" and source_for(str(VIDEO)).name == "video"
+    assert source_for(str(tmp_path)).name == "images" and source_for(str(tmp_path / "img?.png")).name == "images"
+    assert get_source("camera").split("camera:0?size=1280x720&fps=15&format=mjpg") == (
+        "camera:0", {"size": (1280, 720), "fps": 15.0, "format": "MJPG"})
+    # a network URL keeps the server's own query keys and gives up edgecnn's
+    assert get_source("stream").split("rtsp://cam/live?channel=1&transport=tcp&subtype=0") == (
+        "rtsp://cam/live?channel=1&subtype=0", {"transport": "tcp"})
+    assert split_query("img?.png") == ("img?.png", [])  # a glob's wildcard is not an option
+    for uri, message in (("demo?bogus=1", "source demo has no option 'bogus'; known: fps, size, seed, objects"),
+                         ("camera:0?size=big", "option size: expected WIDTHxHEIGHT"),
+                         ("camera:0?format=MJPEG", "four-character code"),
+                         (f"{VIDEO}?loop=maybe", "option loop: expected 1 or 0"),
+                         ("rtsp://cam/x?transport=quic", "expected tcp or udp"),
+                         ("foo://bar", "unknown source scheme 'foo'; known: "),
+                         ("demo?fps=1&fps=2", "given twice")):
+        with pytest.raises(UserError, match=message):
+            open_source(uri)
+    assert_one_line_error(run_cli("run", "--source", "demo?bogus=1", "--max-frames", "1"),
+                          contains="source demo has no option 'bogus'")
+
+
+def test_files_loop_and_play_in_real_time_by_option(tmp_path):
+    with open_source(f"{VIDEO}?loop=1") as looping:
+        indices = [frame.index for _, frame in zip(range(VIDEO_FRAMES + 10), looping)]
+    assert indices == list(range(VIDEO_FRAMES + 10))  # past the end, numbered on
+    with open_source(f"{VIDEO}?fps=50&loop=1") as paced:
+        assert paced.live and paced.fps == 50
+        started = time.perf_counter()
+        frames = [frame for _, frame in zip(range(VIDEO_FRAMES + 5), paced)]
+    assert len(frames) == VIDEO_FRAMES + 5 and time.perf_counter() - started >= (VIDEO_FRAMES + 3) / 50
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"img{i}.png"), np.full((8, 8, 3), 10 * i, np.uint8))
+    (tmp_path / "img3.png").write_bytes(b"not a png")
+    with open_source(f"{tmp_path}?fps=100&loop=1", log=lambda m: None) as images:
+        shades = [int(frame.image[0, 0, 0]) for _, frame in zip(range(7), images)]
+        assert shades == [0, 10, 20, 0, 10, 20, 0] and images.skipped >= 2
+
+
+def test_a_camera_is_asked_for_its_size_rate_and_pixel_format(tmp_path, monkeypatch):
+    """No camera here: a stand-in capture records what the V4L2 source asks of the driver,
+    and answers with the mode a real driver would round to."""
+    import edgecnn.runtime.sources.v4l2 as v4l2
+
+    asked = {}
+
+    class Driver:
+        def set(self, prop, value):
+            asked[prop] = value
+
+        def get(self, prop):
+            return {cv2.CAP_PROP_FRAME_WIDTH: 1280, cv2.CAP_PROP_FRAME_HEIGHT: 720}.get(prop, 0)
+
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev" / "video4").touch()
+    monkeypatch.setattr(v4l2, "open_capture", lambda target, api, name: Driver())
+    messages = []
+    v4l2.open_v4l2(4, {"size": (1920, 1080), "fps": 15.0, "format": "MJPG"}, messages.append, "camera:4",
+                   root=str(tmp_path))
+    assert asked[cv2.CAP_PROP_FRAME_WIDTH] == 1920 and asked[cv2.CAP_PROP_FRAME_HEIGHT] == 1080
+    assert asked[cv2.CAP_PROP_FPS] == 15.0 and asked[cv2.CAP_PROP_FOURCC] == cv2.VideoWriter_fourcc(*"MJPG")
+    assert messages == ["camera:4: asked for 1920x1080, the driver gives 1280x720"]
+    with pytest.raises(UserError, match="no camera at index 5"):
+        v4l2.open_v4l2(5, {}, messages.append, "camera:5", root=str(tmp_path))
