@@ -1,7 +1,7 @@
 """Is a model converted by edgecnn as fast as a hand-made conversion of the same model?
 
 MobileNetV2-1.0 at 224x224 is converted twice per format and precision:
-- by edgecnn (`edgecnn.compress.convert.convert`, the code behind `edgecnn convert`), and
+- by edgecnn (`converters.convert.convert`, the code behind `edgecnn convert`), and
 - by hand, with the library calls a practitioner would write: litert-torch with
   `to_channel_last_io` (fp32) and the PT2E recipe with a strict export (int8);
   `torch.onnx.export` (fp32) and onnxruntime `quantize_static` QDQ per-channel (int8).
@@ -48,7 +48,7 @@ def calibration_images(count: int):
 
 def edgecnn_files(tmp: Path, images_dir: Path) -> dict:
     from converters.sources import CardFlags
-    from edgecnn.compress.convert import ConvertOptions, convert
+    from converters.convert import ConvertOptions, convert
 
     factory = tmp / "mnv2.py"
     factory.write_text(FACTORY)
@@ -168,7 +168,7 @@ def main() -> None:
     import cv2
 
     from converters.parity import onnx_structure, tflite_structure
-    from converters.toolchain import quiet
+    from edgecnn.core.descriptors import quiet
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)

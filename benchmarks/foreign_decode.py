@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from edgecnn.core.card import ModelCard
-from edgecnn.runtime.heads import detect
+from edgecnn.tasks.detect.task import detect
 
 
 def synthetic_output(rng: np.random.Generator, objects: int = 20, per_object: int = 15) -> np.ndarray:

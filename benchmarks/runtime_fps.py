@@ -58,7 +58,7 @@ def plain_loop(model_path: str, video: str, bound: bool = False) -> dict:
     instead of the plain `preprocess(image, card)` call."""
     from edgecnn.runtime.backends import open_backend
     from edgecnn.core.preprocess import make_preprocessor, preprocess
-    from edgecnn.runtime.heads import detect
+    from edgecnn.tasks.detect.task import detect
 
     backend = open_backend(model_path)
     card = backend.card

@@ -20,7 +20,7 @@ def layer_of(model: torch.nn.Module, sample: torch.Tensor, op: str) -> Optional[
     """The module path whose forward calls aten.<op>, looked up in a non-strict
     torch.export graph and, for ops that only appear after decomposition (rfft2 ->
     _fft_r2c), in its decomposed form."""
-    from converters.toolchain import quiet
+    from edgecnn.core.descriptors import quiet
 
     try:
         with quiet():

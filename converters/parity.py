@@ -11,7 +11,8 @@ import numpy as np
 
 from edgecnn.core.card import ModelCard
 from edgecnn.core.preprocess import preprocess
-from edgecnn.tasks import get_task
+from edgecnn.core.task import get_task
+from edgecnn.training.evaluate import as_list
 
 FP32_MAX_RELATIVE_ERROR = 1e-4
 _COMPUTE_OPS = {"Conv", "ConvTranspose", "MatMul", "Gemm", "Add", "Mul", "Sub", "Div", "Relu", "Clip",
@@ -96,11 +97,6 @@ def one_at_a_time(predict_one: Callable) -> Callable[[np.ndarray], List[np.ndarr
 
 def backend_predictor(backend) -> Callable[[np.ndarray], List[np.ndarray]]:
     return one_at_a_time(backend.infer)
-
-
-def as_list(out) -> List[np.ndarray]:
-    """A predictor's output (one array, or a tuple/list per output) as a list of arrays."""
-    return [np.asarray(o) for o in out] if isinstance(out, (list, tuple)) else [np.asarray(out)]
 
 
 def compare(path: str, fmt: str, card: ModelCard, torch_card: ModelCard, reference_predict: Callable,

@@ -14,7 +14,7 @@ import torch
 
 from edgecnn.core.card import DEFAULT_MEAN, DEFAULT_STD, ModelCard
 from edgecnn.core.errors import UserError
-from edgecnn.tasks import get_task
+from edgecnn.core.task import get_task
 from edgecnn.runtime.card_options import parse_floats, parse_input_size, parse_labels
 
 

@@ -14,7 +14,7 @@ import torch
 
 from converters.card_embed import embed_onnx
 from converters.errors import conversion_error
-from converters.toolchain import quiet
+from edgecnn.core.descriptors import quiet
 from edgecnn.core.atomic import atomic_path
 from edgecnn.core.card import ModelCard
 from edgecnn.core.preprocess import preprocess
@@ -23,7 +23,7 @@ OPSET = 17
 
 
 def output_names(card: ModelCard, count: int) -> list:
-    from edgecnn.tasks import get_task
+    from edgecnn.core.task import get_task
 
     return get_task(card.task).output_names(card, count)
 
@@ -86,10 +86,10 @@ class ImageReader:
     """onnxruntime's CalibrationDataReader over real images, preprocessed as they are read
     and as the model's task and head expect (letterbox for YOLOs); set_range lets the
     calibrator take them a chunk at a time. Used for edgecnn's own ONNX files and for
-    other toolkits' (edgecnn.compress.quantize.onnx_file)."""
+    other toolkits' (converters.quantize_onnx)."""
 
     def __init__(self, images: Sequence[np.ndarray], card: ModelCard, input_name: str) -> None:
-        from edgecnn.tasks import get_task
+        from edgecnn.core.task import get_task
 
         self.images, self.card, self.input_name = list(images), card, input_name
         self.fit = get_task(card.task).preprocessing(card)

@@ -16,7 +16,7 @@ import torch
 
 from converters.card_embed import embed_tflite
 from converters.errors import conversion_error
-from converters.toolchain import quiet
+from edgecnn.core.descriptors import quiet
 from edgecnn.core.atomic import write_bytes_atomic
 from edgecnn.core.card import ModelCard
 

@@ -17,12 +17,13 @@ from typing import Any, Dict, List, Optional
 # a backend named without options takes its options from here, and where a file could
 # run on several, the first installed one that runs it is chosen. Providers listed here
 # are preferences (the ones this onnxruntime build lacks are left out); providers a
-# user names must exist.
+# user names must exist. tflite-runtime (the same interpreter as litert) stands in for
+# litert before another engine, such as OpenVINO, runs a .tflite file.
 PREFERRED_BACKENDS = {
     "jetson": ["onnxruntime:providers=TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider",
-               "litert"],
-    "raspberry-pi": ["litert", "onnxruntime"],
-    "desktop": ["litert", "onnxruntime"],
+               "litert", "tflite-runtime"],
+    "raspberry-pi": ["litert", "tflite-runtime", "onnxruntime"],
+    "desktop": ["litert", "tflite-runtime", "onnxruntime"],
 }
 
 INTERESTING_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "neon", "asimd", "asimddp",

@@ -17,7 +17,7 @@ from edgecnn.runtime.card_options import PRESETS
 from edgecnn.runtime.heads import head_names
 from edgecnn.runtime.sinks import option_dests, sink_types
 from edgecnn.runtime.trackers import DEFAULT_TRACKER, tracker_names
-from edgecnn.tasks import get_task, task_names
+from edgecnn.core.task import get_task, task_names
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -56,19 +56,7 @@ def add_train(sub) -> None:
     p.add_argument("--batch", type=int, default=64, help="global batch size (split across processes)")
     p.add_argument("--bn-batch", type=int, default=None, help="BatchNorm statistics over micro-batches of this "
                    "size (as each of N processes sees batch/N under torchrun)")
-    p.add_argument("--progressive-from", type=int, default=None, metavar="SIZE",
-                   help="detect, segment: progressive resizing, equal stages of epochs at sizes from SIZE up to --imgsz "
-                   "in steps of 32 (validation is always at --imgsz)")
-    p.add_argument("--neck", type=int, default=None, help="detect: channels of the neck and head (default 128); "
-                   "segment: channels of the head (default 128)")
-    p.add_argument("--decoder", default=None, help="segment: lraspp (LR-ASPP, the MobileNetV3 paper's head; "
-                   "default) or unet (a small U-Net-style decoder)")
-    p.add_argument("--tap", default=None, choices=["expansion", "block"],
-                   help="detect: where the neck taps a MobileNetV2 at strides 8 and 16: the wide expansion "
-                   "of the next stride-2 block (SSDLite) or the block outputs (default block)")
-    p.add_argument("--mosaic", type=float, default=0.0, metavar="P",
-                   help="detect: probability that a training image is a mosaic of four (default 0)")
-    p.add_argument("--close-mosaic", type=int, default=10, metavar="N", help="detect: no mosaics in the last N epochs")
+    add_task_train_options(p)
     p.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"])
     p.add_argument("--lr", type=positive_float, default=None, help="peak learning rate (default: adamw 3e-3, sgd 0.1)")
     p.add_argument("--weight-decay", type=float, default=None, help="default: adamw 0.05, sgd 5e-4")
@@ -82,16 +70,32 @@ def add_train(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
+def add_task_train_options(p) -> None:
+    """Each task's own training options, from its Task.train_options (one group per
+    task; an option two tasks take appears once, with each task's help)."""
+    from edgecnn.core.task import train_option_fields
+
+    groups = {}
+    for name, owners in train_option_fields().items():
+        first_task, first = owners[0]
+        if first_task.name not in groups:
+            groups[first_task.name] = p.add_argument_group(f"{first_task.people_name or first_task.name} "
+                                                          f"(--task {first_task.name})")
+        settings = dict(first.metadata)
+        settings["help"] = "; ".join(f"{task.name}: {option.metadata.get('help', '')}" for task, option in owners)
+        groups[first_task.name].add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, **settings)
+
+
 def run_train(args) -> int:
+    from edgecnn.core.task import build_train_options, train_option_fields
     from edgecnn.training.train import TrainConfig, train
 
     task = get_task(args.task)
+    task_options = build_train_options(task, {name: getattr(args, name) for name in train_option_fields()})
     config = TrainConfig(task=args.task, model=args.model, width=args.width or task.default_width,
                          data=args.data or task.default_data, strict=args.strict,
                          imgsz=args.imgsz, epochs=args.epochs, batch=args.batch, bn_batch=args.bn_batch,
-                         progressive_from=args.progressive_from, neck=args.neck, tap=args.tap, mosaic=args.mosaic,
-                         decoder=args.decoder,
-                         close_mosaic=args.close_mosaic, val_every=args.val_every,
+                         task_options=task_options, val_every=args.val_every,
                          optimizer=args.optimizer,
                          lr=args.lr or (0.1 if args.optimizer == "sgd" else 3e-3),
                          weight_decay=args.weight_decay if args.weight_decay is not None else
@@ -208,13 +212,15 @@ def add_bench(sub) -> None:
                        "`edgecnn bench report FILES... [--out DIR]` turns JSON lines results into a "
                        "Markdown table and a PNG chart.")
     p.add_argument("models", nargs="+", metavar="MODEL", help=".onnx/.tflite files (or: report FILES...)")
-    p.add_argument("--backend", default="all", help="all | auto | onnxruntime | litert | tflite-runtime")
+    p.add_argument("--backend", default="all", help="all | auto | onnxruntime | litert | tflite-runtime | openvino")
     p.add_argument("--threads", default=None, help="comma-separated thread counts (default: 1 and all cores)")
     p.add_argument("--runs", type=int, default=100, help="timed inferences per configuration")
     p.add_argument("--warmup", type=int, default=10, help="untimed inferences before timing")
     p.add_argument("--pipeline", default=None, metavar="SOURCE",
                    help="also measure capture-to-result latency and frame age on this source (camera:0, video, demo)")
     p.add_argument("--frames", type=int, default=100, help="frames for --pipeline")
+    p.add_argument("--input-size", default=None, metavar="N|HxW",
+                   help="the size to run a model whose input size is dynamic (default: its card's or its exporter's)")
     p.add_argument("--json", default=None, metavar="PATH", help="append one JSON line per configuration ('-': stdout)")
     p.add_argument("--device-name", default=None, help="label for this device in results")
     p.add_argument("--timeout", type=positive_float, default=None,
@@ -340,7 +346,7 @@ def run_quantize(args) -> int:
                               weight_bits=args.weight_bits)
     log = (lambda message: print(message, file=sys.stderr, flush=True)) if args.json else print
     if args.model.lower().endswith(".onnx"):
-        from edgecnn.compress.quantize.onnx_file import quantize_onnx_file
+        from converters.quantize_onnx import quantize_onnx_file
 
         summary = quantize_onnx_file(args.model, args.out, options, log=log)
     else:
@@ -386,7 +392,7 @@ def add_convert(sub) -> None:
 
 def run_convert(args) -> int:
     from converters.sources import CardFlags
-    from edgecnn.compress.convert import ConvertOptions, convert
+    from converters.convert import ConvertOptions, convert
 
     flags = CardFlags(task=args.task, input_size=args.input_size, labels=args.labels, mean=args.mean,
                       std=args.std, color=args.color)
@@ -430,12 +436,13 @@ def add_prune(sub) -> None:
 
 
 def run_prune(args) -> int:
+    from converters.latency import onnx_latency_ms
     from edgecnn.compress.prune import PruneOptions, prune_checkpoint
 
     options = PruneOptions(target_macs=args.target_macs, target_latency_ms=args.target_latency_ms,
                            importance=args.importance, data=args.data, epochs=args.epochs, lr=args.lr,
                            batch=args.batch, max_drop=args.max_drop, force=args.force, threads=args.threads,
-                           seed=args.seed, keep_work=args.keep_work)
+                           seed=args.seed, keep_work=args.keep_work, latency_ms=onnx_latency_ms)
     log = (lambda message: print(message, file=sys.stderr, flush=True)) if args.json else print
     try:
         summary = prune_checkpoint(args.model, args.out, options, log=log)

@@ -29,7 +29,7 @@ def export_onnx(checkpoint: Path, out: Path) -> Path:
 
     from converters.card_embed import embed_onnx
     from edgecnn.core.files import file_hash
-    from edgecnn.tasks import get_task
+    from edgecnn.core.task import get_task
     from edgecnn.training.checkpoint import load_model
 
     model, card, _ = load_model(checkpoint)

@@ -234,7 +234,7 @@ def test_family_converts_to_onnx_and_tflite_fp32_and_int8(family, tmp_path, digi
     budget is loose (top-1 agreement with PyTorch >= 85%): the accuracy gate proper is
     shown on the trained digits and shapes models (test_quantize, benchmarks)."""
     from converters.sources import CardFlags
-    from edgecnn.compress.convert import ConvertOptions, convert
+    from converters.convert import ConvertOptions, convert
 
     torch.manual_seed(0)
     model = teach(FAMILIES[family]())

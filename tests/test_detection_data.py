@@ -12,7 +12,7 @@ from edgecnn.data.detection import (load_coco, load_detection, load_shapes_detec
                                     shapes_scene_visibility, write_yolo)
 from edgecnn.core.errors import UserError
 from edgecnn.runtime.heads.ltrb_sigmoid import cell_centres, decode_levels as decode, level_shape
-from edgecnn.runtime.nms import postprocess
+from edgecnn.tasks.detect.task import postprocess
 
 
 def test_shapes_scenes_are_deterministic_and_boxes_are_tight():

@@ -139,8 +139,8 @@ def tiny_detector(tmp_path_factory):
     out = tmp_path_factory.mktemp("det")
     summary = train(TrainConfig(task="detect", model="mobilenet_v2", width=0.35, data="shapes", imgsz=128,
                                 epochs=2, batch=16, max_train_images=96, max_val_images=24, out=str(out),
-                                progressive_from=96,  # epoch 1 at 96x96, epoch 2 at 128x128
-                                mosaic=1.0, close_mosaic=1),  # epoch 1 on mosaics only
+                                task_options={"progressive_from": 96,  # epoch 1 at 96x96, epoch 2 at 128x128
+                                              "mosaic": 1.0, "close_mosaic": 1}),  # epoch 1 on mosaics only
                     log=lambda m: None)
     return out / "last.pt", summary
 
@@ -199,7 +199,7 @@ def test_detector_runs_on_the_real_video(tiny_detector):
     from conftest import DATA
     from edgecnn.training.evaluate import torch_predictor
     from edgecnn.runtime.heads.ltrb_sigmoid import decode_levels as decode
-    from edgecnn.runtime.nms import postprocess
+    from edgecnn.tasks.detect.task import postprocess
     from edgecnn.core.preprocess import preprocess
 
     model, card, _ = load_model(tiny_detector[0])

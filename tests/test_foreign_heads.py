@@ -286,7 +286,7 @@ def test_integer_io_of_a_cardless_onnx_file_uses_the_files_own_parameters(tmp_pa
 
 @runtime
 def test_nms_caps_the_detections_after_suppression_not_the_candidates_before():
-    from edgecnn.runtime.nms import postprocess
+    from edgecnn.tasks.detect.task import postprocess
 
     crowd = np.tile(np.array([[10, 10, 50, 50]], np.float32), (120, 1))  # 120 candidates of one object
     spread = np.array([[100 + 12 * i, 200, 110 + 12 * i, 210] for i in range(40)], np.float32)  # 40 apart

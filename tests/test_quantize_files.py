@@ -37,7 +37,7 @@ def test_quantize_an_onnx_file_keeps_it_within_budget_and_refuses_a_blank_calibr
 @pytest.mark.slow(8)  # two static quantizations of the detector
 def test_weight_bits_sets_the_range_of_the_int8_weights(tmp_path):
     import edgecnn
-    from edgecnn.compress.quantize.onnx_file import prepare, quantize_file
+    from converters.quantize_onnx import prepare, quantize_file
     from edgecnn.data.detection import load_shapes_detection
 
     card = edgecnn.load(detector_onnx(), log=None).card
@@ -99,7 +99,7 @@ def test_the_decode_after_the_last_convolution_stays_float():
     nodes between the last weighted op and the output are excluded from quantization."""
     from onnx import TensorProto, helper, numpy_helper
 
-    from edgecnn.compress.quantize.onnx_file import decode_tail
+    from converters.quantize_onnx import decode_tail
 
     weight = numpy_helper.from_array(np.ones((6, 3, 1, 1), np.float32), "w")
     nodes = [helper.make_node("Conv", ["images", "w"], ["features"], name="head_conv"),

@@ -11,7 +11,7 @@ from edgecnn.runtime.heads import get_head, head_names
 from edgecnn.runtime.nms import to_frame
 from edgecnn.runtime.runner import RunOptions, run
 from edgecnn.runtime.sinks import get_sink, sink_names
-from edgecnn.tasks import get_task, task_names
+from edgecnn.core.task import get_task, task_names
 from runtime_fixtures import detector_onnx, without_card
 
 pytestmark = pytest.mark.runtime  # torch-free: also run where only edgecnn[runtime] is installed

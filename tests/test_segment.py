@@ -130,7 +130,7 @@ def tiny_segmenter(tmp_path_factory):
     for split, count in (("train", 24), ("val", 8)):
         write_shapes(str(out / "data"), split, 0, 96, count)
     train(TrainConfig(task="segment", model="mobilenet_v3_small", width=0.5, data=str(out / "data"), imgsz=96,
-                      epochs=2, progressive_from=64,  # epoch 1 at 64x64, epoch 2 at 96x96
+                      epochs=2, task_options={"progressive_from": 64},  # epoch 1 at 64x64, epoch 2 at 96x96
                       batch=8, out=str(out)), log=lambda m: None)
     return out / "last.pt"
 

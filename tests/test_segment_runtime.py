@@ -6,7 +6,7 @@ import pytest
 
 from edgecnn.core.card import ModelCard
 from edgecnn.core.errors import UserError
-from edgecnn.tasks import get_task
+from edgecnn.core.task import get_task
 from edgecnn.tasks.segment.result import decode_run_lengths, run_lengths
 from edgecnn.tasks.segment.task import segment
 

@@ -63,7 +63,7 @@ def convert_int8(out: Path) -> dict:
     import tempfile
 
     from edgecnn.assets import SHAPES_DETECTOR
-    from edgecnn.compress.convert import ConvertOptions, convert
+    from converters.convert import ConvertOptions, convert
 
     with tempfile.TemporaryDirectory() as staging:
         options = ConvertOptions(to="tflite", precision="int8", out=staging,

@@ -53,7 +53,7 @@ def main() -> None:
 
     import test_convert
     from converters.sources import CardFlags
-    from edgecnn.compress.convert import ConvertOptions, convert
+    from converters.convert import ConvertOptions, convert
     from edgecnn.core.card import ModelCard
     from edgecnn.core.preprocess import preprocess_batch
     from edgecnn.data import load_classification

@@ -48,11 +48,11 @@ def main() -> None:
 
     import edgecnn
     from converters.to_onnx import ImageReader, calibration_chunk
-    from converters.toolchain import quiet
+    from edgecnn.core.descriptors import quiet
     from edgecnn.compress.quantize.calibration import load_images
-    from edgecnn.compress.quantize.onnx_file import decode_tail, prepare
+    from converters.quantize_onnx import decode_tail, prepare
     from edgecnn.core.preprocess import preprocess
-    from edgecnn.tasks import get_task
+    from edgecnn.core.task import get_task
 
     model = edgecnn.load(args.model, log=None)
     card = model.card

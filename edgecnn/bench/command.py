@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from edgecnn.core.errors import UserError
+from edgecnn.runtime.card_options import parse_input_size
 
 
 
@@ -46,6 +47,7 @@ def run(args) -> int:
     if args.runs < 1 or args.warmup < 0 or args.frames < 1:
         raise UserError("--runs and --frames must be >= 1 and --warmup >= 0")
     threads = parse_threads(args.threads)
+    input_size = parse_input_size(args.input_size) if args.input_size else None
     check_models(args.models)
     show_progress = args.progress or sys.stderr.isatty()
     from edgecnn.bench.measure import write_json_lines
@@ -59,7 +61,7 @@ def run(args) -> int:
         from edgecnn.bench.measure import expand_configs, run_configs
 
         configs = expand_configs(args.models, args.backend, threads, args.runs, args.warmup, args.pipeline,
-                                 args.frames)
+                                 args.frames, input_size)
         # each record is written as soon as it is measured: an interrupted bench keeps its results
         records = run_configs(configs, isolate=not args.same_process, show_progress=show_progress,
                               device_name=args.device_name, timeout=args.timeout,
@@ -81,7 +83,7 @@ def run_on_remote(args, show_progress: bool) -> list:
         raise UserError("--remote: model files need distinct names (they are copied into one directory)")
     target = SshTarget(args.remote, args.ssh_config, args.connect_timeout)
     options = {"backend": args.backend, "threads": args.threads, "runs": args.runs, "warmup": args.warmup,
-               "timeout": args.timeout,
+               "timeout": args.timeout, "input_size": args.input_size,
                "pipeline": args.pipeline, "frames": args.frames if args.pipeline else None,
                "device_name": args.device_name, "progress": show_progress}
     return run_remote(target, args.models, options, python=args.remote_python)

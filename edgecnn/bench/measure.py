@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -39,7 +39,6 @@ NOISY_RATIO = 1.5  # p90 / p50 above this: the run is flagged as noisy
 # calling thread's clock is exact; the whole process's is not over short windows, since the
 # kernel adds the other threads' time at scheduler ticks (it read 10 on two cores over 1 ms)
 MIN_CPU_SHARE = 0.8
-ACCURACY_KEYS = ("top1", "map50_95", "map50", "miou")  # the card metric shown beside latency, first found
 
 
 @dataclass
@@ -53,6 +52,7 @@ class BenchConfig:
     warmup: int = 10
     pipeline: Optional[str] = None  # a source URI: also measure capture-to-result on it
     frames: int = 100
+    input_size: Optional[Tuple[int, int]] = None  # (h, w) for a model whose input size is dynamic
 
     @property
     def steps(self) -> int:
@@ -106,30 +106,38 @@ def peak_rss_mb() -> float:
     return round(peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0, 1)
 
 
-def sample_input(backend) -> np.ndarray:
+def sample_input(backend, input_size: Optional[Sequence[int]] = None) -> np.ndarray:
     """A realistic preprocessed input: a random image through the model's own preprocessing
-    when it has a card (so int8 quantization sees the real value range), else N(0, 1)."""
+    when it has a card (so int8 quantization sees the real value range), else N(0, 1).
+    A dynamic input runs at `input_size`, else the card's size, else the exporter's imgsz;
+    a fixed one only at its own size."""
+    from edgecnn.runtime.recognition import concrete_input
+
     rng = np.random.default_rng(0)
+    size = tuple(input_size) if input_size else None
+    shape, _, own_size, _ = concrete_input(backend, size)
+    if size is not None and own_size != size:
+        takes = f"{own_size[0]}x{own_size[1]}" if own_size else str(backend.input_shape)
+        raise UserError(f"{backend.path}: --input-size {size[0]}x{size[1]}: the model takes only {takes}")
     if backend.card is not None:
         from edgecnn.core.preprocess import preprocess
 
-        height, width = backend.card.input_size
+        card = backend.card if own_size is None else backend.card.replace(input_size=own_size)
+        height, width = card.input_size
         image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-        return preprocess(image, backend.card)
-    if any(d < 0 for d in backend.input_shape):
-        raise UserError(f"{backend.path}: input shape {backend.input_shape} has dynamic dimensions and the "
-                        "file has no model card to fix them")
-    return rng.standard_normal(backend.input_shape).astype(np.float32)
+        return preprocess(image, card)
+    return rng.standard_normal(shape).astype(np.float32)
 
 
 def model_facts(backend) -> Dict[str, Any]:
     """What the model is: its card's task, precision and accuracy, or what the file says."""
+    from edgecnn.runtime.precision import file_precision
+
     card = backend.card
-    integer_input = np.issubdtype(backend.input_dtype, np.integer)
     facts: Dict[str, Any] = {
         "input_shape": list(backend.input_shape),
         "input_dtype": str(np.dtype(backend.input_dtype)),
-        "precision": card.precision if card else ("int8" if integer_input else "fp32"),
+        "precision": card.precision if card else file_precision(backend.path),
         "task": card.task if card else None,
         "architecture": card.architecture if card else {},
         "metrics": card.metrics if card else {},
@@ -142,7 +150,9 @@ def model_facts(backend) -> Dict[str, Any]:
 
 
 def primary_accuracy(metrics: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    for key in ACCURACY_KEYS:
+    from edgecnn.core.task import primary_metrics
+
+    for key in primary_metrics():  # the card metric shown beside latency: the first gate metric found
         if isinstance(metrics.get(key), (int, float)):
             return {"metric": key, "value": float(metrics[key]), "dataset": metrics.get("dataset"),
                     "split": metrics.get("split")}
@@ -182,7 +192,8 @@ def measure(config: BenchConfig, progress: Optional[Callable[[int], None]] = Non
         backend = open_backend(config.model, spec, config.threads)
         record["load_ms"] = round((time.perf_counter() - start) * 1e3, 2)
         record.update(model_facts(backend))
-        blob = sample_input(backend)
+        blob = sample_input(backend, config.input_size)
+        record["run_input_shape"] = list(blob.shape)
         start = time.perf_counter()
         backend.infer(blob)
         record["first_inference_ms"] = round((time.perf_counter() - start) * 1e3, 2)
@@ -219,7 +230,8 @@ def measure(config: BenchConfig, progress: Optional[Callable[[int], None]] = Non
 
 
 def expand_configs(models: Sequence[str], backend: str, threads: Sequence[Optional[int]], runs: int,
-                   warmup: int, pipeline: Optional[str] = None, frames: int = 100) -> List[BenchConfig]:
+                   warmup: int, pipeline: Optional[str] = None, frames: int = 100,
+                   input_size: Optional[Tuple[int, int]] = None) -> List[BenchConfig]:
     """Every (model, backend, threads) to measure. A model no installed backend can run
     still gets a configuration, so that it shows as failed with the reason."""
     from edgecnn.runtime.backends import backends_for
@@ -232,7 +244,7 @@ def expand_configs(models: Sequence[str], backend: str, threads: Sequence[Option
         else:
             names = [backend]  # a name with its options (edgecnn.runtime.backends grammar)
         for name in names:
-            configs.extend(BenchConfig(model, name, t, runs, warmup, pipeline, frames) for t in threads)
+            configs.extend(BenchConfig(model, name, t, runs, warmup, pipeline, frames, input_size) for t in threads)
     return configs
 
 

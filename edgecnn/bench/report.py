@@ -27,7 +27,10 @@ def accuracy_text(record: Dict[str, Any]) -> str:
     accuracy = record.get("accuracy")
     if not accuracy:
         return "-"
-    name = {"top1": "top-1", "map50_95": "mAP50-95", "map50": "mAP50", "miou": "mIoU"}.get(accuracy["metric"], accuracy["metric"])
+    from edgecnn.core.task import metric
+
+    spec = metric(accuracy["metric"])
+    name = spec.label if spec is not None else accuracy["metric"]
     where = accuracy.get("dataset")
     return f"{name} {100 * accuracy['value']:.2f}%" + (f" ({where})" if where else "")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from edgecnn.core.errors import GateRefused
-from edgecnn.tasks import get_task
+from edgecnn.core.task import get_task
 
 DEFAULT_MAX_DROP = 1.0  # points
 

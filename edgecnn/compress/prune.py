@@ -10,8 +10,6 @@ measured with onnxruntime on this device) is met.
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -21,7 +19,7 @@ from torch import nn
 
 from edgecnn.core.card import ModelCard
 from edgecnn.core.errors import GateRefused, UserError
-from edgecnn.tasks import get_task
+from edgecnn.core.task import get_task
 
 IMPORTANCE = ("magnitude", "taylor", "bn-scale", "lamp", "random")
 MAX_PRUNING_RATIO = 0.9  # no layer loses more than 90% of its channels
@@ -49,22 +47,6 @@ def output_layers(model: nn.Module, card: ModelCard) -> List[nn.Module]:
     return get_task(card.task).training().output_layers(model)
 
 
-def onnx_latency_ms(model: nn.Module, card: ModelCard, threads: int = 2, runs: int = 300) -> float:
-    """Median fp32 latency of the model exported to ONNX, run by onnxruntime in a fresh
-    process (the bench's isolated measurement): after training, PyTorch's worker threads
-    keep spinning for a while and would slow down anything timed in this process."""
-    from converters.to_onnx import export_fp32
-    from edgecnn.bench.measure import BenchConfig, run_isolated
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.onnx")
-        export_fp32(model.eval(), card, path)
-        record = run_isolated(BenchConfig(model=path, backend="onnxruntime", threads=threads, runs=runs, warmup=50))
-    if record.get("status") != "ok":
-        raise UserError(f"latency measurement failed: {record.get('error', 'no result')}")
-    return float(record["latency_ms"]["p50"])
-
-
 @dataclass
 class PruneOptions:
     target_macs: Optional[float] = None  # fraction of MACs kept
@@ -79,6 +61,9 @@ class PruneOptions:
     threads: int = 2
     seed: int = 0
     keep_work: bool = False  # keep OUT-finetune/ of a refused run (removed by default: nothing deployable stays)
+    # latency_ms(model, card, threads): how fast a model runs where it is deployed (the
+    # exporters' converters.latency.onnx_latency_ms, handed down by the command line)
+    latency_ms: Optional[Callable[[nn.Module, ModelCard, int], float]] = None
 
 
 def prune_to_target(model: nn.Module, card: ModelCard, options: PruneOptions, measure: Callable[[nn.Module], float],
@@ -126,10 +111,14 @@ def prune_checkpoint(source: str, out: str, options: PruneOptions, log=print) ->
     if options.epochs < 0:
         raise UserError("--epochs must be >= 0")
     importance(options.importance)
+    if options.latency_ms is None:
+        raise UserError("pruning needs a latency meter (PruneOptions.latency_ms), e.g. "
+                        "converters.latency.onnx_latency_ms")
+    latency_ms = options.latency_ms
     model, card, data_spec = load_for_compression(source, options.data, "prune")
     taylor_batch = _taylor_loss(card, data_spec) if options.importance == "taylor" else None
     shape = (1, card.channels, *card.input_size)
-    before = {**complexity(model, shape), "latency_ms": onnx_latency_ms(model, card, options.threads)}
+    before = {**complexity(model, shape), "latency_ms": latency_ms(model, card, options.threads)}
     log(f"before: {before['parameters']:,} parameters, {before['macs'] / 1e6:.2f}M MACs, "
         f"{before['latency_ms']:.3f} ms (onnxruntime fp32, {options.threads} threads)")
     unpruned = copy.deepcopy(model)  # measured once the target is known to be reachable
@@ -142,7 +131,7 @@ def prune_checkpoint(source: str, out: str, options: PruneOptions, log=print) ->
         log(f"pruning ({options.importance}) to {100 * options.target_macs:.0f}% of the MACs")
     else:
         target = options.target_latency_ms
-        measure = lambda m: onnx_latency_ms(m, card, options.threads)  # noqa: E731
+        measure = lambda m: latency_ms(m, card, options.threads)  # noqa: E731
         log(f"pruning ({options.importance}) to {target} ms")
     model.train()
     prune_to_target(model, card, options, measure, target, example, taylor_batch, log=lambda message: None)
@@ -165,7 +154,7 @@ def prune_checkpoint(source: str, out: str, options: PruneOptions, log=print) ->
         log(f"fine-tuning {options.epochs} epochs (checkpoints in {run_dir})")
         train(config, log=log)
         model, _, _ = load_model(Path(run_dir) / "last.pt")
-    after = {**complexity(model, shape), "latency_ms": onnx_latency_ms(model, card, options.threads)}
+    after = {**complexity(model, shape), "latency_ms": latency_ms(model, card, options.threads)}
     measured = evaluate_predictor(torch_predictor(model), pruned_card, data_spec)
     gate = compare(card.task, baseline, measured, options.max_drop)
     summary = {"source": str(source), "out": str(out), "before": before, "after": after, "gate": gate.to_dict(),

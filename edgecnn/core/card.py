@@ -68,7 +68,7 @@ class ModelCard:
     def validate(self) -> None:
         """Reject a card that the runtime could not honour, with one clear line."""
         problems = []
-        from edgecnn.tasks import get_task, task_names  # the task seam: a task is a package there
+        from edgecnn.core.task import get_task, task_names  # the task seam: a task is a package there
 
         if self.task not in task_names():
             problems.append(f"task must be one of {tuple(task_names())}, got {self.task!r}")

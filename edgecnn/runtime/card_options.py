@@ -15,8 +15,8 @@ from typing import List, Optional, Tuple
 
 from edgecnn.core.card import ModelCard
 from edgecnn.core.errors import UserError
+from edgecnn.core.task import all_tasks, get_task, task_names
 from edgecnn.runtime.heads import head_names, parse_head_flag
-from edgecnn.tasks import get_task, task_names
 
 
 @dataclass
@@ -119,7 +119,7 @@ def resolve_card(file_card: Optional[ModelCard], options: CardOptions, input_sha
     if options.head is not None:
         given["head"] = parse_head_flag(options.head)
     recognised = None
-    if file_card is None and facts is not None and options.task in (None, "detect", "segment"):
+    if file_card is None and facts is not None:
         recognised = _recognised_card(facts, given, model_name)
     if file_card is not None:
         if options.bgr:
@@ -140,10 +140,11 @@ def resolve_card(file_card: Optional[ModelCard], options: CardOptions, input_sha
         missing = [flag for flag, is_missing in needed.items() if is_missing]
         if task is not None:
             missing += get_task(task).missing_flags(given)
-        if task is None and facts is not None and _one_score_vector(facts.output_shapes):
-            task = "classify"  # one [1, C] output that no detector head claims: a classifier
+        claimed = [t for t in all_tasks() if t.recognises_outputs(facts.output_shapes)] if facts is not None else []
+        if task is None and len(claimed) == 1:  # outputs no head claims, whose shapes tell the task
+            task = claimed[0].name
             missing = [flag for flag in missing if not flag.startswith("--task") and flag != "--labels"]
-            given.setdefault("labels", get_task(task).labels_from_outputs(facts.output_shapes))
+            given.setdefault("labels", claimed[0].labels_from_outputs(facts.output_shapes))
         if missing:
             seen = (f" (its outputs {facts.output_shapes} fit no detector layout known without flags; "
                     f"--head names one: {', '.join(head_names())})") if facts is not None else ""
@@ -162,15 +163,11 @@ def resolve_card(file_card: Optional[ModelCard], options: CardOptions, input_sha
 def with_mask_threshold(card: ModelCard, threshold: float) -> ModelCard:
     """A one-channel probability map (person, text region) labels a pixel 'object' at or
     above the threshold; the card keeps it in its head, beside the preprocessing."""
-    if card.task != "segment":
+    if not get_task(card.task).has_masks:
         raise UserError(f"--mask-threshold is for segmenters; this model's task is {card.task}")
     if not 0 < threshold < 1:
         raise UserError(f"--mask-threshold is a probability between 0 and 1, got {threshold}")
     return card.replace(head={**card.head, "threshold": float(threshold)})
-
-
-def _one_score_vector(shapes) -> bool:
-    return len(shapes) == 1 and len(shapes[0]) == 2 and shapes[0][0] == 1 and shapes[0][1] > 1
 
 
 def _recognised_card(facts, given: dict, model_name: str) -> Optional[ModelCard]:

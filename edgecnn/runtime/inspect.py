@@ -8,22 +8,32 @@ from typing import Any, Dict
 
 import numpy as np
 
-from edgecnn.runtime.backends import open_backend
+from edgecnn.core.errors import UserError
+from edgecnn.runtime.backends import first_line, open_backend
 from edgecnn.runtime.heads import DEFAULT_HEAD, recognise
 from edgecnn.runtime.model_file import model_format
 
 
 def describe_file(path: str) -> Dict[str, Any]:
+    from edgecnn.runtime.precision import file_precision
+    from edgecnn.runtime.recognition import concrete_input
+
     fmt = model_format(path)
     backend = open_backend(path)
     tensors = backend.tensors()
     card = backend.card
-    shapes = [tuple(o.shape) for o in backend.infer(np.zeros(
-        tuple(1 if d < 0 else d for d in backend.input_shape), np.float32))]
+    try:  # a dynamic input runs at the card's size or the exporter's imgsz
+        run_at, _, _, _ = concrete_input(backend)
+    except UserError:
+        run_at = None
+    shapes = probe_output_shapes(backend, run_at) if run_at else None
     if card is not None and card.head:
         head = {"name": card.head.get("format", DEFAULT_HEAD), "from": "card"}
     elif card is not None:
         head = None
+    elif shapes is None:
+        head = {"name": None, "from": "outputs", "candidates": [],
+                "problem": "the input has dynamic dimensions and the file names no size to run it at"}
     else:
         head = recognised_head(backend, shapes)
     integer = [t for t in tensors["inputs"] + tensors["outputs"] if t["dtype"] in ("int8", "uint8")]
@@ -32,11 +42,24 @@ def describe_file(path: str) -> Dict[str, Any]:
                                                               "DEQUANTIZE"))
     return {"path": str(path), "format": fmt, "size_bytes": os.path.getsize(path),
             "card": card.to_dict() if card is not None else None, "backend": backend.name,
-            "inputs": tensors["inputs"], "outputs": tensors["outputs"], "output_shapes": [list(s) for s in shapes],
-            "quantization": {"precision": card.precision if card is not None else (
-                "int8" if integer or quantized_ops else "fp32"), "integer_io": len(integer),
-                "quantize_ops": quantized_ops},
+            "inputs": tensors["inputs"], "outputs": tensors["outputs"],
+            "runs_at": list(run_at) if run_at else None,
+            "output_shapes": [list(s) for s in shapes] if shapes is not None else None,
+            "quantization": {"precision": card.precision if card is not None else file_precision(path),
+                             "integer_io": len(integer), "quantize_ops": quantized_ops},
             "ops": dict(sorted(ops.items(), key=lambda kv: -kv[1])), "head": head}
+
+
+def probe_output_shapes(backend, run_at) -> list:
+    """Output shapes from one inference on a blank input of shape `run_at`; a file that
+    cannot run at the size it names is one line."""
+    try:
+        return [tuple(o.shape) for o in backend.infer(np.zeros(run_at, np.float32))]
+    except UserError:
+        raise
+    except Exception as exc:  # the engine's own exception types
+        raise UserError(f"{backend.path}: {backend.name} cannot run it at {list(run_at)}: {first_line(exc)}") \
+            from None
 
 
 def recognised_head(backend, shapes) -> Dict[str, Any]:
@@ -67,8 +90,9 @@ def format_file_description(info: Dict[str, Any]) -> str:
                   f"  input         {card['input_size'][0]}x{card['input_size'][1]} {card['layout']} {card['color']}"
                   f"  mean {card['mean']} std {card['std']}"]
         if card.get("metrics"):
-            shown = ", ".join(f"{k} {100 * v:.2f}%" if k in ("top1", "map50_95", "map50") else f"{k} {v}"
-                              for k, v in card["metrics"].items())
+            from edgecnn.core.task import format_metric
+
+            shown = ", ".join(format_metric(k, v) for k, v in card["metrics"].items())
             lines.append(f"  measured      {shown}")
     else:
         lines.append("  card          none (run it with --task --input-size --mean --std --labels ...)")
@@ -77,6 +101,11 @@ def format_file_description(info: Dict[str, Any]) -> str:
             quant = tensor["quantization"]
             lines.append(f"  {kind[:-1]:<13} {tensor['name']} {tensor['shape']} {tensor['dtype']}"
                          + (f" (scale {quant[0]:.4g}, zero point {quant[1]})" if quant else ""))
+    if info["runs_at"] is None:
+        lines.append("  runs at       unknown: the input has dynamic dimensions and the file names no size "
+                     "(give --input-size to run or bench it)")
+    elif any(isinstance(d, str) or d < 0 for d in info["inputs"][0]["shape"]):
+        lines.append(f"  runs at       {info['runs_at']} (dynamic input; the size the file names)")
     q = info["quantization"]
     lines.append(f"  precision     {q['precision']} ({q['integer_io']} integer input/output tensors, "
                  f"{q['quantize_ops']} quantize/dequantize ops)")

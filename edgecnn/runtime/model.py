@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Callable, Iterator, Optional, Tuple, Union
+from typing import Any, Callable, Iterator, Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -27,11 +27,9 @@ from edgecnn.runtime.recognition import facts_of
 from edgecnn.core.preprocess import make_preprocessor
 from edgecnn.runtime.sources import Source, open_source, stderr_log
 from edgecnn.runtime.stats import StreamStats
-from edgecnn.tasks import get_task
-from edgecnn.tasks.classify.result import Classes
-from edgecnn.tasks.detect.result import Detections
+from edgecnn.core.task import get_task
 
-Result = Union[Classes, Detections]  # the result types of the tasks a model can have
+Result = Any  # the model's task's result type (edgecnn.tasks.<task>.result): Classes, Detections, Masks, ...
 
 
 def default_model_path(backend: str = "auto", threads: Optional[int] = None,
@@ -125,7 +123,7 @@ class Model:
         every detection gets a track id, age and state, and each result its track events."""
         from edgecnn.runtime.tracking import open_tracking
 
-        if track not in (None, False) and self.card.task != "detect":
+        if track not in (None, False) and not self.task_spec.trackable:
             raise UserError(f"tracking needs a detector; this model's task is {self.card.task}")
         opened = source if isinstance(source, Source) else open_source(source, realtime=realtime, log=log)
         try:

@@ -1,18 +1,17 @@
 """Thresholding, class-aware NMS and the mapping of boxes from the model input back onto
 the frame: the one postprocessing every detector head shares (evaluation, parity, the
-runtime and the benchmarks call it through `edgecnn.runtime.heads.detect`).
+runtime and the benchmarks call it through `edgecnn.runtime.heads.decode`).
 
 numpy and OpenCV only (OpenCV's NMSBoxesBatched).
 """
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import cv2
 import numpy as np
 
 from edgecnn.core.preprocess import letterbox_geometry
-from edgecnn.tasks.detect.result import Detections
 
 NMS_IOU = 0.7  # overlap above which a lower-scored box of the same class is dropped (Ultralytics' default)
 MAX_DETECTIONS = 100
@@ -51,16 +50,3 @@ def select(probabilities: np.ndarray, corners: np.ndarray, conf_threshold: float
     chosen = cv2.dnn.NMSBoxesBatched(xywh.tolist(), scores[candidates].tolist(), classes[candidates].tolist(),
                                      conf_threshold, iou_threshold)
     return candidates[np.asarray(chosen, np.int64).reshape(-1)[:max_detections]]
-
-
-def postprocess(corners: np.ndarray, probabilities: np.ndarray, labels: List[str],
-                input_size: Tuple[int, int], image_size: Tuple[int, int], conf_threshold: float = 0.25,
-                iou_threshold: Optional[float] = NMS_IOU, max_detections: int = MAX_DETECTIONS,
-                fit: str = "resize") -> Detections:
-    """(cells, 4) corner boxes in input pixels and (cells, classes) scores -> Detections
-    in frame pixels: `select`, then mapped back."""
-    chosen = select(probabilities, corners, conf_threshold, iou_threshold, max_detections)
-    classes = probabilities[chosen].argmax(1) if len(chosen) else np.zeros(0, np.int64)
-    scores = probabilities[chosen, classes] if len(chosen) else np.zeros(0, np.float32)
-    corners = to_frame(corners[chosen].reshape(-1, 4), input_size, image_size, fit)
-    return Detections(corners.astype(np.float32), scores.astype(np.float32), classes.astype(np.int64), labels)

@@ -35,9 +35,10 @@ class FileFacts:
     channels: Optional[int] = None
 
 
-def file_facts(backend, input_size: Optional[Tuple[int, int]] = None) -> FileFacts:
-    """Facts of a loaded backend; output shapes from one inference on a blank input
-    (dynamic input dimensions take `input_size`, else the exporter's imgsz)."""
+def concrete_input(backend, input_size: Optional[Tuple[int, int]] = None):
+    """(input shape to run at, layout, (h, w), channels). Dynamic height and width take
+    `input_size`, else the card's, else the exporter's imgsz; a dynamic batch is 1.
+    UserError when a dynamic dimension has no size to take."""
     from edgecnn.runtime.card_options import input_geometry
 
     shape = tuple(backend.input_shape)
@@ -45,18 +46,26 @@ def file_facts(backend, input_size: Optional[Tuple[int, int]] = None) -> FileFac
     if layout is None and len(shape) == 4:  # dynamic height and width: the layout shows in the channel axis
         layout = "nchw" if shape[1] in (1, 3) else ("nhwc" if shape[3] in (1, 3) else None)
         channels = shape[1] if layout == "nchw" else (shape[3] if layout == "nhwc" else None)
-    size = size or input_size or backend.metadata.get("imgsz")
-    concrete = shape
+    card_size = tuple(backend.card.input_size) if backend.card is not None else None
+    size = size or input_size or card_size or backend.metadata.get("imgsz")
+    concrete = tuple(max(d, 1) for d in shape)
     if any(d < 0 for d in shape[1:]):
         if size is None or layout is None:
             raise UserError(f"{backend.path}: the model's input {shape} has dynamic dimensions; give --input-size")
         concrete = (1, channels, *size) if layout == "nchw" else (1, *size, channels)
+    return concrete, layout, (tuple(size) if size else None), channels
+
+
+def file_facts(backend, input_size: Optional[Tuple[int, int]] = None) -> FileFacts:
+    """Facts of a loaded backend; output shapes from one inference on a blank input
+    (dynamic input dimensions take `input_size`, else the exporter's imgsz)."""
+    concrete, layout, size, channels = concrete_input(backend, input_size)
     outputs = backend.infer(np.zeros(concrete, np.float32))
     return FileFacts(format=backend.format, input_shape=concrete,
                      input_dtype=np.dtype(backend.input_dtype).name, input_quant=backend.input_quant,
                      output_shapes=[tuple(int(d) for d in o.shape) for o in outputs],
                      output_names=list(backend.output_names), metadata=dict(backend.metadata),
-                     input_size=tuple(size) if size else None, layout=layout, channels=channels)
+                     input_size=size, layout=layout, channels=channels)
 
 
 def grid_cells(input_size: Tuple[int, int], strides: Sequence[int]) -> int:

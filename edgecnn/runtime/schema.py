@@ -17,66 +17,45 @@ from typing import Iterator, List
 
 SCHEMA_ID = "edgecnn.result/1"
 
-_NUMBER_PAIR = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}
-_BOX = {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4,
+NUMBER_PAIR = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}
+BOX = {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4,
         "description": "x1, y1, x2, y2 in frame pixels"}
 _TIMING = {
     "schema": {"const": SCHEMA_ID},
     "frame": {"type": "integer", "minimum": 0, "description": "position in the source"},
     "capture_time": {"type": "number", "description": "seconds since the epoch when the frame was captured"},
 }
-_DETECTION = {
+DETECTION = {  # one detection: what a detector's frame record lists and its track events repeat
     "type": "object",
     "required": ["label", "class_id", "score", "box", "center", "size"],
     "properties": {
         "label": {"type": "string"}, "class_id": {"type": "integer", "minimum": 0},
-        "score": {"type": "number", "minimum": 0, "maximum": 1}, "box": _BOX,
-        "center": {**_NUMBER_PAIR, "description": "box centre x, y in pixels"},
-        "size": {**_NUMBER_PAIR, "description": "box width, height in pixels"},
+        "score": {"type": "number", "minimum": 0, "maximum": 1}, "box": BOX,
+        "center": {**NUMBER_PAIR, "description": "box centre x, y in pixels"},
+        "size": {**NUMBER_PAIR, "description": "box width, height in pixels"},
         "track_id": {"type": "integer", "minimum": -1, "description": "-1: no track (tracked streams only)"},
         "age": {"type": "integer", "minimum": 0, "description": "frames since the track started"},
         "state": {"enum": ["tracked", "tentative", "untracked"]},
     },
     "additionalProperties": False,
 }
-_SEGMENT_FIELDS = {  # a segmenter's frame (edgecnn.tasks.segment.result.Masks.to_dict)
-    "size": {**_NUMBER_PAIR, "description": "frame height, width in pixels"},
-    "areas": {"type": "array", "description": "each label present: its pixels in the frame",
-              "items": {"type": "object", "required": ["label", "class_id", "area", "fraction"],
-                        "properties": {"label": {"type": "string"}, "class_id": {"type": "integer", "minimum": 0},
-                                       "area": {"type": "integer", "minimum": 0},
-                                       "fraction": {"type": "number", "minimum": 0, "maximum": 1},
-                                       "confidence": {"type": "number", "minimum": 0, "maximum": 1}},
-                        "additionalProperties": False}},
-    "rle": {"type": "object", "required": ["size", "runs"], "additionalProperties": False,
-            "description": "the label map at the model's resolution (scale to the frame by size), row-major runs",
-            "properties": {"size": _NUMBER_PAIR, "runs": {"type": "array", "items": {"type": "integer"},
-                                                          "description": "label, length, label, length, ..."}}},
-    "contours": {"type": "array", "description": "outline polygons per label (not the first), frame pixels",
-                 "items": {"type": "object", "required": ["label", "class_id", "polygons"],
-                           "properties": {"label": {"type": "string"}, "class_id": {"type": "integer"},
-                                          "polygons": {"type": "array", "items": {
-                                              "type": "array", "items": {"type": "number"},
-                                              "description": "x, y, x, y, ..."}}}}},
+_FRAME_COMMON = {
+    **_TIMING, "type": {"const": "frame"},
+    "frame_age_ms": {"type": "number", "description": "capture -> result ready"},
+    "inference_ms": {"type": "number", "description": "the backend call alone"},
 }
-FRAME_RECORD = {
-    "type": "object",
-    "required": ["schema", "type", "frame", "capture_time", "frame_age_ms", "inference_ms", "task"],
-    "properties": {
-        **_TIMING, "type": {"const": "frame"},
-        "frame_age_ms": {"type": "number", "description": "capture -> result ready"},
-        "inference_ms": {"type": "number", "description": "the backend call alone"},
-        "task": {"enum": ["detect", "classify", "segment"]},
-        "detections": {"type": "array", "items": _DETECTION},
-        "label": {"type": "string"}, "score": {"type": "number"},
-        "classes": {"type": "array", "items": {"type": "object", "required": ["label", "class_id", "score"],
-                                               "properties": {"label": {"type": "string"},
-                                                              "class_id": {"type": "integer"},
-                                                              "score": {"type": "number"}}}},
-        **_SEGMENT_FIELDS,
-    },
-    "additionalProperties": False,
-}
+
+
+def frame_schema(task) -> dict:
+    """A frame record of one task: the common fields and the task's own fragment."""
+    return {
+        "type": "object",
+        "required": ["schema", "type", "frame", "capture_time", "frame_age_ms", "inference_ms", "task"],
+        "properties": {**_FRAME_COMMON, "task": {"const": task.name}, **task.schema_fields()},
+        "additionalProperties": False,
+    }
+
+
 EVENT_RECORD = {
     "type": "object",
     "required": ["schema", "type", "event", "frame", "capture_time", "track_id", "label", "class_id", "score",
@@ -85,18 +64,25 @@ EVENT_RECORD = {
         **_TIMING, "type": {"const": "event"}, "event": {"enum": ["new", "update", "end"]},
         "track_id": {"type": "integer", "minimum": 1}, "label": {"type": "string"},
         "class_id": {"type": "integer", "minimum": 0}, "score": {"type": "number"},
-        "box": _BOX, "center": _NUMBER_PAIR, "size": _NUMBER_PAIR,
+        "box": BOX, "center": NUMBER_PAIR, "size": NUMBER_PAIR,
         "age": {"type": "integer", "minimum": 1}, "first_frame": {"type": "integer", "minimum": 0},
         "previous_label": {"type": "string", "description": "update: the class before"},
     },
     "additionalProperties": False,
 }
-RESULT_SCHEMA = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "$id": f"https://edgecnn.dev/schema/{SCHEMA_ID}.json",
-    "title": "edgecnn result record",
-    "oneOf": [FRAME_RECORD, EVENT_RECORD],
-}
+
+
+def result_schema() -> dict:
+    """The JSON Schema document, assembled from the registered tasks' fragments: one
+    frame record per task, and the track event record."""
+    from edgecnn.core.task import all_tasks
+
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://edgecnn.dev/schema/{SCHEMA_ID}.json",
+        "title": "edgecnn result record",
+        "oneOf": [*(frame_schema(task) for task in all_tasks()), EVENT_RECORD],
+    }
 
 
 def frame_record(result, **options) -> dict:
@@ -133,9 +119,9 @@ def validate(record: dict) -> List[str]:
     (tests and readers; the runtime itself never validates what it writes)."""
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(RESULT_SCHEMA)
+    validator = jsonschema.Draft202012Validator(result_schema())
     return [error.message for error in validator.iter_errors(record)]
 
 
 if __name__ == "__main__":
-    print(json.dumps(RESULT_SCHEMA, indent=1))
+    print(json.dumps(result_schema(), indent=1))

@@ -15,7 +15,7 @@ from edgecnn.core.atomic import atomic_path
 from edgecnn.core.card import ModelCard
 from edgecnn.core.errors import UserError
 from edgecnn.core.files import file_hash
-from edgecnn.tasks import get_task
+from edgecnn.core.task import get_task
 
 FORMAT = "edgecnn.checkpoint"
 VERSION = 1

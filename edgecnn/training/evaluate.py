@@ -3,13 +3,18 @@ per-class table and confusion matrix, COCO mAP with per-class AP and a predictio
 for checkpoints and for any predictor the accuracy gates compare."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
 from edgecnn.core.card import ModelCard
 from edgecnn.core.errors import UserError
-from edgecnn.tasks import get_task
+from edgecnn.core.task import get_task
+
+
+def as_list(out) -> List[np.ndarray]:
+    """A predictor's output (one array, or a tuple/list per output) as a list of arrays."""
+    return [np.asarray(o) for o in out] if isinstance(out, (list, tuple)) else [np.asarray(out)]
 
 
 def torch_predictor(model) -> Callable[[np.ndarray], np.ndarray]:

@@ -33,7 +33,8 @@ def format_description(info: Dict[str, Any]) -> str:
         f"  MACs          {info['macs']:,} ({info['macs'] / 1e6:.1f}M)",
     ]
     if metrics:
-        percent = ("top1", "map50_95", "map50")
-        shown = ", ".join(f"{k} {100 * v:.2f}%" if k in percent else f"{k} {v}" for k, v in metrics.items())
+        from edgecnn.core.task import format_metric
+
+        shown = ", ".join(format_metric(k, v) for k, v in metrics.items())
         lines.append(f"  measured      {shown}")
     return "\n".join(lines)

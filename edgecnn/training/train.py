@@ -30,7 +30,7 @@ from tqdm import tqdm
 from edgecnn.core.card import ModelCard
 from edgecnn.training.checkpoint import build_from_card, load_checkpoint, load_model, save_checkpoint
 from edgecnn.core.errors import UserError
-from edgecnn.tasks import get_task
+from edgecnn.core.task import build_train_options, format_metric, get_task
 
 
 @dataclass
@@ -59,15 +59,29 @@ class TrainConfig:
     # BatchNorm statistics over micro-batches of this many images (gradients still over the whole
     # batch): a single process then trains exactly like N processes each seeing batch/N under DDP
     bn_batch: Optional[int] = None
-    # detection: train in equal stages of epochs at input sides from this size up to imgsz in
-    # steps of 32 (progressive resizing: low-resolution epochs cost less)
-    progressive_from: Optional[int] = None
-    neck: Optional[int] = None  # detection: neck/head channels (default NECK_CHANNELS in models/detector.py)
-    decoder: Optional[str] = None  # segmentation: "lraspp" or "unet" (default DEFAULT_DECODER in models/segmenter.py)
-    tap: Optional[str] = None  # detection: "expansion" or "block" (default DEFAULT_TAP in models/detector.py)
     val_every: int = 1  # validate every N epochs (and always after the last)
-    mosaic: float = 0.0  # detection: probability that a training image is a mosaic of four
-    close_mosaic: int = 10  # detection: the last epochs train on plain images (as Ultralytics)
+    # the task's own options (its Task.train_options dataclass: a detector's neck, mosaic,
+    # progressive resizing...); None: the task's defaults
+    task_options: Any = None
+
+    def __post_init__(self) -> None:
+        task = get_task(self.task)
+        if isinstance(self.task_options, dict):
+            self.task_options = build_train_options(task, self.task_options)
+        elif self.task_options is None:
+            self.task_options = task.train_option_defaults()
+
+    @classmethod
+    def from_dict(cls, saved: Dict[str, Any]) -> "TrainConfig":
+        """A saved config (a checkpoint's train_config); options saved flat beside the
+        common ones, as older checkpoints hold them, become the task's options."""
+        common = {f.name for f in dataclasses.fields(cls)}
+        task = get_task(saved.get("task", "classify"))
+        own = {f.name: f.default for f in dataclasses.fields(task.train_options)} if task.train_options else {}
+        options = dict(saved.get("task_options") or {})
+        options.update({k: v for k, v in saved.items() if k not in common and k in own})
+        return cls(**{k: v for k, v in saved.items() if k in common and k != "task_options"},
+                   task_options=options)
 
 
 def ema_model(model: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
@@ -208,8 +222,6 @@ def check_config(config: TrainConfig) -> None:
     resolve_name(config.model)  # fail before loading any data
     if config.val_every < 1:
         raise UserError(f"--val-every must be >= 1, got {config.val_every}")
-    if config.close_mosaic < 0:
-        raise UserError(f"--close-mosaic must be >= 0, got {config.close_mosaic}")
     get_task(config.task).training().check_config(config)
 
 
@@ -224,7 +236,7 @@ def train(config: TrainConfig, resume: bool = False, log=None) -> Dict[str, Any]
         resumed = load_checkpoint(out / "last.pt")
         if "train_config" not in resumed:
             raise UserError(f"{out / 'last.pt'} holds no training state to resume (a stripped model?)")
-        config = TrainConfig(**{**resumed["train_config"], "out": config.out})
+        config = TrainConfig.from_dict({**resumed["train_config"], "out": config.out})
         start_epoch, best = int(resumed["epoch"]), float(resumed["best_metric"])
         history = list(resumed.get("history", []))
     check_config(config)
@@ -305,9 +317,8 @@ def train(config: TrainConfig, resume: bool = False, log=None) -> Dict[str, Any]
                 if improved:
                     save_checkpoint(out / "best.pt", card.replace(metrics=card_metrics), deployed, **state)
                 if validated:
-                    values = "  ".join(f"{k} {100 * v:.2f}%" if k in ("top1",) else f"{k} {100 * v:.2f}"
-                                       for k, v in metrics.items() if k != "images")
-                    shown = f"val {values}  best {task.primary} {100 * best:.2f}"
+                    values = "  ".join(format_metric(k, v) for k, v in metrics.items() if k != "images")
+                    shown = f"val {values}  best {format_metric(task.primary, best)}"
                 else:
                     shown = "(not validated)"
                 log(f"epoch {epoch + 1}/{config.epochs}  loss {history[-1]['train_loss']:.4f}  {shown}  {seconds:.1f}s")

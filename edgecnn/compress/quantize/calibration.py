@@ -10,7 +10,7 @@ import numpy as np
 
 from edgecnn.core.card import ModelCard
 from edgecnn.core.errors import UserError
-from edgecnn.tasks import get_task
+from edgecnn.core.task import get_task
 from edgecnn.core.files import is_image_file
 
 

@@ -36,7 +36,7 @@ def save_quantized(path: Union[str, Path], quantized: QuantizedModel, sample: np
 def register_quantized_ops() -> None:
     """Importing torchao's PT2E module registers the quantized_decomposed ops that an
     int8 program is written in; torch.export.load needs them."""
-    from converters.toolchain import quiet
+    from edgecnn.core.descriptors import quiet
 
     with quiet():
         import torchao.quantization.pt2e  # noqa: F401
@@ -45,7 +45,7 @@ def register_quantized_ops() -> None:
 def read_program(path: Union[str, Path]) -> Tuple[Any, Dict[str, str]]:
     """A torch.export program's module (switchable to eval, as the converters expect) and
     edgecnn's extra files (empty strings when absent: not an edgecnn int8 program)."""
-    from converters.toolchain import quiet
+    from edgecnn.core.descriptors import quiet
 
     extra = {CARD_FILE: "", QUANTIZER_FILE: ""}
     try:

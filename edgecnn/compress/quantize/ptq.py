@@ -160,7 +160,7 @@ def in_layers(path: str, names: Sequence[str]) -> bool:
 
 
 def channel_last(model: nn.Module, train: bool = False) -> nn.Module:
-    from converters.toolchain import quiet
+    from edgecnn.core.descriptors import quiet
 
     with quiet():
         import litert_torch
@@ -172,7 +172,7 @@ def channel_last(model: nn.Module, train: bool = False) -> nn.Module:
 def export_graph(model: nn.Module, sample: torch.Tensor):
     """torch.export with a dynamic batch; strict=True so that every residual ADD is
     annotated (non-strict export leaves them float in the TFLite file)."""
-    from converters.toolchain import quiet
+    from edgecnn.core.descriptors import quiet
 
     batch = torch.export.Dim("batch", min=1, max=65536)
     try:
@@ -185,7 +185,7 @@ def export_graph(model: nn.Module, sample: torch.Tensor):
 
 def calibrate(graph, quant, batches: np.ndarray, batch_size: int = 32):
     """prepare_pt2e, observe the calibration batches, convert_pt2e."""
-    from converters.toolchain import quiet
+    from edgecnn.core.descriptors import quiet
 
     with quiet():
         from torchao.quantization.pt2e import allow_exported_model_train_eval, move_exported_model_to_eval
@@ -293,7 +293,7 @@ def output_error(reference: Callable, batches: np.ndarray) -> Callable[[Callable
     """A label-free score for sensitivity analysis: minus the relative L2 error of every
     output against the fp32 model on training images (so the held-out split is only
     ever used by the gate)."""
-    from converters.parity import as_list
+    from edgecnn.training.evaluate import as_list
 
     expected = as_list(reference(batches))
 

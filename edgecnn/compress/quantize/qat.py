@@ -11,7 +11,7 @@ from torch import nn
 
 from edgecnn.core.card import ModelCard
 from edgecnn.core.errors import UserError
-from edgecnn.tasks import get_task
+from edgecnn.core.task import get_task
 from edgecnn.core.preprocess import preprocess_batch
 from edgecnn.compress.quantize.ptq import QuantizedModel, activation_fake_quantizers, channel_last, float_layers_explained, quantizer
 
@@ -37,7 +37,7 @@ def quantization_aware_training(model: nn.Module, card: ModelCard, data_spec: st
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
-    from converters.toolchain import quiet
+    from edgecnn.core.descriptors import quiet
 
     if epochs < 1:
         raise UserError("--qat needs --epochs >= 1")

@@ -13,7 +13,7 @@ from edgecnn.core.errors import UserError
 from edgecnn.runtime.backends import Backend, BackendOption, first_line
 from edgecnn.runtime.exporter_metadata import appended_zip
 from edgecnn.runtime.model_file import read_tflite_card
-from edgecnn.runtime.native_stderr import native_stderr
+from edgecnn.core.descriptors import native_stderr
 
 
 def _parse_switch(value: str) -> bool:

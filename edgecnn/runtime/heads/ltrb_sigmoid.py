@@ -14,7 +14,7 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 
 from edgecnn.core.errors import UserError
-from edgecnn.runtime.heads import Head
+from edgecnn.runtime.heads import Decoded, Head
 
 DEFAULT_STRIDES = (8, 16, 32)
 
@@ -86,7 +86,7 @@ class LtrbSigmoid(Head):
 
     def decode(self, card, outputs):
         levels = len(strides_of(card))
-        return decode_levels(outputs[:levels], outputs[levels:], card.input_size, strides_of(card))
+        return Decoded(*decode_levels(outputs[:levels], outputs[levels:], card.input_size, strides_of(card)))
 
     def matches(self, shapes) -> bool:
         """Box tensors (.., cells, 4) for each level, then score tensors (.., cells, C) of the same cells."""

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from edgecnn.core.errors import UserError
-from edgecnn.runtime.heads import Head
+from edgecnn.runtime.heads import Decoded, Head
 from edgecnn.runtime.recognition import FileFacts, labels_for
 
 JETSON_MEAN, JETSON_STD = 127.0, 128.0
@@ -55,7 +55,7 @@ class SsdJetson(Head):
             scores = np.concatenate([np.zeros((len(scores), 1), np.float32), scores[:, 1:]], 1)
         else:
             scores = np.ascontiguousarray(scores[:, 1:])
-        return boxes * np.array([width, height, width, height], np.float32), scores
+        return Decoded(boxes * np.array([width, height, width, height], np.float32), scores)
 
     def output_names(self, card) -> List[str]:
         return ["scores", "boxes"]

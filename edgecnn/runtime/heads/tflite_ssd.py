@@ -19,8 +19,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from edgecnn.core.errors import UserError
-from edgecnn.runtime.heads import Head
-from edgecnn.runtime.heads.yolo_end2end import one_hot_scores
+from edgecnn.runtime.heads import Decoded, Head
+from edgecnn.runtime.heads._shared import one_hot_scores
 from edgecnn.runtime.recognition import FileFacts, labels_for, pixel_card_fields
 
 SSD_MEAN = SSD_STD = 127.5  # the Object Detection API's input range, -1..1
@@ -83,7 +83,7 @@ class TfliteSsd(Head):
         keep = scores >= conf
         height, width = card.input_size
         corners = boxes[keep][:, [1, 0, 3, 2]] * np.array([width, height, width, height], np.float32)
-        return corners, one_hot_scores(scores[keep], np.rint(classes[keep]).astype(np.int64), len(card.labels))
+        return Decoded(corners, one_hot_scores(scores[keep], np.rint(classes[keep]).astype(np.int64), len(card.labels)))
 
     def decode(self, card, outputs):
         return self.decode_above(card, outputs, -np.inf)

@@ -18,21 +18,12 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from edgecnn.core.errors import UserError
-from edgecnn.runtime.heads import Head
-from edgecnn.runtime.heads.yolo_v5 import ANCHORS_PER_CELL
+from edgecnn.runtime.heads import Decoded, Head
+from edgecnn.runtime.heads._shared import YOLO_V5_ANCHORS_PER_CELL as ANCHORS_PER_CELL, one_hot_scores
 from edgecnn.runtime.recognition import (FileFacts, box_scale_of, check_metadata_size, grid_cells, labels_for,
                                          letterbox_card_fields, parse_box_scale, yolo_strides)
 
 ROW = 6  # x1, y1, x2, y2, score, class
-
-
-def one_hot_scores(scores: np.ndarray, classes: np.ndarray, count: int) -> np.ndarray:
-    """Final detections (score, class index) as the per-class score rows the shared
-    postprocessing takes; rows naming a class beyond the labels are zero."""
-    table = np.zeros((len(scores), count), np.float32)
-    known = (classes >= 0) & (classes < count)
-    table[np.flatnonzero(known), classes[known]] = scores[known]
-    return table
 
 
 class YoloEnd2End(Head):
@@ -52,8 +43,8 @@ class YoloEnd2End(Head):
         every = np.asarray(outputs[0], np.float32).reshape(-1, ROW)
         rows = every[every[:, 4] >= conf]
         classes = np.rint(rows[:, 5]).astype(np.int64)
-        return (box_scale_of(card, rows[:, :4].copy(), every[:, :4]),
-                one_hot_scores(rows[:, 4], classes, len(card.labels)))
+        return Decoded(box_scale_of(card, rows[:, :4].copy(), every[:, :4]),
+                       one_hot_scores(rows[:, 4], classes, len(card.labels)))
 
     def decode(self, card, outputs):
         return self.decode_above(card, outputs, -np.inf)

@@ -26,9 +26,8 @@ import cv2
 import numpy as np
 
 from edgecnn.core.errors import UserError
-from edgecnn.runtime.heads import Head
-from edgecnn.runtime.heads.yolo_v8 import cxcywh_to_corners
-from edgecnn.runtime.nms import MAX_DETECTIONS, NMS_IOU, select
+from edgecnn.runtime.heads import Decoded, Head
+from edgecnn.runtime.heads._shared import cxcywh_to_corners
 from edgecnn.runtime.recognition import (FileFacts, box_scale_of, check_metadata_size, grid_cells, labels_for,
                                          parse_box_scale, yolo_strides)
 
@@ -67,6 +66,8 @@ def split_outputs(shapes: Sequence[Tuple[int, ...]], input_size: Tuple[int, int]
 class YoloSeg(Head):
     name = "yolo-seg"
     preprocessing = "letterbox"
+    has_masks = True
+    default_conf = DEFAULT_CONF
 
     def config(self, arguments: str) -> Dict:
         return {"format": self.name, "preprocessing": "letterbox", **parse_box_scale(arguments)}
@@ -104,41 +105,35 @@ class YoloSeg(Head):
             protos = protos.transpose(2, 0, 1)
         return table[:, :4], table[:, 4:width - coefficients], table[:, width - coefficients:], protos
 
-    def decode_above(self, card, outputs: Sequence[np.ndarray], conf: float):
-        boxes, scores, _, _ = self._rows(card, outputs)
+    def decode_above(self, card, outputs: Sequence[np.ndarray], conf: float) -> Decoded:
+        """Candidates with their mask coefficients; the masks themselves are made only for
+        the instances that survive the NMS (`instance_masks`)."""
+        boxes, scores, coefficients, _ = self._rows(card, outputs)
         keep = np.flatnonzero(scores.max(1) >= conf)
-        return box_scale_of(card, cxcywh_to_corners(boxes[keep])), np.ascontiguousarray(scores[keep])
+        return Decoded(box_scale_of(card, cxcywh_to_corners(boxes[keep])), np.ascontiguousarray(scores[keep]),
+                       coefficients=coefficients[keep])
 
-    def decode(self, card, outputs):
+    def decode(self, card, outputs) -> Decoded:
         return self.decode_above(card, outputs, -np.inf)
 
-    def label_map(self, card, outputs: Sequence[np.ndarray], conf: float = DEFAULT_CONF, iou: float = NMS_IOU,
-                  max_instances: int = MAX_DETECTIONS) -> np.ndarray:
-        """(H, W) uint8 labels over the model input: the surviving instances' masks,
-        the most confident on top, background elsewhere."""
-        boxes, scores, coefficients, protos = self._rows(card, outputs)
+    def instance_masks(self, card, outputs: Sequence[np.ndarray], kept: Decoded) -> np.ndarray:
+        """(N, H, W) bool over the model input: each instance's mask, sigmoid(coefficients
+        . prototypes) > 0.5 scaled up bilinearly, cut to the pixels whose centres lie in
+        its box (x >= ceil(x1 - 0.5) and x < ceil(x2 - 0.5))."""
+        _, _, _, protos = self._rows(card, outputs)
         height, width = card.input_size
-        labels = np.zeros((height, width), np.uint8)
-        candidates = np.flatnonzero(scores.max(1) >= conf)
-        if not len(candidates):
-            return labels
-        corners = box_scale_of(card, cxcywh_to_corners(boxes[candidates]))
-        chosen = select(scores[candidates], corners, conf, iou, max_instances)  # best first
-        if not len(chosen):
-            return labels
-        corners, rows = corners[chosen], candidates[chosen]
+        masks = np.zeros((len(kept.boxes), height, width), bool)
+        if not len(kept.boxes):
+            return masks
         planes, proto_h, proto_w = protos.shape
-        logits = (coefficients[rows] @ protos.reshape(planes, -1)).reshape(len(rows), proto_h, proto_w)
-        classes = scores[rows].argmax(1).astype(np.uint8) + 1
-        # the pixels whose centres lie in each box: x >= ceil(x1 - 0.5) and x < ceil(x2 - 0.5)
-        bounds = np.clip(np.ceil(corners - 0.5), 0, [width, height, width, height]).astype(np.int64)
-        for logit, label, (x1, y1, x2, y2) in zip(logits, classes, bounds):  # best first: a painted pixel stays
+        logits = (kept.coefficients @ protos.reshape(planes, -1)).reshape(len(kept.boxes), proto_h, proto_w)
+        bounds = np.clip(np.ceil(kept.boxes - 0.5), 0, [width, height, width, height]).astype(np.int64)
+        for mask, logit, (x1, y1, x2, y2) in zip(masks, logits, bounds):
             if x2 <= x1 or y2 <= y1:
                 continue
             full = cv2.resize(logit, (width, height), interpolation=cv2.INTER_LINEAR)
-            region = labels[y1:y2, x1:x2]
-            region[(full[y1:y2, x1:x2] > 0) & (region == 0)] = label
-        return labels
+            mask[y1:y2, x1:x2] = full[y1:y2, x1:x2] > 0
+        return masks
 
     def output_names(self, card) -> List[str]:
         return ["output0", "output1"]

@@ -15,12 +15,12 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from edgecnn.core.errors import UserError
-from edgecnn.runtime.heads import Head
-from edgecnn.runtime.heads.yolo_v8 import cxcywh_to_corners
+from edgecnn.runtime.heads import Decoded, Head
+from edgecnn.runtime.heads._shared import YOLO_V5_ANCHORS_PER_CELL, cxcywh_to_corners
 from edgecnn.runtime.recognition import (FileFacts, box_scale_of, check_metadata_size, grid_cells, labels_for,
                                          letterbox_card_fields, parse_box_scale, yolo_strides)
 
-ANCHORS_PER_CELL = 3
+ANCHORS_PER_CELL = YOLO_V5_ANCHORS_PER_CELL
 
 
 class YoloV5(Head):
@@ -40,7 +40,7 @@ class YoloV5(Head):
         table = np.asarray(outputs[0], np.float32).reshape(-1, 5 + len(card.labels))
         table = table[table[:, 4] >= conf]  # a score is at most its objectness
         scores = table[:, 5:] * table[:, 4:5]
-        return box_scale_of(card, cxcywh_to_corners(table[:, :4])), scores
+        return Decoded(box_scale_of(card, cxcywh_to_corners(table[:, :4])), scores)
 
     def decode(self, card, outputs):
         return self.decode_above(card, outputs, -np.inf)

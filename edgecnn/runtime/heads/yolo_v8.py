@@ -15,14 +15,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from edgecnn.core.errors import UserError
-from edgecnn.runtime.heads import Head
+from edgecnn.runtime.heads import Decoded, Head
+from edgecnn.runtime.heads._shared import cxcywh_to_corners
 from edgecnn.runtime.recognition import (FileFacts, box_scale_of, check_metadata_size, grid_cells, labels_for,
                                          letterbox_card_fields, parse_box_scale, yolo_strides)
-
-
-def cxcywh_to_corners(boxes: np.ndarray) -> np.ndarray:
-    half = boxes[:, 2:4] * 0.5
-    return np.concatenate([boxes[:, :2] - half, boxes[:, :2] + half], 1)
 
 
 def rows_of(output: np.ndarray, width: int) -> Tuple[np.ndarray, bool]:
@@ -57,7 +53,7 @@ class YoloV8(Head):
             keep = np.flatnonzero(best >= conf)
             boxes, scores = table[keep, :4], table[keep, 4:]
         corners = cxcywh_to_corners(boxes)
-        return box_scale_of(card, corners), np.ascontiguousarray(scores)
+        return Decoded(box_scale_of(card, corners), np.ascontiguousarray(scores))
 
     def decode(self, card, outputs):
         return self.decode_above(card, outputs, -np.inf)

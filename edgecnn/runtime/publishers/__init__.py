@@ -22,7 +22,7 @@ from urllib.parse import SplitResult, unquote, urlsplit
 from edgecnn.core.errors import UserError
 from edgecnn.core.registry import Registry
 from edgecnn.runtime.schema import encode, records
-from edgecnn.runtime.sinks import QueuedSink, Sink
+from edgecnn.runtime.delivery import QueuedSink, Sink
 
 _PUBLISHERS = Registry("edgecnn.runtime.publishers", "PUBLISHER", "publisher")
 

@@ -14,29 +14,13 @@ Without any sink option, `edgecnn run` writes JSON lines to stdout (the `jsonl` 
 """
 from __future__ import annotations
 
-import collections
-import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
 from edgecnn.core.registry import Registry
+from edgecnn.runtime.delivery import QueuedSink, Sink  # noqa: F401  (what sink modules build on)
 
 _SINKS = Registry("edgecnn.runtime.sinks", "SINK", "sink")
-
-
-class Sink:
-    stop = False
-    name = ""  # what the summary calls it; default: its sink type's name
-
-    def write(self, image, result) -> None:
-        raise NotImplementedError
-
-    def close(self, completed: bool = True) -> None:
-        pass
-
-    def interrupt(self) -> None:
-        """The run is ending: stop waiting for anything outside the process (a broker
-        that is down) beyond a short grace period. Called from another thread."""
 
 
 @dataclass
@@ -94,97 +78,3 @@ def sink_types() -> List[SinkType]:
 
 def option_dests() -> List[str]:
     return [dest for kind in sink_types() for dest in kind.options]
-
-
-class QueuedSink(Sink):
-    """`sink` behind a bounded queue served by its own thread. By default write() never
-    blocks: when the queue is full the oldest record is dropped and counted (`dropped`,
-    and in `stats` under `name`); with wait_when_full=True write() waits for room instead
-    and nothing is dropped (a file run's records, where no camera is held up). An error
-    raised by the sink on its thread is raised again on the caller's next write() or at
-    close(), so a sink that cannot work still ends the run with its one-line message."""
-
-    def __init__(self, sink: Sink, name: str, capacity: int = 8, stats: Any = None,
-                 wait_when_full: bool = False) -> None:
-        if capacity < 1:
-            raise ValueError("a sink queue holds at least one record")
-        self.sink, self.name, self.stats = sink, name, stats
-        self.wait_when_full = wait_when_full
-        self._queue: collections.deque = collections.deque()
-        self._capacity = capacity
-        self._condition = threading.Condition()
-        self._closing = False
-        self._busy = False
-        self.dropped = 0
-        self.written = 0
-        self.error: Optional[BaseException] = None
-        self._raised = False
-        self._thread = threading.Thread(target=self._serve, name=f"sink {name}", daemon=True)
-        self._thread.start()
-
-    @property
-    def stop(self) -> bool:  # type: ignore[override]
-        return bool(self.sink.stop)
-
-    def write(self, image, result) -> None:
-        self._raise_error()
-        with self._condition:
-            if self.wait_when_full:  # the serving thread notifies after each record, and on an error
-                self._condition.wait_for(lambda: len(self._queue) < self._capacity or self._closing)
-                if self.error is not None:
-                    return  # raised on the next write() or at close()
-            if len(self._queue) >= self._capacity:
-                self._queue.popleft()
-                self.dropped += 1
-                if self.stats is not None:
-                    self.stats.count_sink_drop(self.name)
-            self._queue.append((image, result))
-            self._condition.notify()
-
-    def _serve(self) -> None:
-        while True:
-            with self._condition:
-                self._condition.wait_for(lambda: self._queue or self._closing)
-                if not self._queue:
-                    return  # closing, and everything queued was written
-                image, result = self._queue.popleft()
-                self._busy = True
-            try:
-                self.sink.write(image, result)
-                self.written += 1
-            except BaseException as exc:  # kept for the caller's thread; this sink takes nothing more
-                with self._condition:
-                    self.error = exc
-                    self._queue.clear()
-                    self._closing = True
-                    self._busy = False
-                    self._condition.notify_all()
-                return
-            with self._condition:
-                self._busy = False
-                self._condition.notify_all()
-
-    def drain(self, timeout: Optional[float] = None) -> bool:
-        """Wait until every queued record is written; False on timeout."""
-        with self._condition:
-            return self._condition.wait_for(lambda: not self._queue and not self._busy or self.error is not None,
-                                            timeout)
-
-    def _raise_error(self) -> None:
-        """Raise the sink's error on the caller's thread, once."""
-        if self.error is not None and not self._raised:
-            self._raised = True
-            raise self.error
-
-    def close(self, completed: bool = True) -> None:
-        """Write what is queued, then close the sink (its thread's error, if any, is
-        raised here)."""
-        with self._condition:
-            self._closing = True
-            self._condition.notify_all()
-        self.sink.interrupt()
-        self._thread.join()
-        try:
-            self._raise_error()
-        finally:
-            self.sink.close(completed and self.error is None)

@@ -7,17 +7,17 @@ import sys
 from pathlib import Path
 
 from edgecnn.core.errors import UserError
+from edgecnn.core.task import all_tasks
 from edgecnn.runtime.schema import encode, records
 from edgecnn.runtime.sinks import Sink, SinkType
-from edgecnn.tasks.segment.result import MASK_FORMATS
 
 
 class JsonLinesSink(Sink):
     """The records of each frame, one JSON line each, flushed per frame. "-" is stdout."""
 
-    def __init__(self, target: str, masks: str = "rle") -> None:
+    def __init__(self, target: str, **record_options) -> None:
         self.target = target
-        self.options = {"masks": masks}  # what a segmenter's records carry besides per-label areas
+        self.options = record_options  # what the tasks' records carry by option (a segmenter's masks=)
         if target == "-":
             self.handle, self._owned = sys.stdout, False
         else:
@@ -36,14 +36,22 @@ class JsonLinesSink(Sink):
             self.handle.close()
 
 
+def record_options() -> dict:
+    """The options the tasks' records take (each task declares its own)."""
+    return {name: spec for task in all_tasks() for name, spec in task.record_options.items()}
+
+
+def open_json_lines(values, context) -> JsonLinesSink:
+    chosen = {name: values.get(name) or spec.get("default") for name, spec in record_options().items()}
+    return JsonLinesSink(values["json"], **{k: v for k, v in chosen.items() if v is not None})
+
+
 SINK = SinkType(
     name="jsonl",
     records_the_run=True,
     options={"json": dict(default=None, metavar="PATH", help="JSON lines, one record per frame ('-': stdout; "
                           "the default when no other output is named)"),
-             "masks": dict(default="rle", choices=MASK_FORMATS, help="segmenters: what each record carries "
-                           "besides per-label areas: the label map run-length encoded (default), its outline "
-                           "polygons, or none")},
-    opener=lambda values, context: JsonLinesSink(values["json"], values.get("masks") or "rle"),
+             **record_options()},
+    opener=open_json_lines,
     default={"json": "-"},
 )

@@ -11,7 +11,7 @@ from typing import Iterator
 import cv2
 
 from edgecnn.core.errors import UserError
-from edgecnn.runtime.native_stderr import native_stderr
+from edgecnn.core.descriptors import native_stderr
 from edgecnn.runtime.sources import Frame, Source
 
 _END = object()

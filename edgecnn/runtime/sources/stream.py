@@ -11,7 +11,7 @@ import cv2
 
 from edgecnn.core.errors import UserError
 from edgecnn.core.redact import redact
-from edgecnn.runtime.native_stderr import native_stderr
+from edgecnn.core.descriptors import native_stderr
 from edgecnn.runtime.sources import SourceContext, SourceOption, SourceType
 from edgecnn.runtime.sources._live import LiveSource
 

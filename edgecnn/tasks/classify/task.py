@@ -1,22 +1,35 @@
 """The classification task, torch-free: a model outputs one score per label."""
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
 from edgecnn.core.errors import UserError
-from edgecnn.tasks import Task
+from edgecnn.core.task import Metric, Task
 from edgecnn.tasks.classify.result import Classes, scores_from_logits
 
 
 class ClassifyTask(Task):
     name = "classify"
+    people_name = "classifiers"
     primary_metric = "top1"
     metric_label = "top-1"
+    metrics = {"top1": Metric("top-1")}
     default_data = "digits"
     default_width = 1.0
     agreement_kind = "top-1 agreement"
+
+    def recognises_outputs(self, shapes) -> bool:
+        """One [1, C] score vector (C > 1) that no detector head claims."""
+        return len(shapes) == 1 and len(shapes[0]) == 2 and shapes[0][0] == 1 and shapes[0][1] > 1
+
+    def schema_fields(self) -> Dict:
+        return {"label": {"type": "string"}, "score": {"type": "number"},
+                "classes": {"type": "array", "items": {"type": "object", "required": ["label", "class_id", "score"],
+                                                       "properties": {"label": {"type": "string"},
+                                                                      "class_id": {"type": "integer"},
+                                                                      "score": {"type": "number"}}}}}
 
     def labels_from_outputs(self, shapes) -> List[str]:
         """Class indices as labels: one score per class in the first output."""

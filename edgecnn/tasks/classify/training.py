@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from edgecnn.core.task import TaskTraining
 from edgecnn.core.card import DEFAULT_MEAN, DEFAULT_STD, ModelCard
 from edgecnn.data import ClassificationSet, load_classification
 from edgecnn.data.base import random_subset
@@ -105,20 +106,8 @@ def make_training(config, card: Optional[ModelCard] = None) -> ClassifyTraining:
     return ClassifyTraining(config, card)
 
 
-DETECTOR_OPTIONS = {  # TrainConfig fields that only detectors take, and the message when given here
-    "mosaic": "--mosaic is a probability for detectors (0..1, --task detect) and --close-mosaic >= 0, got {}",
-    "tap": "--tap is for detectors (--task detect)",
-    "neck": "--neck is the detector's neck width (>= 8, --task detect), got {}",
-    "progressive_from": "--progressive-from is for detectors (--task detect)",
-    "decoder": "--decoder is for segmenters (--task segment)",
-}
-
-
 def check_config(config) -> None:
-    """Reject training options that do not apply to a classifier."""
-    for name, message in DETECTOR_OPTIONS.items():
-        if getattr(config, name):
-            raise UserError(message.format(getattr(config, name)))
+    """A classifier takes no options of its own: the common checks are all."""
 
 
 def build_model(card: ModelCard) -> nn.Module:
@@ -189,3 +178,21 @@ def write_shapes(out: str, split: str, seed: int, imgsz: Optional[int], count: O
     data = load_shapes(split, seed, imgsz or 64, count)
     write_folder(data, out)
     return len(data)
+
+
+class ClassifyTaskTraining(TaskTraining):
+    """The classify task's torch side, as edgecnn.core.task.TaskTraining asks for it."""
+
+    QAT_LR, QAT_BATCH = QAT_LR, QAT_BATCH
+    make_training = staticmethod(make_training)
+    check_config = staticmethod(check_config)
+    build_model = staticmethod(build_model)
+    load_images = staticmethod(load_images)
+    evaluate = staticmethod(evaluate)
+    format_report = staticmethod(format_report)
+    output_layers = staticmethod(output_layers)
+    taylor_loss = staticmethod(taylor_loss)
+    write_shapes = staticmethod(write_shapes)
+
+
+TRAINING = ClassifyTaskTraining()

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from edgecnn.core.task import TaskTraining
 from edgecnn.core.card import DEFAULT_MEAN, DEFAULT_STD, ModelCard
 from edgecnn.data.augment import DetectAugment, mosaic
 from edgecnn.data.base import random_subset
@@ -17,7 +18,8 @@ from edgecnn.data.detection import DetectionSet, ShapesImages, load_detection
 from edgecnn.tasks.detect.metrics import coco_map
 from edgecnn.core.errors import UserError
 from edgecnn.models.detector import DEFAULT_TAP, DETECT_IMGSZ, NECK_CHANNELS
-from edgecnn.runtime.heads import detect, head_of
+from edgecnn.runtime.heads import head_of
+from edgecnn.tasks.detect.task import detect
 from edgecnn.runtime.heads.ltrb_sigmoid import HEAD as EDGECNN_HEAD, cell_centres
 from edgecnn.runtime.nms import NMS_IOU
 from edgecnn.core.preprocess import preprocess, preprocess_batch
@@ -122,10 +124,10 @@ class DetectTraining:
         self.summaries = [train_set.summary(), self.val_set.summary()]
         self.card = card or self.make_card(config, train_set)
         augment = DetectAugment() if config.augment else None
-        final = tuple(self.card.input_size)
-        sizes = training_sizes(final[0], config.progressive_from, config.epochs) if final[0] == final[1] else None
-        self.train_dataset = TorchDetection(train_set, self.card, augment, config.seed, sizes, config.mosaic,
-                                            config.epochs - config.close_mosaic)
+        final, options = tuple(self.card.input_size), config.task_options
+        sizes = training_sizes(final[0], options.progressive_from, config.epochs) if final[0] == final[1] else None
+        self.train_dataset = TorchDetection(train_set, self.card, augment, config.seed, sizes, options.mosaic,
+                                            config.epochs - options.close_mosaic)
         self.collate = collate
         self.criterion = DetectionLoss(len(self.card.labels))
 
@@ -135,7 +137,8 @@ class DetectTraining:
         return ModelCard(task="detect", labels=data.labels, input_size=(imgsz, imgsz), layout="nchw",
                          color="rgb", mean=(DEFAULT_MEAN,) * 3, std=(DEFAULT_STD,) * 3,
                          architecture={"name": "detector", "backbone": config.model, "width": config.width,
-                                       "neck": config.neck or NECK_CHANNELS, "tap": config.tap or DEFAULT_TAP},
+                                       "neck": config.task_options.neck or NECK_CHANNELS,
+                                       "tap": config.task_options.tap or DEFAULT_TAP},
                          head=EDGECNN_HEAD.config(""),
                          dataset={"name": config.data, "train_images": len(data)})
 
@@ -182,22 +185,21 @@ def make_training(config, card: Optional[ModelCard] = None) -> DetectTraining:
 
 def check_config(config) -> None:
     """Options that constrain a detector."""
+    options = config.task_options
     if not config.model.startswith("mobilenet"):
         raise UserError(f"detectors use a MobileNet backbone, got {config.model!r}")
     if config.imgsz is not None and (config.imgsz < 64 or config.imgsz % 32):
         raise UserError(f"--imgsz for detection must be a multiple of 32 and >= 64, got {config.imgsz}")
-    if not 0 <= config.mosaic <= 1:
+    if not 0 <= options.mosaic <= 1 or options.close_mosaic < 0:
         raise UserError(f"--mosaic is a probability for detectors (0..1, --task detect) and --close-mosaic "
-                        f">= 0, got {config.mosaic} and {config.close_mosaic}")
-    if config.neck is not None and config.neck < 8:
-        raise UserError(f"--neck is the detector's neck width (>= 8, --task detect), got {config.neck}")
-    if config.decoder is not None:
-        raise UserError("--decoder is for segmenters (--task segment)")
-    if config.progressive_from is not None:
+                        f">= 0, got {options.mosaic} and {options.close_mosaic}")
+    if options.neck is not None and options.neck < 8:
+        raise UserError(f"--neck is the detector's neck width (>= 8, --task detect), got {options.neck}")
+    if options.progressive_from is not None:
         final = config.imgsz or DETECT_IMGSZ
-        if config.progressive_from < 64 or config.progressive_from % 32 or config.progressive_from > final:
+        if options.progressive_from < 64 or options.progressive_from % 32 or options.progressive_from > final:
             raise UserError(f"--progressive-from must be a multiple of 32 between 64 and --imgsz ({final}), "
-                            f"got {config.progressive_from}")
+                            f"got {options.progressive_from}")
 
 
 def build_model(card: ModelCard) -> nn.Module:
@@ -279,3 +281,21 @@ def write_shapes(out: str, split: str, seed: int, imgsz: Optional[int], count: O
     data = load_shapes_detection(split, seed, imgsz or 192, count, min_visible=min_visible or MIN_VISIBLE)
     write_yolo(data, out, split)
     return len(data)
+
+
+class DetectTaskTraining(TaskTraining):
+    """The detect task's torch side, as edgecnn.core.task.TaskTraining asks for it."""
+
+    QAT_LR, QAT_BATCH = QAT_LR, QAT_BATCH
+    make_training = staticmethod(make_training)
+    check_config = staticmethod(check_config)
+    build_model = staticmethod(build_model)
+    load_images = staticmethod(load_images)
+    evaluate = staticmethod(evaluate)
+    format_report = staticmethod(format_report)
+    output_layers = staticmethod(output_layers)
+    taylor_loss = staticmethod(taylor_loss)
+    write_shapes = staticmethod(write_shapes)
+
+
+TRAINING = DetectTaskTraining()

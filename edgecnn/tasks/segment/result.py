@@ -132,7 +132,7 @@ class Masks(Timing):
             yield Item(self.labels[index], int(index), float(areas[index] / self.class_map.size),
                        (float(x), float(y), float(x + w), float(y + h)))
 
-    def to_dict(self, masks: str = "rle") -> dict:
+    def to_dict(self, masks: str = "rle", **_other_tasks_options) -> dict:
         """The JSON record: per-label areas (frame pixels), fractions and confidence, plus
         the map as runs (masks="rle") or outline polygons (masks="contours")."""
         if masks not in MASK_FORMATS:

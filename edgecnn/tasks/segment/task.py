@@ -14,16 +14,51 @@ the padding is cropped off before the map is scaled to the frame.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from edgecnn.core.errors import UserError
 from edgecnn.core.preprocess import FITS, letterbox_geometry
-from edgecnn.tasks import Task
-from edgecnn.tasks.segment.result import Masks, is_probability
+from edgecnn.core.task import Metric, Task
+from edgecnn.runtime.schema import NUMBER_PAIR
+from edgecnn.tasks.segment.result import MASK_FORMATS, Masks, is_probability
 
 DEFAULT_THRESHOLD = 0.5  # single-channel probability maps
+
+
+@dataclass
+class SegmentTrainOptions:
+    """A segmenter's own training options (`edgecnn train --task segment`); each field's
+    metadata holds its command-line settings."""
+
+    progressive_from: Optional[int] = field(default=None, metadata=dict(type=int, metavar="SIZE", help=(
+        "progressive resizing, equal stages of epochs at sizes from SIZE up to --imgsz in steps of 32 "
+        "(validation is always at --imgsz)")))
+    neck: Optional[int] = field(default=None, metadata=dict(type=int, help="channels of the head (default 128)"))
+    decoder: Optional[str] = field(default=None, metadata=dict(help=(
+        "lraspp (LR-ASPP, the MobileNetV3 paper's head; default) or unet (a small U-Net-style decoder)")))
+SEGMENT_FIELDS = {  # a segmenter's frame (edgecnn.tasks.segment.result.Masks.to_dict)
+    "size": {**NUMBER_PAIR, "description": "frame height, width in pixels"},
+    "areas": {"type": "array", "description": "each label present: its pixels in the frame",
+              "items": {"type": "object", "required": ["label", "class_id", "area", "fraction"],
+                        "properties": {"label": {"type": "string"}, "class_id": {"type": "integer", "minimum": 0},
+                                       "area": {"type": "integer", "minimum": 0},
+                                       "fraction": {"type": "number", "minimum": 0, "maximum": 1},
+                                       "confidence": {"type": "number", "minimum": 0, "maximum": 1}},
+                        "additionalProperties": False}},
+    "rle": {"type": "object", "required": ["size", "runs"], "additionalProperties": False,
+            "description": "the label map at the model's resolution (scale to the frame by size), row-major runs",
+            "properties": {"size": NUMBER_PAIR, "runs": {"type": "array", "items": {"type": "integer"},
+                                                          "description": "label, length, label, length, ..."}}},
+    "contours": {"type": "array", "description": "outline polygons per label (not the first), frame pixels",
+                 "items": {"type": "object", "required": ["label", "class_id", "polygons"],
+                           "properties": {"label": {"type": "string"}, "class_id": {"type": "integer"},
+                                          "polygons": {"type": "array", "items": {
+                                              "type": "array", "items": {"type": "number"},
+                                              "description": "x, y, x, y, ..."}}}}},
+}
 
 
 def score_map(card, output: np.ndarray) -> np.ndarray:
@@ -69,7 +104,7 @@ def classify_pixels(card, scores: np.ndarray) -> np.ndarray:
 
 
 def instance_head(card):
-    """The head that paints instance masks into a label map, or None for score maps."""
+    """The head whose instance masks make the label map, or None for score maps."""
     if "format" not in card.head:
         return None
     from edgecnn.runtime.heads import head_of
@@ -77,10 +112,33 @@ def instance_head(card):
     return head_of(card)
 
 
+def paint_instances(card, kept) -> np.ndarray:
+    """(H, W) uint8 labels over the model input from a head's kept instances (best
+    first, with masks): background, then each instance's class (label = class + 1,
+    "background" being label 0), the most confident instance winning a pixel."""
+    height, width = card.input_size
+    labels = np.zeros((height, width), np.uint8)
+    if not len(kept):
+        return labels
+    for mask, label in zip(kept.masks, kept.scores.argmax(1).astype(np.uint8) + 1):
+        labels[mask & (labels == 0)] = label
+    return labels
+
+
+def instance_label_map(card, outputs: Sequence[np.ndarray], conf: Optional[float] = None,
+                       iou: Optional[float] = None) -> np.ndarray:
+    """An instance head's label map over the model input (the head's own threshold when
+    none is given)."""
+    from edgecnn.runtime.heads import decode
+
+    return paint_instances(card, decode(card, outputs, conf, iou))
+
+
 def label_map_of(card, outputs: Sequence[np.ndarray]) -> np.ndarray:
     """ONE image's label map at the model's resolution (padding kept): what parity compares."""
-    head = instance_head(card)
-    return head.label_map(card, outputs) if head is not None else classify_pixels(card, score_map(card, outputs[0]))
+    if instance_head(card) is not None:
+        return instance_label_map(card, outputs)
+    return classify_pixels(card, score_map(card, outputs[0]))
 
 
 def segment(card, outputs: Sequence[np.ndarray], image_size: Tuple[int, int], conf: Optional[float] = None,
@@ -88,10 +146,8 @@ def segment(card, outputs: Sequence[np.ndarray], image_size: Tuple[int, int], co
     """Outputs of ONE image -> Masks at the frame's size (what evaluation, parity and the
     runtime all call). `conf` and `iou` apply to instance heads only (their defaults:
     the head's)."""
-    head = instance_head(card)
-    if head is not None:
-        settings = {name: value for name, value in (("conf", conf), ("iou", iou)) if value is not None}
-        labels = head.label_map(card, outputs, **settings)
+    if instance_head(card) is not None:
+        labels = instance_label_map(card, outputs, conf, iou)
         rows, cols = content_window(card, image_size, labels.shape)
         return Masks(np.ascontiguousarray(labels[rows, cols]), tuple(int(v) for v in image_size), card.labels)
     scores = score_map(card, outputs[0])
@@ -102,8 +158,18 @@ def segment(card, outputs: Sequence[np.ndarray], image_size: Tuple[int, int], co
 
 class SegmentTask(Task):
     name = "segment"
+    people_name = "segmenters"
     primary_metric = "miou"
     metric_label = "mIoU"
+    metrics = {"miou": Metric("mIoU"), "pixel_accuracy": Metric("pixel accuracy")}
+    has_masks = True
+    train_options = SegmentTrainOptions
+    record_options = {"masks": dict(default="rle", choices=MASK_FORMATS, help="segmenters: what each record carries "
+                                    "besides per-label areas: the label map run-length encoded (default), its "
+                                    "outline polygons, or none")}
+
+    def schema_fields(self) -> Dict:
+        return SEGMENT_FIELDS
     default_data = "shapes"
     default_width = 1.0
     agreement_kind = "pixel agreement"

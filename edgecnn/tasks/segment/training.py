@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from edgecnn.core.task import TaskTraining
 from edgecnn.core.card import DEFAULT_MEAN, DEFAULT_STD, ModelCard
 from edgecnn.core.errors import UserError
 from edgecnn.core.preprocess import preprocess, preprocess_batch
@@ -107,7 +108,8 @@ class SegmentTraining:
         self.summaries = [train_set.summary(), self.val_set.summary()]
         self.card = card or self.make_card(config, train_set)
         final = tuple(self.card.input_size)
-        sizes = training_sizes(final[0], config.progressive_from, config.epochs) if final[0] == final[1] else None
+        start = config.task_options.progressive_from
+        sizes = training_sizes(final[0], start, config.epochs) if final[0] == final[1] else None
         self.train_dataset = TorchSegmentation(train_set, self.card, config.augment, config.seed, sizes)
         self.collate = None
         self.criterion = SegmentationLoss(len(self.card.labels))
@@ -118,8 +120,8 @@ class SegmentTraining:
         return ModelCard(task="segment", labels=data.labels, input_size=(imgsz, imgsz), layout="nchw",
                          color="rgb", mean=(DEFAULT_MEAN,) * 3, std=(DEFAULT_STD,) * 3,
                          architecture={"name": "segmenter", "backbone": config.model, "width": config.width,
-                                       "decoder": config.decoder or DEFAULT_DECODER,
-                                       "channels": config.neck or HEAD_CHANNELS},
+                                       "decoder": config.task_options.decoder or DEFAULT_DECODER,
+                                       "channels": config.task_options.neck or HEAD_CHANNELS},
                          dataset={"name": config.data, "train_images": len(data)})
 
     def loss(self, net: nn.Module, batch) -> torch.Tensor:
@@ -153,19 +155,20 @@ def make_training(config, card: Optional[ModelCard] = None) -> SegmentTraining:
 
 def check_config(config) -> None:
     """Options that constrain a segmenter."""
+    options = config.task_options
     if not config.model.startswith("mobilenet_v2") and not config.model.startswith("mobilenet_v3"):
         raise UserError(f"segmenters use a MobileNetV2 or V3 backbone, got {config.model!r}")
     if config.imgsz is not None and config.imgsz < MIN_INPUT:
         raise UserError(f"--imgsz for segmentation must be >= {MIN_INPUT}, got {config.imgsz}")
-    if config.decoder is not None and config.decoder not in DECODERS:
-        raise UserError(f"--decoder must be one of {', '.join(DECODERS)}, got {config.decoder!r}")
-    if config.neck is not None and config.neck < 8:
-        raise UserError(f"--neck is the segmentation head's width (>= 8), got {config.neck}")
-    if config.progressive_from is not None:
+    if options.decoder is not None and options.decoder not in DECODERS:
+        raise UserError(f"--decoder must be one of {', '.join(DECODERS)}, got {options.decoder!r}")
+    if options.neck is not None and options.neck < 8:
+        raise UserError(f"--neck is the segmentation head's width (>= 8), got {options.neck}")
+    if options.progressive_from is not None:
         final = config.imgsz or SEGMENT_IMGSZ
-        if not MIN_INPUT <= config.progressive_from <= final or (final - config.progressive_from) % 32:
+        if not MIN_INPUT <= options.progressive_from <= final or (final - options.progressive_from) % 32:
             raise UserError(f"--progressive-from must be between {MIN_INPUT} and --imgsz ({final}) in steps of 32 "
-                            f"below it, got {config.progressive_from}")
+                            f"below it, got {options.progressive_from}")
     for name, flag in (("mosaic", "--mosaic"), ("tap", "--tap")):
         if getattr(config, name):
             raise UserError(f"{flag} is for detectors (--task detect)")
@@ -253,3 +256,21 @@ def write_shapes(out: str, split: str, seed: int, imgsz: Optional[int], count: O
     data = load_shapes_segmentation(split, seed, imgsz or SEGMENT_IMGSZ, count, min_visible or MIN_VISIBLE)
     write_mask_folder(data, out, split)
     return len(data)
+
+
+class SegmentTaskTraining(TaskTraining):
+    """The segment task's torch side, as edgecnn.core.task.TaskTraining asks for it."""
+
+    QAT_LR, QAT_BATCH = QAT_LR, QAT_BATCH
+    make_training = staticmethod(make_training)
+    check_config = staticmethod(check_config)
+    build_model = staticmethod(build_model)
+    load_images = staticmethod(load_images)
+    evaluate = staticmethod(evaluate)
+    format_report = staticmethod(format_report)
+    output_layers = staticmethod(output_layers)
+    taylor_loss = staticmethod(taylor_loss)
+    write_shapes = staticmethod(write_shapes)
+
+
+TRAINING = SegmentTaskTraining()

@@ -135,7 +135,7 @@ class Converter:
         """The fp32 PyTorch model's accuracy on the held-out split (None: unlabelled data)."""
         if not self.labelled:
             return None
-        from edgecnn.tasks import get_task
+        from edgecnn.core.task import get_task
         from edgecnn.training.evaluate import evaluate_predictor
 
         if self.source.model is None:  # an int8 program: its card holds the fp32 figure measured beside it
@@ -170,7 +170,7 @@ class Converter:
     def check(self, fmt: str, path: str, card: ModelCard):
         """Parity against PyTorch, then the accuracy gate for int8 files."""
         from converters.parity import backend_predictor, compare
-        from edgecnn.tasks import get_task
+        from edgecnn.core.task import get_task
         from edgecnn.training.evaluate import evaluate_predictor
         from edgecnn.compress.gate import GateReport, compare as gate_compare
         from edgecnn.runtime.backends import open_backend
@@ -180,9 +180,8 @@ class Converter:
         report = compare(path, fmt, card, self.reference_card, self.reference_predict(), predict, self.held_out)
         if self.baseline is not None:
             measured = evaluate_predictor(predict, card, self.data_spec)
-            metric = get_task(card.task).primary_metric
-            report.metrics = {metric: measured[metric], "images": measured.get("images"),
-                              **({"map50": measured["map50"]} if "map50" in measured else {})}
+            report.metrics = {**{k: measured[k] for k in get_task(card.task).metrics if k in measured},
+                              "images": measured.get("images")}
             gate = gate_compare(card.task, self.baseline, measured, self.options.max_drop)
         else:  # unlabelled images: agreement with the fp32 model is the accuracy proxy
             gate = GateReport(report.agreement_kind, 1.0, report.agreement, self.options.max_drop, report.images)

@@ -27,7 +27,7 @@ from edgecnn.core.card import ModelCard
 from edgecnn.core.errors import GateRefused, UserError
 from edgecnn.core.preprocess import preprocess, preprocess_batch
 from edgecnn.compress.quantize.calibration import check_calibration, load_images, training_images
-from edgecnn.tasks import get_task
+from edgecnn.core.task import get_task
 
 PARITY_IMAGES = 100
 # A budget in points cannot catch the collapse of a model whose own score is near zero: a
@@ -117,7 +117,7 @@ def sensitivity(prepared: str, int8_path: str, blobs: Sequence[np.ndarray]) -> L
 def prepare(source: str, prepared: str) -> None:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from converters.toolchain import quiet
+    from edgecnn.core.descriptors import quiet
 
     with quiet():
         quant_pre_process(source, prepared)
@@ -129,7 +129,7 @@ def quantize_file(prepared: str, out_path: str, card: ModelCard, images: Sequenc
                                           quantize_static)
 
     from converters.to_onnx import ImageReader, calibration_chunk
-    from converters.toolchain import quiet
+    from edgecnn.core.descriptors import quiet
     from edgecnn.runtime.backends import open_backend
 
     CalibrationDataReader.register(ImageReader)
