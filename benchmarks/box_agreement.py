@@ -2,7 +2,7 @@
 another runtime's detections of the same file (Ultralytics' predict, TensorFlow's
 interpreter). Greedily, best IoU first, each of edgecnn's boxes takes an unused box of
 the same class; the criteria: every box matched, at IoU >= 0.99, with a score within
-0.01."""
+0.01. `agreeing` counts the boxes whose partner meets both."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +14,7 @@ MIN_IOU, MAX_SCORE_DIFFERENCE = 0.99, 0.01
 
 class BoxAgreement:
     def __init__(self) -> None:
-        self.images = self.boxes = self.unmatched = self.below = 0
+        self.images = self.boxes = self.unmatched = self.below = self.agreeing = 0
         self.worst_score, self.min_iou = 0.0, 1.0
 
     def add(self, mine, theirs_boxes: np.ndarray, theirs_scores: np.ndarray, theirs_classes: np.ndarray) -> None:
@@ -31,13 +31,15 @@ class BoxAgreement:
                 continue
             j = options[0]
             used.add(j)
+            score_difference = abs(float(theirs_scores[j]) - float(score))
             self.min_iou = min(self.min_iou, float(ious[j]))
-            self.worst_score = max(self.worst_score, abs(float(theirs_scores[j]) - float(score)))
+            self.worst_score = max(self.worst_score, score_difference)
             self.below += ious[j] < MIN_IOU
+            self.agreeing += bool(ious[j] >= MIN_IOU and score_difference <= MAX_SCORE_DIFFERENCE)
         self.unmatched += len(theirs_boxes) - len(used)
 
     def result(self) -> dict:
-        return {"images": self.images, "boxes": self.boxes, "unmatched": self.unmatched,
+        return {"images": self.images, "boxes": self.boxes, "unmatched": self.unmatched, "agreeing": self.agreeing,
                 "below_iou_0.99": int(self.below), "min_iou": round(self.min_iou, 5),
                 "max_score_difference": round(self.worst_score, 5),
                 "agree": bool(self.unmatched == 0 and self.below == 0 and self.worst_score <= MAX_SCORE_DIFFERENCE)}

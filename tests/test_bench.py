@@ -14,6 +14,7 @@ from conftest import ROOT, assert_one_line_error, run_cli
 from edgecnn.bench.measure import NOISY_RATIO, BenchConfig, latency_stats, measure, noise_reasons, read_json_lines
 from edgecnn.core.card import ModelCard
 from edgecnn.core.errors import UserError
+from edgecnn.runtime.backends import backends_for
 
 METRICS = {"top1": 0.875, "dataset": "digits", "split": "val"}
 
@@ -86,8 +87,8 @@ def test_bench_measures_both_formats_and_appends_json_lines(models, tmp_path):
     result = run_cli("bench", *args, check=True)
     assert "mnv2.onnx" in result.stdout and "lenet.tflite" in result.stdout and "top-1 87.50%" in result.stdout
     records = read_json_lines([str(out)])
-    assert [(r["model"], r["backend"], r["threads"]) for r in records] == [
-        ("mnv2.onnx", "onnxruntime", 1), ("lenet.tflite", "litert", 1)]
+    assert [(r["model"], r["backend"], r["threads"]) for r in records] == [  # every installed backend
+        (path.name, backend, 1) for path in (models["onnx"], models["tflite"]) for backend in backends_for(str(path))]
     for record in records:
         assert record["status"] == "ok" and record["isolated"] is True
         lat = record["latency_ms"]
@@ -100,7 +101,7 @@ def test_bench_measures_both_formats_and_appends_json_lines(models, tmp_path):
         assert "temps" in record["thermal_before"] and isinstance(record["noisy"], list)
         assert 0 < record["cpu_share"] <= 1.01  # the calling thread's CPU-seconds per second
     run_cli("bench", *args, check=True)
-    assert len(read_json_lines([str(out)])) == 4  # appended, not overwritten
+    assert len(read_json_lines([str(out)])) == 2 * len(records)  # appended, not overwritten
 
 
 def test_a_model_that_fails_on_one_backend_is_reported_and_the_others_run(models, tmp_path):
@@ -109,9 +110,11 @@ def test_a_model_that_fails_on_one_backend_is_reported_and_the_others_run(models
     out = tmp_path / "bench.jsonl"
     result = run_cli("bench", broken, models["tflite"], "--threads", "1", "--runs", "5", "--warmup", "0",
                      "--json", out, check=True)
-    records = {r["model"]: r for r in read_json_lines([str(out)])}
-    assert records["broken.onnx"]["status"] == "failed" and "cannot load ONNX model" in records["broken.onnx"]["error"]
-    assert records["lenet.tflite"]["status"] == "ok"
+    records = {(r["model"], r["backend"]): r for r in read_json_lines([str(out)])}
+    broken_record = records[("broken.onnx", "onnxruntime")]
+    assert broken_record["status"] == "failed" and "cannot load ONNX model" in broken_record["error"]
+    assert all(r["status"] == "failed" for (model, _), r in records.items() if model == "broken.onnx")
+    assert all(r["status"] == "ok" for (model, _), r in records.items() if model == "lenet.tflite")
     line = next(line for line in result.stdout.splitlines() if line.startswith("broken.onnx"))
     assert "failed" in line and "cannot load ONNX model" in line
 
@@ -151,8 +154,8 @@ def test_bad_input_is_one_line_and_exit_2(models, args, message):
 
 def test_bench_report_writes_markdown_and_chart_across_devices(models, tmp_path):
     here = tmp_path / "here.jsonl"
-    run_cli("bench", models["onnx"], "--threads", "1", "--runs", "10", "--warmup", "1", "--json", here,
-            "--device-name", "desk", check=True)
+    run_cli("bench", models["onnx"], "--backend", "onnxruntime", "--threads", "1", "--runs", "10", "--warmup", "1",
+            "--json", here, "--device-name", "desk", check=True)
     record = read_json_lines([str(here)])[0]
     other = dict(record, device=dict(record["device"], id="0123456789ab", name="pi5"),
                  latency_ms={k: v * 8 for k, v in record["latency_ms"].items()})
@@ -172,8 +175,8 @@ def test_bench_report_weighs_variants_of_a_model_on_a_pareto_front(models, tmp_p
     """fp32, int8 and pruned variants measured on one device: the report tables accuracy vs
     latency vs size, marks the front (a slower, less accurate variant is off it) and draws it."""
     measured = tmp_path / "variants.jsonl"
-    run_cli("bench", models["onnx"], "--threads", "1", "--runs", "10", "--warmup", "1", "--json", measured,
-            check=True)
+    run_cli("bench", models["onnx"], "--backend", "onnxruntime", "--threads", "1", "--runs", "10", "--warmup", "1",
+            "--json", measured, check=True)
     fp32 = read_json_lines([str(measured)])[0]
     assert fp32["size_kb"] > 100
 
@@ -215,7 +218,8 @@ def test_bench_runs_without_torch_or_onnx(models, tmp_path):
     result = run_cli("bench", models["onnx"], models["tflite"], "--threads", "1", "--runs", "3", "--warmup", "0",
                      "--json", "-", env=env, check=True)
     records = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [r["status"] for r in records] == ["ok", "ok"], records
+    expected = [backend for path in (models["onnx"], models["tflite"]) for backend in backends_for(str(path))]
+    assert [r["backend"] for r in records] == expected and all(r["status"] == "ok" for r in records), records
 
 
 def test_in_process_measure_matches_the_record_shape(models):

@@ -14,6 +14,7 @@ from conftest import assert_one_line_error, run_cli
 from test_bench import write_onnx
 
 from edgecnn.bench.measure import read_json_lines
+from edgecnn.runtime.backends import backends_for
 
 SSHD = shutil.which("sshd") or next((p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if os.path.exists(p)),
                                     None)
@@ -94,7 +95,7 @@ def test_remote_bench_copies_runs_and_brings_back_json(sshd, onnx_model, tmp_pat
                      sys.executable, "--threads", "1", "--runs", "10", "--warmup", "1", "--device-name", "bench-dev",
                      "--json", out, check=True, timeout=300)
     records = read_json_lines([str(out)])
-    assert len(records) == 1
+    assert [r["backend"] for r in records] == backends_for(str(onnx_model))  # the device is this machine
     record = records[0]
     assert record["status"] == "ok" and record["remote"] == "benchdevice"
     assert record["model_path"] == str(onnx_model)  # the local file, not the copy on the device

@@ -3,9 +3,11 @@ import json
 
 import pytest
 
-from conftest import assert_one_line_error, run_cli
-from edgecnn.assets import RUNTIME_FP32
-from runtime_fixtures import detector_onnx, digits_onnx, int8_io_onnx, without_card
+from conftest import assert_one_line_error, run_cli, run_cli_batch
+from edgecnn.assets import RUNTIME_FP32, RUNTIME_INT8
+from edgecnn.runtime.precision import file_precision
+from make_float16_tflite import write
+from runtime_fixtures import MODELS, detector_onnx, digits_onnx, int8_io_onnx, without_card
 
 pytestmark = pytest.mark.runtime  # torch-free: also run where only edgecnn[runtime] is installed
 
@@ -35,6 +37,22 @@ def test_info_on_onnx_counts_ops_from_the_file_and_recognises_a_cardless_head(tm
     quantized = json.loads(run_cli("info", int8_io_onnx(), "--json").stdout)
     assert quantized["quantization"]["integer_io"] == 2 and quantized["inputs"][0]["dtype"] == "int8"
     assert quantized["inputs"][0]["quantization"] == [0.5, 3] and quantized["ops"] == {"Cast": 1, "Identity": 1}
+
+
+def test_a_float16_tflite_file_is_fp16_not_int8(tmp_path):
+    """Weights stored in float16 and dequantized to float32 (TensorFlow's float16 files,
+    as MediaPipe and Ultralytics ship them): DEQUANTIZE ops, but nothing integer."""
+    fixture = MODELS / "float16_conv.tflite"
+    assert write(tmp_path / "made.tflite").read_bytes() == fixture.read_bytes()  # the committed file is the script's
+    as_json, as_text = run_cli_batch(["info", fixture, "--json"], ["info", fixture])
+    info = json.loads(as_json.stdout)
+    assert info["card"] is None and info["ops"]["DEQUANTIZE"] == 4
+    assert info["quantization"] == {"precision": "fp16", "integer_io": 0, "quantize_ops": 4}
+    assert "precision     fp16 (0 integer input/output tensors" in as_text.stdout
+    plain = without_card(detector_onnx(), tmp_path / "plain.onnx")
+    for path, precision in ((fixture, "fp16"), (RUNTIME_FP32, "fp32"), (RUNTIME_INT8, "int8"),
+                            (MODELS / "tf_ssd_uint8.tflite", "int8"), (plain, "fp32"), (int8_io_onnx(), "int8")):
+        assert file_precision(str(path)) == precision, path
 
 
 @pytest.mark.parametrize("suffix", [".tflite", ".onnx"])

@@ -77,7 +77,8 @@ def _last_line(text: Optional[str]) -> str:
 def remote_bench_args(remote_models: Sequence[str], options: Dict[str, Any]) -> List[str]:
     """The `edgecnn bench` arguments for the device (models already copied there)."""
     args = list(remote_models)
-    for flag in ("backend", "threads", "runs", "warmup", "pipeline", "frames", "device_name", "timeout"):
+    for flag in ("backend", "threads", "runs", "warmup", "pipeline", "frames", "device_name", "timeout",
+                 "input_size"):
         value = options.get(flag)
         if value is not None:
             args += ["--" + flag.replace("_", "-"), str(value)]

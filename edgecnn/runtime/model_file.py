@@ -14,6 +14,7 @@ from typing import Optional
 
 from edgecnn.core.card import ModelCard
 from edgecnn.core.errors import UserError
+from edgecnn.runtime.tflite_wire import metadata_buffer
 
 CARD_KEY = "edgecnn_card"
 MODEL_SUFFIXES = (".onnx", ".tflite")
@@ -29,49 +30,8 @@ def model_format(path: str) -> str:
 
 def _tflite_metadata(data: bytes, key: str) -> Optional[bytes]:
     """The named metadata buffer of a TFLite flatbuffer, read with struct alone: for
-    devices that have tflite-runtime (which ships no schema) instead of ai-edge-litert.
-    Model fields used (schema.fbs): 4 buffers:[Buffer{data:[ubyte], offset, size}],
-    6 metadata:[Metadata{name:string, buffer:uint}]."""
-    def table_field(table: int, index: int) -> int:  # absolute position of a field, 0 if absent
-        vtable = table - struct.unpack_from("<i", data, table)[0]
-        vtable_size = struct.unpack_from("<H", data, vtable)[0]
-        if 4 + 2 * index >= vtable_size:
-            return 0
-        offset = struct.unpack_from("<H", data, vtable + 4 + 2 * index)[0]
-        return table + offset if offset else 0
-
-    def vector(position: int):  # (element start, length) of the vector a field points to
-        start = position + struct.unpack_from("<I", data, position)[0]
-        return start + 4, struct.unpack_from("<I", data, start)[0]
-
-    def tables(position: int):
-        start, length = vector(position)
-        return [start + 4 * i + struct.unpack_from("<I", data, start + 4 * i)[0] for i in range(length)]
-
-    model = struct.unpack_from("<I", data, 0)[0]
-    metadata_field, buffers_field = table_field(model, 6), table_field(model, 4)
-    if not metadata_field or not buffers_field:
-        return None
-    for entry in tables(metadata_field):
-        name_field = table_field(entry, 0)
-        if not name_field:
-            continue
-        start, length = vector(name_field)
-        if data[start:start + length].decode("utf-8", "replace") != key:
-            continue
-        buffer_field = table_field(entry, 1)
-        index = struct.unpack_from("<I", data, buffer_field)[0] if buffer_field else 0
-        buffer = tables(buffers_field)[index]
-        data_field = table_field(buffer, 0)
-        if data_field:
-            start, length = vector(data_field)
-            return bytes(data[start:start + length])
-        offset_field, size_field = table_field(buffer, 1), table_field(buffer, 2)
-        if offset_field and size_field:  # buffers stored after the flatbuffer (files > 2 GB)
-            offset, size = (struct.unpack_from("<Q", data, f)[0] for f in (offset_field, size_field))
-            return bytes(data[offset:offset + size])
-        return None
-    return None
+    devices that have tflite-runtime (which ships no schema) instead of ai-edge-litert."""
+    return metadata_buffer(data, key)
 
 
 def read_tflite_card(data: bytes) -> Optional[ModelCard]:

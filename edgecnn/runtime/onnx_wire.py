@@ -1,8 +1,13 @@
-"""The operator histogram of an ONNX file, read from its protobuf wire format with the
-standard library: the device runtime has onnxruntime, which exposes no graph, and not
-the `onnx` package (about 50 MB with its protobuf stack), which `edgecnn info` would
-otherwise need for one count. Fields used (onnx.proto): ModelProto.graph = 7,
-GraphProto.node = 1, NodeProto.op_type = 4, NodeProto.domain = 7.
+"""The operator histogram, metadata and integer I/O quantization of an ONNX file, read
+from its protobuf wire format with the standard library: the device runtime has
+onnxruntime, which exposes no graph, and not the `onnx` package (about 50 MB with its
+protobuf stack), which `edgecnn info` would otherwise need for one count; OpenVINO reads
+ONNX files but drops their metadata_props, where the card lives. Fields used
+(onnx.proto): ModelProto.graph = 7, ModelProto.metadata_props = 14
+(StringStringEntryProto: key = 1, value = 2), GraphProto.node = 1, NodeProto.op_type = 4,
+NodeProto.domain = 7, GraphProto.initializer = 5 (TensorProto.data_type = 2),
+GraphProto.input/output = 11/12 (ValueInfoProto: name = 1, type = 2; TypeProto.tensor_type
+= 1; elem_type = 1).
 """
 from __future__ import annotations
 
@@ -73,6 +78,51 @@ def onnx_op_counts(data: bytes) -> Dict[str, int]:
     except ValueError as exc:
         raise UserError(f"corrupt ONNX file: {exc}") from None
     return dict(counts)
+
+
+def metadata_props(data: bytes) -> Dict[str, str]:
+    """The model's metadata_props as {key: value}, what onnxruntime's custom metadata map gives."""
+    props: Dict[str, str] = {}
+    try:
+        for number, wire, entry in fields(data):
+            if number != 14 or wire != _BYTES:
+                continue
+            key = value = ""
+            for field, kind, item in fields(entry):
+                if kind == _BYTES and field in (1, 2):
+                    text = item.decode("utf-8", "replace")
+                    key, value = (text, value) if field == 1 else (key, text)
+            props[key] = value
+    except ValueError as exc:
+        raise UserError(f"corrupt ONNX file: {exc}") from None
+    return props
+
+
+def element_types(data: bytes) -> Dict[str, Dict]:
+    """TensorProto data types (1 float, 2 uint8, 3 int8, 10 float16, ...) of the graph's
+    {"inputs": {name: type}, "outputs": {name: type}, "initializers": {type: count}}."""
+    found: Dict[str, Dict] = {"inputs": {}, "outputs": {}, "initializers": Counter()}
+    try:
+        graph = next((value for number, wire, value in fields(data) if number == 7 and wire == _BYTES), b"")
+        for number, wire, value in fields(graph):
+            if wire != _BYTES:
+                continue
+            if number == 5:
+                kind = next((item for field, form, item in fields(value) if field == 2 and form == _VARINT), 0)
+                found["initializers"][kind] += 1
+            elif number in (11, 12):
+                name, kind = "", 0
+                for field, form, item in fields(value):
+                    if field == 1 and form == _BYTES:
+                        name = item.decode("utf-8", "replace")
+                    elif field == 2 and form == _BYTES:
+                        tensor = next((t for f, w, t in fields(item) if f == 1 and w == _BYTES), b"")
+                        kind = next((t for f, w, t in fields(tensor) if f == 1 and w == _VARINT), 0)
+                found["inputs" if number == 11 else "outputs"][name] = kind
+    except ValueError as exc:
+        raise UserError(f"corrupt ONNX file: {exc}") from None
+    found["initializers"] = dict(found["initializers"])
+    return found
 
 
 def _tensor_scalar(tensor: bytes):
