@@ -70,6 +70,41 @@ def test_video_of_an_interrupted_run_is_not_left_behind(tmp_path):
         VideoSink(str(tmp_path / "out.gif"))
 
 
+def written_fourcc(path):
+    capture = cv2.VideoCapture(str(path))
+    fourcc = int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode()
+    frames = 0
+    while capture.grab():
+        frames += 1
+    return fourcc, frames
+
+
+def test_saved_mp4_is_h264_with_pyav_and_webm_is_vp8(tmp_path, monkeypatch):
+    """Browsers play H.264 .mp4 and VP8 .webm; OpenCV's own .mp4 (mp4v) they refuse, so
+    without PyAV the run says so in one line at its start."""
+    import importlib.util
+    import sys
+
+    from edgecnn.tasks.classify.result import Classes
+
+    result = Classes(np.array([0.2, 0.8]), ["a", "b"])
+
+    def save(name):
+        lines = []
+        sink = VideoSink(str(tmp_path / name), fps=10, log=lines.append)
+        for index in range(12):
+            sink.write(np.full((48, 64, 3), index * 20, np.uint8), result)
+        sink.close()
+        return written_fourcc(tmp_path / name), lines
+
+    assert save("out.mp4")[0] == ("h264" if importlib.util.find_spec("av") is not None else "FMP4", 12)
+    assert save("out.webm") == (("VP80", 12), [])
+    monkeypatch.setitem(sys.modules, "av", None)  # as where PyAV is not installed
+    (fourcc, frames), lines = save("plain.mp4")
+    assert (fourcc, frames) == ("FMP4", 12) and len(lines) == 1
+    assert "browsers do not play" in lines[0] and "pip install 'edgecnn[video]'" in lines[0] and ".webm" in lines[0]
+
+
 def test_callback_receives_every_result():
     seen = []
     summary = run(RunOptions(source=str(VIDEO), max_frames=10, callbacks=[lambda image, r: seen.append(r)]),

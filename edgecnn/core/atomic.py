@@ -20,18 +20,24 @@ def atomic_path(path: Union[str, Path]) -> Iterator[Path]:
     final = Path(path)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        # the temporary name keeps the final suffix: writers such as torch.export.save check it
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{final.suffix}", dir=final.parent)
+        tmp = temporary_beside(final)
     except OSError as exc:
         raise UserError(f"cannot write {final}: {exc.strerror or exc}") from None
-    os.close(fd)
-    tmp = Path(tmp_name)
     try:
         yield tmp
         os.replace(tmp, final)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def temporary_beside(final: Path) -> Path:
+    """A new empty file in `final`'s folder, named for it and unique to this call (two
+    processes writing the same final path never share one), to be renamed over it."""
+    # the temporary name keeps the final suffix: writers such as torch.export.save check it
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{final.suffix}", dir=final.parent)
+    os.close(fd)
+    return Path(tmp_name)
 
 
 def write_bytes_atomic(path: Union[str, Path], data: bytes) -> None:

@@ -1,33 +1,41 @@
 """An annotated video file, written beside the target and renamed over it only when the
-run completes: a crash never leaves a half-written video."""
+run completes: a crash never leaves a half-written video.
+
+.mp4 is H.264 when PyAV is installed (`pip install 'edgecnn[video]'`) and .webm is VP8:
+both play in browsers. Without PyAV an .mp4 is OpenCV's MPEG-4 Part 2 (mp4v), which
+browsers refuse; the run says so at its start (edgecnn.runtime.video_files)."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
-
-import cv2
+from typing import Callable, Optional
 
 from edgecnn.core.errors import UserError
 from edgecnn.runtime.annotate import annotate
 from edgecnn.runtime.sinks import Sink, SinkType
+from edgecnn.runtime.sources import stderr_log
+from edgecnn.runtime.video_files import CODECS, PYAV_EXTRA, VideoFileWriter, open_video, pyav_installed
 
-VIDEO_CODECS = {".mp4": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
+VIDEO_CODECS = {".mp4": "h264", ".webm": "vp8", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "mjpg"}
 
 
 class VideoSink(Sink):
     """Annotated frames into a video file, written beside the target and renamed over
     it only when the run completes: a crash never leaves a half-written video."""
 
-    def __init__(self, path: str, fps: float = 30.0) -> None:
+    def __init__(self, path: str, fps: float = 30.0, log: Callable[[str], None] = stderr_log) -> None:
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         if suffix not in VIDEO_CODECS:
             raise UserError(f"--save {path}: use a {', '.join(VIDEO_CODECS)} file")
+        self.codec = CODECS[VIDEO_CODECS[suffix]]
+        if self.codec.name == "h264" and not pyav_installed():
+            self.codec = CODECS["mp4v"]
+            log(f"--save {path}: writing MPEG-4 Part 2 (mp4v), which browsers do not play; "
+                f"for H.264 {PYAV_EXTRA}, or save as .webm (VP8)")
         self.partial = self.path.with_name(f".{self.path.stem}.partial{suffix}")
         self.fps = fps if fps and fps > 0 else 30.0
-        self.fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[suffix])
-        self.writer: Optional[cv2.VideoWriter] = None
+        self.writer: Optional[VideoFileWriter] = None
         self.frames = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,21 +44,22 @@ class VideoSink(Sink):
 
     def write(self, image, result) -> None:
         canvas = annotate(image, result)
-        if self.writer is None:
-            height, width = canvas.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.partial), self.fourcc, self.fps, (width, height))
-            if not self.writer.isOpened():
-                raise UserError(f"cannot write video {self.path} (no encoder for {self.path.suffix} here)")
-            self.size = (width, height)
-        if (canvas.shape[1], canvas.shape[0]) != self.size:  # sources whose frame size changes
-            canvas = cv2.resize(canvas, self.size)
-        self.writer.write(canvas)
+        try:
+            if self.writer is None:
+                self.writer = open_video(self.partial, self.codec, self.fps)
+            self.writer.write(canvas)
+        except OSError as exc:
+            raise UserError(f"cannot write video {self.path}: {exc.strerror or exc}") from None
         self.frames += 1
 
     def close(self, completed: bool = True) -> None:
         if self.writer is not None:
-            self.writer.release()
-            self.writer = None
+            writer, self.writer = self.writer, None
+            try:
+                writer.close() if completed else writer.abort()
+            except OSError as exc:
+                self.partial.unlink(missing_ok=True)
+                raise UserError(f"cannot write video {self.path}: {exc.strerror or exc}") from None
         if self.partial.exists():
             if completed and self.frames:
                 os.replace(self.partial, self.path)
@@ -61,7 +70,8 @@ class VideoSink(Sink):
 SINK = SinkType(
     name="video",
     records_the_run=True,
-    options={"save": dict(default=None, metavar="VIDEO", help="write the annotated video (.mp4, .avi, ...)")},
-    opener=lambda values, context: VideoSink(values["save"], context.fps),
+    options={"save": dict(default=None, metavar="VIDEO",
+                          help="write the annotated video (.mp4: H.264 with edgecnn[video]; .webm: VP8; .avi, ...)")},
+    opener=lambda values, context: VideoSink(values["save"], context.fps, context.log),
     queue_size=64,  # a file should keep every frame: room for a slow encoder to catch up (~2 s at 30 FPS)
 )
