@@ -18,7 +18,9 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from converters.sources import CardFlags, Source, load_source
+from converters import PRECISIONS, TARGETS
+from converters.sources import Source, load_source
+from edgecnn.runtime.card_options import CardOptions
 from edgecnn.core.card import ModelCard
 from edgecnn.core.errors import GateRefused, UserError
 
@@ -40,7 +42,7 @@ class ConvertOptions:
     threads: int = 2
     weights: Optional[str] = None
     float_layers: List[str] = field(default_factory=list)  # int8 from a checkpoint: modules kept float
-    flags: CardFlags = field(default_factory=CardFlags)
+    flags: CardOptions = field(default_factory=CardOptions)
 
 
 def rewrite_card(path: str, fmt: str, card: ModelCard) -> None:
@@ -77,9 +79,9 @@ class Converter:
         from edgecnn.compress.quantize.calibration import image_files, load_images, training_images
 
         self.options, self.log = options, log
-        if options.to not in ("onnx", "tflite", "all"):
+        if options.to not in TARGETS:
             raise UserError(f"--to must be onnx, tflite or all, got {options.to!r}")
-        if options.precision not in (None, "fp32", "int8", "both", "auto"):
+        if options.precision is not None and options.precision not in PRECISIONS:
             raise UserError(f"--precision must be fp32, int8, both or auto, got {options.precision!r}")
         if options.calib_images < 1:
             raise UserError("--calib-images must be >= 1")

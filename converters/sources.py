@@ -15,17 +15,7 @@ import torch
 from edgecnn.core.card import DEFAULT_MEAN, DEFAULT_STD, ModelCard
 from edgecnn.core.errors import UserError
 from edgecnn.core.task import get_task
-from edgecnn.runtime.card_options import parse_floats, parse_input_size, parse_labels
-
-
-@dataclass
-class CardFlags:
-    task: str = "classify"
-    input_size: Optional[str] = None
-    labels: Optional[str] = None
-    mean: Optional[str] = None
-    std: Optional[str] = None
-    color: str = "rgb"
+from edgecnn.runtime.card_options import CardOptions, parse_floats, parse_input_size, parse_labels
 
 
 @dataclass
@@ -37,26 +27,27 @@ class Source:
     kind: str = "checkpoint"
 
 
-def card_from_flags(model: torch.nn.Module, flags: CardFlags, name: str) -> ModelCard:
+def card_from_flags(model: torch.nn.Module, flags: CardOptions, name: str) -> ModelCard:
     if not flags.input_size:
         raise UserError(f"{name} carries no model card: pass --input-size N|HxW (and --labels, --mean, --std, "
                         "--task as needed)")
     height, width = parse_input_size(flags.input_size)
     channels = 1 if flags.color == "gray" else 3
+    task_name, color = flags.task or "classify", flags.color or "rgb"
     try:
         with torch.no_grad():
             out = model(torch.zeros(1, channels, height, width))
     except Exception as exc:  # any model error: the size does not suit it
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{name} rejects a {channels}x{height}x{width} input: {first[:160]}") from None
-    task = get_task(flags.task)
+    task = get_task(task_name)
     outputs = out if isinstance(out, (tuple, list)) else [out]
     labels = parse_labels(flags.labels) if flags.labels else task.labels_from_outputs([tuple(o.shape) for o in outputs])
     if labels is None:
         raise UserError(f"a {task.name} model without a card needs --labels")
     mean = parse_floats(flags.mean, "--mean") if flags.mean else (DEFAULT_MEAN,)
     std = parse_floats(flags.std, "--std") if flags.std else (DEFAULT_STD,)
-    return ModelCard(task=flags.task, labels=labels, input_size=(height, width), layout="nchw", color=flags.color,
+    return ModelCard(task=task_name, labels=labels, input_size=(height, width), layout="nchw", color=color,
                      mean=mean, std=std, architecture={"name": os.path.basename(name)}, **task.card_defaults())
 
 
@@ -94,7 +85,7 @@ def load_factory(spec: str, weights: Optional[str]) -> torch.nn.Module:
     return model.eval()
 
 
-def load_source(src: str, flags: CardFlags, weights: Optional[str] = None) -> Source:
+def load_source(src: str, flags: CardOptions, weights: Optional[str] = None) -> Source:
     if ".py:" in src:
         model = load_factory(src, weights)
         return Source(src, card_from_flags(model, flags, src), model, kind="factory")
@@ -120,7 +111,7 @@ def load_source(src: str, flags: CardFlags, weights: Optional[str] = None) -> So
     return Source(src, card_from_flags(scripted, flags, src), scripted, kind="torchscript")
 
 
-def _load_program(src: str, flags: CardFlags) -> Source:
+def _load_program(src: str, flags: CardOptions) -> Source:
     from edgecnn.compress.quantize.program import CARD_FILE, quantized_from_program, read_program
 
     model, extra = read_program(src)

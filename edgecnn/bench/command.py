@@ -35,8 +35,6 @@ def check_models(models: List[str]) -> None:
 
 
 def run(args) -> int:
-    if args.models[0] == "report":
-        return run_report(args.models[1:], args.out)
     if args.backend not in ("all", "auto"):
         from edgecnn.runtime.backends import parse_backend
 

@@ -21,7 +21,7 @@ from edgecnn.core.card import ModelCard
 from edgecnn.core.errors import GateRefused, UserError
 from edgecnn.core.task import get_task
 
-IMPORTANCE = ("magnitude", "taylor", "bn-scale", "lamp", "random")
+from edgecnn.compress import IMPORTANCE  # noqa: E402  (the criteria offered, torch-free)
 MAX_PRUNING_RATIO = 0.9  # no layer loses more than 90% of its channels
 STEPS = 40  # granularity of the search for the target
 

@@ -21,7 +21,8 @@ from edgecnn.runtime.heads import head_names, parse_head_flag
 
 @dataclass
 class CardOptions:
-    """Flag values as given (None: not given)."""
+    """What the flags say about a model that carries no card (None: not given): the
+    one type `run`, `eval`, `quantize` and `convert` all read."""
 
     task: Optional[str] = None
     input_size: Optional[str] = None  # "N" or "HxW"
@@ -29,7 +30,7 @@ class CardOptions:
     mean: Optional[str] = None  # "M" or "M,M,M", pixel units
     std: Optional[str] = None
     labels: Optional[str] = None  # a file (one label a line) or "a,b,c"
-    bgr: bool = False
+    color: Optional[str] = None  # rgb | bgr | gray (default: read off the input's channels, RGB for three)
     head: Optional[str] = None  # "NAME[:ARGUMENTS]", e.g. "ltrb-sigmoid:8,16,32" (edgecnn.runtime.heads)
     preset: Optional[str] = None  # a name in PRESETS: the usual mean/std of a family of models
     mask_threshold: Optional[float] = None  # a one-channel segmenter's probability threshold
@@ -122,14 +123,14 @@ def resolve_card(file_card: Optional[ModelCard], options: CardOptions, input_sha
     if file_card is None and facts is not None:
         recognised = _recognised_card(facts, given, model_name)
     if file_card is not None:
-        if options.bgr:
-            given["color"] = "bgr"
+        if options.color:
+            given["color"] = options.color
         card = file_card.replace(**given) if given else file_card
         card.validate()
     elif recognised is not None:
         card = recognised
-        if options.bgr:
-            card = card.replace(color="bgr")
+        if options.color:
+            card = card.replace(color=options.color)
     else:
         task = given.get("task")
         needed = {f"--task ({'|'.join(task_names())})": task is None,
@@ -150,7 +151,7 @@ def resolve_card(file_card: Optional[ModelCard], options: CardOptions, input_sha
                     f"--head names one: {', '.join(head_names())})") if facts is not None else ""
             missing = [f"{flag} (or --preset {'|'.join(PRESETS)})" if flag == "--mean" else flag for flag in missing]
             raise UserError(f"{model_name} has no model card; give {', '.join(missing)}{seen}")
-        color = "gray" if channels == 1 else ("bgr" if options.bgr else "rgb")
+        color = options.color or ("gray" if channels == 1 else "rgb")
         card = ModelCard(task=task, labels=given["labels"], input_size=given.get("input_size", size),
                          layout=given.get("layout", layout), color=color, mean=given["mean"], std=given["std"],
                          head=given.get("head", {}))

@@ -1,0 +1,56 @@
+"""`edgecnn run`: a model on a camera, video, images or a stream, its results sent to
+sinks. Its options come from the registries: every sink's own options, the sources,
+backends, trackers and heads."""
+from __future__ import annotations
+
+from edgecnn.commands import Command, add_card_flags, card_options
+
+
+def add(p) -> None:
+    from edgecnn.runtime.backends import backend_names
+    from edgecnn.runtime.sinks import sink_types
+    from edgecnn.runtime.sources import source_types
+    from edgecnn.runtime.trackers import DEFAULT_TRACKER, tracker_names
+
+    p.add_argument("model", nargs="?", default=None, help=".tflite or .onnx file (default: the bundled model)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--camera", type=int, default=None, metavar="N", help="camera N (V4L2 index; CSI/libcamera "
+                       "on a Jetson/Pi)")
+    where.add_argument("--source", default=None, metavar="URI[?OPTION=VALUE&...]", help=" | ".join(
+        kind.example or kind.name for kind in source_types()) + " (default: demo)")
+    for kind in sink_types():  # each sink's options come from its module (edgecnn.runtime.sinks)
+        for dest, settings in kind.options.items():
+            p.add_argument(f"--{dest.replace('_', '-')}", dest=dest, **settings)
+    p.add_argument("--backend", default="auto", metavar="NAME[:OPTION=VALUE,...]",
+                   help=f"auto | {' | '.join(backend_names())} (edgecnn.runtime.backends), with its options, e.g. "
+                   "onnxruntime:providers=cuda,cpu or litert:delegate=/usr/lib/libedgetpu.so.1")
+    p.add_argument("--threads", type=int, default=None, help="inference threads (default: the backend's)")
+    p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N results")
+    p.add_argument("--realtime", action="store_true", help="play files at their frame rate, dropping frames "
+                   "inference cannot keep up with (as a camera would)")
+    p.add_argument("--conf", type=float, default=0.25, help="detector score threshold")
+    p.add_argument("--iou", type=float, default=None, help="detector NMS overlap threshold (default 0.7)")
+    p.add_argument("--track", nargs="?", const=DEFAULT_TRACKER, default=None, metavar="TRACKER",
+                   help=f"give each detection a track id, age and state, and send track events new | update | "
+                   f"end; TRACKER: {', '.join(tracker_names())} (default {DEFAULT_TRACKER})")
+    add_card_flags(p)
+
+
+def run(args) -> int:
+    import time
+
+    started = time.perf_counter()
+    from edgecnn.runtime.runner import RunOptions, run as run_model
+    from edgecnn.runtime.sinks import option_dests
+
+    sinks = {dest: getattr(args, dest) for dest in option_dests()}
+    run_model(RunOptions(model=args.model, source=args.source, camera=args.camera, backend=args.backend,
+                         threads=args.threads, max_frames=args.max_frames, realtime=args.realtime, conf=args.conf,
+                         iou=args.iou, card=card_options(args), sinks=sinks, track=args.track), started=started)
+    return 0
+
+
+COMMAND = Command(path=("run",), help="run a converted model on a camera, video, images or a stream", add=add,
+                  run=run, description="Run a .tflite/.onnx model (default: the bundled shapes detector) on a "
+                  "source and send the results to sinks. Without a sink option, one JSON line per frame goes to "
+                  "stdout; progress and the summary go to stderr.")
