@@ -113,3 +113,22 @@ def pytest_runtest_makereport(item, call):
         reason = reason[len("Skipped: "):] if reason.startswith("Skipped: ") else reason
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true: {reason}"
+
+
+@pytest.fixture(scope="session")
+def tiny_digits_lenet(tmp_path_factory):
+    """One LeNet-5 trained briefly on the real digits (32x32, 3 epochs; its best.pt), shared by every
+    test that needs a trained classifier checkpoint: made once per test run, the xdist
+    workers waiting on a lock for whichever makes it first. Read-only for its users."""
+    import fcntl
+
+    from edgecnn.training.train import TrainConfig, train
+
+    shared = tmp_path_factory.getbasetemp().parent / "tiny-digits-lenet"
+    shared.mkdir(exist_ok=True)
+    with open(shared / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "best.pt").exists():
+            train(TrainConfig(model="lenet5", data="digits", imgsz=32, epochs=3, seed=0, out=str(shared)),
+                  log=lambda m: None)
+    return shared / "best.pt"

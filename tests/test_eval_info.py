@@ -6,15 +6,11 @@ import torch
 
 from conftest import assert_one_line_error, run_cli, run_cli_batch
 from edgecnn.training.checkpoint import load_checkpoint
-from edgecnn.training.train import TrainConfig, train
 
 
-@pytest.fixture(scope="module")
-def digits_ckpt(tmp_path_factory):
-    out = tmp_path_factory.mktemp("digits")
-    train(TrainConfig(model="lenet5", data="digits", imgsz=32, epochs=2, max_train_images=1000, out=str(out)),
-          log=lambda m: None)
-    return out / "best.pt"
+@pytest.fixture
+def digits_ckpt(tiny_digits_lenet):
+    return tiny_digits_lenet
 
 
 def test_eval_json_matches_the_training_measurement(digits_ckpt, tmp_path):

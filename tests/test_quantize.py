@@ -111,7 +111,7 @@ def test_a_conv_and_its_relu6_are_quantized_once_after_the_relu6():
 
 
 @pytest.mark.slow(50)  # in CI; `pytest -m 'not slow'` is the inner loop
-def test_quantization_aware_training_gives_a_full_int8_classifier(tmp_path):
+def test_quantization_aware_training_gives_a_full_int8_classifier(tiny_digits_lenet, tmp_path):
     """QAT on a small LeNet-5 (32x32 digits): the fine-tuned int8 graph keeps the float
     accuracy, and converts to a TFLite file with only integer tensors."""
     import torch
@@ -123,21 +123,11 @@ def test_quantization_aware_training_gives_a_full_int8_classifier(tmp_path):
     from edgecnn.tasks.classify.training import ClassifyTraining
     from edgecnn.training.train import TrainConfig
 
-    torch.manual_seed(0)
-    task = ClassifyTraining(TrainConfig(model="lenet5", data="digits", imgsz=32), None)
-    from edgecnn.training.checkpoint import build_from_card
+    from edgecnn.training.checkpoint import load_model
 
-    model = build_from_card(task.card)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    loader = torch.utils.data.DataLoader(task.train_dataset, batch_size=64, shuffle=True)
-    model.train()
-    for epoch in range(3):
-        task.train_dataset.epoch = epoch
-        for x, y in loader:
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+    torch.manual_seed(0)
+    model, card, _ = load_model(tiny_digits_lenet)
+    task = ClassifyTraining(TrainConfig(model="lenet5", data="digits", imgsz=32), card)
     model.eval()
     fp32 = evaluate_predictor(torch_predictor(model), task.card, "digits")["top1"]
     assert fp32 > 0.9
