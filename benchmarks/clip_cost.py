@@ -327,14 +327,16 @@ def recorder(frames: list, seconds: float, codec: str, directory: Path, event: b
         if pushed[0] % FPS == 0:
             largest_rss[0] = max(largest_rss[0], rss_mb())
 
+    began_cpu = time.process_time()
     share = paced(frames, seconds, each)
     ring_mb = clips.stats.buffer_bytes / 1e6
     waiting = clips.stats.writer_queue_frames
     began = time.perf_counter()
     clips.close()
+    cpu_seconds = time.process_time() - began_cpu  # with the clip's frames written after the run, if any
     written = sorted(target.glob("clip-*.json"))
     sidecar = json.loads(written[0].read_text()) if written else {}
-    return {"cpu_share": round(share, 4), "ring_mb": round(ring_mb, 2),
+    return {"cpu_share": round(share, 4), "cpu_seconds_with_close": round(cpu_seconds, 2), "ring_mb": round(ring_mb, 2),
             "rss_rise_mb": round(largest_rss[0] - rss_before, 1), "most_frames_waiting": most_waiting[0],
             "clips": len(written), "clip_frames": sidecar.get("frames"), "cut_short": sidecar.get("cut_short"),
             "frames_dropped": clips.stats.frames_dropped, "writer_queue_frames_at_end": waiting,
@@ -374,17 +376,18 @@ def markdown(report: dict, command: str) -> str:
         out += [f"| {label} | {value} |" for label, value in report["ring_quality"].items()]
     out += ["", f"## ClipRecorder end to end ({report['seconds']:g} s at 15 FPS in real time, 10 s before and "
             "5 s after, JPEG 85 ring)", "",
-            "Each run in a process of its own; CPU share of one core, all threads; RSS rise: the largest RSS "
-            "sampled once a second less the RSS before the recorder started; frames waiting: the most JPEG "
-            "frames queued for the clip writer at once; close: seconds `close()` took to finish the "
-            "clip after the last frame.", "",
-            "| codec | event | CPU share | ring MB | RSS rise MB | frames waiting | clip frames | close s |",
-            "|---|---|---:|---:|---:|---:|---:|---:|"]
+            "Each run in a process of its own. CPU share: of one core, all threads, while the frames go "
+            "on; CPU s: the process's CPU seconds from the start until `close()` returned (a writer slower "
+            "than the camera finishes its clip during close); close s: how long `close()` took; RSS rise: "
+            "the largest RSS sampled once a second less the RSS before the recorder started; frames "
+            "waiting: the most JPEG frames queued for the clip writer at once.", "",
+            "| codec | event | CPU share | CPU s | close s | ring MB | RSS rise MB | frames waiting | clip frames |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for label, row in report["recorder"].items():
         codec, event = label.split(" ", 1)
-        out.append(f"| {codec} | {event} | {row['cpu_share'] * 100:.2f}% | {row['ring_mb']} | {row['rss_rise_mb']} | "
-                   f"{row['most_frames_waiting']} | {row['clip_frames'] if row['clips'] else '-'} | "
-                   f"{row['close_seconds']} |")
+        out.append(f"| {codec} | {event} | {row['cpu_share'] * 100:.2f}% | {row['cpu_seconds_with_close']} | "
+                   f"{row['close_seconds']} | {row['ring_mb']} | {row['rss_rise_mb']} | {row['most_frames_waiting']} | "
+                   f"{row['clip_frames'] if row['clips'] else '-'} |")
     return "\n".join(out) + "\n"
 
 

@@ -13,10 +13,11 @@ short queue, so it never waits for an encoder:
     recorder.close()  # finishes the clips still open
 
 Two threads do the work. The buffer thread JPEG-encodes each frame into a ring of the
-last `buffer_seconds`: JPEG because it costs about a tenth of a H.264 encode per frame
-and is cut anywhere (an H.264 ring must start clips at a keyframe); figures in
-benchmarks/clips_results.md. The writer thread decodes a clip's frames and encodes them
-into a browser-playable file (edgecnn.runtime.video_files) beside a JSON sidecar.
+last `buffer_seconds`: JPEG because it costs a third of the CPU of even ultrafast H.264
+packets and a clip can start at any frame of it (from an H.264 ring, only at a
+keyframe), for about three times the memory; figures in benchmarks/clips_results.md.
+The writer thread decodes a clip's frames and encodes them into a browser-playable file
+(edgecnn.runtime.video_files) beside a JSON sidecar.
 
 A trigger for a key with an open clip whose post window has not passed extends that clip
 to `post_seconds` after the new trigger; any other trigger starts a new clip. A clip is
@@ -49,8 +50,8 @@ from edgecnn.runtime.sources import stderr_log
 from edgecnn.runtime.video_files import (PYAV_EXTRA, VideoFileWriter, browser_codec, count_frames,
                                          open_video)
 
-# 85 keeps a JPEG frame's own loss well under H.264's at CRF 23 when a clip is re-encoded
-# (benchmarks/clips_results.md: ring sizes and costs at 75, 85 and 95)
+# a clip written from a ring at 85 is 0.14 dB PSNR below one written from the frames
+# themselves (75: 0.26 dB; 95: 0.04 dB for 1.8 times the memory): benchmarks/clips_results.md
 JPEG_QUALITY = 85
 # room in the ring beyond `pre_seconds` for a trigger that arrives after later frames
 # were pushed (a loop that reads ahead of its results)
