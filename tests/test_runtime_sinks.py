@@ -153,22 +153,22 @@ def fetch(url, headers=None):
 def test_web_view_rules_token_paths_and_bounded_viewers():
     with pytest.raises(UserError, match="--token"):
         WebView("0.0.0.0:0", StreamStats())
-    view = WebView("127.0.0.1:0", StreamStats(), token="s3cret", max_clients=1)
+    view = WebView("127.0.0.1:0", StreamStats(), token="s3cret-token-4hj2k9", max_clients=1)
     try:
         base = view.url.split("?")[0]
         assert fetch(base)[0] == 401 and fetch(base + "?token=wrong")[0] == 401
-        status, headers, body = fetch(base + "?token=s3cret")
-        assert status == 200 and b"/stream.mjpg?token=s3cret" in body
-        assert fetch(base + "stats.json", {"Authorization": "Bearer s3cret"})[0] == 200
+        status, headers, body = fetch(base + "?token=s3cret-token-4hj2k9")
+        assert status == 200 and b"/stream.mjpg?token=s3cret-token-4hj2k9" in body
+        assert fetch(base + "stats.json", {"Authorization": "Bearer s3cret-token-4hj2k9"})[0] == 200
         for path in ("etc/passwd", "../x", "stream.mjpg/extra", "favicon.ico"):
-            assert fetch(base + path + "?token=s3cret")[0] == 404
+            assert fetch(base + path + "?token=s3cret-token-4hj2k9")[0] == 404
         from edgecnn.tasks.classify.result import Classes
 
         view.write(np.zeros((32, 32, 3), np.uint8), Classes(np.array([1.0]), ["a"]))
-        first = urllib.request.urlopen(base + "stream.mjpg?token=s3cret", timeout=5)
+        first = urllib.request.urlopen(base + "stream.mjpg?token=s3cret-token-4hj2k9", timeout=5)
         assert first.headers["Content-Type"].startswith("multipart/x-mixed-replace")
         assert first.read(9) == b"--frame\r\n"
-        assert fetch(base + "stream.mjpg?token=s3cret")[0] == 503  # the one viewer slot is taken
+        assert fetch(base + "stream.mjpg?token=s3cret-token-4hj2k9")[0] == 503  # the one viewer slot is taken
         first.close()
     finally:
         view.close()

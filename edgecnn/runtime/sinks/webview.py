@@ -1,15 +1,18 @@
-"""`--serve HOST:PORT`: a small web view of a running stream, from the standard
-library's ThreadingHTTPServer (nothing to install on the device).
+"""`--serve HOST:PORT`: a small web view of a running stream, served by
+edgecnn.runtime.http_server (standard library only: nothing to install on the device;
+bounded threads, timeouts and request sizes, so it can be left running).
 
     /             an HTML page: the live annotated video and live statistics
     /stream.mjpg  the annotated frames as an MJPEG stream (multipart/x-mixed-replace)
     /stats.json   FPS, frame-age and inference percentiles, drops (source and sinks), the last
-                  result's objects
+                  result's objects, and the web view's own client counts ("web")
 
-Binds loopback by default; any other address needs a token (given as ?token=T or an
-"Authorization: Bearer T" header) because the page shows the camera to whoever
-connects. Every other path is 404; at most `max_clients` video viewers at once (503
-beyond), and frames are JPEG-encoded only while someone watches.
+Binds loopback by default, and then answers only requests whose Host header names
+the loopback address (DNS rebinding gets 403). Any other address needs a token of at
+least MIN_TOKEN_LENGTH characters (given as ?token=T or an "Authorization: Bearer T"
+header) because the page shows the camera to whoever connects. Every other path is
+404; at most `max_clients` video viewers at once (503 beyond), and frames are
+JPEG-encoded only while someone watches.
 """
 from __future__ import annotations
 
@@ -17,16 +20,16 @@ import hmac
 import html
 import ipaddress
 import json
-import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 from urllib.parse import parse_qs, quote, urlsplit
 
 import cv2
 
 from edgecnn.core.errors import UserError
+from edgecnn.core.redact import redact
 from edgecnn.runtime.annotate import annotate
+from edgecnn.runtime.http_server import BoundedHTTPServer, RequestHandler
 from edgecnn.runtime.sinks import Sink, SinkContext, SinkType
 from edgecnn.runtime.stats import StreamStats
 
@@ -89,23 +92,28 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address, handler, view: "WebView") -> None:
-        self.view = view
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, handler)
+MIN_TOKEN_LENGTH = 16
+PAGE_WORKERS = 4  # worker threads beyond one per video viewer: the page and its stats polls
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    server_version = "edgecnn"
+def check_token(token: Optional[str]) -> None:
+    """A token guards the camera: long enough not to be guessed, and without blanks
+    (it travels in URLs and headers, where they do not survive)."""
+    if token is None:
+        return
+    if len(token) < MIN_TOKEN_LENGTH or any(c.isspace() or not c.isprintable() for c in token):
+        raise UserError(f"--token needs at least {MIN_TOKEN_LENGTH} characters and no blanks "
+                        f"(e.g. from `openssl rand -hex 16`)")
 
-    def log_message(self, format, *args) -> None:  # quiet: the run's output is for results
-        pass
+
+def loopback_hosts(port: int):
+    """What a browser sends in the Host header for a view on loopback at `port`."""
+    names = ("localhost", "127.0.0.1", "[::1]")
+    return [f"{name}:{port}" for name in names] + (list(names) if port == 80 else [])
+
+
+class _Handler(RequestHandler):
+    server: "_Server"
 
     def _send(self, code: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
         self.send_response(code)
@@ -136,7 +144,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(401, b"a valid token is required (?token=...)\n")
             return
         if parts.path == "/stats.json":
-            self._send(200, json.dumps(view.stats.snapshot()).encode(), "application/json")
+            snapshot = {**view.stats.snapshot(), "web": self.server.counts()}
+            self._send(200, json.dumps(snapshot).encode(), "application/json")
         elif parts.path == "/stream.mjpg":
             self._stream()
         else:
@@ -150,43 +159,48 @@ class _Handler(BaseHTTPRequestHandler):
         if not view.viewers.acquire(blocking=False):
             self._send(503, f"at most {view.max_clients} viewers at once\n".encode())
             return
+        with view.condition:
+            view.watchers += 1
         try:
             self.send_response(200)
             self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
-            with view.condition:
-                view.watchers += 1
+            self.wfile.flush()  # the viewer sees the stream open before the first frame
             seen = -1
-            while not view.closed:
+            while True:
                 with view.condition:
-                    view.condition.wait_for(lambda: view.sequence != seen or view.closed, timeout=1.0)
+                    fresh = view.condition.wait_for(lambda: view.sequence != seen or view.closed, timeout=1.0)
                     jpeg, seen = view.jpeg, view.sequence
-                if view.closed:
+                if view.closed or (not fresh and self.client_left()):  # between frames: still watching?
                     break
-                if jpeg is None:
-                    continue
-                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                                 + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
-                self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError, TimeoutError):
-            pass  # the viewer went away
+                if fresh and jpeg is not None:
+                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                                     + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
+                    self.wfile.flush()
+        except OSError as exc:  # the viewer went away or stopped reading
+            self.client_failed(exc)
         finally:
             with view.condition:
                 view.watchers -= 1
             view.viewers.release()
 
 
+class _Server(BoundedHTTPServer):
+    view: "WebView"
+
+
 class WebView(Sink):
     """A sink serving the page, the MJPEG stream and the stats while the run goes on."""
 
     def __init__(self, address: str, stats: StreamStats, token: Optional[str] = None, title: str = "",
-                 max_clients: int = 4, jpeg_quality: int = 80) -> None:
+                 max_clients: int = 4, jpeg_quality: int = 80, log: Optional[Callable[[str], None]] = None) -> None:
         host, port = parse_address(address)
+        check_token(token)
         if not is_loopback(host) and not token:
             raise UserError(f"--serve on {host} is reachable from other machines: give --token T "
                             f"(or serve on 127.0.0.1)")
-        self.stats, self.token, self.title = stats, token, title
+        self.stats, self.token, self.title, self.log = stats, token, redact(title), log
         self.max_clients, self.quality = max_clients, jpeg_quality
         self.viewers = threading.BoundedSemaphore(max_clients)
         self.condition = threading.Condition()
@@ -195,12 +209,13 @@ class WebView(Sink):
         self.watchers = 0
         self.closed = False
         try:
-            self.server = _Server((host, port), _Handler, self)
+            self.server = _Server((host, port), _Handler, workers=max_clients + PAGE_WORKERS, log=log)
         except OSError as exc:
             raise UserError(f"--serve {address}: cannot listen ({exc.strerror or exc})") from None
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
-                                       name="web view", daemon=True)
-        self.thread.start()
+        if is_loopback(host):  # the port is known once bound (":0" picks one)
+            self.server.allowed_hosts = set(loopback_hosts(self.server.server_address[1]))
+        self.server.view = self
+        self.server.start()
 
     @property
     def url(self) -> str:
@@ -223,8 +238,12 @@ class WebView(Sink):
         with self.condition:
             self.closed = True
             self.condition.notify_all()
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
+        if self.log is not None:
+            counts = self.server.counts()
+            self.log(f"web view: {counts['requests']} requests; client resets {counts['resets']}, timed out "
+                     f"{counts['timeouts']}, refused {counts['refused'] + counts['oversized']}, wrong host "
+                     f"{counts['forbidden']}")
 
     @property
     def public_url(self) -> str:
@@ -233,7 +252,7 @@ class WebView(Sink):
 
 
 def _open(values: dict, context: SinkContext) -> WebView:
-    view = WebView(values["serve"], context.stats, values.get("token"), title=context.source_name)
+    view = WebView(values["serve"], context.stats, values.get("token"), title=context.source_name, log=context.log)
     context.log(f"web view: {view.public_url}")
     return view
 
@@ -241,6 +260,7 @@ def _open(values: dict, context: SinkContext) -> WebView:
 def _check(values: dict) -> None:
     if values.get("token") is not None and not values.get("serve"):
         raise UserError("--token is for --serve")
+    check_token(values.get("token"))
 
 
 SINK = SinkType(

@@ -1,0 +1,292 @@
+"""A small HTTP/1.0 server that is safe to leave running where anyone may connect: the
+web view's (edgecnn.runtime.sinks.webview).
+
+The standard library's ThreadingHTTPServer starts a thread per connection, waits for
+a request line forever and prints a traceback whenever a client resets. Here:
+
+- one thread reads every connection's request line and headers without blocking
+  (selectors); a connection that has not sent them within HEAD_TIMEOUT seconds is
+  closed, so half-open or trickling clients hold a socket for a few seconds and never
+  a thread; beyond MAX_PENDING such connections the oldest is closed;
+- a complete request goes to a fixed pool of worker threads through a queue of
+  QUEUE_SIZE; when that is full the client gets 503 at once;
+- the request line and headers may take MAX_HEAD bytes (431 beyond); a worker's
+  writes time out after WRITE_TIMEOUT seconds (a viewer that stopped reading);
+- with `allowed_hosts` (a server bound to loopback), a request whose Host header is
+  not one of them gets 403: a web page whose name was rebound to 127.0.0.1 (DNS
+  rebinding) cannot read the view;
+- a client that resets, closes early or times out is counted (`counts()`), never
+  printed.
+"""
+from __future__ import annotations
+
+import collections
+import io
+import queue
+import select
+import selectors
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
+from typing import Callable, Dict, Iterable, Optional, Tuple
+
+HEAD_TIMEOUT = 5.0  # seconds a connection has to send its request line and headers
+WRITE_TIMEOUT = 10.0  # seconds a write to a client may stall before it is dropped
+MAX_HEAD = 16 * 1024  # bytes of request line and headers
+MAX_PENDING = 256  # connections still sending their headers at once
+QUEUE_SIZE = 32  # complete requests waiting for a worker
+POLL = 0.2  # seconds between checks for expired connections and shutdown
+COUNTS = ("connections", "requests", "resets", "closed", "timeouts", "refused", "oversized", "forbidden",
+          "errors")
+
+
+@dataclass
+class Connection:
+    """An accepted client with its request line and headers read."""
+
+    sock: socket.socket
+    address: Tuple
+    head: bytes
+
+
+class RequestHandler(BaseHTTPRequestHandler):
+    """BaseHTTPRequestHandler on a request already read: rfile holds its head, the
+    connection is closed after one response (HTTP/1.0), and the Host header is checked."""
+
+    server: "BoundedHTTPServer"
+    server_version = "edgecnn"
+    client_gone = False  # the client's socket failed and was counted: nothing more goes to it
+
+    def setup(self) -> None:
+        self.connection = self.request.sock
+        self.rfile = io.BytesIO(self.request.head)
+        self.wfile = self.connection.makefile("wb")
+
+    def finish(self) -> None:
+        try:
+            if not self.client_gone:
+                self.wfile.flush()
+        finally:
+            try:
+                self.wfile.close()
+            except OSError:  # what was still buffered for a client that went away
+                pass
+
+    def client_left(self) -> bool:
+        """Whether the client closed or reset its connection, checked without reading
+        what it sent: for a response that waits (a video stream between frames), so a
+        viewer that went away frees its worker without a write to notice it."""
+        try:
+            if not select.select([self.connection], [], [], 0)[0]:
+                return False
+            if self.connection.recv(1, socket.MSG_PEEK) == b"":
+                self.client_gone = self.close_connection = True
+                return True
+        except OSError as exc:
+            self.client_failed(exc)
+            return True
+        return False
+
+    def client_failed(self, exc: OSError) -> None:
+        """Count a client's reset, broken pipe or stalled read, once."""
+        self.server.count(client_error_kind(exc))
+        self.client_gone = self.close_connection = True
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        allowed = self.server.allowed_hosts
+        if allowed is not None and self.headers.get("Host", "").strip().lower() not in allowed:
+            self.server.count("forbidden")
+            self.send_error(403, "Forbidden", "this view answers only to its loopback address in the Host header")
+            return False
+        return True
+
+    def log_message(self, format, *args) -> None:  # quiet: the run's output is for results
+        pass
+
+
+def head_end(buffer: bytes) -> int:
+    """Where a request's headers end (the blank line's end), or -1 while they have not."""
+    for marker in (b"\r\n\r\n", b"\n\n"):
+        found = buffer.find(marker)
+        if found >= 0:
+            return found + len(marker)
+    return -1
+
+
+def client_error_kind(exc: BaseException) -> str:
+    """The count a client's socket error goes to."""
+    return "timeouts" if isinstance(exc, (TimeoutError, socket.timeout)) else "resets"
+
+
+class BoundedHTTPServer:
+    """Serves `handler` (a RequestHandler subclass) on `address` with `workers` threads,
+    from `start()` on (the address is bound at once: port 0 picks one, then known)."""
+
+    def __init__(self, address: Tuple[str, int], handler: type, *, workers: int,
+                 allowed_hosts: Optional[Iterable[str]] = None, head_timeout: float = HEAD_TIMEOUT,
+                 write_timeout: float = WRITE_TIMEOUT, log: Optional[Callable[[str], None]] = None) -> None:
+        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.socket = socket.create_server(address, family=family, backlog=128)
+        self.socket.setblocking(False)
+        self.server_address = self.socket.getsockname()
+        self.handler, self.head_timeout, self.write_timeout = handler, head_timeout, write_timeout
+        self.allowed_hosts = None if allowed_hosts is None else {host.lower() for host in allowed_hosts}
+        self.log = log
+        self._counts: Dict[str, int] = dict.fromkeys(COUNTS, 0)
+        self._lock = threading.Lock()
+        self._jobs: "queue.Queue[Optional[Connection]]" = queue.Queue(QUEUE_SIZE)
+        self._closing = threading.Event()
+        self._workers = [threading.Thread(target=self._work, name=f"web view worker {i}", daemon=True)
+                         for i in range(workers)]
+        self._reader = threading.Thread(target=self._read_requests, name="web view", daemon=True)
+
+    def start(self) -> None:
+        for thread in (*self._workers, self._reader):
+            thread.start()
+
+    def count(self, kind: str, number: int = 1) -> None:
+        with self._lock:
+            self._counts[kind] += number
+
+    def counts(self) -> Dict[str, int]:
+        """Connections accepted, requests handled, and what went wrong with clients."""
+        with self._lock:
+            return dict(self._counts)
+
+    def close(self) -> None:
+        self._closing.set()
+        if self._reader.is_alive():
+            self._reader.join(timeout=5)
+        for _ in self._workers:
+            try:
+                self._jobs.put(None, timeout=1)
+            except queue.Full:
+                break
+        self.socket.close()
+
+    # ------------------------------------------------------------ the reading thread
+
+    def _read_requests(self) -> None:
+        selector = selectors.DefaultSelector()
+        selector.register(self.socket, selectors.EVENT_READ)
+        pending: "collections.OrderedDict[socket.socket, list]" = collections.OrderedDict()  # sock -> [since, head]
+        try:
+            while not self._closing.is_set():
+                for key, _ in selector.select(timeout=POLL):
+                    if key.fileobj is self.socket:
+                        self._accept(selector, pending)
+                    else:
+                        self._receive(selector, pending, key.fileobj, key.data)
+                self._expire(selector, pending, time.monotonic() - self.head_timeout)
+        finally:
+            for sock in pending:
+                sock.close()
+            selector.close()
+
+    def _accept(self, selector, pending) -> None:
+        while True:
+            try:
+                sock, address = self.socket.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # the client reset before it was accepted, or out of descriptors
+                self.count(client_error_kind(exc))
+                return
+            self.count("connections")
+            if len(pending) >= MAX_PENDING:  # the oldest is the likeliest to be idle on purpose
+                oldest = next(iter(pending))
+                self._drop(selector, pending, oldest, "refused")
+            sock.setblocking(False)
+            pending[sock] = [time.monotonic(), b""]
+            selector.register(sock, selectors.EVENT_READ, address)
+
+    def _receive(self, selector, pending, sock, address) -> None:
+        try:
+            data = sock.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._drop(selector, pending, sock, client_error_kind(exc))
+            return
+        if not data:
+            self._drop(selector, pending, sock, "closed")
+            return
+        state = pending[sock]
+        state[1] += data
+        end = head_end(state[1])
+        if end < 0 and len(state[1]) > MAX_HEAD or end > MAX_HEAD:
+            self._answer_and_drop(selector, pending, sock, b"431 Request Header Fields Too Large", "oversized")
+            return
+        if end < 0:
+            return
+        selector.unregister(sock)
+        del pending[sock]
+        sock.setblocking(True)
+        sock.settimeout(self.write_timeout)
+        try:
+            self._jobs.put_nowait(Connection(sock, address, state[1][:end]))
+        except queue.Full:
+            sock.setblocking(False)
+            self._answer(sock, b"503 Service Unavailable")
+            sock.close()
+            self.count("refused")
+
+    def _expire(self, selector, pending, before: float) -> None:
+        while pending:
+            sock, (since, _) = next(iter(pending.items()))
+            if since > before:
+                return
+            self._drop(selector, pending, sock, "timeouts")
+
+    def _drop(self, selector, pending, sock, kind: str) -> None:
+        selector.unregister(sock)
+        del pending[sock]
+        sock.close()
+        self.count(kind)
+
+    def _answer_and_drop(self, selector, pending, sock, status: bytes, kind: str) -> None:
+        """Answer, then read what the client still sends (closing a socket with unread
+        data resets it, and the client might lose the answer) and close."""
+        self._answer(sock, status)
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            for _ in range(16):
+                if not sock.recv(4096):
+                    break
+        except OSError:
+            pass
+        self._drop(selector, pending, sock, kind)
+
+    @staticmethod
+    def _answer(sock: socket.socket, status: bytes) -> None:
+        """A one-line answer on a non-blocking socket, where it fits at once."""
+        try:
+            sock.send(b"HTTP/1.0 " + status + b"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        except OSError:
+            pass
+
+    # ------------------------------------------------------------ the workers
+
+    def _work(self) -> None:
+        while True:
+            connection = self._jobs.get()
+            if connection is None:
+                return
+            try:
+                self.count("requests")
+                self.handler(connection, connection.address, self)
+            except OSError as exc:  # reset, broken pipe, a stalled reader's timeout
+                self.count(client_error_kind(exc))
+            except Exception as exc:  # a fault of the handler: one line, the server goes on
+                self.count("errors")
+                if self.log is not None:
+                    self.log(f"web view: error answering a request: {type(exc).__name__}: {exc}"[:300])
+            finally:
+                try:
+                    connection.sock.close()
+                except OSError:
+                    pass
