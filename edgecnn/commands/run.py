@@ -34,6 +34,11 @@ def add(p) -> None:
                    help=f"give each detection a track id, age and state, and send track events new | update | "
                    f"end; TRACKER: {', '.join(tracker_names())} (default {DEFAULT_TRACKER})")
     add_card_flags(p)
+    from edgecnn.core.task import record_option_specs
+
+    records = p.add_argument_group("what each task's records carry (JSON lines and every publisher)")
+    for name, settings in record_option_specs().items():
+        records.add_argument(f"--{name.replace('_', '-')}", dest=name, **{**settings, "default": None})
 
 
 def run(args) -> int:
@@ -43,10 +48,14 @@ def run(args) -> int:
     from edgecnn.runtime.runner import RunOptions, run as run_model
     from edgecnn.runtime.sinks import option_dests
 
+    from edgecnn.core.task import record_option_specs
+
     sinks = {dest: getattr(args, dest) for dest in option_dests()}
+    records = {name: getattr(args, name) for name in record_option_specs()}
     run_model(RunOptions(model=args.model, source=args.source, camera=args.camera, backend=args.backend,
                          threads=args.threads, max_frames=args.max_frames, realtime=args.realtime, conf=args.conf,
-                         iou=args.iou, card=card_options(args), sinks=sinks, track=args.track), started=started)
+                         iou=args.iou, card=card_options(args), sinks=sinks, track=args.track, records=records),
+              started=started)
     return 0
 
 

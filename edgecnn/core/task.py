@@ -68,6 +68,12 @@ def format_metric(key: str, value: Any) -> str:
     return f"{key} {spec.format(float(value))}"
 
 
+def record_option_specs() -> Dict[str, Dict[str, Any]]:
+    """Every task's record options (`edgecnn run` adds them as flags): name -> argparse
+    keyword arguments."""
+    return {name: spec for task in all_tasks() for name, spec in task.record_options.items()}
+
+
 def primary_metrics() -> List[str]:
     """Every task's gate metric, in task order: what a card's accuracy is read as."""
     return [task.primary_metric for task in all_tasks()]

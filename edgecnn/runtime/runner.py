@@ -33,6 +33,8 @@ class RunOptions:
     sinks: Dict[str, Any] = field(default_factory=dict)
     callbacks: List[Callable] = field(default_factory=list)  # fn(image, result) per frame
     track: Optional[str] = None  # a tracker's name (edgecnn.runtime.trackers); None: no tracking
+    # what the tasks' records carry, by record option (a segmenter's masks="contours"): None: the task's default
+    records: Dict[str, Any] = field(default_factory=dict)
 
 
 def source_uri(options: RunOptions) -> str:
@@ -43,6 +45,27 @@ def source_uri(options: RunOptions) -> str:
             raise UserError(f"--camera takes an index >= 0, got {options.camera}")
         return f"camera:{options.camera}"
     return options.source if options.source is not None else "demo"
+
+
+def record_options(given: Dict[str, Any]) -> Dict[str, Any]:
+    """The record options given, each checked against the tasks' declarations (an
+    unknown one is one line listing the known ones); those not given are left out, so
+    each task's own default applies."""
+    from edgecnn.core.task import record_option_specs
+
+    specs = record_option_specs()
+    unknown = sorted(set(given) - set(specs))
+    if unknown:
+        raise UserError(f"unknown record option {unknown[0]!r}; known: {', '.join(specs) or 'none'}")
+    chosen = {}
+    for name, value in given.items():
+        if value is None:
+            continue
+        choices = specs[name].get("choices")
+        if choices is not None and value not in choices:
+            raise UserError(f"--{name.replace('_', '-')} must be one of {', '.join(choices)}, got {value!r}")
+        chosen[name] = value
+    return chosen
 
 
 def run(options: RunOptions, log: Callable[[str], None] = stderr_log, started: Optional[float] = None) -> dict:
@@ -69,10 +92,10 @@ def run(options: RunOptions, log: Callable[[str], None] = stderr_log, started: O
     source = open_source(uri, realtime=options.realtime, log=log)
     stream = model.stream(source, max_frames=options.max_frames, track=options.track)
     context = SinkContext(source_name=source.name, fps=source.fps if source.fps and source.fps > 0 else 30.0,
-                          stats=stream.stats, log=log)
+                          stats=stream.stats, log=log, record_options=record_options(options.records))
     chosen = [(kind, options.sinks) for kind in kinds if kind.wanted(options.sinks)]
     if not chosen and not options.callbacks:
-        # the default sink, with whatever else was given for it (e.g. --masks for the JSON lines)
+        # the default sink, with whatever else was given for it
         chosen = [(kind, {**options.sinks, **kind.default}) for kind in kinds if kind.default is not None]
     sinks = []
     try:

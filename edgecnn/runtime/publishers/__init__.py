@@ -70,8 +70,10 @@ class Publisher(Sink):
         if self.stats is not None:
             self.stats.count_sink_drop(self.name, records)
 
+    record_options: Dict[str, Any] = {}  # what the tasks' records carry (SinkContext.record_options)
+
     def write(self, image, result) -> None:
-        for record in records(result):
+        for record in records(result, **self.record_options):
             self.send(record, encode(record))
 
     def send(self, record: dict, payload: bytes) -> None:

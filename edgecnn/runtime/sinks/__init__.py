@@ -32,6 +32,9 @@ class SinkContext:
     fps: float = 30.0
     stats: Any = None
     log: Callable[[str], None] = print
+    # what the tasks' records carry by option (a segmenter's masks=): the same for every
+    # output that writes records (JSON lines, every publisher)
+    record_options: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from edgecnn.core.errors import UserError
-from edgecnn.core.task import all_tasks
 from edgecnn.runtime.schema import encode, records
 from edgecnn.runtime.sinks import Sink, SinkType
 
@@ -36,22 +35,11 @@ class JsonLinesSink(Sink):
             self.handle.close()
 
 
-def record_options() -> dict:
-    """The options the tasks' records take (each task declares its own)."""
-    return {name: spec for task in all_tasks() for name, spec in task.record_options.items()}
-
-
-def open_json_lines(values, context) -> JsonLinesSink:
-    chosen = {name: values.get(name) or spec.get("default") for name, spec in record_options().items()}
-    return JsonLinesSink(values["json"], **{k: v for k, v in chosen.items() if v is not None})
-
-
 SINK = SinkType(
     name="jsonl",
     records_the_run=True,
     options={"json": dict(default=None, metavar="PATH", help="JSON lines, one record per frame ('-': stdout; "
-                          "the default when no other output is named)"),
-             **record_options()},
-    opener=open_json_lines,
+                          "the default when no other output is named)")},
+    opener=lambda values, context: JsonLinesSink(values["json"], **context.record_options),
     default={"json": "-"},
 )

@@ -16,6 +16,7 @@ def _open(values: dict, context: SinkContext) -> list:
         for uri in values["publish"]:
             publisher = open_publisher(uri, options)
             publisher.stats = context.stats
+            publisher.record_options = dict(context.record_options)
             publishers.append(publisher)
             context.log(f"publishing to {publisher.name}")
     except BaseException:
