@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Tuple
 
 from edgecnn.commands import ArgumentParser, Command, commands
 from edgecnn.core.errors import GateRefused, UserError
+from edgecnn.core.redact import redact
 
 
 def _parser_for(command: Command, parent) -> ArgumentParser:
@@ -66,11 +67,11 @@ def main(argv: Optional[List[str]] = None) -> None:
                 sys.exit(2)
             command = _command_of((args.command,))
         code = command.run(args)
-    except UserError as exc:
-        print(f"edgecnn: error: {exc}", file=sys.stderr)
+    except UserError as exc:  # a message may quote a URI the user gave: never its password
+        print(f"edgecnn: error: {redact(str(exc))}", file=sys.stderr)
         code = exc.exit_code
     except GateRefused as exc:
-        print(f"edgecnn: refused: {exc}", file=sys.stderr)
+        print(f"edgecnn: refused: {redact(str(exc))}", file=sys.stderr)
         code = exc.exit_code
     except ModuleNotFoundError as exc:
         if command is None or exc.name is None or exc.name.split(".")[0] == "edgecnn":

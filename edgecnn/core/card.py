@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from edgecnn.core.errors import UserError
+from edgecnn.core.redact import redact_values
 
 CARD_SCHEMA = 1
 LAYOUTS = ("nchw", "nhwc")
@@ -52,6 +53,8 @@ class ModelCard:
 
     def __post_init__(self) -> None:
         self.input_size = tuple(int(v) for v in self.input_size)  # type: ignore[assignment]
+        # a dataset given as a URL travels inside every model file: never with its password
+        self.dataset, self.metrics = redact_values(self.dataset), redact_values(self.metrics)
         self.mean = tuple(float(v) for v in self.mean)
         self.std = tuple(float(v) for v in self.std)
         self.labels = [str(label) for label in self.labels]

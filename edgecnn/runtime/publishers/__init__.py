@@ -10,16 +10,20 @@ machine, named by URI. A transport is one module here exposing `PUBLISHER`, a
 `edgecnn.publish(URI)` use the same transports and the same records. Each is a sink
 behind its own queue (edgecnn.runtime.sinks.QueuedSink): a stalled broker never holds
 up inference, and what overflows is counted. A URI's password is never printed: every
-message names the URI through `redact`.
+message names the URI through edgecnn.core.redact. Passwords are taken as typed: the
+user information runs to the LAST '@', so a password may hold '@', '/' and ':' raw
+(%XX escapes are decoded; a literal '%' before two hex digits is written %25). A
+transport without authentication (ZeroMQ, UDP) refuses a URI with credentials rather
+than ignore them.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from edgecnn.core.errors import UserError
+from edgecnn.core.redact import has_credentials, redact_uri
 from edgecnn.core.registry import Registry
 from edgecnn.runtime.schema import encode, records
 from edgecnn.runtime.delivery import QueuedSink, Sink
@@ -41,6 +45,7 @@ class PublisherType:
     opener: Callable[["Address", PublishOptions], "Publisher"]
     modules: tuple = ()  # what it imports: named in the error when missing
     extra: str = "publish"
+    credentials: bool = False  # whether it authenticates (USER:PASS@ in its URIs)
 
 
 @dataclass
@@ -80,26 +85,32 @@ class Publisher(Sink):
         raise NotImplementedError
 
 
-def redact(uri: str) -> str:
-    """The URI with its password (and a user name's secret part) replaced by ***."""
-    return re.sub(r"(//[^/@:]*):[^/@]*@", r"\1:***@", str(uri))
-
-
 def parse_uri(uri: str) -> Address:
-    text = redact(uri)
+    """SCHEME://[USER[:PASSWORD]@]HOST[:PORT][/PATH]; the user information runs to the
+    last '@' (edgecnn.core.redact's rule), so raw '@', '/' and ':' stay in a password."""
+    uri = str(uri)
+    text = redact_uri(uri)
+    scheme, separator, rest = uri.partition("://")
+    if not separator or not scheme:
+        raise UserError(f"--publish {text}: malformed URI; use SCHEME://HOST:PORT, schemes: "
+                        f"{', '.join(publish_schemes())}")
+    username = password = None
+    if has_credentials(uri):
+        userinfo, _, rest = rest.rpartition("@")
+        user, colon, secret = userinfo.partition(":")
+        username, password = unquote(user), unquote(secret) if colon else None
     try:
-        parts: SplitResult = urlsplit(str(uri))
+        parts: SplitResult = urlsplit(f"{scheme}://{rest}")
         port = parts.port
     except ValueError:
-        raise UserError(f"--publish {text}: malformed URI (the port must be a number 0-65535)") from None
-    if not parts.scheme or "//" not in str(uri):
+        raise UserError(f"--publish {text}: malformed URI (the port must be a number 0-65535, an IPv6 host "
+                        f"is written in brackets)") from None
+    if not parts.scheme:
         raise UserError(f"--publish {text}: malformed URI; use SCHEME://HOST:PORT, schemes: "
                         f"{', '.join(publish_schemes())}")
     if not parts.hostname:
         raise UserError(f"--publish {text}: the URI names no host")
-    return Address(parts.scheme.lower(), parts.hostname, port, parts.path,
-                   unquote(parts.username) if parts.username else None,
-                   unquote(parts.password) if parts.password is not None else None, text)
+    return Address(parts.scheme.lower(), parts.hostname, port, parts.path, username, password, text)
 
 
 def publish_schemes() -> List[str]:
@@ -118,20 +129,25 @@ def check_uri(uri: str) -> PublisherType:
     missing extra (before anything opens)."""
     import importlib
 
-    kind = publisher_for(parse_uri(uri).scheme)
+    address = parse_uri(uri)
+    kind = publisher_for(address.scheme)
+    if not kind.credentials and address.username is not None:
+        raise UserError(f"--publish {address.text}: {address.scheme}:// cannot use credentials ({kind.name} has no "
+                        f"authentication); remove USER:PASS@ from the URI")
     for module in kind.modules:
         try:
             importlib.import_module(module)
         except ImportError:
-            raise UserError(f"--publish {redact(uri)}: {kind.name} needs {module.split('.')[0]}: "
+            raise UserError(f"--publish {address.text}: {kind.name} needs {module.split('.')[0]}: "
                             f"pip install 'edgecnn[{kind.extra}]'") from None
     return kind
 
 
 def open_publisher(uri: str, options: Optional[PublishOptions] = None) -> Publisher:
     kind = check_uri(uri)
-    publisher = kind.opener(parse_uri(uri), options or PublishOptions())
-    publisher.name = redact(uri)
+    address = parse_uri(uri)
+    publisher = kind.opener(address, options or PublishOptions())
+    publisher.name = address.text
     return publisher
 
 

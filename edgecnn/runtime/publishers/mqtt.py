@@ -3,7 +3,9 @@ PREFIX/available: "online" (retained) once connected, "offline" at a clean end a
 the broker's last will, when the process dies. A lost broker is reconnected with
 exponential backoff (1 s doubling to 8 s) by paho's network thread; meanwhile this
 publisher waits and the records pile up in its sink queue, whose oldest are dropped and
-counted. mqtts:// uses TLS (the system's CAs, or the file in EDGECNN_PUBLISH_CA).
+counted. A broker that refuses the connection (a wrong password) is one line at start,
+or with --publish-retry a warning at each refused attempt, so at most one per backoff.
+mqtts:// uses TLS (the system's CAs, or the file in EDGECNN_PUBLISH_CA).
 """
 from __future__ import annotations
 
@@ -20,6 +22,33 @@ CONNECT_TIMEOUT = 5.0  # seconds to wait for the broker's answer at start
 GRACE = 2.0  # seconds a closing run still waits for a broker that is down
 PAHO_QUEUE = 256  # messages paho holds for QoS 1/2 while unacknowledged
 KEEPALIVE = 10
+RECONNECT_MIN, RECONNECT_MAX = 1, 8  # seconds between attempts, doubling
+AUTHENTICATION_REFUSED = (134, 135)  # CONNACK "Bad user name or password", "Not authorized"
+
+
+def refusal_reason(reason) -> str:
+    """What a CONNACK refusal means, in the words a person can act on."""
+    if getattr(reason, "value", None) in AUTHENTICATION_REFUSED:
+        return f"authentication failed ({reason})"
+    return str(reason)
+
+
+def tls_settings(client, environ, text: str) -> None:
+    """TLS with the system's CAs or the file EDGECNN_PUBLISH_CA names; a file that cannot
+    be read or holds no certificate is one line."""
+    ca = environ.get("EDGECNN_PUBLISH_CA") or None
+    if ca is not None:
+        try:
+            with open(ca, "rb"):
+                pass
+        except OSError as exc:
+            raise UserError(f"EDGECNN_PUBLISH_CA={ca}: cannot read the CA file ({exc.strerror or exc})") from None
+    try:
+        client.tls_set(ca_certs=ca)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or type(exc).__name__
+        where = f"EDGECNN_PUBLISH_CA={ca}: not a usable CA file" if ca else f"--publish {text}: cannot set up TLS"
+        raise UserError(f"{where} ({reason})") from None
 
 
 class MqttPublisher(Publisher):
@@ -33,6 +62,8 @@ class MqttPublisher(Publisher):
         self.connected = threading.Event()
         self.answered = threading.Event()
         self.refusal = None
+        self.retry = options.retry
+        self._warned_at = None  # when a refusal was last reported
         self.reconnects = 0
         self.sent = 0
         self._was_connected = False
@@ -42,9 +73,9 @@ class MqttPublisher(Publisher):
         if address.username:
             client.username_pw_set(address.username, address.password)
         if tls:
-            client.tls_set(ca_certs=environ.get("EDGECNN_PUBLISH_CA") or None)
+            tls_settings(client, environ, self.text)
         client.will_set(self.available, "offline", qos=1, retain=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=8)
+        client.reconnect_delay_set(min_delay=RECONNECT_MIN, max_delay=RECONNECT_MAX)
         client.max_queued_messages_set(PAHO_QUEUE)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -67,13 +98,16 @@ class MqttPublisher(Publisher):
             raise UserError(f"--publish {self.text}: the broker did not answer in {CONNECT_TIMEOUT:.0f} s")
         if self.refusal is not None and not options.retry:
             self._stop()
-            raise UserError(f"--publish {self.text}: the broker refused the connection ({self.refusal})")
+            raise UserError(f"--publish {self.text}: the broker refused the connection: {self.refusal}")
 
     def _on_connect(self, client, userdata, flags, reason, properties) -> None:
         if reason.is_failure:
-            self.refusal = str(reason)
+            self.refusal = refusal_reason(reason)
+            if self.retry:
+                self._warn_refused()
             self.answered.set()
             return
+        self.refusal = None
         client.publish(self.available, "online", qos=1, retain=True)
         if self._was_connected:
             self.reconnects += 1
@@ -81,6 +115,15 @@ class MqttPublisher(Publisher):
         self._was_connected = True
         self.connected.set()
         self.answered.set()
+
+    def _warn_refused(self) -> None:
+        """One line per refused attempt: paho tries again after its backoff (1 s doubling
+        to 8 s), and a faster retry would still not print more than once a half second."""
+        now = time.monotonic()
+        if self._warned_at is not None and now - self._warned_at < RECONNECT_MIN / 2:
+            return
+        self._warned_at = now
+        self.log(f"publish {self.text}: the broker refused the connection: {self.refusal}; retrying")
 
     def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
         if self.connected.is_set() and self._ending_since is None:
@@ -117,4 +160,4 @@ class MqttPublisher(Publisher):
 
 
 PUBLISHER = PublisherType(name="mqtt", schemes=("mqtt", "mqtts"), opener=MqttPublisher,
-                          modules=("paho.mqtt.client",))
+                          modules=("paho.mqtt.client",), credentials=True)
