@@ -19,9 +19,9 @@ import numpy as np
 
 from edgecnn.core.errors import UserError
 
-# libx264's preset and quality: superfast at CRF 23 kept ultrafast's PSNR in a third fewer
-# bytes for 1.4x its CPU; veryfast saved another tenth of the bytes for twice the CPU
-# (benchmarks/clips_results.md).
+# libx264's preset and quality: superfast at CRF 23 kept ultrafast's PSNR in two thirds of
+# its bytes for 1.4 to 1.7 times its CPU; veryfast saved another eighth of the bytes for
+# 1.5 to 2 times superfast's CPU (four runs on a shared machine; benchmarks/clips_results.md)
 H264_PRESET = "superfast"
 H264_CRF = 23
 # timestamps of variable-rate H.264 (frames stamped with their capture times), in ms
