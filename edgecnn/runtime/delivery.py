@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import collections
 import threading
-from typing import Any, Optional
+import time
+from typing import Any, Callable, Optional
 
 
 class Sink:
@@ -104,15 +105,34 @@ class QueuedSink(Sink):
             self._raised = True
             raise self.error
 
-    def close(self, completed: bool = True) -> None:
+    def close(self, completed: bool = True, timeout: Optional[float] = None,
+              abandon: Optional[Callable[[], bool]] = None) -> int:
         """Write what is queued, then close the sink (its thread's error, if any, is
-        raised here)."""
+        raised here). With a `timeout` (seconds) or an `abandon()` that turns true (a
+        second stop signal), what is still queued then is dropped and counted instead,
+        and the sink is still closed, so a file it writes is finalised. Returns the
+        records dropped here."""
         with self._condition:
             self._closing = True
             self._condition.notify_all()
         self.sink.interrupt()
-        self._thread.join()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        left = 0
+        with self._condition:
+            while (self._queue or self._busy) and self.error is None:
+                if (abandon is not None and abandon()) or (deadline is not None and time.monotonic() >= deadline):
+                    left = len(self._queue)
+                    self._queue.clear()
+                    self.dropped += left
+                    if left and self.stats is not None:
+                        self.stats.count_sink_drop(self.name, left)
+                    break
+                self._condition.wait(0.05)
+        self._thread.join(None if deadline is None else max(1.0, deadline - time.monotonic() + 1.0))
+        if self._thread.is_alive():  # its write still hangs (a stalled network): leave it, do not block the exit
+            return left
         try:
             self._raise_error()
         finally:
             self.sink.close(completed and self.error is None)
+        return left

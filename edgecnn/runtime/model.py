@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, Iterator, Optional, Tuple, Union
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -111,6 +111,51 @@ class Model:
         result.frame_age_ms = (time.perf_counter() - (started if capture_clock is None else capture_clock)) * 1000
         result.inference_ms = inference_ms
         return result
+
+    def predict_frames(self, frames: Sequence, batched: bool = False) -> List[Result]:
+        """Several frames (edgecnn.runtime.sources.Frame) -> their results: one backend
+        call over the batch when `batched` (a file with a dynamic batch), else one call
+        each. Each result's inference_ms is the call its frame went through."""
+        blobs = [frame.blob if frame.blob is not None else self.preprocess(frame.image) for frame in frames]
+        if batched and len(blobs) > 1:
+            before = time.perf_counter()
+            outputs = self.backend.infer(np.concatenate(blobs))
+            calls = [([o[i:i + 1] for o in outputs], (time.perf_counter() - before) * 1000)
+                     for i in range(len(blobs))]
+        else:
+            calls = []
+            for blob in blobs:
+                before = time.perf_counter()
+                calls.append((self.backend.infer(blob), (time.perf_counter() - before) * 1000))
+        results = []
+        for frame, (outputs, inference_ms) in zip(frames, calls):
+            result = self._interpret(outputs, frame.image.shape[:2])
+            result.frame_index, result.capture_time = frame.index, frame.capture_time
+            result.frame_age_ms = (time.perf_counter() - frame.capture_clock) * 1000
+            result.inference_ms = inference_ms
+            results.append(result)
+        return results
+
+    def batching(self, size: int, runs: int = 15) -> Tuple[bool, str]:
+        """Whether `size` images inferred in one call pay here, measured: one call must cost
+        under 0.9x `size` single calls, and every output must keep the batch in its first
+        dimension. The reason, with the figures."""
+        if size < 2:
+            return False, "one camera"
+        if not self.backend.dynamic_batch:
+            return False, "its file takes one image per call"
+        from edgecnn.runtime.backends import timed_runs
+
+        single = np.zeros(expected_input_shape(self.card), np.float32)
+        batch = np.concatenate([single] * size)
+        outputs = self.backend.infer(batch)
+        if any(o.ndim == 0 or o.shape[0] != size for o in outputs):
+            return False, "its outputs do not keep the batch dimension"
+        timed_runs(self.backend.infer, single, 3)
+        one = float(np.median(timed_runs(self.backend.infer, single, runs)))
+        together = float(np.median(timed_runs(self.backend.infer, batch, runs)))
+        figures = f"{together:.2f} ms for {size} at once against {size} x {one:.2f} ms"
+        return together < 0.9 * size * one, figures
 
     def _interpret(self, outputs, image_size: Tuple[int, int]) -> Result:
         return self.task_spec.interpret(self.card, outputs, image_size, conf=self.conf_threshold,

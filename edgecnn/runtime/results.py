@@ -21,10 +21,14 @@ class Timing:
     capture_time: float
     frame_age_ms: float
     inference_ms: float
+    camera: Optional[str] = None  # the camera's name in a run of several (edgecnn.runtime.plan)
 
     def timing_dict(self) -> dict:
-        return {"frame": self.frame_index, "capture_time": round(self.capture_time, 4),
-                "frame_age_ms": round(self.frame_age_ms, 2), "inference_ms": round(self.inference_ms, 2)}
+        timing = {"frame": self.frame_index, "capture_time": round(self.capture_time, 4),
+                  "frame_age_ms": round(self.frame_age_ms, 2), "inference_ms": round(self.inference_ms, 2)}
+        if self.camera is not None:
+            timing["camera"] = self.camera
+        return timing
 
 
 @dataclass(frozen=True)

@@ -1,24 +1,46 @@
-"""`edgecnn run`: a model, a source and sinks wired together, with a summary at exit.
+"""`edgecnn run`: models, cameras and sinks wired together, with a summary at exit.
+
+A run is a RunPlan (edgecnn.runtime.plan): the one-camera command line and a config
+file of several cameras run the same way.
+
+- Each model is loaded once; the cameras that name it share it. Frames of cameras that
+  share a model go through it in one batched call where its file takes a batch and
+  batching pays here (measured at start), otherwise in turn; the summary says which.
+- Each camera is read on a thread of its own into a one-frame slot
+  (edgecnn.runtime.cameras): the scheduler takes at most one frame of each camera per
+  round, so a 30 FPS camera never starves a 5 FPS one, and a camera that stalls,
+  disconnects or ends never holds up the others.
+- Each sink runs on its own thread behind a bounded queue
+  (edgecnn.runtime.delivery.QueuedSink); per-camera sinks get that camera's results,
+  run-wide ones (one JSON file for every camera, the web view, publishers) all of them,
+  each record carrying its camera's name.
+- Ctrl-C, SIGTERM and SIGHUP end a run the same way: the sinks are drained for at most
+  DRAIN_SECONDS (said as it happens), the video is finalised, the summary written; a
+  second signal stops draining, still finalising what is on disk.
 
 Progress and the summary go to stderr, so `--json -` leaves stdout pure JSON lines.
-Each sink runs on its own thread behind a bounded queue (edgecnn.runtime.sinks.QueuedSink).
-Ctrl-C is the normal way to end a live run: the video written so far is kept.
 """
 from __future__ import annotations
 
-import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
 from edgecnn.core.errors import UserError
 from edgecnn.runtime.card_options import CardOptions
-from edgecnn.runtime.nms import NMS_IOU
-from edgecnn.runtime.sources import open_source, stderr_log
+from edgecnn.runtime.plan import DEFAULT_MODEL, CameraPlan, ModelPlan, RunPlan
+from edgecnn.runtime.sources import stderr_log
+
+DRAIN_SECONDS = 10.0  # the most a stopping run waits for its sinks to write what is queued
+EXIT_SKIPPED = 4  # the exit code of a run that went on past inputs it could not decode
 
 
 @dataclass
 class RunOptions:
+    """The one-camera command line's options (`edgecnn run` without --config)."""
+
     model: Optional[str] = None  # None: the bundled model
     source: Optional[str] = None  # URI; None with camera None: demo
     camera: Optional[int] = None
@@ -35,6 +57,8 @@ class RunOptions:
     track: Optional[str] = None  # a tracker's name (edgecnn.runtime.trackers); None: no tracking
     # what the tasks' records carry, by record option (a segmenter's masks="contours"): None: the task's default
     records: Dict[str, Any] = field(default_factory=dict)
+    strict: bool = False  # an input that cannot be decoded ends the run instead of being counted
+    verify: bool = True  # check the model's weights against its card's digest
 
 
 def source_uri(options: RunOptions) -> str:
@@ -45,6 +69,16 @@ def source_uri(options: RunOptions) -> str:
             raise UserError(f"--camera takes an index >= 0, got {options.camera}")
         return f"camera:{options.camera}"
     return options.source if options.source is not None else "demo"
+
+
+def plan_from_options(options: RunOptions) -> RunPlan:
+    """The one-camera command line as a one-camera plan."""
+    model = ModelPlan(path=options.model, backend=options.backend, threads=options.threads, conf=options.conf,
+                      iou=options.iou, card=options.card, verify=options.verify)
+    camera = CameraPlan(source=source_uri(options), track=options.track, realtime=options.realtime,
+                        sinks=dict(options.sinks), max_frames=options.max_frames)
+    return RunPlan(models={DEFAULT_MODEL: model}, cameras={"camera": camera}, records=dict(options.records),
+                   callbacks=list(options.callbacks), strict=options.strict, single=True)
 
 
 def record_options(given: Dict[str, Any]) -> Dict[str, Any]:
@@ -68,77 +102,398 @@ def record_options(given: Dict[str, Any]) -> Dict[str, Any]:
     return chosen
 
 
-def run(options: RunOptions, log: Callable[[str], None] = stderr_log, started: Optional[float] = None) -> dict:
-    """Run to the end of the source, --max-frames, a closed window or Ctrl-C; returns the
-    final statistics (StreamStats.snapshot() plus first_result_ms)."""
-    from edgecnn.runtime.model import load
-    from edgecnn.runtime.sinks import QueuedSink, SinkContext, sink_types
-    from edgecnn.runtime.sinks.callback import CallbackSink
+def check_sink_values(values: Dict[str, Any], where: str = "") -> None:
+    """Unknown sink options and values that cannot work: one line before anything opens."""
+    from edgecnn.runtime.sinks import sink_types
 
-    started = time.perf_counter() if started is None else started
-    if options.max_frames is not None and options.max_frames < 1:
-        raise UserError(f"--max-frames must be >= 1, got {options.max_frames}")
     kinds = sink_types()
-    unknown = sorted(set(options.sinks) - {dest for kind in kinds for dest in kind.options})
+    known = [dest for kind in kinds for dest in kind.options]
+    unknown = sorted(set(values) - set(known))
     if unknown:
-        raise UserError(f"unknown sink option {unknown[0]!r}; known: "
-                        f"{', '.join(dest for kind in kinds for dest in kind.options)}")
+        raise UserError(f"{where}unknown sink option {unknown[0]!r}; known: {', '.join(known)}")
     for kind in kinds:
-        kind.check(options.sinks)
-    model = load(options.model, backend=options.backend, threads=options.threads, card=options.card,
-                 conf_threshold=options.conf,
-                 iou_threshold=NMS_IOU if options.iou is None else options.iou, log=None)
-    uri = source_uri(options)
-    source = open_source(uri, realtime=options.realtime, log=log)
-    stream = model.stream(source, max_frames=options.max_frames, track=options.track)
-    context = SinkContext(source_name=source.name, fps=source.fps if source.fps and source.fps > 0 else 30.0,
-                          stats=stream.stats, log=log, record_options=record_options(options.records))
-    chosen = [(kind, options.sinks) for kind in kinds if kind.wanted(options.sinks)]
-    if not chosen and not options.callbacks:
-        # the default sink, with whatever else was given for it
-        chosen = [(kind, {**options.sinks, **kind.default}) for kind in kinds if kind.default is not None]
-    sinks = []
-    try:
-        for kind, values in chosen:  # each behind its own queue and thread; a live source never waits for one
-            sinks.extend(QueuedSink(sink, sink.name or kind.name, kind.queue_size, stream.stats,
-                                    wait_when_full=kind.records_the_run and not source.live)
-                         for sink in kind.open(values, context))
-        sinks.extend(QueuedSink(CallbackSink(fn), "callback", stats=stream.stats) for fn in options.callbacks)
-    except BaseException:
+        try:
+            kind.check(values)
+        except UserError as exc:
+            raise UserError(f"{where}{exc}") from None
+
+
+def run(options, log: Callable[[str], None] = stderr_log, started: Optional[float] = None) -> dict:
+    """Run to the end of the sources, their --max-frames, a closed window or a stop signal;
+    returns the final statistics (one camera: StreamStats.snapshot() plus
+    first_result_ms; several: each camera's under "cameras", and the totals)."""
+    plan = options if isinstance(options, RunPlan) else plan_from_options(options)
+    return Run(plan, log).execute(time.perf_counter() if started is None else started)
+
+
+class StopSignals:
+    """SIGTERM and SIGHUP (what a service manager sends) end the run as Ctrl-C does: the
+    first raises KeyboardInterrupt in the run's loop; once the run is stopping, any
+    further signal (Ctrl-C too) only sets `forced`, so that finalising files is never
+    interrupted."""
+
+    SIGNALS = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s)
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self.forced = threading.Event()
+        self.received: Optional[str] = None
+        self._previous: Dict[int, Any] = {}
+
+    def _handler(self, signum, frame) -> None:
+        if self.stopping:
+            self.forced.set()
+            return
+        self.received = signal.Signals(signum).name
+        raise KeyboardInterrupt(self.received)
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def draining(self) -> None:
+        """From here on a signal forces the end instead of raising."""
+        self.stopping = True
+        if threading.current_thread() is threading.main_thread():
+            self._previous.setdefault(signal.SIGINT, signal.getsignal(signal.SIGINT))
+            signal.signal(signal.SIGINT, self._handler)
+
+    def __exit__(self, *exc) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+
+
+class Run:
+    def __init__(self, plan: RunPlan, log: Callable[[str], None]) -> None:
+        self.plan, self.log = plan, log
+        self.feeds: Dict[str, Any] = {}
+        self.camera_sinks: Dict[str, List[Any]] = {}
+        self.run_sinks: List[Any] = []
+        self.first_result: Optional[float] = None
+
+    # ------------------------------------------------------------------ checks and set-up
+
+    def _check(self) -> Dict[str, Any]:
+        plan = self.plan
+        if not plan.cameras:
+            raise UserError("the run names no camera")
+        records = record_options(plan.records)
+        for name, camera in plan.cameras.items():
+            if camera.max_frames is not None and camera.max_frames < 1:
+                raise UserError(f"--max-frames must be >= 1, got {camera.max_frames}")
+            if camera.model not in plan.models:
+                raise UserError(f"camera {name} names model {camera.model!r}; known: {', '.join(plan.models)}")
+            check_sink_values(camera.sinks, "" if plan.single else f"camera {name}: ")
+        check_sink_values(plan.sinks)
+        return records
+
+    def _claim_outputs(self):
+        """Every file the run writes, checked and locked before any model loads."""
+        from edgecnn.runtime.outputs import OutputClaims
+        from edgecnn.runtime.sinks import sink_types
+
+        inputs = [camera.source.split("?")[0] for camera in self.plan.cameras.values()]
+        inputs += [model.path for model in self.plan.models.values() if model.path]
+        inputs += [self.plan.source_file] if self.plan.source_file else []
+        claims = OutputClaims(inputs)
+        try:
+            for kind in sink_types():
+                for name, camera in self.plan.cameras.items():
+                    for path in kind.outputs(camera.sinks):
+                        what = f"--{next(iter(kind.options))}" if self.plan.single else \
+                            f"camera {name}'s {next(iter(kind.options))}"
+                        claims.claim(path, what)
+                for path in kind.outputs(self.plan.sinks):
+                    claims.claim(path, f"--{next(iter(kind.options))}")
+        except BaseException:
+            claims.release()
+            raise
+        return claims
+
+    def _load_models(self) -> Dict[str, Any]:
+        from edgecnn.runtime.model import load
+        from edgecnn.runtime.nms import NMS_IOU
+
+        used = {camera.model for camera in self.plan.cameras.values()}
+        models = {}
+        for name, spec in self.plan.models.items():
+            if name not in used:
+                continue
+            try:
+                models[name] = load(spec.path, backend=spec.backend, threads=spec.threads, card=spec.card,
+                                    conf_threshold=spec.conf, iou_threshold=NMS_IOU if spec.iou is None else spec.iou,
+                                    log=None, **({} if spec.verify else {"verify": False}))
+            except UserError as exc:
+                raise UserError(exc if self.plan.single or len(self.plan.models) == 1 else f"model {name}: {exc}") \
+                    from None
+        return models
+
+    def _open_feeds(self, models: Dict[str, Any], wakeup: threading.Condition) -> None:
+        """Each camera's source opened now, so that a source that cannot work is an error
+        at start; a live camera that is merely offline is retried when the plan says so."""
+        from edgecnn.runtime.cameras import CameraFeed
+        from edgecnn.runtime.sources import open_source, source_for
+
+        for name, camera in self.plan.cameras.items():
+            prefix = "" if self.plan.single else f"camera {name}: "
+            log = self.log if self.plan.single else (lambda message, n=name: self.log(f"camera {n}: {message}"))
+            model = models[camera.model]
+            try:
+                kind = source_for(camera.source)
+                kind.split(camera.source)  # a malformed option is an error even for a camera that is offline
+                source = open_source(camera.source, realtime=camera.realtime, log=log)
+            except UserError as exc:
+                if not (self.plan.retry_at_start and kind_is_live(camera.source)):
+                    raise UserError(f"{prefix}{exc}") from None
+                self.log(f"{prefix}{exc}; retrying until it opens")
+                source = None
+            feed = CameraFeed(name, camera.source, realtime=camera.realtime, log=self.log, wakeup=wakeup,
+                              prepare=model.preprocess, source=source)
+            self.feeds[name] = feed
+
+    def _open_sinks(self, models, stats, records) -> None:
+        from edgecnn.runtime.delivery import QueuedSink
+        from edgecnn.runtime.sinks import SinkContext, sink_types
+        from edgecnn.runtime.sinks.callback import CallbackSink
+
+        kinds = sink_types()
+        live = any(feed.source is None or feed.source.live for feed in self.feeds.values())
+        for name, camera in self.plan.cameras.items():
+            feed = self.feeds[name]
+            camera_stats = stats.cameras[name]
+            context = SinkContext(source_name=feed.source.name if feed.source else camera.source,
+                                  fps=feed.fps or 30.0, stats=camera_stats, log=self.log, record_options=records)
+            chosen = [(kind, camera.sinks) for kind in kinds if kind.wanted(camera.sinks)]
+            if self.plan.single and not chosen and not self.plan.callbacks and not any(
+                    kind.wanted(self.plan.sinks) for kind in kinds):
+                # the default sink, with whatever else was given for it
+                chosen = [(kind, {**camera.sinks, **kind.default}) for kind in kinds if kind.default is not None]
+            opened = self.camera_sinks.setdefault(name, [])
+            for kind, values in chosen:  # each behind its own queue and thread; a live source never waits for one
+                opened.extend(QueuedSink(sink, sink.name or kind.name, kind.queue_size, camera_stats,
+                                         wait_when_full=kind.records_the_run and not (feed.source is None or
+                                                                                      feed.source.live))
+                              for sink in kind.open(values, context))
+        run_stats = stats.cameras["camera"] if self.plan.single else stats
+        context = SinkContext(source_name=self._run_name(), fps=max((f.fps for f in self.feeds.values()), default=30.0)
+                              or 30.0, stats=run_stats, log=self.log, record_options=records)
+        for kind in kinds:
+            if kind.wanted(self.plan.sinks):
+                self.run_sinks.extend(QueuedSink(sink, sink.name or kind.name, kind.queue_size, run_stats,
+                                                 wait_when_full=kind.records_the_run and not live)
+                                      for sink in kind.open(self.plan.sinks, context))
+        self.run_sinks.extend(QueuedSink(CallbackSink(fn), "callback", stats=run_stats) for fn in self.plan.callbacks)
+
+    def _run_name(self) -> str:
+        if self.plan.single:
+            feed = next(iter(self.feeds.values()))
+            return feed.source.name if feed.source else feed.uri
+        return f"{len(self.feeds)} cameras"
+
+    def _batching(self, models) -> Dict[str, bool]:
+        """Per model: whether its cameras' frames are inferred in one call (measured)."""
+        decisions = {}
+        for name, model in models.items():
+            cameras = [c for c, plan in self.plan.cameras.items() if plan.model == name]
+            spec = self.plan.models[name]
+            if len(cameras) < 2:
+                decisions[name] = False
+                continue
+            if spec.batch == "off":
+                decisions[name], why = False, "batching off"
+            else:
+                decisions[name], why = model.batching(len(cameras))
+                if spec.batch == "on" and not decisions[name] and model.backend.dynamic_batch:
+                    decisions[name], why = True, f"batching on ({why})"
+            self.log(f"model {name}: {len(cameras)} cameras {'batched' if decisions[name] else 'in turn'} ({why})")
+        return decisions
+
+    # ------------------------------------------------------------------ the run
+
+    def execute(self, started: float) -> dict:
+        from edgecnn.runtime.stats import RunStats
+        from edgecnn.runtime.tracking import open_tracking
+
+        records = self._check()
+        claims = self._claim_outputs()
+        wakeup = threading.Condition()
+        stats = RunStats(self.plan.cameras)
+        signals = StopSignals()
+        completed, reason = False, None
+        try:
+            models = self._load_models()
+            for name, camera in self.plan.cameras.items():
+                if camera.track not in (None, False) and not models[camera.model].task_spec.trackable:
+                    task = models[camera.model].card.task
+                    raise UserError(f"tracking needs a detector; this model's task is {task}")
+            self._open_feeds(models, wakeup)
+            tracking = {name: open_tracking(camera.track, self.feeds[name].fps or 30.0)
+                        for name, camera in self.plan.cameras.items()}
+            self._open_sinks(models, stats, records)
+            batched = self._batching(models)
+            self._announce(models)
+            with signals:
+                try:
+                    for feed in self.feeds.values():
+                        feed.start()
+                    self._loop(models, tracking, stats, batched, wakeup, started)
+                    completed = True
+                except KeyboardInterrupt:
+                    completed = True  # stopping a live run by hand, or by a service manager, is a normal end
+                    reason = signals.received or "interrupted"
+                    self.log("interrupted" if reason == "interrupted" else f"stopping on {reason}")
+                finally:
+                    signals.draining()
+                    self._stop(completed, signals)
+        finally:
+            for feed in self.feeds.values():
+                feed.stop()
+            claims.release()
+        return self._summary(stats, started, reason)
+
+    def _announce(self, models) -> None:
+        for name, model in models.items():
+            if model.choice:
+                self.log(model.choice)
+        import os
+
+        from edgecnn.core.redact import redact
+
+        for name, camera in self.plan.cameras.items():
+            model = models[camera.model]
+            what = (f"{os.path.basename(model.backend.path)} ({model.task}, {len(model.labels)} labels, "
+                    f"{model.backend.name})")
+            feed = self.feeds[name]
+            where = redact(feed.source.name if feed.source else camera.source)
+            self.log(f"running {what} on {where}" if self.plan.single else f"camera {name}: running {what} on {where}")
+
+    def _loop(self, models, tracking, stats, batched, wakeup, started) -> None:
+        """Rounds: every camera with a frame waiting gives one, cameras sharing a model are
+        inferred together, the results go to the camera's tracker, statistics and sinks."""
+        names = list(self.feeds)
+        counts = {name: 0 for name in names}
+        limits = {name: self.plan.cameras[name].max_frames for name in names}
+        def done(name: str) -> bool:
+            return limits[name] is not None and counts[name] >= limits[name]
+
+        turn = 0
+        while True:
+            self._update_states(stats)
+            with wakeup:
+                order = names[turn:] + names[:turn]
+                taken = [(name, self.feeds[name].take()) for name in order
+                         if self.feeds[name].has_frame and not done(name)]
+                if not taken:
+                    if all(self.feeds[name].finished or done(name) for name in names):
+                        return
+                    wakeup.wait(0.1)
+                    continue
+                wakeup.notify_all()  # a file's reader waits for its slot to empty
+            turn = (turn + 1) % len(names)
+            self._check_strict()
+            by_model: Dict[str, List] = {}
+            for name, frame in taken:
+                by_model.setdefault(self.plan.cameras[name].model, []).append((name, frame))
+            for model_name, group in by_model.items():
+                results = models[model_name].predict_frames([frame for _, frame in group], batched[model_name])
+                for (name, frame), result in zip(group, results):
+                    self._deliver(name, frame, result, tracking[name], stats.cameras[name], len(group)
+                                  if batched[model_name] else 1, started)
+                    counts[name] += 1
+            if any(sink.stop for sinks in self.camera_sinks.values() for sink in sinks) or \
+                    any(sink.stop for sink in self.run_sinks):
+                return
+            if all(done(name) for name in names):
+                return
+
+    def _deliver(self, name, frame, result, tracking, camera_stats, batch, started) -> None:
+        if self.first_result is None:
+            self.first_result = (time.perf_counter() - started) * 1000
+        if not self.plan.single:
+            result.camera = name
+        if tracking is not None:
+            tracking(result)
+            result.frame_age_ms = (time.perf_counter() - frame.capture_clock) * 1000  # tracked, too
+        feed = self.feeds[name]
+        camera_stats.add(result, feed.source_dropped, feed.reconnects, getattr(feed.source, "status", "running"),
+                         feed.skipped, batch)
+        for sink in self.camera_sinks.get(name, ()):
+            sink.write(frame.image, result)
+        for sink in self.run_sinks:
+            sink.write(frame.image, result)
+
+    def _update_states(self, stats) -> None:
+        for name, feed in self.feeds.items():
+            stats.cameras[name].source_changed(feed.state, feed.source_dropped, feed.reconnects, feed.skipped)
+
+    def _check_strict(self) -> None:
+        if not self.plan.strict:
+            return
+        for feed in self.feeds.values():
+            if feed.skipped:
+                reason = getattr(feed.source, "last_skip", "") or "an input could not be decoded"
+                raise UserError(f"{reason} (--strict)")
+
+    def _stop(self, completed: bool, signals: StopSignals) -> None:
+        """Stop the cameras, then drain and close every sink within DRAIN_SECONDS (a
+        second signal ends the draining early); files are finalised either way."""
+        for feed in self.feeds.values():
+            feed.stop()
+        sinks = [sink for group in self.camera_sinks.values() for sink in group] + self.run_sinks
+        queued = sum(len(getattr(sink, "_queue", ())) for sink in sinks)
+        began = time.monotonic()
+        if signals.received or queued > 100:
+            self.log(f"draining {queued} queued records (at most {DRAIN_SECONDS:.0f} s; a second signal "
+                     f"stops draining, files are still finalised)")
+        dropped, first_error = 0, None
         for sink in sinks:
-            sink.close(completed=False)
-        stream.close()
-        raise
-    name = os.path.basename(model.backend.path)
-    if model.choice:
-        log(model.choice)
-    log(f"running {name} ({model.task}, {len(model.labels)} labels, {model.backend.name}) on {source.name}")
-    first_result_ms = None
-    completed = False
-    try:
-        for image, result in stream:
-            if first_result_ms is None:
-                first_result_ms = (time.perf_counter() - started) * 1000
-            for sink in sinks:
-                sink.write(image, result)
-            if any(sink.stop for sink in sinks):
-                break
-        completed = True
-    except KeyboardInterrupt:
-        completed = True  # stopping a live run by hand is a normal end
-        log("interrupted")
-    finally:
-        stream.close()
-        for sink in sinks:
-            sink.close(completed)
-    summary = stream.stats.snapshot()
-    summary["first_result_ms"] = round(first_result_ms, 1) if first_result_ms is not None else None
-    summary.pop("last", None)
-    summary.pop("items", None)
-    log(f"summary: {stream.stats.summary()}" +
-        (f", first result {first_result_ms:.0f} ms after start" if first_result_ms is not None else ""))
-    if options.sinks.get("save") and stream.stats.frames:
-        lost = stream.stats.sink_dropped.get("video", 0)
-        log(f"annotated video: {options.sinks['save']}" + (f" ({lost} frames dropped: the encoder fell behind)"
-                                                           if lost else ""))
-    return summary
+            remaining = max(0.0, DRAIN_SECONDS - (time.monotonic() - began))
+            try:
+                dropped += sink.close(completed, timeout=remaining, abandon=signals.forced.is_set)
+            except BaseException as exc:  # the first sink error is the run's; the other sinks still close
+                first_error = first_error or exc
+        if signals.received or queued > 100 or dropped:
+            self.log(f"drained in {time.monotonic() - began:.1f} s" +
+                     (f"; {dropped} records dropped at the stop" if dropped else ""))
+        if first_error is not None:
+            raise first_error
+
+    # ------------------------------------------------------------------ summary
+
+    def _summary(self, stats, started: float, reason: Optional[str]) -> dict:
+        self._update_states(stats)
+        first = f", first result {self.first_result:.0f} ms after start" if self.first_result is not None else ""
+        if self.plan.single:
+            camera = stats.cameras["camera"]
+            summary = camera.snapshot()
+            summary["first_result_ms"] = round(self.first_result, 1) if self.first_result is not None else None
+            summary.pop("last", None)
+            summary.pop("items", None)
+            self.log(f"summary: {camera.summary()}{first}")
+        else:
+            snapshot = stats.snapshot()
+            for name, camera in stats.cameras.items():
+                self.log(f"summary {name} ({camera.state}): {camera.summary()}")
+            summary = {"cameras": {name: {k: v for k, v in snap.items() if k not in ("last", "items")}
+                                   for name, snap in snapshot["cameras"].items()},
+                       "frames": snapshot["frames"], "fps": snapshot["fps"], "sink_dropped": snapshot["sink_dropped"],
+                       "skipped": sum(c.skipped for c in stats.cameras.values()),
+                       "first_result_ms": round(self.first_result, 1) if self.first_result is not None else None}
+            self.log(f"summary: {len(stats.cameras)} cameras, {summary['frames']} frames{first}")
+        if reason:
+            summary["stopped_by"] = reason
+        for name, camera in self.plan.cameras.items():
+            save = camera.sinks.get("save")
+            if save and stats.cameras[name].frames:
+                lost = stats.cameras[name].sink_dropped.get("video", 0)
+                self.log(f"annotated video: {save}" + (f" ({lost} frames dropped: the encoder fell behind)"
+                                                         if lost else ""))
+        return summary
+
+
+def kind_is_live(uri: str) -> bool:
+    from edgecnn.runtime.sources import source_for
+
+    return source_for(uri).live

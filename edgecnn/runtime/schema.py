@@ -13,7 +13,7 @@ results[0].hypothesis.class_id = class_id (label is its name), .score = score.
 from __future__ import annotations
 
 import json
-from typing import Iterator, List
+from typing import Iterator, List, Optional
 
 SCHEMA_ID = "edgecnn.result/1"
 
@@ -24,6 +24,7 @@ _TIMING = {
     "schema": {"const": SCHEMA_ID},
     "frame": {"type": "integer", "minimum": 0, "description": "position in the source"},
     "capture_time": {"type": "number", "description": "seconds since the epoch when the frame was captured"},
+    "camera": {"type": "string", "description": "the camera's name, in a run of several (edgecnn run --config)"},
 }
 DETECTION = {  # one detection: what a detector's frame record lists and its track events repeat
     "type": "object",
@@ -90,7 +91,7 @@ def frame_record(result, **options) -> dict:
     return {"schema": SCHEMA_ID, "type": "frame", **result.to_dict(**options)}
 
 
-def event_record(event, capture_time: float) -> dict:
+def event_record(event, capture_time: float, camera: Optional[str] = None) -> dict:
     x1, y1, x2, y2 = event.box
     record = {"schema": SCHEMA_ID, "type": "event", "event": event.event, "frame": event.frame_index,
               "capture_time": round(capture_time, 4), "track_id": event.track_id, "label": event.label,
@@ -99,6 +100,8 @@ def event_record(event, capture_time: float) -> dict:
               "size": [round(x2 - x1, 1), round(y2 - y1, 1)], "age": event.age, "first_frame": event.first_frame}
     if event.previous_label is not None:
         record["previous_label"] = event.previous_label
+    if camera is not None:
+        record["camera"] = camera
     return record
 
 
@@ -106,7 +109,7 @@ def records(result, **options) -> Iterator[dict]:
     """The frame's record, then one per track event of the frame."""
     yield frame_record(result, **options)
     for event in getattr(result, "events", ()):
-        yield event_record(event, result.capture_time)
+        yield event_record(event, result.capture_time, getattr(result, "camera", None))
 
 
 def encode(record: dict) -> bytes:

@@ -69,7 +69,8 @@ def card_quant(entry) -> Quant:
 class Backend:
     """One loaded model. Attributes are filled by the subclass from the file itself.
 
-    input_shape has 1 for a dynamic batch dimension and -1 for other dynamic ones.
+    input_shape has 1 for a dynamic batch dimension and -1 for other dynamic ones;
+    `dynamic_batch` says whether the file takes several images in one call.
     """
 
     name: str = ""
@@ -80,6 +81,7 @@ class Backend:
     input_shape: Tuple[int, ...]
     input_dtype: np.dtype
     input_quant: Quant = None
+    dynamic_batch: bool = False
     output_names: List[str]
     output_quant: List[Quant]
     card: Optional[ModelCard] = None
@@ -100,7 +102,8 @@ class Backend:
 
     def _shape_fits(self, shape: Sequence[int]) -> bool:
         return len(shape) == len(self.input_shape) and all(
-            want < 0 or want == got for want, got in zip(self.input_shape, shape))
+            want < 0 or want == got or (axis == 0 and self.dynamic_batch)
+            for axis, (want, got) in enumerate(zip(self.input_shape, shape)))
 
     def _run(self, blob: np.ndarray) -> List[np.ndarray]:
         raise NotImplementedError

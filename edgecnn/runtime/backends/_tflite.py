@@ -80,6 +80,9 @@ class TFLiteBackend(Backend):
         first = inputs[0]
         self.input_index = first["index"]
         self.input_shape = tuple(int(d) for d in first["shape"])
+        signature = first.get("shape_signature")
+        self.dynamic_batch = signature is not None and len(signature) > 0 and int(signature[0]) == -1
+        self._batch = self.input_shape[0]
         self.input_dtype = np.dtype(first["dtype"])
         self.input_quant = _tensor_quant(first)
         outputs = self._outputs_in_model_order()
@@ -117,6 +120,10 @@ class TFLiteBackend(Backend):
         return details
 
     def _run(self, blob: np.ndarray) -> List[np.ndarray]:
+        if blob.shape[0] != self._batch:  # a file with a dynamic batch, asked for another batch size
+            self.interpreter.resize_tensor_input(self.input_index, list(blob.shape))
+            self.interpreter.allocate_tensors()
+            self._batch = blob.shape[0]
         self.interpreter.set_tensor(self.input_index, np.ascontiguousarray(blob))
         self.interpreter.invoke()
         return [self.interpreter.get_tensor(i) for i in self.output_indices]

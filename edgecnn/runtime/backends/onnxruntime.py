@@ -165,6 +165,7 @@ class OnnxBackend(Backend):
             raise UserError(f"{path}: the runtime runs single-input models, this one has {len(inputs)} inputs")
         first = inputs[0]
         self.input_name = first.name
+        self.dynamic_batch = bool(first.shape) and not isinstance(first.shape[0], int)
         self.input_shape = tuple(d if isinstance(d, int) else (1 if i == 0 else -1)
                                  for i, d in enumerate(first.shape))
         if first.type not in _ONNX_TYPES:

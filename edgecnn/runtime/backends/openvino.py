@@ -156,8 +156,10 @@ class OpenVinoBackend(Backend):
                 from None
         self.request = self.compiled.create_infer_request()
         port = self.compiled.input(0)
+        partial = port.get_partial_shape()
+        self.dynamic_batch = len(partial) > 0 and not partial[0].is_static
         self.input_shape = tuple(d.get_length() if d.is_static else (1 if i == 0 else -1)
-                                 for i, d in enumerate(port.get_partial_shape()))
+                                 for i, d in enumerate(partial))
         self.input_dtype = np.dtype(port.get_element_type().to_dtype())
         self.input_quant = quant_in if np.issubdtype(self.input_dtype, np.integer) else None
         self.output_order, self.output_names, self.output_quant = self._outputs(output_names, output_quant)

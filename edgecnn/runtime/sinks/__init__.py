@@ -52,6 +52,12 @@ class SinkType:
     # a file that records the run (JSON lines, video): from a source that is not live (a
     # file read as fast as it decodes) it keeps every record, making inference wait for it
     records_the_run: bool = False
+    # the files it writes, from its option values: claimed before the run starts
+    # (edgecnn.runtime.outputs), so that none is an input or written twice
+    writes: Optional[Callable[[Dict[str, Any]], List[str]]] = None
+
+    def outputs(self, values: Dict[str, Any]) -> List[str]:
+        return [path for path in (self.writes(values) if self.writes and self.wanted(values) else []) if path]
 
     def wanted(self, values: Dict[str, Any]) -> bool:
         return bool(self.options) and values.get(next(iter(self.options))) not in (None, False)

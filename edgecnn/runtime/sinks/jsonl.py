@@ -41,5 +41,6 @@ SINK = SinkType(
     options={"json": dict(default=None, metavar="PATH", help="JSON lines, one record per frame ('-': stdout; "
                           "the default when no other output is named)")},
     opener=lambda values, context: JsonLinesSink(values["json"], **context.record_options),
+    writes=lambda values: [values["json"]] if values.get("json") not in (None, "-") else [],
     default={"json": "-"},
 )

@@ -73,5 +73,6 @@ SINK = SinkType(
     options={"save": dict(default=None, metavar="VIDEO",
                           help="write the annotated video (.mp4: H.264 with edgecnn[video]; .webm: VP8; .avi, ...)")},
     opener=lambda values, context: VideoSink(values["save"], context.fps, context.log),
+    writes=lambda values: [values["save"]],
     queue_size=64,  # a file should keep every frame: room for a slow encoder to catch up (~2 s at 30 FPS)
 )
