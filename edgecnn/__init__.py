@@ -10,7 +10,8 @@ def load(path=None, **options):
     """Open a converted model for inference: `edgecnn.load("model.tflite")`, or
     `edgecnn.load()` for the bundled shapes detector. Returns an
     edgecnn.runtime.model.Model (`.predict(image)`, `.stream(source)`); options:
-    backend, threads, card (CardOptions), conf_threshold, iou_threshold.
+    backend, threads, card (CardOptions), conf_threshold, iou_threshold, verify (True:
+    a file whose weights do not match its card's digest is refused).
 
     Imported on first use so that `import edgecnn` stays cheap.
     """

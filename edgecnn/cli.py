@@ -12,7 +12,7 @@ import sys
 from typing import Dict, List, Optional, Tuple
 
 from edgecnn.commands import ArgumentParser, Command, commands
-from edgecnn.core.errors import GateRefused, UserError
+from edgecnn.core.errors import GateRefused, UserError, one_line
 from edgecnn.core.redact import redact
 
 
@@ -68,10 +68,10 @@ def main(argv: Optional[List[str]] = None) -> None:
             command = _command_of((args.command,))
         code = command.run(args)
     except UserError as exc:  # a message may quote a URI the user gave: never its password
-        print(f"edgecnn: error: {redact(str(exc))}", file=sys.stderr)
+        print(f"edgecnn: error: {one_line(redact(str(exc)))}", file=sys.stderr)
         code = exc.exit_code
     except GateRefused as exc:
-        print(f"edgecnn: refused: {redact(str(exc))}", file=sys.stderr)
+        print(f"edgecnn: refused: {one_line(redact(str(exc)))}", file=sys.stderr)
         code = exc.exit_code
     except ModuleNotFoundError as exc:
         if command is None or exc.name is None or exc.name.split(".")[0] == "edgecnn":

@@ -235,6 +235,8 @@ def test_family_converts_to_onnx_and_tflite_fp32_and_int8(family, tmp_path, digi
     shown on the trained digits and shapes models (test_quantize, benchmarks)."""
     from converters.sources import CardFlags
     from converters.convert import ConvertOptions, convert
+    from edgecnn.runtime.integrity import check_weights
+    from edgecnn.runtime.model_file import read_card
 
     torch.manual_seed(0)
     model = teach(FAMILIES[family]())
@@ -264,6 +266,8 @@ def test_family_converts_to_onnx_and_tflite_fp32_and_int8(family, tmp_path, digi
             # EfficientNet's SiLU (x * sigmoid(x)) is left float by litert-torch's quantizer: reported, not hidden
             assert (report["float_tensors"] > 0) == (fmt == "tflite" and family == "efficientnet"), report
         assert report["file"].endswith(f"-{precision}.{fmt}")
+        card = read_card(report["file"])  # the card written after measuring records the digest of these weights
+        assert card.weights_digest and check_weights(report["file"], card).status == "match"
         parity = json.loads(open(report["file"] + ".parity.json").read())
         assert parity["ops"] and parity["passed"]
 

@@ -65,6 +65,7 @@ def test_quantize_an_onnx_file_writes_the_int8_file_its_card_and_parity_report_o
     from edgecnn.data.detection import DetectionSet, write_yolo
     from foreign_models import onnx_model, ultralytics_metadata
     from conftest import run_cli
+    from edgecnn.runtime.integrity import weights_digest
 
     images = [np.full((64, 64, 3), 40 + 10 * i, np.uint8) for i in range(4)]
     for split in ("train", "val"):
@@ -79,7 +80,8 @@ def test_quantize_an_onnx_file_writes_the_int8_file_its_card_and_parity_report_o
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["gate"]["passed"] and summary["parity"]["agreement"] == 1.0
-    model = edgecnn.load(str(tmp_path / "yolo-int8.onnx"))
+    model = edgecnn.load(str(tmp_path / "yolo-int8.onnx"))  # its weights checked against the digest it records
+    assert model.card.weights_digest == weights_digest((tmp_path / "yolo-int8.onnx").read_bytes(), "onnx")
     assert model.card.precision == "int8" and model.card.head == {"format": "yolo-v8", "boxes": "pixels"}
     assert model.card.metrics["fp32_map50_95"] == summary["fp32"]["map50_95"]
     assert "QuantizeLinear" in model.backend.op_counts()

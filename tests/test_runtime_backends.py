@@ -22,7 +22,9 @@ pytestmark = pytest.mark.runtime  # torch-free: also run where only edgecnn[runt
 def test_tflite_and_onnx_give_the_same_outputs_in_the_same_order():
     lite, onnx_model = open_backend(str(RUNTIME_FP32)), open_backend(str(detector_onnx()))
     assert (lite.name, onnx_model.name) == ("litert", "onnxruntime")
-    assert lite.card == onnx_model.card == read_card(str(RUNTIME_FP32))
+    assert lite.card == read_card(str(RUNTIME_FP32))
+    # one model's card in both files, each with the digest of its own weights
+    assert lite.card.replace(weights_digest=None) == onnx_model.card.replace(weights_digest=None)
     assert lite.input_shape == onnx_model.input_shape == (1, 3, 192, 192)
     assert lite.input_dtype == np.float32 and lite.input_quant is None
     assert onnx_model.output_names == ["boxes_s8", "boxes_s16", "boxes_s32", "scores_s8", "scores_s16", "scores_s32"]
@@ -60,7 +62,8 @@ def test_int8_input_is_quantized_and_int8_outputs_dequantized_with_card_paramete
     card = ModelCard(task="classify", labels=["a"], input_size=(4, 4), precision="int8",
                      quantization={"input": {"scale": 0.5, "zero_point": 3},
                                    "outputs": [{"scale": 1.0, "zero_point": 0}, {"scale": 0.25, "zero_point": 1}]})
-    assert read_card(str(int8_io_onnx())) == card  # the committed file carries this card
+    # the committed file carries this card
+    assert read_card(str(int8_io_onnx())).replace(weights_digest=None) == card
     backend = open_backend(str(int8_io_onnx()))
     assert backend.input_dtype == np.int8 and backend.input_quant == (0.5, 3)
     blob = np.linspace(-80, 80, 48, dtype=np.float32).reshape(1, 3, 4, 4)
@@ -119,15 +122,23 @@ def test_tflite_runtime_is_the_fallback_when_ai_edge_litert_is_missing():
 
 
 def test_card_reader_without_the_tflite_schema_matches_the_schema_reader(tmp_path):
+    from ai_edge_litert import schema_py_generated as schema
+
     from converters.card_embed import embed_tflite
-    from edgecnn.runtime.model_file import CARD_KEY, _tflite_metadata, read_tflite_card
+    from edgecnn.runtime.model_file import CARD_KEY, read_tflite_card
+    from edgecnn.runtime.tflite_wire import metadata_buffer
 
     data = RUNTIME_FP32.read_bytes()
-    assert ModelCard.from_json(_tflite_metadata(data, CARD_KEY).decode()) == read_tflite_card(data)
-    assert _tflite_metadata(data, "no-such-key") is None
+    model = schema.Model.GetRootAs(data, 0)
+    entry = next(model.Metadata(i) for i in range(model.MetadataLength())
+                 if model.Metadata(i).Name() == CARD_KEY.encode())
+    by_schema = model.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
+    assert metadata_buffer(data, CARD_KEY) == by_schema
+    assert ModelCard.from_json(by_schema.decode()) == read_tflite_card(data)
+    assert metadata_buffer(data, "no-such-key") is None
     other = read_tflite_card(data).replace(labels=["a", "b", "c"], metrics={"note": "re-embedded"})
-    again = embed_tflite(data, other)  # replaces the card: still exactly one, the new one
-    assert ModelCard.from_json(_tflite_metadata(again, CARD_KEY).decode()) == other == read_tflite_card(again)
+    again = embed_tflite(data, other)  # replaces the card: still exactly one, the new one (same weights, same digest)
+    assert ModelCard.from_json(metadata_buffer(again, CARD_KEY).decode()) == other == read_tflite_card(again)
 
 
 def test_one_grammar_names_a_backend_and_its_options():

@@ -11,6 +11,11 @@ model picks whichever bundled file that passed is fastest on the device
 (edgecnn/runtime/bundled.py).
 
     python benchmarks/assets/runtime_bundle.py [--out PATH] [--int8-out PATH]
+    python benchmarks/assets/runtime_bundle.py --cards-only
+
+--cards-only writes the cards of the bundled files again (today's card format, with
+the digest of their weights) without converting: every buffer but the card's keeps
+its bytes, checked here, so the files compute exactly what they did.
 """
 from __future__ import annotations
 
@@ -73,13 +78,39 @@ def convert_int8(out: Path) -> dict:
     return summary
 
 
+def rewrite_cards(paths) -> None:
+    """Embed each file's card again (with its weights digest); refuse to write a file
+    whose buffers other than the card's would change."""
+    from converters.card_embed import embed_tflite
+    from edgecnn.core.atomic import write_bytes_atomic
+    from edgecnn.runtime.model_file import CARD_KEY, read_tflite_card
+    from edgecnn.runtime.tflite_wire import buffer_spans, metadata_indices
+
+    def weights(data: bytes) -> list:
+        card = metadata_indices(data).get(CARD_KEY)
+        return [data[start:end] for index, (start, end) in enumerate(buffer_spans(data)) if index != card]
+
+    for path in paths:
+        data = Path(path).read_bytes()
+        written = embed_tflite(data, read_tflite_card(data))
+        if weights(written) != weights(data):
+            sys.exit(f"{path}: rewriting the card would change other buffers: not written")
+        write_bytes_atomic(path, written)
+        print(f"{path}: card rewritten, weights digest {read_tflite_card(written).weights_digest}")
+
+
 def main() -> None:
     from edgecnn.assets import RUNTIME_FP32, RUNTIME_INT8
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(RUNTIME_FP32))
     parser.add_argument("--int8-out", default=str(RUNTIME_INT8))
+    parser.add_argument("--cards-only", action="store_true", help="rewrite the cards of --out and --int8-out, "
+                        "keeping their weights")
     args = parser.parse_args()
+    if args.cards_only:
+        rewrite_cards([args.out, args.int8_out])
+        return
     out = Path(args.out)
     difference = convert_detector(out)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB); max |torch - litert| = {difference:.2e}")

@@ -33,6 +33,8 @@ def add(p) -> None:
     p.add_argument("--track", nargs="?", const=DEFAULT_TRACKER, default=None, metavar="TRACKER",
                    help=f"give each detection a track id, age and state, and send track events new | update | "
                    f"end; TRACKER: {', '.join(tracker_names())} (default {DEFAULT_TRACKER})")
+    p.add_argument("--no-verify", action="store_true", help="run a model whose weights do not match the digest "
+                   "its card records (changed or corrupted after conversion)")
     add_card_flags(p)
     from edgecnn.core.task import record_option_specs
 
@@ -54,7 +56,8 @@ def run(args) -> int:
     records = {name: getattr(args, name) for name in record_option_specs()}
     run_model(RunOptions(model=args.model, source=args.source, camera=args.camera, backend=args.backend,
                          threads=args.threads, max_frames=args.max_frames, realtime=args.realtime, conf=args.conf,
-                         iou=args.iou, card=card_options(args), sinks=sinks, track=args.track, records=records),
+                         iou=args.iou, card=card_options(args), sinks=sinks, track=args.track, records=records,
+                         verify=not args.no_verify),
               started=started)
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -23,6 +24,7 @@ COLORS = ("rgb", "bgr", "gray")
 PRECISIONS = ("fp32", "int8")
 # What edgecnn trains with: pixel -> [-1, 1], symmetric around zero, which suits int8.
 DEFAULT_MEAN, DEFAULT_STD = 127.5, 127.5
+DIGEST_FORM = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 @dataclass
@@ -50,6 +52,10 @@ class ModelCard:
     metrics: Dict[str, Any] = field(default_factory=dict)
     dataset: Dict[str, Any] = field(default_factory=dict)
     schema: int = CARD_SCHEMA
+    # "sha256:<hex>" of the weights in the file the card is embedded in, written by the
+    # converters (edgecnn.runtime.integrity) and checked when the file loads; None in
+    # checkpoints and in files converted before it was recorded
+    weights_digest: Optional[str] = None
 
     def __post_init__(self) -> None:
         self.input_size = tuple(int(v) for v in self.input_size)  # type: ignore[assignment]
@@ -93,6 +99,9 @@ class ModelCard:
                 problems.append(f"{name} needs 1 or {self.channels} values, got {len(values)}")
         if any(s == 0 for s in self.std):
             problems.append("std must not contain 0")
+        if self.weights_digest is not None and not (isinstance(self.weights_digest, str)
+                                                    and DIGEST_FORM.fullmatch(self.weights_digest)):
+            problems.append(f"weights_digest must be sha256:<64 hex digits>, got {str(self.weights_digest)[:80]!r}")
         if problems:
             raise UserError("invalid model card: " + "; ".join(problems))
 
@@ -106,6 +115,8 @@ class ModelCard:
         data["input_size"] = list(self.input_size)
         data["mean"] = list(self.mean)
         data["std"] = list(self.std)
+        if self.weights_digest is None:  # a card without one serialises as before it existed
+            del data["weights_digest"]
         return data
 
     def to_json(self) -> str:
@@ -119,14 +130,20 @@ class ModelCard:
         missing = [k for k in ("task", "labels", "input_size") if k not in data]
         if missing:
             raise UserError(f"invalid model card: missing {', '.join(missing)}")
-        if int(data.get("schema", CARD_SCHEMA)) > CARD_SCHEMA:
+        try:
+            schema = int(data.get("schema", CARD_SCHEMA))
+        except (TypeError, ValueError, OverflowError):
+            raise UserError(f"invalid model card: schema must be a whole number, got {data['schema']!r}"[:200]) \
+                from None
+        if schema > CARD_SCHEMA:
             raise UserError(
-                f"model card schema {data['schema']} is newer than this edgecnn understands "
+                f"model card schema {schema} is newer than this edgecnn understands "
                 f"({CARD_SCHEMA}); upgrade edgecnn")
         try:
             return cls(**{k: v for k, v in data.items() if k in known})
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"invalid model card: {exc}") from None
+        except (TypeError, ValueError, OverflowError, KeyError, IndexError, AttributeError) as exc:
+            # a card is read from a file anyone may have written: any shape it cannot have is one line
+            raise UserError(f"invalid model card: {exc}"[:300]) from None
 
     @classmethod
     def from_json(cls, text: str) -> "ModelCard":

@@ -8,20 +8,23 @@ that their detectors run with no flags.
   `metadata.json`; TFLite Support metadata (TF Hub and Coral files) puts the label map
   there as a text file, one label a line.
 
-A missing, truncated or unreadable archive, or a field that does not parse, reads as
-absent: the metadata helps recognition, it never stops a model from loading.
+A missing, truncated or unreadable archive, a member that would inflate beyond
+MAX_MEMBER bytes, or a field that does not parse reads as absent: the metadata helps
+recognition, it never stops a model from loading.
 """
 from __future__ import annotations
 
 import ast
 import io
 import json
+import math
 import struct
 import zipfile
 import zlib
 from typing import Any, Dict, List, Optional, Tuple
 
 ULTRALYTICS_KEYS = ("task", "imgsz", "end2end")  # keys only Ultralytics writes (classic YOLOv5: stride, names)
+MAX_MEMBER = 1 << 20  # bytes an archive member may inflate to (a label map of thousands of lines is ~100 KB)
 
 
 def _literal(text: Any) -> Any:
@@ -44,7 +47,7 @@ def _names(value: Any) -> Optional[List[str]]:
     if isinstance(value, dict) and value:
         try:
             indexed = {int(k): str(v) for k, v in value.items()}
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
         if sorted(indexed) != list(range(len(indexed))):
             return None
@@ -56,12 +59,14 @@ def _size(value: Any) -> Optional[Tuple[int, int]]:
     value = _literal(value)
     try:
         if isinstance(value, (int, float)):
-            return int(value), int(value)
-        if isinstance(value, (list, tuple)) and len(value) in (1, 2):
-            return int(value[0]), int(value[-1])
-    except (TypeError, ValueError):
+            size = int(value), int(value)
+        elif isinstance(value, (list, tuple)) and len(value) in (1, 2):
+            size = int(value[0]), int(value[-1])
+        else:
+            return None
+    except (TypeError, ValueError, OverflowError):
         return None
-    return None
+    return size if min(size) > 0 else None
 
 
 def parse_fields(raw: Dict[str, Any]) -> Dict[str, Any]:
@@ -75,7 +80,7 @@ def parse_fields(raw: Dict[str, Any]) -> Dict[str, Any]:
     if size:
         fields["imgsz"] = size
     stride = _literal(raw.get("stride"))
-    if isinstance(stride, (int, float)) and stride > 0:
+    if isinstance(stride, (int, float)) and math.isfinite(stride) and stride >= 1:
         fields["stride"] = int(stride)
     if isinstance(raw.get("task"), str):
         fields["task"] = raw["task"]
@@ -103,12 +108,18 @@ def appended_zip(data: bytes) -> Dict[str, Any]:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = archive.namelist()
+
+            def read(name: str) -> str:
+                if archive.getinfo(name).file_size > MAX_MEMBER:
+                    raise ValueError(f"{name} would inflate beyond {MAX_MEMBER} bytes")
+                return archive.read(name).decode("utf-8")
+
             if "metadata.json" in members:
-                raw = _literal(archive.read("metadata.json").decode("utf-8"))
+                raw = _literal(read("metadata.json"))
                 return parse_fields(raw) if isinstance(raw, dict) else {}
             texts = [m for m in members if m.lower().endswith(".txt")]
             if texts:
-                lines = [line.strip() for line in archive.read(texts[0]).decode("utf-8").splitlines()]
+                lines = [line.strip() for line in read(texts[0]).splitlines()]
                 labels = [line for line in lines if line]
                 return {"names": labels, "labels_file": texts[0]} if labels else {}
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, KeyError, ValueError,

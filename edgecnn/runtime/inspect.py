@@ -1,6 +1,7 @@
 """`edgecnn info` for converted model files (.tflite, .onnx), with only the device
-runtime installed: the card, the input and output tensors, quantization, the operator
-histogram and the detector head the outputs are read with."""
+runtime installed: the card, whether the weights match the digest it records, the
+input and output tensors, quantization, the operator histogram and the detector head
+the outputs are read with."""
 from __future__ import annotations
 
 import os
@@ -15,6 +16,7 @@ from edgecnn.runtime.model_file import model_format
 
 
 def describe_file(path: str) -> Dict[str, Any]:
+    from edgecnn.runtime.integrity import check_weights
     from edgecnn.runtime.precision import file_precision
     from edgecnn.runtime.recognition import concrete_input
 
@@ -22,6 +24,7 @@ def describe_file(path: str) -> Dict[str, Any]:
     backend = open_backend(path)
     tensors = backend.tensors()
     card = backend.card
+    weights = check_weights(path, card)
     try:  # a dynamic input runs at the card's size or the exporter's imgsz
         run_at, _, _, _ = concrete_input(backend)
     except UserError:
@@ -42,6 +45,7 @@ def describe_file(path: str) -> Dict[str, Any]:
                                                               "DEQUANTIZE"))
     return {"path": str(path), "format": fmt, "size_bytes": os.path.getsize(path),
             "card": card.to_dict() if card is not None else None, "backend": backend.name,
+            "weights": {"digest": weights.status, "recorded": weights.recorded, "computed": weights.computed},
             "inputs": tensors["inputs"], "outputs": tensors["outputs"],
             "runs_at": list(run_at) if run_at else None,
             "output_shapes": [list(s) for s in shapes] if shapes is not None else None,
@@ -80,6 +84,14 @@ def recognised_head(backend, shapes) -> Dict[str, Any]:
     return {"name": candidates[0] if len(candidates) == 1 else None, "from": "outputs", "candidates": candidates}
 
 
+WEIGHTS_STATUS = {
+    "match": "match the digest in the card",
+    "mismatch": "DO NOT match the digest in the card: changed or corrupted after conversion "
+                "(edgecnn run refuses it without --no-verify)",
+    "not recorded": "digest not recorded in the card (converted before edgecnn recorded one)",
+}
+
+
 def format_file_description(info: Dict[str, Any]) -> str:
     lines = [f"{info['path']}  ({info['format']}, {info['size_bytes'] / 1e6:.2f} MB, {info['backend']})"]
     card = info["card"]
@@ -89,11 +101,14 @@ def format_file_description(info: Dict[str, Any]) -> str:
                   f"{' ...' if len(labels) > 12 else ''})",
                   f"  input         {card['input_size'][0]}x{card['input_size'][1]} {card['layout']} {card['color']}"
                   f"  mean {card['mean']} std {card['std']}"]
+        weights = info["weights"]["digest"]
         if card.get("metrics"):
             from edgecnn.core.task import format_metric
 
             shown = ", ".join(format_metric(k, v) for k, v in card["metrics"].items())
-            lines.append(f"  measured      {shown}")
+            lines.append(f"  measured      {shown}" + (" (for the weights converted, not these)"
+                                                       if weights == "mismatch" else ""))
+        lines.append("  weights       " + WEIGHTS_STATUS[weights])
     else:
         lines.append("  card          none (run it with --task --input-size --mean --std --labels ...)")
     for kind in ("inputs", "outputs"):

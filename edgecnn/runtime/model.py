@@ -44,15 +44,21 @@ def default_model_path(backend: str = "auto", threads: Optional[int] = None,
 
 def load(path: Optional[str] = None, *, backend: str = "auto", threads: Optional[int] = None,
          card: Optional[CardOptions] = None, conf_threshold: float = 0.25, iou_threshold: float = NMS_IOU,
-         log: Optional[Callable[[str], None]] = stderr_log) -> "Model":
+         log: Optional[Callable[[str], None]] = stderr_log, verify: bool = True) -> "Model":
     """Open a .tflite or .onnx model (no path: the bundled shapes detector, int8 or fp32,
     whichever passed its gate and is faster on this device). The choice is logged once
-    the model has loaded (log=None: kept in `model.choice` for the caller to log)."""
+    the model has loaded (log=None: kept in `model.choice` for the caller to log).
+    verify: refuse a file whose weights do not match the digest its card records
+    (edgecnn.runtime.integrity); a card without one loads as before."""
+    from edgecnn.runtime.integrity import verify_weights
+
     choice = None
     if path is None:
         path, choice = default_model_path(backend, threads, log or stderr_log)
     path = str(path)
     loaded = open_backend(path, backend, threads)
+    if verify:
+        verify_weights(path, loaded.card)
     resolved = resolve_card(loaded.card, card or CardOptions(), loaded.input_shape, os.path.basename(path),
                             facts_of(loaded, card))
     model = Model(loaded, resolved, conf_threshold, iou_threshold)

@@ -2,14 +2,12 @@
 
 The card is stored as JSON under the key `edgecnn_card`:
 - ONNX: in `metadata_props`, read through onnxruntime's model metadata;
-- TFLite: in the flatbuffer's `metadata` list (a named buffer), read with the TFLite
-  schema that ai-edge-litert ships (tflite-runtime has no schema: cards in .tflite
-  files then need ai-edge-litert, or the model runs with explicit flags).
+- TFLite: in the flatbuffer's `metadata` list (a named buffer), read with
+  edgecnn.runtime.tflite_wire (struct alone: tflite-runtime ships no schema).
 """
 from __future__ import annotations
 
 import os
-import struct
 from typing import Optional
 
 from edgecnn.core.card import ModelCard
@@ -28,31 +26,16 @@ def model_format(path: str) -> str:
     return suffix[1:]
 
 
-def _tflite_metadata(data: bytes, key: str) -> Optional[bytes]:
-    """The named metadata buffer of a TFLite flatbuffer, read with struct alone: for
-    devices that have tflite-runtime (which ships no schema) instead of ai-edge-litert."""
-    return metadata_buffer(data, key)
-
-
 def read_tflite_card(data: bytes) -> Optional[ModelCard]:
-    """The card from a .tflite file's bytes, or None when it has none."""
+    """The card from a .tflite file's bytes, or None when it has none; UserError for a
+    file whose tables or card cannot be read."""
+    text = metadata_buffer(data, CARD_KEY)
+    if text is None:
+        return None
     try:
-        from ai_edge_litert import schema_py_generated as schema
-    except ImportError:
-        try:
-            text = _tflite_metadata(data, CARD_KEY)
-        except (struct.error, IndexError, UnicodeDecodeError) as exc:
-            raise UserError(f"corrupt TFLite file: {exc}") from None
-        return None if text is None else ModelCard.from_json(text.decode("utf-8", "replace"))
-    try:
-        model = schema.Model.GetRootAs(data, 0)
-        for index in range(model.MetadataLength()):
-            entry = model.Metadata(index)
-            if entry.Name() is not None and entry.Name().decode() == CARD_KEY:
-                return ModelCard.from_json(model.Buffers(entry.Buffer()).DataAsNumpy().tobytes().decode())
-    except (IndexError, ValueError, AttributeError, UnicodeDecodeError) as exc:
-        raise UserError(f"corrupt TFLite file: {exc}") from None
-    return None
+        return ModelCard.from_json(text.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UserError("corrupt TFLite file: its model card is not UTF-8 text") from None
 
 
 def read_onnx_card(metadata: dict) -> Optional[ModelCard]:

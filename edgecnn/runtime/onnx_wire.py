@@ -11,12 +11,14 @@ GraphProto.input/output = 11/12 (ValueInfoProto: name = 1, type = 2; TypeProto.t
 """
 from __future__ import annotations
 
+import struct
 from collections import Counter
 from typing import Dict, Iterator, Tuple
 
 from edgecnn.core.errors import UserError
 
 _VARINT, _FIXED64, _BYTES, _FIXED32 = 0, 1, 2, 5
+GRAPH = 7  # ModelProto.graph
 
 
 def _varint(data: bytes, position: int) -> Tuple[int, int]:
@@ -36,17 +38,19 @@ def _varint(data: bytes, position: int) -> Tuple[int, int]:
 
 def fields(data: bytes) -> Iterator[Tuple[int, int, object]]:
     """(field number, wire type, value) of each field of one message; length-delimited
-    values are bytes, the others ints."""
+    values are bytes (memoryviews when `data` is one: no copies), the others ints.
+    ValueError for bytes that are not a message."""
     position = 0
     while position < len(data):
         key, position = _varint(data, position)
         number, wire = key >> 3, key & 7
         if wire == _VARINT:
             value, position = _varint(data, position)
-        elif wire == _FIXED64:
-            value, position = int.from_bytes(data[position:position + 8], "little"), position + 8
-        elif wire == _FIXED32:
-            value, position = int.from_bytes(data[position:position + 4], "little"), position + 4
+        elif wire in (_FIXED64, _FIXED32):
+            size = 8 if wire == _FIXED64 else 4
+            if position + size > len(data):
+                raise ValueError("truncated field")
+            value, position = int.from_bytes(data[position:position + size], "little"), position + size
         elif wire == _BYTES:
             length, position = _varint(data, position)
             value = data[position:position + length]
@@ -128,8 +132,6 @@ def element_types(data: bytes) -> Dict[str, Dict]:
 def _tensor_scalar(tensor: bytes):
     """(name, first value) of a TensorProto initializer holding a scale or zero point:
     fields 2 data_type, 4 float_data, 5 int32_data, 8 name, 9 raw_data."""
-    import struct
-
     name, data_type, floats, ints, raw = "", 0, None, None, None
     for number, wire, value in fields(tensor):
         if number == 8 and wire == _BYTES:
@@ -182,7 +184,7 @@ def io_quantization(data: bytes) -> Tuple[Dict[str, Tuple[float, int]], Dict[str
                 name = next((item.decode("utf-8", "replace") for field, kind, item in fields(value)
                              if field == 1 and kind == _BYTES), "")
                 (inputs if number == 11 else outputs).add(name)
-    except (StopIteration, ValueError):
+    except (StopIteration, ValueError, struct.error):  # no graph, or not a message: nothing read
         return {}, {}
 
     def params(node):

@@ -28,6 +28,8 @@ TENSOR_TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 
                 9: "int8", 10: "float64"}
 DEQUANTIZE, QUANTIZE, CUSTOM = 6, 114, 32  # BuiltinOperator values (schema.fbs)
 Quant = Optional[Tuple[float, int]]
+CORRUPT = "corrupt or truncated TFLite file (its tables point past its end)"
+_UNREADABLE = (struct.error, IndexError, ValueError, OverflowError)  # what reading nonsense raises here
 
 
 class Flatbuffer:
@@ -183,25 +185,48 @@ def read_graph(data: bytes) -> TFLiteGraph:
                                  for entry in buffer.tables(signatures[0], 1)}
         return TFLiteGraph(tensors, buffer.scalars(graph, 1, "i"), buffer.scalars(graph, 2, "i"), operators,
                            signature_outputs)
-    except (struct.error, IndexError):
-        raise UserError("corrupt or truncated TFLite file (its tables point past its end)") from None
+    except _UNREADABLE:
+        raise UserError(CORRUPT) from None
+
+
+def metadata_indices(data: bytes) -> Dict[str, int]:
+    """{metadata name: buffer index} of a TFLite file (the card is under edgecnn_card)."""
+    buffer = Flatbuffer(data)
+    try:
+        return {buffer.string(entry, 0) or "": buffer.scalar(entry, 1, "I")
+                for entry in buffer.tables(buffer.root(), 6)}
+    except _UNREADABLE:
+        raise UserError(CORRUPT) from None
+
+
+def buffer_spans(data: bytes) -> List[Tuple[int, int]]:
+    """(start, end) in the file of each buffer's bytes, in buffer order; (0, 0) for an
+    empty buffer. Buffers of files over 2 GB lie after the flatbuffer (offset, size)."""
+    buffer = Flatbuffer(data)
+    spans = []
+    try:
+        for table in buffer.tables(buffer.root(), 4):
+            position = buffer.field(table, 0)
+            if position:
+                start, length = buffer.vector(position)
+            else:
+                offset, size = buffer.scalar(table, 1, "Q"), buffer.scalar(table, 2, "Q")
+                start, length = (offset, size) if offset > 1 else (0, 0)  # offset 0 or 1: no data
+            if start < 0 or start + length > len(data):
+                raise ValueError("a buffer lies past the end of the file")
+            spans.append((start, start + length))
+    except _UNREADABLE:
+        raise UserError(CORRUPT) from None
+    return spans
 
 
 def metadata_buffer(data: bytes, key: str) -> Optional[bytes]:
     """The named metadata buffer of a TFLite file (where edgecnn keeps its card), or None."""
-    buffer = Flatbuffer(data)
-    model = buffer.root()
-    for entry in buffer.tables(model, 6):
-        if buffer.string(entry, 0) != key:
-            continue
-        index = buffer.scalar(entry, 1, "I")
-        stored = buffer.tables(model, 4)[index]
-        content = buffer.bytes_of(stored, 0)
-        if content is not None:
-            return content
-        offset, size = buffer.scalar(stored, 1, "Q"), buffer.scalar(stored, 2, "Q")
-        if offset and size:  # buffers stored after the flatbuffer (files > 2 GB)
-            return bytes(data[offset:offset + size])
+    index = metadata_indices(data).get(key)
+    if index is None:
         return None
-    return None
-
+    spans = buffer_spans(data)
+    if index >= len(spans):
+        raise UserError(f"corrupt TFLite file: metadata {key} names buffer {index} of {len(spans)}")
+    start, end = spans[index]
+    return bytes(data[start:end]) if end > start else None

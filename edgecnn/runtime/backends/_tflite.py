@@ -3,7 +3,6 @@ same API): loading with the card and the exporter's metadata, XNNPACK on or off,
 external delegate by library path with its options, and the model's output order."""
 from __future__ import annotations
 
-import struct
 from collections import Counter
 from typing import Any, Dict, List, Optional
 
@@ -58,8 +57,8 @@ class TFLiteBackend(Backend):
             raise UserError(f"{path}: not a TFLite model (no TFL3 identifier): corrupt or not a .tflite file")
         try:
             self.card = read_tflite_card(data)
-        except (struct.error, TypeError) as exc:  # flatbuffers on a truncated file
-            raise UserError(f"{path}: corrupt or truncated TFLite file: {first_line(exc)}") from None
+        except UserError as exc:  # tables past the end of a truncated file, a card that does not parse
+            raise UserError(f"{path}: {exc}") from None
         self.metadata = appended_zip(data)
         self.delegate = options.get("delegate")
         delegates = [self._load_delegate(interpreter_module, options)] if self.delegate else None

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import SplitResult, unquote, urlsplit
 
-from edgecnn.core.errors import UserError
+from edgecnn.core.errors import UserError, one_line
 from edgecnn.core.redact import has_credentials, redact_uri
 from edgecnn.core.registry import Registry
 from edgecnn.runtime.schema import encode, records
@@ -89,7 +89,7 @@ def parse_uri(uri: str) -> Address:
     """SCHEME://[USER[:PASSWORD]@]HOST[:PORT][/PATH]; the user information runs to the
     last '@' (edgecnn.core.redact's rule), so raw '@', '/' and ':' stay in a password."""
     uri = str(uri)
-    text = redact_uri(uri)
+    text = one_line(redact_uri(uri))
     scheme, separator, rest = uri.partition("://")
     if not separator or not scheme:
         raise UserError(f"--publish {text}: malformed URI; use SCHEME://HOST:PORT, schemes: "
