@@ -4,6 +4,7 @@ backends, trackers and heads."""
 from __future__ import annotations
 
 from edgecnn.commands import Command, add_card_flags, card_options
+from edgecnn.core.errors import UserError
 
 
 def add(p) -> None:
@@ -13,6 +14,12 @@ def add(p) -> None:
     from edgecnn.runtime.trackers import DEFAULT_TRACKER, tracker_names
 
     p.add_argument("model", nargs="?", default=None, help=".tflite or .onnx file (default: the bundled model)")
+    p.add_argument("--config", default=None, metavar="FILE.yaml", help="several cameras (and models, sinks) in one "
+                   "process, described by a config file (python -m edgecnn.config prints its JSON Schema); "
+                   "--json, --serve, --publish and --max-frames beside it apply to the whole run")
+    p.add_argument("--check", action="store_true", help="with --config: validate the file and open nothing")
+    p.add_argument("--strict", action="store_true", help="an input that cannot be decoded ends the run (exit 2) "
+                   "instead of being counted and skipped (exit 4 at the end)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--camera", type=int, default=None, metavar="N", help="camera N (V4L2 index; CSI/libcamera "
                        "on a Jetson/Pi)")
@@ -43,23 +50,71 @@ def add(p) -> None:
         records.add_argument(f"--{name.replace('_', '-')}", dest=name, **{**settings, "default": None})
 
 
+# one-camera options that a config file gives per camera or per model instead
+ONE_CAMERA = ("model", "camera", "source", "backend", "threads", "realtime", "conf", "iou", "track", "task",
+              "input_size", "layout", "mean", "std", "labels", "bgr", "preset", "head", "mask_threshold")
+DEFAULTS = {"backend": "auto", "conf": 0.25}
+
+
 def run(args) -> int:
+    import sys
     import time
 
     started = time.perf_counter()
-    from edgecnn.runtime.runner import RunOptions, run as run_model
-    from edgecnn.runtime.sinks import option_dests
-
     from edgecnn.core.task import record_option_specs
+    from edgecnn.runtime.runner import EXIT_SKIPPED, RunOptions, run as run_model
+    from edgecnn.runtime.sinks import option_dests
 
     sinks = {dest: getattr(args, dest) for dest in option_dests()}
     records = {name: getattr(args, name) for name in record_option_specs()}
-    run_model(RunOptions(model=args.model, source=args.source, camera=args.camera, backend=args.backend,
-                         threads=args.threads, max_frames=args.max_frames, realtime=args.realtime, conf=args.conf,
-                         iou=args.iou, card=card_options(args), sinks=sinks, track=args.track, records=records,
-                         verify=not args.no_verify),
-              started=started)
+    if args.config is not None:
+        summary = run_config(args, sinks, records, started)
+        if summary is None:
+            return 0
+    else:
+        if args.check:
+            raise UserError("--check validates a config file: give --config FILE.yaml")
+        summary = run_model(RunOptions(model=args.model, source=args.source, camera=args.camera,
+                                       backend=args.backend, threads=args.threads, max_frames=args.max_frames,
+                                       realtime=args.realtime, conf=args.conf, iou=args.iou, card=card_options(args),
+                                       sinks=sinks, track=args.track, records=records, strict=args.strict,
+                                       verify=not args.no_verify),
+                            started=started)
+    skipped = summary.get("skipped", 0)
+    if skipped:
+        print(f"edgecnn: {skipped} input(s) could not be decoded and were skipped (named above); exit "
+              f"{EXIT_SKIPPED}", file=sys.stderr)
+        return EXIT_SKIPPED
     return 0
+
+
+def run_config(args, sinks, records, started):
+    """`--config FILE`: the file's plan, with the run-wide options given beside it."""
+    from edgecnn.runtime.config import check_plan, load_config
+    from edgecnn.runtime.runner import run as run_model
+
+    given = [name for name in ONE_CAMERA if getattr(args, name, None) not in (None, False, DEFAULTS.get(name))]
+    if given:
+        raise UserError(f"--{given[0].replace('_', '-')} is given per camera or per model in the config file, "
+                        f"not beside --config")
+    plan = load_config(args.config)
+    for dest, value in sinks.items():
+        if value not in (None, False):
+            plan.sinks[dest] = value
+    plan.records.update({k: v for k, v in records.items() if v is not None})
+    if args.max_frames is not None:
+        for camera in plan.cameras.values():
+            camera.max_frames = args.max_frames
+    plan.strict = plan.strict or args.strict
+    if args.no_verify:
+        for model in plan.models.values():
+            model.verify = False
+    if args.check:
+        lines = check_plan(plan)
+        print("\n".join([f"{args.config}: valid, {len(plan.cameras)} camera(s), "
+                          f"{len({c.model for c in plan.cameras.values()})} model(s)", *lines]))
+        return None
+    return run_model(plan, started=started)
 
 
 COMMAND = Command(path=("run",), help="run a converted model on a camera, video, images or a stream", add=add,

@@ -169,13 +169,19 @@ class Model:
 
     def stream(self, source: Union[str, int, Source], *, realtime: bool = False, max_frames: Optional[int] = None,
                track=None, log: Callable[[str], None] = stderr_log) -> "Stream":
-        """Iterate (frame, result) over a source URI (see edgecnn.runtime.sources) or Source.
+        """Iterate (frame, result) over a source URI (see edgecnn.runtime.sources) or Source;
+        over several cameras given as a list of URIs or {name: URI}, every camera's frames
+        in one loop, each result naming its camera (edgecnn.runtime.runner.CameraStream).
         track: True (ByteTrack), a tracker's name (edgecnn.runtime.trackers) or a Tracker:
         every detection gets a track id, age and state, and each result its track events."""
         from edgecnn.runtime.tracking import open_tracking
 
         if track not in (None, False) and not self.task_spec.trackable:
             raise UserError(f"tracking needs a detector; this model's task is {self.card.task}")
+        if isinstance(source, (list, tuple, dict)):  # several cameras: each result says which
+            from edgecnn.runtime.runner import CameraStream
+
+            return CameraStream(self, source, track=track, max_frames=max_frames, realtime=realtime, log=log)
         opened = source if isinstance(source, Source) else open_source(source, realtime=realtime, log=log)
         try:
             tracking = open_tracking(track, opened.fps if opened.fps and opened.fps > 0 else 30.0)

@@ -27,6 +27,7 @@ class ModelPlan:
     card: CardOptions = field(default_factory=CardOptions)
     batch: str = "auto"  # auto (by measurement) | on | off: cameras sharing the model inferred together
     verify: bool = True  # check the weights against the card's digest at load
+    loaded: Any = None  # a Model already loaded (the Python API's model.stream([...])): used as it is
 
 
 @dataclass
@@ -58,6 +59,8 @@ class RunPlan:
     source_file: Optional[str] = None  # the config file, for messages
     # one camera named by the command line: messages and the summary keep the one-camera form
     single: bool = False
+    # where each model and camera is set in the config file ("models.NAME" -> "FILE:LINE"), for errors
+    locations: Dict[str, str] = field(default_factory=dict)
 
     @property
     def camera_names(self) -> List[str]:

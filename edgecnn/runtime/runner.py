@@ -172,6 +172,7 @@ class Run:
         self.camera_sinks: Dict[str, List[Any]] = {}
         self.run_sinks: List[Any] = []
         self.first_result: Optional[float] = None
+        self.stop_requested = threading.Event()  # set from another thread: the run ends after its current round
 
     # ------------------------------------------------------------------ checks and set-up
 
@@ -180,7 +181,14 @@ class Run:
         if not plan.cameras:
             raise UserError("the run names no camera")
         records = record_options(plan.records)
+        from edgecnn.runtime.sinks import sink_types
+
+        run_only = {dest for kind in sink_types() if kind.scope == "run" for dest in kind.options} \
+            if not plan.single else set()
         for name, camera in plan.cameras.items():
+            for dest in camera.sinks:
+                if dest in run_only:
+                    raise UserError(f"camera {name}: --{dest} is for the whole run, not one camera")
             if camera.max_frames is not None and camera.max_frames < 1:
                 raise UserError(f"--max-frames must be >= 1, got {camera.max_frames}")
             if camera.model not in plan.models:
@@ -221,13 +229,16 @@ class Run:
         for name, spec in self.plan.models.items():
             if name not in used:
                 continue
+            if spec.loaded is not None:
+                models[name] = spec.loaded
+                continue
+            where = self.plan.locations.get(f"models.{name}")
             try:
                 models[name] = load(spec.path, backend=spec.backend, threads=spec.threads, card=spec.card,
                                     conf_threshold=spec.conf, iou_threshold=NMS_IOU if spec.iou is None else spec.iou,
                                     log=None, **({} if spec.verify else {"verify": False}))
             except UserError as exc:
-                raise UserError(exc if self.plan.single or len(self.plan.models) == 1 else f"model {name}: {exc}") \
-                    from None
+                raise UserError(f"{where}: models.{name}: {exc}" if where else exc) from None
         return models
 
     def _open_feeds(self, models: Dict[str, Any], wakeup: threading.Condition) -> None:
@@ -237,17 +248,21 @@ class Run:
         from edgecnn.runtime.sources import open_source, source_for
 
         for name, camera in self.plan.cameras.items():
-            prefix = "" if self.plan.single else f"camera {name}: "
+            where = self.plan.locations.get(f"cameras.{name}")
+            prefix = "" if self.plan.single else (f"{where}: cameras.{name}: " if where else f"camera {name}: ")
             log = self.log if self.plan.single else (lambda message, n=name: self.log(f"camera {n}: {message}"))
             model = models[camera.model]
             try:
                 kind = source_for(camera.source)
                 kind.split(camera.source)  # a malformed option is an error even for a camera that is offline
+            except UserError as exc:
+                raise UserError(f"{prefix}{exc}") from None
+            try:
                 source = open_source(camera.source, realtime=camera.realtime, log=log)
             except UserError as exc:
-                if not (self.plan.retry_at_start and kind_is_live(camera.source)):
+                if not (self.plan.retry_at_start and kind.live):
                     raise UserError(f"{prefix}{exc}") from None
-                self.log(f"{prefix}{exc}; retrying until it opens")
+                self.log(f"camera {name}: {exc}; retrying until it opens")
                 source = None
             feed = CameraFeed(name, camera.source, realtime=camera.realtime, log=self.log, wakeup=wakeup,
                               prepare=model.preprocess, source=source)
@@ -379,7 +394,7 @@ class Run:
             return limits[name] is not None and counts[name] >= limits[name]
 
         turn = 0
-        while True:
+        while not self.stop_requested.is_set():
             self._update_states(stats)
             with wakeup:
                 order = names[turn:] + names[:turn]
@@ -493,7 +508,70 @@ class Run:
         return summary
 
 
-def kind_is_live(uri: str) -> bool:
-    from edgecnn.runtime.sources import source_for
+class CameraStream:
+    """`model.stream(["camera:0", "camera:1"])` (or {name: uri}): every camera's
+    (image, result) in one loop of the caller's, each result carrying its camera's name
+    (`result.camera`). The cameras run as in `edgecnn run --config`: each read on its
+    own thread, fair rounds, a camera that stalls never holds up the others; results
+    wait in a bounded queue for the caller (the oldest dropped and counted when the
+    caller falls behind). Closing it (or leaving a with-block, or the loop) stops them."""
 
-    return source_for(uri).live
+    def __init__(self, model, sources, *, track=None, max_frames: Optional[int] = None, realtime: bool = False,
+                 log: Callable[[str], None] = stderr_log, queue_size: int = 32) -> None:
+        import collections
+
+        names = dict(sources) if isinstance(sources, dict) else {f"camera{i}": str(uri)
+                                                                for i, uri in enumerate(sources)}
+        self._queue: "collections.deque" = collections.deque(maxlen=queue_size)
+        self._ready = threading.Condition()
+        self.dropped = 0
+        plan = RunPlan(models={DEFAULT_MODEL: ModelPlan(loaded=model)},
+                       cameras={name: CameraPlan(source=str(uri), track=track, realtime=realtime,
+                                                 max_frames=max_frames) for name, uri in names.items()},
+                       callbacks=[self._receive], retry_at_start=True)
+        self.run = Run(plan, log)
+        self.summary: Optional[dict] = None
+        self.error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._serve, name="camera stream", daemon=True)
+        self._thread.start()
+
+    def _receive(self, image, result) -> None:
+        with self._ready:
+            if len(self._queue) == self._queue.maxlen:
+                self.dropped += 1
+            self._queue.append((image, result))
+            self._ready.notify_all()
+
+    def _serve(self) -> None:
+        try:
+            self.summary = self.run.execute(time.perf_counter())
+        except BaseException as exc:  # raised again in the caller's loop
+            self.error = exc
+        finally:
+            with self._ready:
+                self._ready.notify_all()
+
+    def __iter__(self):
+        try:
+            while True:
+                with self._ready:
+                    while not self._queue and self._thread.is_alive():
+                        self._ready.wait(0.1)
+                    if not self._queue:
+                        break
+                    item = self._queue.popleft()
+                yield item
+            if self.error is not None:
+                raise self.error
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.run.stop_requested.set()
+        self._thread.join(timeout=DRAIN_SECONDS + 10)
+
+    def __enter__(self) -> "CameraStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

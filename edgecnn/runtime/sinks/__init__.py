@@ -55,6 +55,8 @@ class SinkType:
     # the files it writes, from its option values: claimed before the run starts
     # (edgecnn.runtime.outputs), so that none is an input or written twice
     writes: Optional[Callable[[Dict[str, Any]], List[str]]] = None
+    # "any": per camera or for the whole run; "run": once per run (the web view, publishers)
+    scope: str = "any"
 
     def outputs(self, values: Dict[str, Any]) -> List[str]:
         return [path for path in (self.writes(values) if self.writes and self.wanted(values) else []) if path]

@@ -52,4 +52,5 @@ SINK = SinkType(
     opener=_open,
     checker=_check,
     queue_size=64,
+    scope="run",
 )

@@ -270,4 +270,5 @@ SINK = SinkType(
              "token": dict(default=None, help="token required by the web view (needed off loopback)")},
     opener=_open,
     checker=_check,
+    scope="run",
 )

@@ -15,6 +15,7 @@ from edgecnn.core.descriptors import native_stderr
 from edgecnn.runtime.sources import SourceContext, SourceOption, SourceType
 from edgecnn.runtime.sources._live import LiveSource
 
+DEFAULT_TIMEOUT = 10.0  # seconds without a frame before a stream counts as lost and is reopened
 SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 # OpenCV reads FFmpeg's options from one process-wide variable: opens are serialised so
 # that two cameras with different transports each open with their own.
@@ -38,10 +39,8 @@ def _parse_timeout(text: str) -> float:
 
 
 def open_stream(url: str, options: Dict[str, Any]) -> cv2.VideoCapture:
-    params = []
-    if "timeout" in options:
-        milliseconds = int(options["timeout"] * 1000)
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, milliseconds, cv2.CAP_PROP_READ_TIMEOUT_MSEC, milliseconds]
+    milliseconds = int(options.get("timeout", DEFAULT_TIMEOUT) * 1000)
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, milliseconds, cv2.CAP_PROP_READ_TIMEOUT_MSEC, milliseconds]
     with _FFMPEG_OPTIONS:
         before = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")
         if "transport" in options:
@@ -69,6 +68,7 @@ def opener(target: str, options: Dict[str, Any], context: SourceContext) -> Live
 SOURCE = SourceType(name="stream", opener=opener, schemes=SCHEMES, url_query=True,
                     options={"transport": SourceOption("RTSP over tcp (through firewalls, no lost packets) or udp",
                                                        _parse_transport),
-                             "timeout": SourceOption("seconds to wait for the stream to open or a frame to arrive",
-                                                     _parse_timeout)},
+                             "timeout": SourceOption(f"seconds to wait for the stream to open or a frame to arrive "
+                                                     f"before it counts as lost and is reopened (default "
+                                                     f"{DEFAULT_TIMEOUT:g})", _parse_timeout)},
                     summary="a network stream (RTSP, HTTP MJPEG, RTMP, UDP, TCP)", example="rtsp://...")
