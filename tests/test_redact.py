@@ -74,3 +74,19 @@ def test_cli_errors_show_no_password():
         assert_one_line_error(result, contains=expected)
         for fragment in ("p@ss", "w:rd", "%zz", "ss/w"):
             assert fragment not in result.stderr + result.stdout
+
+
+def test_window_and_web_view_titles_never_show_a_password(monkeypatch):
+    from edgecnn.runtime.sinks import SinkContext, get_sink, window
+    from edgecnn.runtime.sinks.webview import WebView
+    from edgecnn.runtime.stats import StreamStats
+
+    titles = []
+    monkeypatch.setattr(window, "WindowSink", titles.append)
+    get_sink("window").opener({}, SinkContext(source_name="rtsp://admin:p@ss/w@cam.lan/s1"))
+    assert titles == ["edgecnn: rtsp://admin:***@cam.lan/s1"]
+    view = WebView("127.0.0.1:0", StreamStats(), title="gst: rtspsrc location=rtsp://admin:pw@cam.lan/s1 ! appsink")
+    try:
+        assert view.title == "gst: rtspsrc location=rtsp://admin:***@cam.lan/s1 ! appsink"
+    finally:
+        view.close()

@@ -8,6 +8,7 @@ import sys
 import cv2
 
 from edgecnn.core.errors import UserError
+from edgecnn.core.redact import redact
 from edgecnn.runtime.annotate import annotate
 from edgecnn.runtime.sinks import Sink, SinkType
 
@@ -63,5 +64,5 @@ class WindowSink(Sink):
 SINK = SinkType(
     name="window",
     options={"show": dict(action="store_true", help="show a window (needs a display)")},
-    opener=lambda values, context: WindowSink(f"edgecnn: {context.source_name}"),
+    opener=lambda values, context: WindowSink(f"edgecnn: {redact(context.source_name)}"),  # a title is shown
 )
