@@ -43,6 +43,7 @@ class ConvertOptions:
     weights: Optional[str] = None
     float_layers: List[str] = field(default_factory=list)  # int8 from a checkpoint: modules kept float
     flags: CardOptions = field(default_factory=CardOptions)
+    dynamic_batch: bool = False  # ONNX: any batch size, so that several cameras' frames go in one call
 
 
 def rewrite_card(path: str, fmt: str, card: ModelCard) -> None:
@@ -157,7 +158,7 @@ class Converter:
                 raise UserError("ONNX int8 is made by onnxruntime from the fp32 model: convert the fp32 checkpoint "
                                 "with --precision int8")
             return to_onnx.convert(self.source.model, card, path, precision, self.calibration,
-                                   float_layers=self.options.float_layers)
+                                   float_layers=self.options.float_layers, dynamic_batch=self.options.dynamic_batch)
         from converters import to_tflite
 
         quantized = self.source.quantized

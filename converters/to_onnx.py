@@ -28,8 +28,9 @@ def output_names(card: ModelCard, count: int) -> list:
     return get_task(card.task).output_names(card, count)
 
 
-def export_fp32(model: torch.nn.Module, card: ModelCard, path: str) -> None:
-    """torch.onnx.export to `path` (batch 1, NCHW as the card says)."""
+def export_fp32(model: torch.nn.Module, card: ModelCard, path: str, dynamic_batch: bool = False) -> None:
+    """torch.onnx.export to `path` (NCHW as the card says; batch 1, or any batch with
+    dynamic_batch: several cameras' frames then go through in one call)."""
     nchw = card.replace(layout="nchw")
     sample = torch.zeros(1, nchw.channels, *nchw.input_size)
     with torch.no_grad():
@@ -37,8 +38,10 @@ def export_fp32(model: torch.nn.Module, card: ModelCard, path: str) -> None:
     count = len(out) if isinstance(out, (tuple, list)) else 1
     try:
         with quiet():
+            names = output_names(card, count)
+            axes = {name: {0: "batch"} for name in ["input", *names]} if dynamic_batch else None
             torch.onnx.export(model, (sample,), path, dynamo=False, opset_version=OPSET,
-                              input_names=["input"], output_names=output_names(card, count))
+                              input_names=["input"], output_names=names, dynamic_axes=axes)
     except Exception as exc:  # the exporter raises many types
         raise conversion_error("ONNX", exc, model, sample) from None
 
@@ -140,7 +143,7 @@ def quantize_int8(fp32_path: str, out_path: str, card: ModelCard, images: Sequen
 
 def convert(model: torch.nn.Module, card: ModelCard, out_path: str, precision: str = "fp32",
             calibration_images: Optional[Sequence[np.ndarray]] = None, per_channel: bool = True,
-            float_layers: Sequence[str] = ()) -> ModelCard:
+            float_layers: Sequence[str] = (), dynamic_batch: bool = False) -> ModelCard:
     """Write `out_path` atomically with the card embedded; returns that card."""
     import onnx
 
@@ -148,7 +151,7 @@ def convert(model: torch.nn.Module, card: ModelCard, out_path: str, precision: s
     with tempfile.TemporaryDirectory() as tmp:
         fp32_path = os.path.join(tmp, "fp32.onnx")
         model.eval()
-        export_fp32(model, card, fp32_path)
+        export_fp32(model, card, fp32_path, dynamic_batch)
         path = fp32_path
         if precision == "int8":
             path = os.path.join(tmp, "int8.onnx")

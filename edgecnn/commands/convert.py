@@ -28,6 +28,8 @@ def add(p) -> None:
     p.add_argument("--weights", default=None, help="state dict for file.py:factory")
     p.add_argument("--float-layers", default="", metavar="NAMES", help="int8: comma-separated convolution/linear "
                    "layers to keep float (as `edgecnn quantize --float-layers`)")
+    p.add_argument("--dynamic-batch", action="store_true", help="ONNX: any batch size, so that the frames of "
+                   "several cameras sharing the model go through in one call (edgecnn run --config)")
     add_card_flags(p, color=True, runtime=False)
     p.add_argument("--json", action="store_true")
 
@@ -40,7 +42,8 @@ def run(args) -> int:
                              calib_images=args.calib_images, parity_images=args.parity_images,
                              max_drop=args.max_drop, force=args.force, threads=args.threads, keep_work=args.keep_work,
                              weights=args.weights, flags=flags,
-                             float_layers=[n for n in args.float_layers.split(",") if n])
+                             float_layers=[n for n in args.float_layers.split(",") if n],
+                             dynamic_batch=args.dynamic_batch)
     log = stderr_or_print(args.json)
     summaries = convert(args.src, options, log)
     if args.json:

@@ -343,11 +343,11 @@ class Run:
                 if camera.track not in (None, False) and not models[camera.model].task_spec.trackable:
                     task = models[camera.model].card.task
                     raise UserError(f"tracking needs a detector; this model's task is {task}")
+            batched = self._batching(models)  # measured before any camera opens: no frame waits on it
             self._open_feeds(models, wakeup)
             tracking = {name: open_tracking(camera.track, self.feeds[name].fps or 30.0)
                         for name, camera in self.plan.cameras.items()}
             self._open_sinks(models, stats, records)
-            batched = self._batching(models)
             self._announce(models)
             with signals:
                 try:
