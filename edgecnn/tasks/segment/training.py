@@ -169,9 +169,6 @@ def check_config(config) -> None:
         if not MIN_INPUT <= options.progressive_from <= final or (final - options.progressive_from) % 32:
             raise UserError(f"--progressive-from must be between {MIN_INPUT} and --imgsz ({final}) in steps of 32 "
                             f"below it, got {options.progressive_from}")
-    for name, flag in (("mosaic", "--mosaic"), ("tap", "--tap")):
-        if getattr(config, name):
-            raise UserError(f"{flag} is for detectors (--task detect)")
 
 
 def build_model(card: ModelCard) -> nn.Module:
