@@ -62,3 +62,20 @@ def test_augment_is_reproducible_and_keeps_shape():
     c = augment(image, np.random.default_rng([0, 1, 3]))
     assert a.shape == image.shape and a.dtype == np.uint8
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_digits_folds_hold_out_another_fifth_of_the_sheet():
+    """`digits?fold=K` holds out the columns col % 5 == K: `digits` is fold 4, and the
+    five held-out sets are disjoint and balanced (100 tiles of each digit)."""
+    default, fold4 = load_classification("digits", "val"), load_classification("digits?fold=4", "val")
+    assert np.array_equal(np.stack(default.images), np.stack(fold4.images))
+    held_out = [np.stack(load_classification(f"digits?fold={k}", "val").images) for k in range(5)]
+    train0 = load_classification("digits?fold=0", "train")
+    assert len(held_out[0]) == 1000 and len(train0) == 4000
+    assert np.bincount(load_classification("digits?fold=0", "val").targets).tolist() == [100] * 10
+    seen = {tile.tobytes() for tile in train0.images}
+    assert not any(tile.tobytes() in seen for tile in held_out[0])
+    assert all(not np.array_equal(held_out[0], other) for other in held_out[1:])
+    for spec in ("digits?fold=5", "digits?fold=x", "digits?folds=1"):
+        with pytest.raises(UserError, match="fold"):
+            load_classification(spec, "val")

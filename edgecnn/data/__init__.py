@@ -1,5 +1,6 @@
-"""Datasets by name or path: 'digits' (bundled real handwriting), 'shapes'
-(deterministic synthetic), or an ImageFolder directory."""
+"""Datasets by name or path: 'digits' (bundled real handwriting; 'digits?fold=K' holds
+out another fifth of it), 'shapes' (deterministic synthetic), or an ImageFolder
+directory."""
 from __future__ import annotations
 
 from typing import List, Optional
@@ -14,9 +15,10 @@ def load_classification(spec: str, split: str, labels: Optional[List[str]] = Non
     """Load one split of a classification dataset named by `spec`."""
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
-    if spec == "digits":
-        from edgecnn.data.digits import load_digits
-        return load_digits(split)
+    from edgecnn.data.digits import fold_of, is_digits, load_digits
+
+    if is_digits(spec):
+        return load_digits(split, fold_of(spec))
     if spec == "shapes":
         from edgecnn.data.shapes import load_shapes
         return load_shapes(split)
