@@ -5,3 +5,5 @@
 # line lists them without importing it.
 TARGETS = ("onnx", "tflite", "all")
 PRECISIONS = ("fp32", "int8", "both", "auto")
+# The files `edgecnn prune --latency-on` times (converters.latency.DeployedLatency).
+DEPLOYMENTS = ("tflite-int8", "tflite-fp32", "onnx-int8", "onnx-fp32")

@@ -172,8 +172,9 @@ def quantize_onnx_file(source: str, out: str, options, log=print) -> Dict[str, A
         raise UserError(f"--out must end in .onnx for an ONNX source, got {out}")
     if not options.data:
         raise UserError("a model file needs --data: the held-out dataset the int8 file is measured on")
-    if options.qat or options.float_layers:
-        raise UserError("--qat and --float-layers are for edgecnn checkpoints; a model file takes --mixed")
+    if options.qat or options.float_layers or options.distill or options.teacher or options.distill_weight is not None:
+        raise UserError("--qat (with its --distill, --distill-weight and --teacher) and --float-layers are for "
+                        "edgecnn checkpoints; a model file takes --mixed")
     weight_bits = options.weight_bits or WEIGHT_BITS
     fp32_model = load(source, card=options.card_options)
     if fp32_model.backend.format != "onnx":

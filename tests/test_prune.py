@@ -1,7 +1,10 @@
-"""edgecnn prune: Torch-Pruning to a MAC target, fine-tuning, the gate, and pruned
-checkpoints that load again (weights_only) with their smaller layers."""
+"""edgecnn prune: Torch-Pruning to a MAC or latency target in one round or several,
+fine-tuning (distilled from the unpruned model), the gate, and pruned checkpoints that
+load again (weights_only) with their smaller layers."""
 import pytest
 import json
+
+import torch
 
 from conftest import ROOT, assert_one_line_error, run_cli, run_cli_batch
 
@@ -16,6 +19,8 @@ def test_prune_half_the_macs_fine_tune_and_reload(tmp_path):
     assert summary["macs_ratio"] <= 0.5 and summary["after"]["parameters"] < summary["before"]["parameters"]
     assert summary["gate"]["passed"] and summary["gate"]["images"] == 1000
     assert summary["before"]["latency_ms"] > 0 and summary["after"]["latency_ms"] > 0
+    assert summary["latency_on"] == "int8 tflite on litert"  # the default: the file that will run
+    assert summary["distill"] == "logits" and summary["teacher"] == str(DIGITS) and summary["steps"] == 1
     assert (tmp_path / "digits-pruned-finetune" / "last.pt").is_file()
 
     from edgecnn.training.checkpoint import load_model
@@ -30,7 +35,7 @@ def test_prune_half_the_macs_fine_tune_and_reload(tmp_path):
 
 @pytest.mark.slow  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_unreachable_target_and_bad_input_are_one_line(tmp_path):
-    out = ["--out", tmp_path / "p.pt"]
+    out = ["--out", tmp_path / "p.pt", "--latency-on", "onnx-fp32"]
     cases = [((DIGITS, "--target-macs", "0.001", "--epochs", "0"), "cannot be reached"),
              ((DIGITS, "--target-macs", "1.5"), "between 0 and 1"),
              ((DIGITS,), "one of the arguments"),
@@ -43,10 +48,99 @@ def test_unreachable_target_and_bad_input_are_one_line(tmp_path):
 
 @pytest.mark.slow(35)  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_a_refused_prune_leaves_no_weights_behind_unless_asked(tmp_path):
-    args = ["prune", DIGITS, "--target-macs", "0.2", "--epochs", "0", "--max-drop", "0.5"]
+    args = ["prune", DIGITS, "--target-macs", "0.2", "--epochs", "0", "--max-drop", "0.5", "--latency-on", "onnx-fp32"]
     refused, kept = run_cli_batch([*args, "--out", tmp_path / "a.pt"], [*args, "--out", tmp_path / "b.pt", "--keep-work"])
     for result in (refused, kept):
         assert result.returncode == 3, result.stderr
         assert "not written" in result.stderr
     assert not (tmp_path / "a.pt").exists() and not (tmp_path / "a-finetune").exists()
     assert not (tmp_path / "b.pt").exists() and (tmp_path / "b-finetune" / "pruned.pt").is_file()
+
+
+def test_rounds_share_the_epoch_budget():
+    from edgecnn.compress.prune import round_epochs, round_targets
+
+    assert round_epochs(5, 1) == [5] and round_epochs(0, 1) == [0]
+    assert round_epochs(5, 2) == [2, 3] and round_epochs(6, 3) == [2, 2, 2] and round_epochs(5, 5) == [1] * 5
+    assert round_epochs(7, 3) == [2, 2, 3]  # the rounds nearest the target take the remainder
+    assert round_targets(12, 1) == [12] and round_targets(12, 3) == [4, 8, 12] and round_targets(13, 4)[-1] == 13
+
+
+def test_rounds_reach_the_structure_the_search_found():
+    """The target is turned into pruner steps on a copy; the model then reaches exactly
+    that structure in rounds, whatever its weights became in between (fine-tuning)."""
+    from edgecnn.compress.prune import (PruneOptions, advance, new_pruner, pruned_copy, round_targets,
+                                        steps_to_target)
+    from edgecnn.models.complexity import complexity
+    from edgecnn.training.checkpoint import layer_shapes, load_model
+
+    model, card, _ = load_model(DIGITS)
+    shape = (1, 1, *card.input_size)
+    options, example = PruneOptions(target_macs=0.5), torch.zeros(shape)
+    macs = lambda m: float(complexity(m, shape)["macs"])  # noqa: E731
+    total, found = steps_to_target(model, card, options, macs, 0.5 * macs(model), example)
+    assert 1 < total < 40 and found <= 0.5 * macs(model) and macs(model) > found  # the model itself is untouched
+    pruner = new_pruner(model.train(), card, options, example)
+    torch.manual_seed(0)
+    for step in round_targets(total, 3):
+        advance(pruner, model, step, options)
+        with torch.no_grad():  # as if fine-tuned: other weights, so other channels rank lowest next round
+            for parameter in model.parameters():
+                parameter.mul_(1 + 0.5 * torch.rand_like(parameter))
+    assert macs(model) == found
+    reference = pruned_copy(load_model(DIGITS)[0], card, options, example, total)  # one shot, the original weights
+    assert layer_shapes(model) == layer_shapes(reference)
+
+
+@pytest.mark.slow(40)  # in CI; `pytest -m 'not slow'` is the inner loop
+def test_a_latency_target_is_searched_and_checked_on_the_chosen_file(tiny_digits_lenet, tmp_path, monkeypatch):
+    """--target-latency-ms: every measurement converts the model to the --latency-on file
+    (here int8 TFLite) and times it with the bench on its backend (LiteRT); the search
+    bisects the pruner's steps, and the final model is timed the same way. The bench
+    is replaced by a stand-in whose latency is the file's size, so the search is exact."""
+    import os
+
+    import edgecnn.bench.measure as measure
+    from converters.latency import DeployedLatency
+    from edgecnn.compress.prune import PruneOptions, prune_checkpoint
+    from edgecnn.runtime.precision import file_precision
+
+    timed = []
+
+    def fake_run_isolated(config, progress=None, timeout=None):
+        timed.append((config.backend, os.path.splitext(config.model)[1], file_precision(config.model)))
+        return {"status": "ok", "latency_ms": {"p50": os.path.getsize(config.model) / 1e4}}
+
+    monkeypatch.setattr(measure, "run_isolated", fake_run_isolated)
+    from edgecnn.training.checkpoint import load_model
+
+    meter = DeployedLatency("tflite-int8")
+    before = meter(*load_model(tiny_digits_lenet)[:2], 1)
+    timed.clear()
+    options = PruneOptions(target_latency_ms=0.8 * before, epochs=0, force=True, latency_ms=meter, distill="off")
+    summary = prune_checkpoint(str(tiny_digits_lenet), str(tmp_path / "p.pt"), options, log=lambda m: None)
+    assert set(timed) == {("litert", ".tflite", "int8")}
+    assert 3 <= len(timed) <= 2 + 6  # before, the search (about log2(40) probes) and the final model
+    assert summary["latency_on"] == "int8 tflite on litert" and summary["target_latency_met"]
+    assert summary["after"]["latency_ms"] <= 0.8 * before < summary["before"]["latency_ms"]
+
+
+@pytest.mark.slow(45)  # in CI; `pytest -m 'not slow'` is the inner loop
+def test_iterative_pruning_fine_tunes_after_each_round_and_the_gate_still_refuses(tiny_digits_lenet, tmp_path):
+    """--steps 2 --epochs 2: two rounds of one epoch each, distilled, each with its own
+    checkpoints; the same run held to an impossible budget is refused and leaves nothing."""
+    args = ["prune", tiny_digits_lenet, "--target-macs", "0.6", "--steps", "2", "--epochs", "2", "--latency-on",
+            "onnx-fp32", "--json"]
+    passed, refused = run_cli_batch([*args, "--out", tmp_path / "a.pt", "--max-drop", "100"],
+                                    [*args, "--out", tmp_path / "b.pt", "--max-drop", "-100"])
+    assert passed.returncode == 0, passed.stderr
+    summary = json.loads(passed.stdout)
+    assert [r["epochs"] for r in summary["rounds"]] == [1, 1] and summary["steps"] == 2
+    steps = [r["pruner_steps"] for r in summary["rounds"]]
+    assert steps[0] <= steps[1] and summary["macs_ratio"] <= 0.6 and summary["distill"] == "logits"
+    assert summary["latency_on"] == "fp32 onnx on onnxruntime"
+    for index in (1, 2):
+        assert (tmp_path / "a-finetune" / f"round-{index}" / "last.pt").is_file()
+    assert sum("distilling from" in line for line in passed.stderr.splitlines()) == 2
+    assert refused.returncode == 3 and "not written" in refused.stderr, refused.stderr
+    assert not (tmp_path / "b.pt").exists() and not (tmp_path / "b-finetune").exists()

@@ -11,13 +11,27 @@ def add(p) -> None:
     p.add_argument("model", help="an fp32 edgecnn checkpoint")
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--target-macs", type=float, help="fraction of the MACs to keep, e.g. 0.5")
-    target.add_argument("--target-latency-ms", type=float, help="fp32 latency to reach, measured with "
-                        "onnxruntime on this device")
+    target.add_argument("--target-latency-ms", type=float, help="latency to reach on this device, measured as "
+                        "the --latency-on file (converted and timed by the bench, as is the final model)")
+    from converters import DEPLOYMENTS
     from edgecnn.compress import IMPORTANCE
+    from edgecnn.training import DISTILL_MODES, DISTILL_WEIGHT
 
+    p.add_argument("--latency-on", default="tflite-int8", choices=DEPLOYMENTS, help="the file that will run, "
+                   "whose latency is the target's and is reported before and after (default: int8 TFLite on LiteRT)")
     p.add_argument("--importance", default="magnitude", choices=IMPORTANCE)
     p.add_argument("--data", default=None, help="training and held-out data (default: the card's dataset)")
-    p.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs")
+    p.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs in all (shared among the --steps "
+                   "rounds)")
+    p.add_argument("--steps", type=int, default=1, help="reach the target in N rounds of pruning, each followed "
+                   "by its share of the epochs (at most one round per epoch)")
+    p.add_argument("--distill", default="logits", choices=DISTILL_MODES, help="fine-tune against the teacher's "
+                   "outputs as well as the labels (classes; a detector's class maps and boxes; a segmenter's "
+                   "per-pixel classes), or on the labels alone (off)")
+    p.add_argument("--distill-weight", type=float, default=DISTILL_WEIGHT, help="the teacher's share of the "
+                   "fine-tuning loss, 0..1 (the labels' is the rest)")
+    p.add_argument("--teacher", default=None, metavar="CKPT", help="the checkpoint distilled from (default: the "
+                   "unpruned model)")
     p.add_argument("--lr", type=positive_float, default=0.01, help="fine-tuning learning rate (SGD)")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--max-drop", type=float, default=1.0, help="accuracy budget in points")
@@ -31,19 +45,22 @@ def add(p) -> None:
 
 
 def run(args) -> int:
-    from converters.latency import onnx_latency_ms
+    from converters.latency import DeployedLatency
     from edgecnn.compress.prune import PruneOptions, prune_checkpoint
 
     options = PruneOptions(target_macs=args.target_macs, target_latency_ms=args.target_latency_ms,
-                           importance=args.importance, data=args.data, epochs=args.epochs, lr=args.lr,
-                           batch=args.batch, max_drop=args.max_drop, force=args.force, threads=args.threads,
-                           seed=args.seed, keep_work=args.keep_work, latency_ms=onnx_latency_ms)
+                           importance=args.importance, data=args.data, epochs=args.epochs, steps=args.steps,
+                           lr=args.lr, batch=args.batch, max_drop=args.max_drop, force=args.force,
+                           threads=args.threads, seed=args.seed, keep_work=args.keep_work, distill=args.distill,
+                           distill_weight=args.distill_weight, teacher=args.teacher,
+                           latency_ms=DeployedLatency(args.latency_on, args.data))
     log = stderr_or_print(args.json)
     try:
         summary = prune_checkpoint(args.model, args.out, options, log=log)
     except KeyboardInterrupt:
+        where = "round-N/" if args.steps > 1 else ""
         print(f"interrupted: the last complete fine-tuning checkpoint is in "
-              f"{args.out.rsplit('.', 1)[0]}-finetune/last.pt", file=sys.stderr)
+              f"{args.out.rsplit('.', 1)[0]}-finetune/{where}last.pt", file=sys.stderr)
         return 130
     print(json.dumps(summary) if args.json else f"wrote {args.out}")
     return 0
@@ -52,4 +69,5 @@ def run(args) -> int:
 COMMAND = Command(path=("prune",), help="structured channel pruning + fine-tuning, refused beyond the accuracy budget",
                   add=add, run=run, needs="train",
                   description="Removes whole channels through Torch-Pruning's dependency graph until the target is "
-                  "met, fine-tunes, and measures the result beside the original on the held-out split.")
+                  "met (in one round or --steps rounds), fine-tunes after each round distilled from the unpruned "
+                  "model, and measures the result beside the original on the held-out split.")

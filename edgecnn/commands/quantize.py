@@ -31,6 +31,14 @@ def add(p) -> None:
     p.add_argument("--epochs", type=int, default=2, help="QAT epochs")
     p.add_argument("--lr", type=positive_float, default=None, help="QAT learning rate (SGD; default 1e-3 for "
                    "classifiers, 1e-4 for detectors)")
+    from edgecnn.training import DISTILL_MODES, DISTILL_WEIGHT
+
+    p.add_argument("--distill", default=None, choices=DISTILL_MODES, help="QAT against the float model's outputs "
+                   "as well as the labels (default logits), or on the labels alone (off)")
+    p.add_argument("--distill-weight", type=float, default=None, help=f"QAT: the teacher's share of the loss, "
+                   f"0..1 (default {DISTILL_WEIGHT})")
+    p.add_argument("--teacher", default=None, metavar="CKPT", help="QAT: the checkpoint distilled from "
+                   "(default: the fp32 model being quantized)")
     p.add_argument("--max-drop", type=float, default=1.0, help="accuracy budget in points (top-1, or "
                    "mAP@0.5:0.95 for detectors)")
     p.add_argument("--force", action="store_true", help="write the model even beyond the budget")
@@ -47,6 +55,7 @@ def run(args) -> int:
                               per_channel=not args.per_tensor, max_drop=args.max_drop, mixed=args.mixed,
                               float_layers=[n for n in args.float_layers.split(",") if n],
                               qat=args.qat, epochs=args.epochs, lr=args.lr, force=args.force, seed=args.seed,
+                              distill=args.distill, distill_weight=args.distill_weight, teacher=args.teacher,
                               card_options=CardOptions(labels=args.labels, preset=args.preset),
                               weight_bits=args.weight_bits)
     log = stderr_or_print(args.json)

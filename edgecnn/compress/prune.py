@@ -1,18 +1,27 @@
 """Structured channel pruning through Torch-Pruning's dependency graph, then
-fine-tuning with the ordinary training loop, then the accuracy gate.
+fine-tuning with the ordinary training loop (distilled from the unpruned model), then
+the accuracy gate.
 
 Torch-Pruning follows every coupling (residual adds, depthwise groups, concatenations)
 so removed channels disappear from all layers that share them and the result is a
-smaller dense network, faster on every runtime without sparse kernels. Channels are
-removed in small steps until the target (a fraction of the MACs, or a latency
-measured with onnxruntime on this device) is met.
+smaller dense network, faster on every runtime without sparse kernels.
+
+The pruner removes the same share of every layer's channels at each of its STEPS, so
+the structure after k steps, and what it measures (MACs, latency), depends on k alone,
+not on the weights. The target (a fraction of the MACs, or a latency measured as the
+file that will run on this device) is therefore turned into a number of steps once, on
+copies of the model; then the model reaches it in one round or in several (`steps`),
+each followed by its share of the fine-tuning epochs (gradual pruning: the network
+adapts between cuts, as in Zhu and Gupta, 2017), so iterating costs no extra epochs.
+Fine-tuning distils from the unpruned model (edgecnn.training.distill) by default.
 """
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -20,6 +29,7 @@ from torch import nn
 from edgecnn.core.card import ModelCard
 from edgecnn.core.errors import GateRefused, UserError
 from edgecnn.core.task import get_task
+from edgecnn.training import DISTILL_WEIGHT
 
 from edgecnn.compress import IMPORTANCE  # noqa: E402  (the criteria offered, torch-free)
 MAX_PRUNING_RATIO = 0.9  # no layer loses more than 90% of its channels
@@ -53,7 +63,8 @@ class PruneOptions:
     target_latency_ms: Optional[float] = None
     importance: str = "magnitude"
     data: Optional[str] = None
-    epochs: int = 5
+    epochs: int = 5  # fine-tuning epochs in all, shared among the rounds
+    steps: int = 1  # rounds of pruning towards the target, each followed by its share of the epochs
     lr: float = 0.01
     batch: int = 32
     max_drop: float = 1.0
@@ -61,46 +72,98 @@ class PruneOptions:
     threads: int = 2
     seed: int = 0
     keep_work: bool = False  # keep OUT-finetune/ of a refused run (removed by default: nothing deployable stays)
-    # latency_ms(model, card, threads): how fast a model runs where it is deployed (the
-    # exporters' converters.latency.onnx_latency_ms, handed down by the command line)
+    distill: str = "logits"  # or "off": fine-tune on the labels alone
+    distill_weight: float = DISTILL_WEIGHT
+    teacher: Optional[str] = None  # the checkpoint distilled from (default: the unpruned source)
+    # latency_ms(model, card, threads): how fast a model runs as the file that will be
+    # deployed (the exporters' converters.latency.DeployedLatency, handed down by the
+    # command line); its `name` says what it times
     latency_ms: Optional[Callable[[nn.Module, ModelCard, int], float]] = None
 
 
-def prune_to_target(model: nn.Module, card: ModelCard, options: PruneOptions, measure: Callable[[nn.Module], float],
-                    target: float, example: torch.Tensor, taylor_batch=None, log=print) -> float:
-    """Remove channels step by step until measure(model) <= target; returns the measure."""
+def new_pruner(model: nn.Module, card: ModelCard, options: PruneOptions, example: torch.Tensor):
     import torch_pruning as tp
 
-    pruner = tp.pruner.MetaPruner(model, example, importance=importance(options.importance),
-                                  pruning_ratio=MAX_PRUNING_RATIO, iterative_steps=STEPS,
-                                  max_pruning_ratio=MAX_PRUNING_RATIO, ignored_layers=output_layers(model, card),
-                                  round_to=8, global_pruning=False)
-    value = measure(model)
-    for step in range(STEPS):
-        if value <= target:
-            return value
+    return tp.pruner.MetaPruner(model, example, importance=importance(options.importance),
+                                pruning_ratio=MAX_PRUNING_RATIO, iterative_steps=STEPS,
+                                max_pruning_ratio=MAX_PRUNING_RATIO, ignored_layers=output_layers(model, card),
+                                round_to=8, global_pruning=False)
+
+
+def advance(pruner, model: nn.Module, steps: int, options: PruneOptions, taylor_batch=None) -> None:
+    """Take the pruner's steps until `steps` of its STEPS are done."""
+    model.train()
+    while pruner.current_step < steps:
         if options.importance == "taylor":
             model.zero_grad()
             taylor_batch(model).backward()
         pruner.step()
-        value = measure(model)
-        log(f"  step {step + 1}: {value:.4g}")
-    if value > target:
-        raise UserError(f"the target cannot be reached: after removing up to {int(100 * MAX_PRUNING_RATIO)}% of "
-                        f"every layer's channels the model still measures {value:.4g} (target {target:.4g})")
-    return value
+    model.eval()
 
 
-def prune_checkpoint(source: str, out: str, options: PruneOptions, log=print) -> Dict[str, Any]:
-    """Prune, fine-tune, gate, write a checkpoint (its card marks it pruned)."""
-    import torch_pruning  # noqa: F401  (fail early with ImportError -> the train extra)
+def pruned_copy(model: nn.Module, card: ModelCard, options: PruneOptions, example: torch.Tensor, steps: int,
+                taylor_batch=None) -> nn.Module:
+    pruned = copy.deepcopy(model).train()
+    advance(new_pruner(pruned, card, options, example), pruned, steps, options, taylor_batch)
+    return pruned
 
-    from edgecnn.core.files import file_hash
-    from edgecnn.training.checkpoint import load_for_compression, load_model, save_checkpoint
-    from edgecnn.training.evaluate import evaluate_predictor, torch_predictor
-    from edgecnn.compress.gate import compare, enforce
-    from edgecnn.models.complexity import complexity
-    from edgecnn.training.train import TrainConfig, train
+
+def unreachable(value: float, target: float) -> UserError:
+    return UserError(f"the target cannot be reached: after removing up to {int(100 * MAX_PRUNING_RATIO)}% of "
+                     f"every layer's channels the model still measures {value:.4g} (target {target:.4g})")
+
+
+def steps_to_target(model: nn.Module, card: ModelCard, options: PruneOptions, measure: Callable[[nn.Module], float],
+                    target: float, example: torch.Tensor, taylor_batch=None, unpruned: Optional[float] = None,
+                    log=print) -> Tuple[int, float]:
+    """The fewest pruner steps after which measure(model) <= target, and that measure,
+    found on copies of the model (which is left as it is). Given `unpruned` (the
+    model's measure, known: an expensive meter such as a latency), the steps are
+    bisected, about log2(STEPS) measurements; otherwise every step is measured in turn."""
+    if unpruned is None:
+        walked = copy.deepcopy(model).train()
+        pruner = new_pruner(walked, card, options, example)
+        for step in range(STEPS + 1):
+            advance(pruner, walked, step, options, taylor_batch)
+            value = measure(walked)
+            if value <= target:
+                return step, value
+        raise unreachable(value, target)
+    if unpruned <= target:
+        return 0, unpruned
+    measured = {STEPS: measure(pruned_copy(model, card, options, example, STEPS, taylor_batch))}
+    log(f"  {STEPS} steps: {measured[STEPS]:.4g}")
+    if measured[STEPS] > target:
+        raise unreachable(measured[STEPS], target)
+    low, high = 0, STEPS  # measure(low) > target >= measure(high)
+    while high - low > 1:
+        middle = (low + high) // 2
+        measured[middle] = measure(pruned_copy(model, card, options, example, middle, taylor_batch))
+        log(f"  {middle} steps: {measured[middle]:.4g}")
+        low, high = (low, middle) if measured[middle] <= target else (middle, high)
+    return high, measured[high]
+
+
+def round_epochs(epochs: int, steps: int) -> List[int]:
+    """The fine-tuning epochs after each of `steps` rounds: the budget shared as evenly
+    as it goes, the later rounds (nearer the target) taking the remainder."""
+    if steps < 1:
+        raise UserError(f"--steps must be >= 1, got {steps}")
+    if steps > 1 and epochs < steps:
+        raise UserError(f"--steps {steps} needs at least {steps} fine-tuning epochs (one after each round), "
+                        f"got --epochs {epochs}")
+    share, extra = divmod(epochs, steps)
+    return [share + (1 if index >= steps - extra else 0) for index in range(steps)]
+
+
+def round_targets(total_steps: int, rounds: int) -> List[int]:
+    """The pruner step each round ends at: equal shares of the way to the target."""
+    return [math.ceil(total_steps * index / rounds) for index in range(1, rounds + 1)]
+
+
+def check_options(options: PruneOptions) -> List[int]:
+    """Everything a user can get wrong, before any model is loaded; the epochs per round."""
+    from edgecnn.training.distill import check_distill
 
     if (options.target_macs is None) == (options.target_latency_ms is None):
         raise UserError("give exactly one of --target-macs F or --target-latency-ms X")
@@ -110,64 +173,97 @@ def prune_checkpoint(source: str, out: str, options: PruneOptions, log=print) ->
         raise UserError("--target-latency-ms must be > 0")
     if options.epochs < 0:
         raise UserError("--epochs must be >= 0")
+    epochs = round_epochs(options.epochs, options.steps)
+    check_distill(options.distill, options.distill_weight)
+    if options.teacher and options.distill == "off":
+        raise UserError("--teacher is for distillation: drop it or drop --distill off")
     importance(options.importance)
     if options.latency_ms is None:
         raise UserError("pruning needs a latency meter (PruneOptions.latency_ms), e.g. "
-                        "converters.latency.onnx_latency_ms")
+                        "converters.latency.DeployedLatency")
+    return epochs
+
+
+def prune_checkpoint(source: str, out: str, options: PruneOptions, log=print) -> Dict[str, Any]:
+    """Prune (in one round or several, each fine-tuned), gate, write a checkpoint (its
+    card marks it pruned)."""
+    import torch_pruning  # noqa: F401  (fail early with ImportError -> the train extra)
+
+    from edgecnn.core.files import file_hash
+    from edgecnn.training.checkpoint import load_for_compression, save_checkpoint
+    from edgecnn.training.distill import check_teacher, read_teacher_card
+    from edgecnn.training.evaluate import evaluate_predictor, torch_predictor
+    from edgecnn.compress.gate import compare, enforce
+    from edgecnn.models.complexity import complexity
+
+    epochs_per_round = check_options(options)
     latency_ms = options.latency_ms
+    timed_as = getattr(latency_ms, "name", "latency")
     model, card, data_spec = load_for_compression(source, options.data, "prune")
+    teacher = None
+    if options.distill != "off" and options.epochs:
+        teacher = str(options.teacher or source)
+        if options.teacher:
+            check_teacher(read_teacher_card(teacher), card, teacher)
     taylor_batch = _taylor_loss(card, data_spec) if options.importance == "taylor" else None
     shape = (1, card.channels, *card.input_size)
-    before = {**complexity(model, shape), "latency_ms": latency_ms(model, card, options.threads)}
-    log(f"before: {before['parameters']:,} parameters, {before['macs'] / 1e6:.2f}M MACs, "
-        f"{before['latency_ms']:.3f} ms (onnxruntime fp32, {options.threads} threads)")
-    unpruned = copy.deepcopy(model)  # measured once the target is known to be reachable
-
     torch.manual_seed(options.seed)
     example = torch.zeros(shape)
+    before = complexity(model, shape)
+    if options.target_macs is not None:  # the steps first: an unreachable target is refused before any timing
+        total_steps, _ = steps_to_target(model, card, options, lambda m: float(complexity(m, shape)["macs"]),
+                                         options.target_macs * before["macs"], example, taylor_batch)
+    before["latency_ms"] = latency_ms(model, card, options.threads)
+    log(f"before: {before['parameters']:,} parameters, {before['macs'] / 1e6:.2f}M MACs, "
+        f"{before['latency_ms']:.3f} ms ({timed_as}, {options.threads} threads)")
     if options.target_macs is not None:
-        target = options.target_macs * before["macs"]
-        measure = lambda m: float(complexity(m, shape)["macs"])  # noqa: E731
-        log(f"pruning ({options.importance}) to {100 * options.target_macs:.0f}% of the MACs")
+        log(f"pruning ({options.importance}) to {100 * options.target_macs:.0f}% of the MACs: {total_steps} of the "
+            f"pruner's {STEPS} steps")
     else:
         target = options.target_latency_ms
-        measure = lambda m: latency_ms(m, card, options.threads)  # noqa: E731
-        log(f"pruning ({options.importance}) to {target} ms")
-    model.train()
-    prune_to_target(model, card, options, measure, target, example, taylor_batch, log=lambda message: None)
-    model.eval()
-    baseline = evaluate_predictor(torch_predictor(unpruned.eval()), card, data_spec)
-    del unpruned
+        log(f"pruning ({options.importance}) to {target} ms ({timed_as}): searching the pruner's {STEPS} steps")
+        total_steps, _ = steps_to_target(model, card, options, lambda m: latency_ms(m, card, options.threads),
+                                         target, example, taylor_batch, unpruned=before["latency_ms"], log=log)
+    baseline = evaluate_predictor(torch_predictor(model.eval()), card, data_spec)
     pruned_card = card.replace(architecture={**card.architecture, "pruned": True})
 
-    run_dir = Path(out).with_suffix("").as_posix() + "-finetune"
-    work_is_new = not Path(run_dir).exists()
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
-    start_path = Path(run_dir) / "pruned.pt"
-    save_checkpoint(start_path, pruned_card, model)
-    if options.epochs:
-        config = TrainConfig(task=card.task, model=card.architecture.get("backbone", card.architecture["name"]),
-                             width=float(card.architecture.get("width", 1.0)), data=data_spec,
-                             imgsz=card.input_size[0], epochs=options.epochs, batch=options.batch, optimizer="sgd",
-                             lr=options.lr, weight_decay=5e-4, warmup_epochs=0.0, out=run_dir, seed=options.seed,
-                             init=str(start_path))
-        log(f"fine-tuning {options.epochs} epochs (checkpoints in {run_dir})")
-        train(config, log=log)
-        model, _, _ = load_model(Path(run_dir) / "last.pt")
+    run_dir = Path(Path(out).with_suffix("").as_posix() + "-finetune")
+    work_is_new = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pruner = new_pruner(model.train(), card, options, example)
+    rounds = []
+    for index, (step, epochs) in enumerate(zip(round_targets(total_steps, options.steps), epochs_per_round), 1):
+        advance(pruner, model, step, options, taylor_batch)
+        macs = complexity(model, shape)["macs"]
+        where = run_dir if options.steps == 1 else run_dir / f"round-{index}"
+        log(f"round {index}/{options.steps}: {step}/{STEPS} pruner steps, {macs / 1e6:.2f}M MACs "
+            f"({100 * macs / before['macs']:.1f}%)" + (f", fine-tuning {epochs} epoch{'' if epochs == 1 else 's'} "
+                                                      f"{'distilled from ' + teacher if teacher else 'on the labels'} "
+                                                      f"(checkpoints in {where})" if epochs else ""))
+        fine_tune(model, pruned_card, data_spec, options, epochs, where, teacher, options.seed + index - 1, log)
+        rounds.append({"pruner_steps": step, "macs": macs, "epochs": epochs})
     after = {**complexity(model, shape), "latency_ms": latency_ms(model, card, options.threads)}
     measured = evaluate_predictor(torch_predictor(model), pruned_card, data_spec)
     gate = compare(card.task, baseline, measured, options.max_drop)
     summary = {"source": str(source), "out": str(out), "before": before, "after": after, "gate": gate.to_dict(),
                "macs_ratio": after["macs"] / before["macs"], "speedup": before["latency_ms"] / after["latency_ms"],
-               "importance": options.importance, "epochs": options.epochs}
+               "latency_on": timed_as, "importance": options.importance, "epochs": options.epochs,
+               "steps": options.steps, "rounds": rounds, "distill": options.distill if teacher else "off",
+               "distill_weight": options.distill_weight if teacher else None, "teacher": teacher}
+    if options.target_latency_ms is not None:
+        summary["target_latency_met"] = after["latency_ms"] <= options.target_latency_ms
     log(f"after: {after['parameters']:,} parameters, {after['macs'] / 1e6:.2f}M MACs "
-        f"({100 * summary['macs_ratio']:.1f}%), {after['latency_ms']:.3f} ms ({summary['speedup']:.2f}x faster)")
+        f"({100 * summary['macs_ratio']:.1f}%), {after['latency_ms']:.3f} ms ({timed_as}: "
+        f"{summary['speedup']:.2f}x faster)")
+    if summary.get("target_latency_met") is False:
+        log(f"the fine-tuned model measures {after['latency_ms']:.3f} ms, above the {options.target_latency_ms} ms "
+            f"target its structure met in the search: the device's timing noise is that large")
     log(gate.describe())
     try:
         enforce(gate, options.force, what=str(out))
     except GateRefused:
         if not options.keep_work:
-            remove_work(Path(run_dir), work_is_new)
+            remove_work(run_dir, work_is_new)
         raise
     metric = gate.metric
     final_card = pruned_card.replace(source_hash=file_hash(source), metrics={
@@ -178,6 +274,31 @@ def prune_checkpoint(source: str, out: str, options: PruneOptions, log=print) ->
     return summary
 
 
+def fine_tune(model: nn.Module, card: ModelCard, data_spec: str, options: PruneOptions, epochs: int, run_dir: Path,
+              teacher: Optional[str], seed: int, log) -> None:
+    """Fine-tune `model` in place for `epochs` with the training loop (its checkpoints in
+    run_dir), distilled from `teacher` when one is given. The trained weights are copied
+    back into the same modules, which the pruner holds for the next round."""
+    from edgecnn.training.checkpoint import load_model, save_checkpoint
+    from edgecnn.training.train import TrainConfig, train
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    start_path = run_dir / "pruned.pt"
+    save_checkpoint(start_path, card, model)
+    if not epochs:
+        return
+    config = TrainConfig(task=card.task, model=card.architecture.get("backbone", card.architecture["name"]),
+                         width=float(card.architecture.get("width", 1.0)), data=data_spec,
+                         imgsz=card.input_size[0], epochs=epochs, batch=options.batch, optimizer="sgd",
+                         lr=options.lr, weight_decay=5e-4, warmup_epochs=0.0, out=str(run_dir), seed=seed,
+                         init=str(start_path), distill="logits" if teacher else "off", teacher=teacher,
+                         distill_weight=options.distill_weight)
+    train(config, log=log)
+    trained, _, _ = load_model(run_dir / "last.pt")
+    model.load_state_dict(trained.state_dict())
+    model.eval()
+
+
 def remove_work(run_dir: Path, whole: bool) -> None:
     """A refused run's fine-tuning directory: removed whole when this run made it, else
     the checkpoints this run wrote there, so no refused weights stay behind."""
@@ -186,8 +307,9 @@ def remove_work(run_dir: Path, whole: bool) -> None:
     if whole:
         shutil.rmtree(run_dir, ignore_errors=True)
         return
-    for name in ("pruned.pt", "last.pt", "best.pt"):
-        (run_dir / name).unlink(missing_ok=True)
+    for folder in (run_dir, *sorted(run_dir.glob("round-*"))):
+        for name in ("pruned.pt", "last.pt", "best.pt"):
+            (folder / name).unlink(missing_ok=True)
 
 
 def _taylor_loss(card: ModelCard, data_spec: str):

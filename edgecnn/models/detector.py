@@ -129,12 +129,18 @@ class MobileNetDetector(nn.Module):
         """Eval mode (export, inference): (boxes_s8, boxes_s16, boxes_s32, scores_s8,
         scores_s16, scores_s32). Training mode: the pre-sigmoid (box, class) logits per
         level, which the loss needs for numerical stability."""
-        box_maps, class_maps = self.level_maps(x)
         if self.training:
-            return [flatten_cells(m) for m in box_maps], [flatten_cells(m) for m in class_maps]
+            return self.logits(x)
+        box_maps, class_maps = self.level_maps(x)
         # sigmoid before the reshape, so an int8 graph computes it in int8 and its outputs stay int8
         return (*[flatten_cells(torch.sigmoid(m)) for m in box_maps],
                 *[flatten_cells(torch.sigmoid(m)) for m in class_maps])
+
+    def logits(self, x: torch.Tensor) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+        """Per level, the pre-sigmoid (N, cells, 4) box and (N, cells, classes) class logits,
+        in either mode (a teacher in eval mode gives them for distillation)."""
+        box_maps, class_maps = self.level_maps(x)
+        return [flatten_cells(m) for m in box_maps], [flatten_cells(m) for m in class_maps]
 
     def level_maps(self, x: torch.Tensor) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
         """Pre-sigmoid (N, 4, H, W) box and (N, classes, H, W) class maps per level."""

@@ -1,2 +1,8 @@
-"""The model layer's training side (torch): the epoch loop, checkpoints, evaluation and
-`edgecnn info` on checkpoints. Task specifics come from each task's training module."""
+"""The model layer's training side (torch): the epoch loop, checkpoints, evaluation,
+distillation and `edgecnn info` on checkpoints. Task specifics come from each task's
+training module."""
+
+# Distillation from a teacher during fine-tuning (edgecnn.training.distill); here, free
+# of torch, so that the command line lists the modes without importing it.
+DISTILL_MODES = ("off", "logits")
+DISTILL_WEIGHT = 0.5  # the teacher's share of the loss, the labels' being the rest

@@ -31,6 +31,7 @@ from edgecnn.core.card import ModelCard
 from edgecnn.training.checkpoint import build_from_card, load_checkpoint, load_model, save_checkpoint
 from edgecnn.core.errors import UserError
 from edgecnn.core.task import build_train_options, format_metric, get_task
+from edgecnn.training import DISTILL_WEIGHT
 
 
 @dataclass
@@ -63,6 +64,11 @@ class TrainConfig:
     # the task's own options (its Task.train_options dataclass: a detector's neck, mosaic,
     # progressive resizing...); None: the task's defaults
     task_options: Any = None
+    # distillation (edgecnn.training.distill): "logits" blends the teacher checkpoint's
+    # outputs into the loss with this weight; "off" trains on the labels alone
+    distill: str = "off"
+    teacher: Optional[str] = None
+    distill_weight: float = DISTILL_WEIGHT
 
     def __post_init__(self) -> None:
         task = get_task(self.task)
@@ -222,6 +228,11 @@ def check_config(config: TrainConfig) -> None:
     resolve_name(config.model)  # fail before loading any data
     if config.val_every < 1:
         raise UserError(f"--val-every must be >= 1, got {config.val_every}")
+    from edgecnn.training.distill import check_distill
+
+    check_distill(config.distill, config.distill_weight)
+    if config.distill != "off" and not config.teacher:
+        raise UserError(f"--distill {config.distill} needs a teacher checkpoint")
     get_task(config.task).training().check_config(config)
 
 
@@ -259,6 +270,13 @@ def train(config: TrainConfig, resume: bool = False, log=None) -> Dict[str, Any]
             model = build_from_card(card)
         # channels-last runs the convolutions about 2x faster on CPU (oneDNN)
         model = model.to(memory_format=torch.channels_last)
+        objective = task
+        if config.distill != "off":
+            from edgecnn.training.distill import Distilled, load_teacher
+
+            objective = Distilled(task, load_teacher(config.teacher, card), config.distill_weight)
+            if ctx.main:
+                log(f"distilling from {config.teacher} (weight {config.distill_weight:g})")
         per_process_batch = max(1, config.batch // ctx.world)
         optimizer = make_optimizer(config, model)
         steps = math.ceil(len(epoch_order(len(dataset), config, 0, ctx.world, ctx.rank)) / per_process_batch)
@@ -288,7 +306,7 @@ def train(config: TrainConfig, resume: bool = False, log=None) -> Dict[str, Any]
                        disable=None if ctx.main else True, file=sys.stderr, dynamic_ncols=True)
             for batch in bar:
                 optimizer.zero_grad(set_to_none=True)
-                loss = backward_in_micro_batches(task, net, batch, config.bn_batch)
+                loss = backward_in_micro_batches(objective, net, batch, config.bn_batch)
                 optimizer.step()
                 scheduler.step()
                 if averaged is not None:

@@ -5,6 +5,7 @@ calibration.py: calibration images; ptq.py: the PT2E flow and sensitivity; qat.p
 quantization-aware training; program.py: the .pt2 program format."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -13,6 +14,7 @@ import torch
 
 from edgecnn.core.errors import UserError
 from edgecnn.core.preprocess import preprocess_batch
+from edgecnn.training import DISTILL_WEIGHT
 from edgecnn.compress.quantize.calibration import check_calibration, load_images, training_images
 from edgecnn.compress.quantize.program import save_quantized
 from edgecnn.compress.quantize.ptq import channel_last, check_float_layers, export_graph, output_error, quantize_model, sensitivity
@@ -34,7 +36,30 @@ class QuantizeOptions:
     force: bool = False
     seed: int = 0
     card_options: Any = None  # model files without a card: the flags (edgecnn.runtime.card_options.CardOptions)
+    # QAT's distillation: None means "logits" (from `teacher`, default the fp32 model itself)
+    # and the default weight; "off" trains on the labels alone
+    distill: Optional[str] = None
+    distill_weight: Optional[float] = None
+    teacher: Optional[str] = None
     weight_bits: Optional[int] = None  # .onnx files: 8 (the default there) or 7
+
+
+def qat_teacher(model, card, options: QuantizeOptions):
+    """The model QAT distils from (None: none), checked before any work: the fp32 model
+    being quantized unless --teacher names another checkpoint or --distill is off."""
+    from edgecnn.training.distill import check_distill, load_teacher
+
+    if not options.qat:
+        if options.distill is not None or options.distill_weight is not None or options.teacher:
+            raise UserError("--distill, --distill-weight and --teacher are for quantization-aware training (--qat)")
+        return None
+    mode = options.distill or "logits"
+    check_distill(mode, DISTILL_WEIGHT if options.distill_weight is None else options.distill_weight)
+    if mode == "off":
+        if options.teacher:
+            raise UserError("--teacher is for distillation: drop it or drop --distill off")
+        return None
+    return load_teacher(options.teacher, card) if options.teacher else copy.deepcopy(model)
 
 
 def quantize_checkpoint(source: str, out: str, options: QuantizeOptions, log=print) -> Dict[str, Any]:
@@ -49,6 +74,7 @@ def quantize_checkpoint(source: str, out: str, options: QuantizeOptions, log=pri
     if options.weight_bits is not None:
         raise UserError("--weight-bits is for .onnx files; an edgecnn checkpoint's int8 weights are 8-bit")
     model, card, data_spec = load_for_compression(source, options.data, "quantize")
+    teacher = qat_teacher(model, card, options)
     if options.calib_images < 1:
         raise UserError("--calib-images must be >= 1")
     check_float_layers(model, options.float_layers)
@@ -65,7 +91,9 @@ def quantize_checkpoint(source: str, out: str, options: QuantizeOptions, log=pri
     if options.qat:
         quantized = quantization_aware_training(model, card, data_spec, options.epochs, calibration, options.lr,
                                                 per_channel=options.per_channel, float_layers=options.float_layers,
-                                                seed=options.seed, log=log)
+                                                seed=options.seed, teacher=teacher,
+                                                distill_weight=DISTILL_WEIGHT if options.distill_weight is None
+                                                else options.distill_weight, log=log)
     else:
         quantized = quantize_model(model, card, calibration, options.per_channel, options.float_layers, graph)
     int8 = evaluate_predictor(quantized.predict, quantized.card, data_spec)

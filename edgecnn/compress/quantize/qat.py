@@ -1,5 +1,6 @@
 """Quantization-aware training: fine-tunes the fake-quantized PT2E graph with the task's
-own training loss, for when post-training int8 misses the budget."""
+own training loss, distilled from the float model, for when post-training int8 misses
+the budget."""
 from __future__ import annotations
 
 import copy
@@ -13,6 +14,7 @@ from edgecnn.core.card import ModelCard
 from edgecnn.core.errors import UserError
 from edgecnn.core.task import get_task
 from edgecnn.core.preprocess import preprocess_batch
+from edgecnn.training import DISTILL_WEIGHT
 from edgecnn.compress.quantize.ptq import QuantizedModel, activation_fake_quantizers, channel_last, float_layers_explained, quantizer
 
 
@@ -29,11 +31,15 @@ def quantization_aware_training(model: nn.Module, card: ModelCard, data_spec: st
                                 calibration_images: Sequence[np.ndarray], lr: Optional[float] = None,
                                 batch: Optional[int] = None, per_channel: bool = True,
                                 float_layers: Sequence[str] = (), seed: int = 0, max_images: Optional[int] = None,
+                                teacher: Optional[nn.Module] = None, distill_weight: float = DISTILL_WEIGHT,
                                 log=print) -> QuantizedModel:
     """QAT: the int8 graph (fake-quantized, straight-through gradients) is fine-tuned on
     the training split with the training augmentation, preprocessing and loss, then
     converted; for when post-training quantization misses the budget. The graph is the
-    deployed one (a detector's outputs are probabilities), so what is trained is what ships."""
+    deployed one (a detector's outputs are probabilities), so what is trained is what ships.
+    Given a `teacher` (the float model, usually), the loss blends in the task's
+    distillation loss against the teacher's outputs (edgecnn.training.distill)."""
+    from edgecnn.training.distill import blend, check_shapes, frozen, require_hooks
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
@@ -42,6 +48,9 @@ def quantization_aware_training(model: nn.Module, card: ModelCard, data_spec: st
     if epochs < 1:
         raise UserError("--qat needs --epochs >= 1")
     task = qat_task(card, data_spec, seed, max_images)
+    if teacher is not None:
+        require_hooks(task)
+        teacher = frozen(teacher)
     calibration = preprocess_batch(list(calibration_images), card.replace(layout="nhwc"))
     batch = batch or get_task(card.task).training().QAT_BATCH
     sample = torch.zeros(2, *card.input_size, card.channels)
@@ -86,7 +95,14 @@ def quantization_aware_training(model: nn.Module, card: ModelCard, data_spec: st
         for items in tqdm(loader, desc=f"QAT epoch {epoch + 1}/{epochs}", leave=False, disable=None):
             with quiet():
                 outputs = prepared(items[0].permute(0, 2, 3, 1).contiguous())
-                loss = task.deployed_loss(outputs, items)
+                if teacher is None:
+                    loss = task.deployed_loss(outputs, items)
+                else:
+                    student = task.from_deployed(outputs)
+                    with torch.no_grad():
+                        target = task.teacher_outputs(teacher, items)
+                    check_shapes(student, target)
+                    loss = blend(task, student, target, items, distill_weight)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -102,5 +118,6 @@ def quantization_aware_training(model: nn.Module, card: ModelCard, data_spec: st
         allow_exported_model_train_eval(quantized)
     qcard = card.replace(layout="nhwc", precision="int8", quantization={
         "scheme": "pt2e-symmetric-qat", "weights": "per-channel" if per_channel else "per-tensor",
-        "qat_epochs": epochs, "float_layers": list(float_layers)})
+        "qat_epochs": epochs, "float_layers": list(float_layers),
+        "qat_distill_weight": distill_weight if teacher is not None else 0.0})
     return QuantizedModel(quantized, qcard, per_channel, list(float_layers), qat=True)

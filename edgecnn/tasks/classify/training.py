@@ -21,6 +21,9 @@ from edgecnn.core.preprocess import preprocess, preprocess_batch
 
 # quantization-aware training: SGD learning rate, and the batch the bundled model trained with
 QAT_LR, QAT_BATCH = 1e-3, 32
+# distillation: the softmax temperature of teacher and student (Hinton et al. use 2-20; the
+# common choice for small classifiers, not tuned here)
+DISTILL_TEMPERATURE = 4.0
 
 
 class TorchClassification(Dataset):
@@ -66,12 +69,31 @@ class ClassifyTraining:
                          dataset={"name": config.data, "train_images": len(data)})
 
     def loss(self, net: nn.Module, batch) -> torch.Tensor:
-        x, y = batch
-        return self.criterion(net(x.to(memory_format=torch.channels_last)), y)
+        return self.loss_from_outputs(self.outputs(net, batch), batch)
+
+    def outputs(self, net: nn.Module, batch) -> torch.Tensor:
+        """The logits (N, classes) of a model in training mode."""
+        return net(batch[0].to(memory_format=torch.channels_last))
+
+    def teacher_outputs(self, model: nn.Module, batch) -> torch.Tensor:
+        """The logits of a model in eval mode (a classifier's are the same in both modes)."""
+        return self.outputs(model, batch)
+
+    def loss_from_outputs(self, logits: torch.Tensor, batch) -> torch.Tensor:
+        return self.criterion(logits, batch[1])
+
+    def from_deployed(self, outputs) -> torch.Tensor:
+        """The deployed graph's outputs (logits) in training form."""
+        return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
 
     def deployed_loss(self, outputs, batch) -> torch.Tensor:
         """The training loss on the deployed graph's outputs (logits): what QAT minimises."""
-        return self.criterion(outputs, batch[1])
+        return self.loss_from_outputs(self.from_deployed(outputs), batch)
+
+    def distill_loss(self, student: torch.Tensor, teacher: torch.Tensor, batch) -> torch.Tensor:
+        """KL(teacher || student) of the class distributions softened by DISTILL_TEMPERATURE,
+        times its square so that the gradients keep the label loss's scale (Hinton et al.)."""
+        return softened_kl(student, teacher, DISTILL_TEMPERATURE, dim=1)
 
     @torch.no_grad()
     def validate(self, model: nn.Module, ctx, batch: int = 256) -> Dict[str, float]:
@@ -85,6 +107,15 @@ class ClassifyTraining:
         correct = int((predict_dataset(predict, shard, self.card, batch) == shard.targets).sum())
         total_correct, total = ctx.sum([correct, len(shard)])
         return {"top1": total_correct / max(1, total), "images": int(total)}
+
+
+def softened_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float, dim: int) -> torch.Tensor:
+    """KL(softmax(teacher / T) || softmax(student / T)) * T^2 along `dim`, averaged over
+    every other position (images; pixels of a class map)."""
+    log_student = torch.log_softmax(student / temperature, dim)
+    log_teacher = torch.log_softmax(teacher / temperature, dim)
+    per_position = (log_teacher.exp() * (log_teacher - log_student)).sum(dim)
+    return per_position.mean() * temperature ** 2
 
 
 def predict_dataset(predict: Callable[[np.ndarray], np.ndarray], data: ClassificationSet,

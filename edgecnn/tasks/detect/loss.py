@@ -38,6 +38,15 @@ def giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return inter / union - (hull - union) / hull
 
 
+def decode_boxes(box_logits: torch.Tensor, centres: torch.Tensor, input_size: Tuple[int, int]) -> torch.Tensor:
+    """(B, A, 4) box logits -> (B, A, 4) corner boxes in input pixels: the sides are
+    sigmoid fractions of the input's width and height away from the cell centre."""
+    height, width = input_size
+    scale = torch.tensor([width, height, width, height], dtype=box_logits.dtype)
+    distances = torch.sigmoid(box_logits) * scale
+    return torch.cat([centres - distances[..., :2], centres + distances[..., 2:]], -1)
+
+
 class DetectionLoss:
     def __init__(self, num_classes: int, topk: int = 10, alpha: float = 1.0, beta: float = 6.0,
                  box_weight: float = 5.0, class_weight: float = 1.0) -> None:
@@ -84,10 +93,7 @@ class DetectionLoss:
                  input_size: Tuple[int, int], gt_boxes: torch.Tensor, gt_classes: torch.Tensor,
                  gt_valid: torch.Tensor) -> Tuple[torch.Tensor, dict]:
         logits = torch.cat(class_logits, 1)
-        height, width = input_size
-        scale = torch.tensor([width, height, width, height], dtype=logits.dtype)
-        distances = torch.sigmoid(torch.cat(box_logits, 1)) * scale
-        boxes = torch.cat([centres - distances[..., :2], centres + distances[..., 2:]], -1)
+        boxes = decode_boxes(torch.cat(box_logits, 1), centres, input_size)
         targets, assigned = self.assign(torch.sigmoid(logits).detach(), boxes.detach(), centres, gt_boxes,
                                         gt_classes, gt_valid)
         total = targets.sum().clamp(min=1.0)

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from edgecnn.core.task import TaskTraining
@@ -23,7 +24,7 @@ from edgecnn.tasks.detect.task import detect
 from edgecnn.runtime.heads.ltrb_sigmoid import HEAD as EDGECNN_HEAD, cell_centres
 from edgecnn.runtime.nms import NMS_IOU
 from edgecnn.core.preprocess import preprocess, preprocess_batch
-from edgecnn.tasks.detect.loss import DetectionLoss
+from edgecnn.tasks.detect.loss import DetectionLoss, decode_boxes, giou
 
 # quantization-aware training: SGD learning rate (on the shapes detector with expansion taps,
 # one epoch at 1e-3 left a 1.96-point drop, at 1e-4 0.96: benchmarks/RESULTS.md), and the
@@ -32,6 +33,9 @@ QAT_LR, QAT_BATCH = 1e-4, 16
 # the usual COCO evaluation settings, with the NMS the runtime uses (as Ultralytics validates)
 EVAL_CONF, EVAL_IOU, EVAL_MAX = 0.001, NMS_IOU, 100
 PROBABILITY_EPS = 1e-4  # below half a step of an int8 probability (1/256)
+# distillation: the teacher's boxes are targets where its best class probability reaches
+# this (its scores are IoU-aware, so a well-placed box scores about its IoU)
+DISTILL_CONFIDENCE = 0.5
 
 
 def training_sizes(final: int, start: Optional[int], epochs: int) -> List[int]:
@@ -143,24 +147,63 @@ class DetectTraining:
                          dataset={"name": config.data, "train_images": len(data)})
 
     def loss(self, net: nn.Module, batch) -> torch.Tensor:
-        box_logits, class_logits = net(batch[0].to(memory_format=torch.channels_last))
-        return self.loss_from_logits(box_logits, class_logits, batch)
+        return self.loss_from_outputs(self.outputs(net, batch), batch)
 
-    def deployed_loss(self, outputs, batch) -> torch.Tensor:
-        """The training loss on the deployed graph's outputs, which are probabilities (the
-        sigmoid is inside the graph, so that an int8 graph quantizes it): QAT minimises it.
-        Their logits are recovered with the int8 grid's extremes clamped off."""
+    def outputs(self, net: nn.Module, batch):
+        """Per level, the pre-sigmoid box (N, cells, 4) and class (N, cells, classes) logits
+        of a model in training mode."""
+        return net(batch[0].to(memory_format=torch.channels_last))
+
+    def teacher_outputs(self, model: nn.Module, batch):
+        """The same logits from a model in eval mode (whose forward gives probabilities)."""
+        return model.logits(batch[0].to(memory_format=torch.channels_last))
+
+    def loss_from_outputs(self, outputs, batch) -> torch.Tensor:
+        return self.loss_from_logits(*outputs, batch)
+
+    def from_deployed(self, outputs):
+        """The deployed graph's outputs are probabilities (the sigmoid is inside the graph,
+        so that an int8 graph quantizes it); their logits are recovered with the int8
+        grid's extremes clamped off."""
         levels = len(outputs) // 2
         logits = [torch.logit(o.clamp(PROBABILITY_EPS, 1 - PROBABILITY_EPS)) for o in outputs]
-        return self.loss_from_logits(logits[:levels], logits[levels:], batch)
+        return logits[:levels], logits[levels:]
+
+    def deployed_loss(self, outputs, batch) -> torch.Tensor:
+        """The training loss on the deployed graph's outputs: what QAT minimises."""
+        return self.loss_from_outputs(self.from_deployed(outputs), batch)
 
     def loss_from_logits(self, box_logits, class_logits, batch) -> torch.Tensor:
-        images, boxes, classes, valid = batch
+        loss, _ = self.criterion(box_logits, class_logits, self.centres(batch), self.card.input_size, *batch[1:])
+        return loss
+
+    def centres(self, batch) -> torch.Tensor:
         # box outputs are fractions of the card's input size at every training size, so
         # they stay in pixel units of the deployed input when the training size changes
-        centres = torch.from_numpy(cell_centres(tuple(images.shape[-2:]), tuple(self.card.head["strides"])))
-        loss, _ = self.criterion(box_logits, class_logits, centres, self.card.input_size, boxes, classes, valid)
-        return loss
+        return torch.from_numpy(cell_centres(tuple(batch[0].shape[-2:]), tuple(self.card.head["strides"])))
+
+    def distill_loss(self, student, teacher, batch) -> torch.Tensor:
+        """The teacher's class maps and, where it is confident, its boxes: per cell and
+        class, the binary KL of the student's probability from the teacher's (over the
+        teacher's probability mass, as the label loss is over its targets'), plus the
+        box loss's GIoU against the teacher's box, weighted by the teacher's confidence
+        over cells where it reaches DISTILL_CONFIDENCE, with the label loss's box weight."""
+        (student_boxes, student_classes), (teacher_boxes, teacher_classes) = student, teacher
+        logits, target_logits = torch.cat(student_classes, 1), torch.cat(teacher_classes, 1)
+        target = torch.sigmoid(target_logits)
+        entropy = F.binary_cross_entropy_with_logits(target_logits, target, reduction="sum")
+        class_kl = F.binary_cross_entropy_with_logits(logits, target, reduction="sum") - entropy
+        class_loss = class_kl / target.sum().clamp(min=1.0)
+        confidence = target.amax(-1)
+        confident = confidence >= DISTILL_CONFIDENCE
+        if not confident.any():
+            return class_loss
+        centres = self.centres(batch)
+        ours = decode_boxes(torch.cat(student_boxes, 1), centres, self.card.input_size)[confident]
+        theirs = decode_boxes(torch.cat(teacher_boxes, 1), centres, self.card.input_size)[confident]
+        weights = confidence[confident]
+        box_loss = ((1 - giou(ours, theirs)) * weights).sum() / weights.sum()
+        return class_loss + self.criterion.box_weight * box_loss
 
     @torch.no_grad()
     def validate(self, model: nn.Module, ctx) -> Dict[str, float]:

@@ -19,6 +19,7 @@ from edgecnn.data.base import random_subset
 from edgecnn.data.detection import ShapesImages
 from edgecnn.data.segmentation import SegmentationSet, load_segmentation
 from edgecnn.models.segmenter import DECODERS, DEFAULT_DECODER, HEAD_CHANNELS, MIN_INPUT, SEGMENT_IMGSZ
+from edgecnn.tasks.classify.training import softened_kl
 from edgecnn.tasks.detect.training import training_sizes
 from edgecnn.tasks.segment.loss import SegmentationLoss
 from edgecnn.tasks.segment.metrics import ConfusionMatrix, iou_report
@@ -27,6 +28,9 @@ from edgecnn.tasks.segment.task import TASK, segment
 # quantization-aware training: SGD learning rate and batch (the detector's settings;
 # not tuned for segmenters)
 QAT_LR, QAT_BATCH = 1e-4, 16
+# distillation: per-pixel KL at temperature 1, as in the segmentation distillation literature
+# (Liu et al., 2019, structured knowledge distillation)
+DISTILL_TEMPERATURE = 1.0
 
 
 def augment_pair(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator):
@@ -125,13 +129,32 @@ class SegmentTraining:
                          dataset={"name": config.data, "train_images": len(data)})
 
     def loss(self, net: nn.Module, batch) -> torch.Tensor:
-        images, target = batch
-        return self.criterion(net(images.to(memory_format=torch.channels_last)), target)
+        return self.loss_from_outputs(self.outputs(net, batch), batch)
+
+    def outputs(self, net: nn.Module, batch) -> torch.Tensor:
+        """The (N, labels, H, W) logits of a model in training mode."""
+        return net(batch[0].to(memory_format=torch.channels_last))
+
+    def teacher_outputs(self, model: nn.Module, batch) -> torch.Tensor:
+        """The same logits from a model in eval mode (whose forward is channel-last)."""
+        return model.logits(batch[0].to(memory_format=torch.channels_last))
+
+    def loss_from_outputs(self, logits: torch.Tensor, batch) -> torch.Tensor:
+        return self.criterion(logits, batch[1])
+
+    def from_deployed(self, outputs) -> torch.Tensor:
+        """The deployed graph's output, channel-last logits, in training form."""
+        logits = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+        return logits.permute(0, 3, 1, 2)
 
     def deployed_loss(self, outputs, batch) -> torch.Tensor:
-        """The training loss on the deployed graph's output, channel-last logits: what QAT minimises."""
-        logits = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
-        return self.criterion(logits.permute(0, 3, 1, 2), batch[1])
+        """The training loss on the deployed graph's output: what QAT minimises."""
+        return self.loss_from_outputs(self.from_deployed(outputs), batch)
+
+    def distill_loss(self, student: torch.Tensor, teacher: torch.Tensor, batch) -> torch.Tensor:
+        """Per pixel, KL(teacher || student) of the label distributions (temperature
+        DISTILL_TEMPERATURE), averaged over the pixels."""
+        return softened_kl(student, teacher, DISTILL_TEMPERATURE, dim=1)
 
     @torch.no_grad()
     def validate(self, model: nn.Module, ctx) -> Dict[str, float]:

@@ -1,0 +1,161 @@
+"""Distillation (edgecnn.training.distill): each task's loss against a teacher is zero
+for the teacher itself and falls as a student learns it; a student trained against a
+teacher ends nearer to it than one trained on the labels alone; a teacher of another
+task or other labels is one line."""
+import json
+
+import pytest
+import torch
+
+from conftest import ROOT, assert_one_line_error, run_cli_batch
+
+DIGITS = ROOT / "edgecnn" / "assets" / "digits_mobilenet_v2.pt"
+DETECTOR = ROOT / "edgecnn" / "assets" / "shapes_detector.pt"
+
+
+def learn(distill_loss, teacher, student, steps=60, lr=0.1):
+    """Fit `student` (tensors, or nested lists of them) to `teacher` by the loss alone;
+    the loss before and after."""
+    leaves = flatten(student)
+    for leaf in leaves:
+        leaf.requires_grad_(True)
+    optimizer = torch.optim.Adam(leaves, lr=lr)
+    first = float(distill_loss(student, teacher).detach())
+    for _ in range(steps):
+        optimizer.zero_grad()
+        distill_loss(student, teacher).backward()
+        optimizer.step()
+    return first, float(distill_loss(student, teacher).detach())
+
+
+def flatten(outputs):
+    if isinstance(outputs, torch.Tensor):
+        return [outputs]
+    return [leaf for item in outputs for leaf in flatten(item)]
+
+
+def test_classifier_and_segmenter_distillation_is_a_kl_the_student_can_close():
+    from edgecnn.tasks.classify.training import softened_kl
+    from edgecnn.tasks.segment.training import SegmentTraining
+
+    torch.manual_seed(0)
+    teacher = torch.randn(16, 10) * 3
+    assert float(softened_kl(teacher, teacher, 4.0, dim=1)) == pytest.approx(0.0, abs=1e-6)
+    loss = lambda student, target: softened_kl(student, target, 4.0, dim=1)  # noqa: E731
+    first, last = learn(loss, teacher, torch.zeros(16, 10))
+    assert first > 0.5 and last < 0.02 * first
+
+    segmenter = SegmentTraining.__new__(SegmentTraining)  # distill_loss needs no data
+    maps = torch.randn(2, 4, 12, 12) * 2
+    assert float(segmenter.distill_loss(maps, maps, None)) == pytest.approx(0.0, abs=1e-6)
+    first, last = learn(lambda s, t: segmenter.distill_loss(s, t, None), maps, torch.zeros(2, 4, 12, 12))
+    assert first > 0.3 and last < 0.05 * first
+
+
+def test_detector_distillation_follows_the_class_maps_and_the_confident_boxes():
+    """Against the bundled detector's own outputs on real scenes: zero for the teacher;
+    a student that starts from other outputs is pulled to its class maps and, where
+    the teacher is confident, to its boxes."""
+    from edgecnn.compress.quantize.qat import qat_task
+    from edgecnn.tasks.detect.loss import decode_boxes
+    from edgecnn.tasks.detect.training import DISTILL_CONFIDENCE
+    from edgecnn.training.checkpoint import load_model
+
+    model, card, _ = load_model(DETECTOR)
+    task = qat_task(card, "shapes", seed=0, max_images=4)
+    batch = task.collate([task.train_dataset[i] for i in range(4)])
+    with torch.no_grad():
+        teacher = task.teacher_outputs(model.eval(), batch)
+    assert float(task.distill_loss(teacher, teacher, batch)) == pytest.approx(0.0, abs=1e-4)
+    confident = torch.sigmoid(torch.cat(teacher[1], 1)).amax(-1) >= DISTILL_CONFIDENCE
+    assert 0 < int(confident.sum()) < confident.numel() // 4  # objects, not the background
+
+    torch.manual_seed(0)
+    student = ([torch.randn_like(t) for t in teacher[0]], [torch.randn_like(t) - 3 for t in teacher[1]])
+    first, last = learn(lambda s, t: task.distill_loss(s, t, batch), teacher, student, steps=150, lr=0.05)
+    assert last < 0.1 * first, (first, last)
+    centres = task.centres(batch)
+    ours = decode_boxes(torch.cat(student[0], 1), centres, card.input_size)[confident]
+    theirs = decode_boxes(torch.cat(teacher[0], 1), centres, card.input_size)[confident]
+    assert float((ours - theirs).abs().mean()) < 2.0  # pixels, on a 192x192 input
+
+
+@pytest.mark.slow(30)  # in CI; `pytest -m 'not slow'` is the inner loop
+def test_a_student_trained_against_the_teacher_ends_nearer_to_it(tiny_digits_lenet, tmp_path):
+    """The training loop on a tiny model: from the same start, data order and epochs, a
+    LeNet-5 distilled from a trained one ends with a lower distillation loss against it
+    on held-out digits than one trained on the labels alone."""
+    from edgecnn.core.preprocess import preprocess_batch
+    from edgecnn.data import load_classification
+    from edgecnn.tasks.classify.training import DISTILL_TEMPERATURE, softened_kl
+    from edgecnn.training.checkpoint import load_model
+    from edgecnn.training.train import TrainConfig, train
+
+    teacher, card, _ = load_model(tiny_digits_lenet)
+    held_out = load_classification("digits", "val").take(range(0, 1000, 4))
+    images = torch.from_numpy(preprocess_batch(held_out.images, card))
+    with torch.no_grad():
+        target = teacher(images)
+    gaps = {}
+    for mode in ("off", "logits"):
+        out = tmp_path / mode
+        train(TrainConfig(model="lenet5", data="digits", imgsz=32, epochs=2, batch=64, max_train_images=2048,
+                          seed=3, out=str(out), distill=mode, teacher=str(tiny_digits_lenet) if mode != "off" else None,
+                          distill_weight=0.9), log=lambda m: None)
+        student = load_model(out / "last.pt")[0]
+        with torch.no_grad():
+            gaps[mode] = float(softened_kl(student(images), target, DISTILL_TEMPERATURE, dim=1))
+    assert gaps["logits"] < 0.8 * gaps["off"], gaps
+
+
+def test_a_teacher_must_read_the_student_batch_and_name_its_labels():
+    from edgecnn.core.errors import UserError
+    from edgecnn.training.checkpoint import load_model
+    from edgecnn.training.distill import check_teacher
+
+    _, digits, _ = load_model(DIGITS)
+    _, detector, _ = load_model(DETECTOR)
+    check_teacher(digits, digits.replace(architecture={**digits.architecture, "pruned": True}), "t.pt")
+    for teacher, expected in ((detector, "its task is detect"), (digits.replace(labels=digits.labels[::-1]), "labels"),
+                              (digits.replace(input_size=(32, 32)), "input size"),
+                              (digits.replace(mean=(0.0,)), "normalisation")):
+        with pytest.raises(UserError, match=expected):
+            check_teacher(teacher, digits, "t.pt")
+
+
+def test_bad_teachers_and_steps_are_one_line(tmp_path):
+    """Before any work: a teacher of another task or other labels (prune and QAT), more
+    rounds than epochs, a weight outside 0..1, distillation options without QAT."""
+    from edgecnn.training.checkpoint import load_model, save_checkpoint
+
+    model, card, _ = load_model(DIGITS)
+    relabelled = tmp_path / "relabelled.pt"
+    save_checkpoint(relabelled, card.replace(labels=[f"digit {label}" for label in card.labels]), model)
+    out = ["--out", tmp_path / "p.pt"]
+    cases = [(["prune", DIGITS, "--target-macs", "0.5", "--teacher", DETECTOR, *out], "its task is detect"),
+             (["prune", DIGITS, "--target-macs", "0.5", "--teacher", relabelled, *out], "its labels are digit 0"),
+             (["prune", DIGITS, "--target-macs", "0.5", "--steps", "6", "--epochs", "5", *out],
+              "--steps 6 needs at least 6 fine-tuning epochs"),
+             (["prune", DIGITS, "--target-macs", "0.5", "--steps", "0", *out], "--steps must be >= 1"),
+             (["prune", DIGITS, "--target-macs", "0.5", "--distill-weight", "1.5", *out], "in 0..1"),
+             (["prune", DIGITS, "--target-macs", "0.5", "--distill", "off", "--teacher", DIGITS, *out], "--teacher"),
+             (["quantize", DIGITS, "--qat", "--teacher", DETECTOR, "--out", tmp_path / "q.pt2"], "its task is detect"),
+             (["quantize", DIGITS, "--teacher", DIGITS, "--out", tmp_path / "q.pt2"], "(--qat)")]
+    for result, (_, message) in zip(run_cli_batch(*(command for command, _ in cases)), cases):
+        assert_one_line_error(result, 2, message)
+    assert not list(tmp_path.glob("p*")) and not (tmp_path / "q.pt2").exists()
+
+
+@pytest.mark.slow(30)  # in CI; `pytest -m 'not slow'` is the inner loop
+def test_qat_distils_from_the_float_model_by_default(tiny_digits_lenet, tmp_path):
+    (distilled, labels_only) = run_cli_batch(
+        *(["quantize", tiny_digits_lenet, "--qat", "--epochs", "1", *extra, "--out", tmp_path / f"{name}.pt2",
+           "--json"] for name, extra in (("distilled", []), ("labels", ["--distill", "off"]))))
+    for result in (distilled, labels_only):
+        assert result.returncode == 0, result.stderr
+    from edgecnn.compress.quantize.program import load_quantized
+
+    weights = [load_quantized(tmp_path / f"{name}.pt2").card.quantization["qat_distill_weight"]
+               for name in ("distilled", "labels")]
+    assert weights == [0.5, 0.0]
+    assert json.loads(distilled.stdout)["gate"]["passed"]
