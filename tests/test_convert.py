@@ -233,7 +233,7 @@ def test_family_converts_to_onnx_and_tflite_fp32_and_int8(family, tmp_path, digi
     labels). These briefly trained models have small decision margins, so their int8
     budget is loose (top-1 agreement with PyTorch >= 85%): the accuracy gate proper is
     shown on the trained digits and shapes models (test_quantize, benchmarks)."""
-    from converters.sources import CardFlags
+    from edgecnn.runtime.card_options import CardOptions
     from converters.convert import ConvertOptions, convert
     from edgecnn.runtime.integrity import check_weights
     from edgecnn.runtime.model_file import read_card
@@ -249,7 +249,7 @@ def test_family_converts_to_onnx_and_tflite_fp32_and_int8(family, tmp_path, digi
     for to, precision in routes:
         options = ConvertOptions(to=to, precision=precision, out=str(tmp_path / "out"), data=str(digit_images),
                                  calib_images=50, parity_images=50, max_drop=15.0,
-                                 weights=str(tmp_path / "weights.pt"), flags=CardFlags(input_size="32"))
+                                 weights=str(tmp_path / "weights.pt"), flags=CardOptions(input_size="32"))
         reports.update({(r["format"], r["precision"]): r for r in convert(_factory_spec(tmp_path, family), options,
                                                                           lambda message: None)})
     assert set(reports) == expected

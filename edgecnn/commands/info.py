@@ -10,13 +10,19 @@ from edgecnn.commands import Command
 
 def add(p) -> None:
     p.add_argument("model", nargs="?", default=None, help=".tflite, .onnx or checkpoint (default: the bundled "
-                   "checkpoint)")
+                   "checkpoint; without torch installed, the bundled .tflite file)")
     p.add_argument("--json", action="store_true")
 
 
 def run(args) -> int:
+    import importlib.util
+
     from edgecnn.runtime.model_file import MODEL_SUFFIXES
 
+    if args.model is None and importlib.util.find_spec("torch") is None:
+        from edgecnn.assets import RUNTIME_DEFAULT  # a device without torch: the bundled file it runs
+
+        args.model = str(RUNTIME_DEFAULT)
     if args.model and os.path.splitext(args.model)[1].lower() in MODEL_SUFFIXES:  # no torch needed
         from edgecnn.runtime.inspect import describe_file, format_file_description
 

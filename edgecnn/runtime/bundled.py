@@ -84,8 +84,13 @@ def read_cache(key: str) -> Optional[Dict]:
     return entry if isinstance(entry, dict) and "file" in entry else None
 
 
-def write_cache(key: str, entry: Dict) -> None:
-    """Best effort: a read-only home only means the next run times the files again."""
+_CHOSEN: Dict[str, Tuple[str, str]] = {}  # this process's choices: one choice per run, cache or not
+_WARNED: List[str] = []
+
+
+def write_cache(key: str, entry: Dict) -> Optional[str]:
+    """Best effort: a read-only home only means the next run times the files again.
+    Returns why it could not be written (None: written)."""
     path = cache_path()
     try:
         with open(path, encoding="utf-8") as handle:
@@ -97,8 +102,9 @@ def write_cache(key: str, entry: Dict) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(path, json.dumps(entries, indent=1).encode())
-    except OSError:
-        pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def choose(variants: Sequence[Path], backend: str = "auto", threads: Optional[int] = None,
@@ -112,6 +118,8 @@ def choose(variants: Sequence[Path], backend: str = "auto", threads: Optional[in
     if not paths:
         raise FileNotFoundError("no bundled model is installed with this package")
     key = cache_key(paths, backend, threads)
+    if use_cache and key in _CHOSEN:
+        return _CHOSEN[key]
     cached = read_cache(key) if use_cache else None
     if cached is not None and any(path.name == cached["file"] for path in paths):
         return (str(next(path for path in paths if path.name == cached["file"])),
@@ -129,7 +137,14 @@ def choose(variants: Sequence[Path], backend: str = "auto", threads: Optional[in
     timings.sort(key=lambda entry: entry[0])
     best_ms, best, why = timings[0]
     others = ", ".join(f"{path.name} {ms:.2f} ms" for ms, path, _ in timings[1:])
+    chosen = (str(best), f"bundled model: {best.name} ({why}): {best_ms:.2f} ms median inference on this device"
+                         + (f" against {others}" if others else ""))
     if use_cache:
-        write_cache(key, {"file": best.name, "why": why, "ms": {path.name: round(ms, 3) for ms, path, _ in timings}})
-    return str(best), (f"bundled model: {best.name} ({why}): {best_ms:.2f} ms median inference on this device"
-                       + (f" against {others}" if others else ""))
+        problem = write_cache(key, {"file": best.name, "why": why,
+                                    "ms": {path.name: round(ms, 3) for ms, path, _ in timings}})
+        if problem is not None and not _WARNED:
+            _WARNED.append(problem)
+            log(f"bundled model: cannot write the choice cache {cache_path()} ({problem}); this process keeps "
+                f"{best.name}, the next run times the files again")
+        _CHOSEN[key] = chosen
+    return chosen

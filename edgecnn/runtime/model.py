@@ -52,6 +52,10 @@ def load(path: Optional[str] = None, *, backend: str = "auto", threads: Optional
     (edgecnn.runtime.integrity); a card without one loads as before."""
     from edgecnn.runtime.integrity import verify_weights
 
+    cores = os.cpu_count() or 1
+    if threads is not None and threads > cores:
+        (log or stderr_log)(f"--threads {threads} is more than the {cores} cores here; using {cores}")
+        threads = cores
     choice = None
     if path is None:
         path, choice = default_model_path(backend, threads, log or stderr_log)

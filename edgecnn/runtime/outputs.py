@@ -55,8 +55,11 @@ class OutputClaims:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise UserError(f"cannot write {path}: its directory {parent} is not writable")
+        try:  # a real file made and removed: permissions, read-only mounts and full disks all show here
+            with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{resolved.name}.", suffix=".check"):
+                pass
+        except OSError as exc:
+            raise UserError(f"cannot write {path}: {exc.strerror or exc} ({parent})") from None
         self._lock(resolved, path, what)
         self.claimed[resolved] = what
 

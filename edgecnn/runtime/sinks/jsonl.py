@@ -27,12 +27,18 @@ class JsonLinesSink(Sink):
                 raise UserError(f"cannot write {target}: {exc.strerror or exc}") from None
 
     def write(self, image, result) -> None:
-        self.handle.write("".join(encode(record).decode() + "\n" for record in records(result, **self.options)))
-        self.handle.flush()
+        try:
+            self.handle.write("".join(encode(record).decode() + "\n" for record in records(result, **self.options)))
+            self.handle.flush()
+        except OSError as exc:  # a full disk, a pipe closed by its reader
+            raise UserError(f"cannot write {self.target}: {exc.strerror or exc}") from None
 
     def close(self, completed: bool = True) -> None:
         if self._owned:
-            self.handle.close()
+            try:
+                self.handle.close()
+            except OSError as exc:
+                raise UserError(f"cannot write {self.target}: {exc.strerror or exc}") from None
 
 
 SINK = SinkType(

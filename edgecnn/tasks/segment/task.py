@@ -188,6 +188,9 @@ class SegmentTask(Task):
     def check_outputs(self, card, shapes, model_name: str) -> None:
         head = instance_head(card)
         if head is not None:
+            if not head.has_masks:
+                raise UserError(f"{model_name}: its head {head.name} makes boxes, not masks: it is a detector "
+                                f"(--task detect), not a segmenter")
             head.check(card, shapes, model_name)
             return
         labels = len(card.labels)
