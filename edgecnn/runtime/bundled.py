@@ -84,7 +84,7 @@ def read_cache(key: str) -> Optional[Dict]:
     return entry if isinstance(entry, dict) and "file" in entry else None
 
 
-_CHOSEN: Dict[str, Tuple[str, str]] = {}  # this process's choices: one choice per run, cache or not
+_CHOSEN: Dict[str, Tuple[str, str]] = {}  # choices this process could not cache: one choice for the run
 _WARNED: List[str] = []
 
 
@@ -142,9 +142,10 @@ def choose(variants: Sequence[Path], backend: str = "auto", threads: Optional[in
     if use_cache:
         problem = write_cache(key, {"file": best.name, "why": why,
                                     "ms": {path.name: round(ms, 3) for ms, path, _ in timings}})
-        if problem is not None and not _WARNED:
-            _WARNED.append(problem)
-            log(f"bundled model: cannot write the choice cache {cache_path()} ({problem}); this process keeps "
-                f"{best.name}, the next run times the files again")
-        _CHOSEN[key] = chosen
+        if problem is not None:
+            if not _WARNED:
+                _WARNED.append(problem)
+                log(f"bundled model: cannot write the choice cache {cache_path()} ({problem}); this process "
+                    f"keeps {best.name}, the next run times the files again")
+            _CHOSEN[key] = chosen
     return chosen
