@@ -13,10 +13,10 @@ import sys
 import tempfile
 
 from edgecnn.core.preprocess import make_preprocessor
+from edgecnn.core.task import get_task
 from edgecnn.runtime.backends import open_backend
 from edgecnn.runtime.card_options import CardOptions, resolve_card
 from edgecnn.runtime.demo import DemoCapture
-from edgecnn.tasks import get_task
 
 CALIBRATION_DEMO = (384, 1, 30.0)  # size, seed, fps: seed 1, where the checks use seed 0
 CALIBRATION_FRAMES = range(0, 160, 10)

@@ -26,10 +26,10 @@ import numpy as np
 import edgecnn
 from edgecnn.assets import ASSETS
 from edgecnn.core.preprocess import make_preprocessor
+from edgecnn.core.task import get_task
 from edgecnn.runtime.backends import open_backend
 from edgecnn.runtime.card_options import CardOptions, resolve_card
 from edgecnn.runtime.demo import DemoCapture
-from edgecnn.tasks import get_task
 
 HWCAP_NAMES = ("fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm jscvt fcma lrcpc "
                "dcpop sha3 sm3 sm4 asimddp sha512 sve asimdfhm dit uscat ilrcpc flagm ssbs sb paca pacg").split()
