@@ -221,6 +221,26 @@ def test_a_file_run_keeps_every_record_of_a_slow_file_sink():
     assert not get_sink("publish").records_the_run and not get_sink("webview").records_the_run
 
 
+def test_the_queue_of_a_sink_that_reads_only_results_keeps_no_frames():
+    """A publisher's queue fills while its broker is down: it must hold records, not
+    64 camera frames."""
+    from edgecnn.runtime.publishers import Publisher
+    from edgecnn.runtime.sinks import QueuedSink
+    from edgecnn.runtime.sinks.jsonl import JsonLinesSink
+
+    assert not Publisher.uses_image and not JsonLinesSink.uses_image and VideoSink.uses_image
+    for uses_image in (False, True):
+        slow = SlowSink(0.05)
+        slow.uses_image, images = uses_image, []
+        slow.write = lambda image, result, write=slow.write: (images.append(image), write(image, result))
+        queued = QueuedSink(slow, "slow", capacity=4)
+        for index in range(6):
+            queued.write(np.zeros((8, 8, 3), np.uint8), index)
+        assert all((image is None) != uses_image for image, _ in list(queued._queue))
+        queued.close()
+        assert images and all((image is None) != uses_image for image in images)
+
+
 def test_an_error_on_a_sink_thread_ends_the_run_with_its_message():
     from edgecnn.runtime.sinks import QueuedSink, Sink
 

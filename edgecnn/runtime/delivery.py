@@ -13,6 +13,9 @@ from typing import Any, Callable, Optional
 class Sink:
     stop = False
     name = ""  # what the summary calls it; default: its sink type's name
+    # False for a sink whose write() reads only the result (JSON lines, publishers): its
+    # queue then keeps no frame, so a full queue (a broker down) holds no images
+    uses_image = True
 
     def write(self, image, result) -> None:
         raise NotImplementedError
@@ -39,6 +42,7 @@ class QueuedSink(Sink):
             raise ValueError("a sink queue holds at least one record")
         self.sink, self.name, self.stats = sink, name, stats
         self.wait_when_full = wait_when_full
+        self._keeps_image = getattr(sink, "uses_image", True)
         self._queue: collections.deque = collections.deque()
         self._capacity = capacity
         self._condition = threading.Condition()
@@ -67,7 +71,7 @@ class QueuedSink(Sink):
                 self.dropped += 1
                 if self.stats is not None:
                     self.stats.count_sink_drop(self.name)
-            self._queue.append((image, result))
+            self._queue.append((image if self._keeps_image else None, result))
             self._condition.notify()
 
     def _serve(self) -> None:

@@ -67,6 +67,7 @@ class Publisher(Sink):
     its own)."""
 
     name = "publish"
+    uses_image = False  # records only: the queue in front keeps no frames
     dropped = 0
     stats: Any = None  # StreamStats, where the run's summary counts drops
 

@@ -14,6 +14,8 @@ from edgecnn.runtime.sinks import Sink, SinkType
 class JsonLinesSink(Sink):
     """The records of each frame, one JSON line each, flushed per frame. "-" is stdout."""
 
+    uses_image = False  # records only: the queue in front keeps no frames
+
     def __init__(self, target: str, **record_options) -> None:
         self.target = target
         self.options = record_options  # what the tasks' records carry by option (a segmenter's masks=)
