@@ -31,6 +31,7 @@ from typing import Any, Callable, Dict, List, Optional
 from edgecnn.core.errors import UserError
 from edgecnn.runtime.card_options import CardOptions
 from edgecnn.runtime.plan import DEFAULT_MODEL, CameraPlan, ModelPlan, RunPlan
+from edgecnn.runtime.service_notify import ServiceNotifier
 from edgecnn.runtime.sources import stderr_log
 
 DRAIN_SECONDS = 10.0  # the most a stopping run waits for its sinks to write what is queued
@@ -173,6 +174,7 @@ class Run:
         self.run_sinks: List[Any] = []
         self.first_result: Optional[float] = None
         self.stop_requested = threading.Event()  # set from another thread: the run ends after its current round
+        self.service = ServiceNotifier(None)  # systemd's READY, WATCHDOG and STOPPING, once the run starts
 
     # ------------------------------------------------------------------ checks and set-up
 
@@ -331,6 +333,7 @@ class Run:
         from edgecnn.runtime.stats import RunStats
         from edgecnn.runtime.tracking import open_tracking
 
+        self.service = ServiceNotifier.from_environment()
         records = self._check()
         claims = self._claim_outputs()
         wakeup = threading.Condition()
@@ -361,6 +364,7 @@ class Run:
                     self.log("interrupted" if reason == "interrupted" else f"stopping on {reason}")
                 finally:
                     signals.draining()
+                    self.service.stopping()
                     self._stop(completed, signals)
         finally:
             for feed in self.feeds.values():
@@ -396,6 +400,7 @@ class Run:
         turn = 0
         while not self.stop_requested.is_set():
             self._update_states(stats)
+            self.service.round(stats)
             with wakeup:
                 order = names[turn:] + names[:turn]
                 taken = [(name, self.feeds[name].take()) for name in order
