@@ -687,7 +687,7 @@ def table(report: Dict) -> str:
     lines = ["| resource (after warm-up) | min / max | mean | slope per 10 min (% of mean), every sample | "
              "the same, samples with no fault under way | flat (< 1%) |",
              "|---|---|---|---|---|---|",
-             resource("rss_kb", "RSS, MB", 1 / 1024), resource("fds", "open descriptors"),
+             resource("rss_kb", "RSS, MiB", 1 / 1024), resource("fds", "open descriptors"),
              resource("threads", "threads"), "",
              "| check | figures | goal |", "|---|---|---|",
              f"| summary | {run.get('frames')} frames, {run.get('fps')} FPS, frame age p50/p99 {run.get('age_p50_ms')}/"
