@@ -28,7 +28,7 @@ def box_iou(a, b):
 
 @pytest.mark.parametrize("path", [None, "onnx"])
 def test_detector_finds_the_shapes_of_a_held_out_scene_on_both_backends(path):
-    model = edgecnn.load(str(detector_onnx()) if path else None)
+    model = edgecnn.load(str(detector_onnx()) if path else None, backend="onnxruntime" if path else "litert")
     assert model.backend.name == ("onnxruntime" if path else "litert") and model.task == "detect"
     hits = 0
     for index in range(6):

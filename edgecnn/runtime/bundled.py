@@ -1,16 +1,20 @@
-"""Which bundled model `edgecnn run` uses when given none: the fastest one on this device
-among those that passed their accuracy gate.
+"""`--backend auto`: the fastest way to run a model on this device, chosen by
+measurement among the files of the model that passed their accuracy gate and the
+backends installed here that run them. Which is fastest depends on the CPU's int8
+instructions and each engine's kernels for them (the bundled int8 detector is faster
+than its fp32 file on CPUs with VNNI and slower on AVX2 alone; OpenVINO's int8 kernels
+pay on AVX2 where LiteRT's do not), so it is measured rather than assumed: each
+candidate is timed here once (a few ms of inference each, with the bench's timing
+loop), and the choice is cached per device, files, backends and thread count, so later
+runs start without timing anything.
 
-The package carries the shapes detector as fp32 and full-int8 TFLite files. int8 is
-about 1.5-2x faster on the desktops measured, and faster still on ARM boards, but the
-ratio depends on the CPU's int8 instructions and XNNPACK's kernels for it, so it is
-measured rather than assumed: each passing file is timed here once (a few ms of
-inference each, with the bench's timing loop), and the choice is
-cached per device, file and thread count, so later runs start without timing anything.
-A file passes when it is the fp32 reference, or when its card records a measured drop
-within the budget it was gated at; an int8 file whose card says neither is never picked.
-
-The choice is logged with the figures behind it.
+The candidates: the file given and its siblings of another precision in the same
+directory (`x.tflite`, `x-int8.tflite`, `x-fp32.tflite`, ...: what `edgecnn convert
+--precision both|auto` writes), or the bundled files when no model is given; each on
+every installed backend that runs its format. A sibling (and a bundled file) takes part
+when it is the fp32 reference or its card records a measured drop within the budget it
+was gated at; the file a user names always does. The choice is logged with the figures
+behind it.
 """
 from __future__ import annotations
 
@@ -24,9 +28,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from edgecnn.core.atomic import write_bytes_atomic
+from edgecnn.core.errors import UserError
 from edgecnn.core.files import sha256_hex
 
-TIMED_RUNS, WARMUP_RUNS = 15, 3
+TIMED_RUNS, WARMUP_RUNS, ROUNDS = 10, 2, 3
 
 
 def passes_gate(card) -> bool:
@@ -65,12 +70,15 @@ def cache_path() -> Path:
 
 
 def cache_key(paths: Sequence[Path], backend: str, threads: Optional[int]) -> str:
-    """This device (CPU, ISA flags, cores), the files' contents and the run's settings."""
+    """This device (CPU, ISA flags, cores), the files' contents, the backends installed
+    and the run's settings."""
     from devices.profile import detect
+    from edgecnn.runtime.backends import backends_for
 
     profile = detect()
+    engines = sorted({name for path in paths for name in backends_for(str(path))}) if backend == "auto" else []
     parts = [profile.model, profile.machine, str(profile.cores), ",".join(profile.isa_flags),
-             platform.python_version(), backend, str(threads)]
+             platform.python_version(), backend, str(threads), ",".join(engines)]
     parts += [f"{path.name}:{sha256_hex(path)[:16]}" for path in paths]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
@@ -107,12 +115,45 @@ def write_cache(key: str, entry: Dict) -> Optional[str]:
     return None
 
 
+def precision_siblings(path: Path) -> List[Path]:
+    """The file and the files of another precision beside it: NAME.EXT, NAME-fp32.EXT,
+    NAME-int8.EXT, NAME-fp16.EXT share the stem NAME."""
+    stem = path.stem
+    for precision in PRECISION_SUFFIXES:
+        if stem.endswith(precision):
+            stem = stem[:-len(precision)]
+            break
+    names = [f"{stem}{path.suffix}"] + [f"{stem}{precision}{path.suffix}" for precision in PRECISION_SUFFIXES]
+    found = [path.parent / name for name in names if (path.parent / name).is_file()]
+    return [path] + [p for p in found if p.resolve() != path.resolve()]
+
+
+PRECISION_SUFFIXES = ("-fp32", "-int8", "-fp16")
+
+
+def label(path: Path, backend: str, preferred: str) -> str:
+    """How a candidate is named in the log: its file, and its backend unless it is the
+    device's preferred one for the format."""
+    return path.name if backend == preferred else f"{path.name} on {backend}"
+
+
 def choose(variants: Sequence[Path], backend: str = "auto", threads: Optional[int] = None,
-           log: Callable[[str], None] = print, use_cache: bool = True) -> Tuple[str, str]:
+           log: Callable[[str], None] = print, use_cache: bool = True, prefix: str = "bundled model",
+           required: Optional[Path] = None) -> Tuple[str, str]:
     """The fastest passing file among `variants` on this device, and the line that says
     why (the caller logs it once the model has loaded, so that an error stays one line;
-    `log` gets only the files skipped)."""
-    from edgecnn.runtime.backends import open_backend
+    `log` gets only the files skipped). The backend chosen with it: `chosen_backend`."""
+    path, backend_name, line = choose_run(variants, backend, threads, log, use_cache, prefix, required)
+    return path, line
+
+
+def choose_run(variants: Sequence[Path], backend: str = "auto", threads: Optional[int] = None,
+               log: Callable[[str], None] = print, use_cache: bool = True, prefix: str = "bundled model",
+               required: Optional[Path] = None) -> Tuple[str, str, str]:
+    """(file, backend, why) of the fastest passing candidate: every file of `variants` on
+    every installed backend that runs it (`backend` "auto"), or on the one named.
+    `required`: a file that takes part whatever its card says (the one a user named)."""
+    from edgecnn.runtime.backends import backends_for, open_backend
 
     paths = [Path(p) for p in variants if Path(p).is_file()]
     if not paths:
@@ -122,30 +163,57 @@ def choose(variants: Sequence[Path], backend: str = "auto", threads: Optional[in
         return _CHOSEN[key]
     cached = read_cache(key) if use_cache else None
     if cached is not None and any(path.name == cached["file"] for path in paths):
-        return (str(next(path for path in paths if path.name == cached["file"])),
-                f"bundled model: {cached['file']} ({cached['why']}; chosen on this device earlier, "
-                f"cache {cache_path()})")
-    timings: List[tuple] = []
+        chosen_path = next(path for path in paths if path.name == cached["file"])
+        name = cached.get("backend", backend)
+        return (str(chosen_path), name,
+                f"{prefix}: {label(chosen_path, name, _preferred(chosen_path, backend))} ({cached['why']}; "
+                f"chosen on this device earlier, cache {cache_path()})")
+    candidates: List[tuple] = []
     for path in paths:
-        opened = open_backend(str(path), backend, threads)
-        if passes_gate(opened.card):
-            timings.append((median_ms(opened), path, describe_gate(opened.card)))
-        else:
-            log(f"bundled model: {path.name} skipped: its card records no drop within its budget")
+        names = backends_for(str(path)) if backend == "auto" else [backend]
+        for position, name in enumerate(names):
+            try:
+                opened = open_backend(str(path), name, threads)
+            except UserError as exc:
+                if position == 0:  # the device's own way to run the file: its error is the file's
+                    raise
+                log(f"{prefix}: {path.name} not timed on {name}: {exc}")
+                continue
+            if required is not None and path.resolve() == Path(required).resolve() or passes_gate(opened.card):
+                why = describe_gate(opened.card) if opened.card is not None else "the file named"
+                candidates.append((opened, position, path, name, why))
+            elif position == 0:
+                log(f"{prefix}: {path.name} skipped: its card records no drop within its budget")
+                break
+    # alternating rounds: the machine's speed drifts within seconds, and falls on every candidate alike
+    rounds = [[median_ms(opened) for opened, *_ in candidates] for _ in range(ROUNDS)]
+    timings = [(float(np.median([times[i] for times in rounds])), *rest)
+               for i, (_, *rest) in enumerate(candidates)]
+    del candidates
     if not timings:
         raise FileNotFoundError("no bundled model passed its accuracy gate")
-    timings.sort(key=lambda entry: entry[0])
-    best_ms, best, why = timings[0]
-    others = ", ".join(f"{path.name} {ms:.2f} ms" for ms, path, _ in timings[1:])
-    chosen = (str(best), f"bundled model: {best.name} ({why}): {best_ms:.2f} ms median inference on this device"
-                         + (f" against {others}" if others else ""))
+    timings.sort(key=lambda entry: (entry[0], entry[1]))
+    best_ms, _, best, best_backend, why = timings[0]
+    preferred = {path: _preferred(path, backend) for _, _, path, _, _ in timings}
+    others = ", ".join(f"{label(path, name, preferred[path])} {ms:.2f} ms" for ms, _, path, name, _ in timings[1:])
+    chosen = (str(best), best_backend,
+              f"{prefix}: {label(best, best_backend, preferred[best])} ({why}): {best_ms:.2f} ms median inference "
+              f"on this device" + (f" against {others}" if others else ""))
     if use_cache:
-        problem = write_cache(key, {"file": best.name, "why": why,
-                                    "ms": {path.name: round(ms, 3) for ms, path, _ in timings}})
+        problem = write_cache(key, {"file": best.name, "backend": best_backend, "why": why,
+                                    "ms": {label(path, name, preferred[path]): round(ms, 3)
+                                           for ms, _, path, name, _ in timings}})
         if problem is not None:
             if not _WARNED:
                 _WARNED.append(problem)
-                log(f"bundled model: cannot write the choice cache {cache_path()} ({problem}); this process "
+                log(f"{prefix}: cannot write the choice cache {cache_path()} ({problem}); this process "
                     f"keeps {best.name}, the next run times the files again")
             _CHOSEN[key] = chosen
     return chosen
+
+
+def _preferred(path: Path, backend: str) -> str:
+    from edgecnn.runtime.backends import backends_for
+
+    installed = backends_for(str(path)) if backend == "auto" else [backend]
+    return installed[0] if installed else backend

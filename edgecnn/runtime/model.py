@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import cv2
@@ -36,10 +37,31 @@ def default_model_path(backend: str = "auto", threads: Optional[int] = None,
                        log: Callable[[str], None] = stderr_log) -> Tuple[str, str]:
     """The bundled shapes detector file that passed its gate and is fastest here, and
     the line that says why."""
-    from edgecnn.assets import RUNTIME_VARIANTS
-    from edgecnn.runtime.bundled import choose
+    path, _, why = fastest_run(None, backend, threads, log)
+    return path, why
 
-    return choose(RUNTIME_VARIANTS, backend, threads, log)
+
+def fastest_run(path: Optional[str], backend: str = "auto", threads: Optional[int] = None,
+                log: Callable[[str], None] = stderr_log) -> Tuple[str, str, Optional[str]]:
+    """(file, backend, why) that `--backend auto` runs: the fastest here among the file
+    and its gated siblings of another precision (or the bundled files) on every installed
+    backend that runs them (edgecnn.runtime.bundled). A file with one way to run it is
+    not timed."""
+    from edgecnn.runtime.backends import backends_for, parse_backend
+    from edgecnn.runtime.bundled import choose_run, precision_siblings
+    from edgecnn.runtime.model_file import model_format
+
+    if path is None:
+        from edgecnn.assets import RUNTIME_VARIANTS
+
+        return choose_run(RUNTIME_VARIANTS, str(backend), threads, log)
+    model_format(path)
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such model file")
+    candidates = precision_siblings(Path(path))
+    if len(candidates) == 1 and len(backends_for(path)) <= 1:
+        return path, str(parse_backend(backend)), None
+    return choose_run(candidates, "auto", threads, log, prefix="backend auto", required=Path(path))
 
 
 def load(path: Optional[str] = None, *, backend: str = "auto", threads: Optional[int] = None,
@@ -58,7 +80,9 @@ def load(path: Optional[str] = None, *, backend: str = "auto", threads: Optional
         threads = cores
     choice = None
     if path is None:
-        path, choice = default_model_path(backend, threads, log or stderr_log)
+        path, backend, choice = fastest_run(None, backend, threads, log or stderr_log)
+    elif str(backend).strip() == "auto":
+        path, backend, choice = fastest_run(str(path), backend, threads, log or stderr_log)
     path = str(path)
     loaded = open_backend(path, backend, threads)
     if verify:

@@ -42,6 +42,8 @@ class OutputClaims:
         if path in (None, "", "-"):
             return
         resolved = real_path(path)
+        if resolved.exists() and not resolved.is_file() and not resolved.is_dir():
+            return  # /dev/null, a FIFO, a terminal: nothing on disk to protect or to share
         if resolved in self.inputs:
             raise UserError(f"{what} {path} is an input of this run ({self.inputs[resolved]}); writing it would "
                             f"destroy it: choose another path")
