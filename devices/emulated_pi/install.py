@@ -13,6 +13,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Dict, List
 
@@ -83,11 +84,20 @@ def _has_setuptools(host_python: str) -> bool:
     return result.returncode == 0
 
 
+def wheel_requires(wheel: Path) -> List[str]:
+    """The Requires-Dist lines of the wheel's METADATA, sorted."""
+    with zipfile.ZipFile(wheel) as archive:
+        name = next((n for n in archive.namelist() if n.endswith(".dist-info/METADATA")), None)
+        text = archive.read(name).decode("utf-8", "replace") if name else ""
+    return sorted(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Requires-Dist:"))
+
+
 def install_into_venv(layout: Layout, wheel: Path, host_python: str, pins: Dict[str, str]) -> dict:
     """edgecnn[runtime] from the wheel, with the aarch64 wheels of its dependencies
     resolved by the host pip for the target, plus pytest. Dependencies are installed
-    once per set of pins; the edgecnn wheel every run."""
-    wanted = {"pins": pins, "platforms": WHEEL_PLATFORMS, "extra": ["pytest"]}
+    once per set of pins and of the wheel's own requirements (a dependency the checkout
+    gains is installed at the next run); the edgecnn wheel every run."""
+    wanted = {"pins": pins, "platforms": WHEEL_PLATFORMS, "extra": ["pytest"], "requires": wheel_requires(wheel)}
     current = None
     with contextlib.suppress(OSError, ValueError):
         current = json.loads(layout.deps_stamp.read_text())
