@@ -162,10 +162,11 @@ def test_records_of_different_tasks_or_with_nothing_to_compare_disagree():
     assert not compare_records([detect], [{**detect, "frame": 1}])["agree"]  # no frame in common
 
 
-@pytest.mark.slow(230)
+@pytest.mark.slow(260)
 def test_emulated_pi_agrees_with_x86(tmp_path):
-    """The whole check, with a few torch-free test files run emulated (about 4-6 min:
-    the sysroot and wheels are cached in /tmp/edgecnn-emulated-pi after the first run).
+    """The whole check, a two-camera config run included, with a few torch-free test
+    files run emulated (about 4-6 min: the sysroot and wheels are cached in
+    /tmp/edgecnn-emulated-pi after the first run).
     A missing prerequisite fails the test with the script's one-line message; it is
     never skipped."""
     out = tmp_path / "summary.json"
@@ -192,3 +193,10 @@ def test_emulated_pi_agrees_with_x86(tmp_path):
     kernels = summary["kernels"]["emulated"]
     assert kernels["litert_xnnpack"] and "CPUExecutionProvider" in kernels["onnxruntime_providers_session"]
     assert kernels["device_profile"]["kind"] == "raspberry-pi" and "asimddp" in kernels["cpu_features"]
+    # two cameras in one `edgecnn run --config`, read as files: every frame of each, per camera as on x86
+    cameras = summary["runs"]["multi-camera"]
+    assert cameras["agree"] and set(cameras["cameras"]) == {"cam_a", "cam_b"}, json.dumps(cameras, indent=1)[:3000]
+    for entry in cameras["cameras"].values():
+        assert entry["every_frame"] and entry["frames_compared"] == 3 and entry["objects_paired"] > 0
+        assert entry["min_iou"] >= 0.99 and entry["max_score_diff"] <= 0.01
+        assert entry["x86_config_vs_x86_one_camera"]["agree"]  # each record went to its own camera

@@ -7,6 +7,12 @@ demo's frame t is a pure function of t, and the host reference is computed on ex
 the frames either side's run saw. A run on a 480-pixel demo (`litert-demo480`) is
 recorded but not gated: OpenCV's aarch64 resize rounds differently from x86's at
 non-integer scales.
+
+Several cameras in one process (`edgecnn run --config`): two cameras reading folders of
+demo scenes of different seeds (written as PNG on the host, read as files, so both
+sides see every frame), run emulated and on x86 and compared camera by camera; the x86
+run's records of each camera are also compared with a one-camera x86 run of its folder,
+so that a record given to the wrong camera shows.
 """
 from __future__ import annotations
 
@@ -81,6 +87,7 @@ def git_commit(repo: Path) -> Optional[str]:
 
 
 PER_FRAME_S = 60  # seconds an emulated frame may take at most (1-3 s seen)
+CAMERA_SEEDS = {"cam_a": 1, "cam_b": 2}  # the two-camera config's cameras and their demo seeds
 
 
 class Sides:
@@ -166,6 +173,69 @@ class Sides:
             listed.append(job)
         return listed
 
+    def run_cameras(self, summary: dict, timings: Dict[str, float]) -> dict:
+        """`edgecnn run --config` of two cameras (folders of demo scenes) on both sides,
+        compared per camera; the x86 records of each camera against a one-camera x86 run
+        of its folder."""
+        from edgecnn.assets import RUNTIME_DEFAULT
+
+        frames, out = self.args.camera_frames, self.out
+        folders = {name: out / "frames" / name for name in CAMERA_SEEDS}
+        argument = json.dumps({"demo": [DEMO[0], DEMO[2]], "frames": frames,
+                               "cameras": {name: {"seed": seed, "dir": str(folders[name])}
+                                           for name, seed in CAMERA_SEEDS.items()}})
+        run_step([self.host_python, program("demo_frames"), argument], "writing the cameras' demo frames", 300,
+                 env=self.host_env)
+        spec = dict(bundled=RUNTIME_DEFAULT.name)
+        entry: dict = {"model": f"bundled {RUNTIME_DEFAULT.name}", "frames_per_camera": frames,
+                       "seeds": dict(CAMERA_SEEDS)}
+        records: Dict[str, Dict[str, List[dict]]] = {}
+        for side in ("emulated", "host"):
+            json_out = out / side / "cameras.jsonl"
+            config = out / side / "cameras.yaml"  # JSON is YAML: the harness needs no YAML writer
+            config.write_text(json.dumps({"model": {"path": self.model(side, spec), "backend": "litert"},
+                                          "json": str(json_out),
+                                          "cameras": {name: {"source": str(folder)}
+                                                      for name, folder in folders.items()}}, indent=1) + "\n")
+            options = ["run", "--config", str(config)]
+            if side == "emulated":
+                command = [str(self.layout.venv / "bin" / "edgecnn"), *options]
+                summary["commands"]["emulated_multi_camera"] = " ".join(["QEMU_CPU=" + self.args.cpu, *command])
+                log(f"{self.args.cpu}: edgecnn run --config ({len(folders)} cameras, {frames} frames each), emulated")
+                result, seconds = timed(command, "emulated edgecnn run --config", 300 + PER_FRAME_S * frames
+                                        * len(folders), env=self.guest_env, cwd=out / "emulated")
+            else:
+                command = [self.host_python, "-m", "edgecnn", *options]
+                summary["commands"]["host_multi_camera"] = " ".join(command)
+                result, seconds = timed(command, "host edgecnn run --config", 600, env=self.host_env, cwd=self.repo)
+            entry[f"{side}_wall_s"] = seconds
+            entry[f"{side}_summary"] = [line.strip() for line in result.stderr.splitlines()
+                                        if line.startswith("summary")]
+            records[side] = {name: [] for name in folders}
+            for record in read_records(str(json_out)):
+                records[side].setdefault(record.get("camera", "(none)"), []).append(record)
+        timings["emulated_multi_camera_s"] = entry["emulated_wall_s"]
+        entry["cameras"], checks = {}, []
+        for name, folder in folders.items():
+            single_out = out / "host" / f"single-{name}.jsonl"
+            run_step([self.host_python, "-m", "edgecnn", "run", self.model("host", spec), "--backend", "litert",
+                      "--source", str(folder), "--json", str(single_out)], f"host edgecnn run --source {name}", 600,
+                     env=self.host_env, cwd=self.repo)
+            emulated, host = records["emulated"][name], records["host"][name]
+            compared = compare_records(host, emulated) if host and emulated else {"agree": False,
+                                                                                   "problems": ["no records"]}
+            alone = read_records(str(single_out))
+            own = compare_records(alone, host) if host else {"agree": False, "problems": ["no records"]}
+            compared["x86_config_vs_x86_one_camera"] = {k: own[k] for k in ("frames_compared", "agree", "problems")
+                                                         if k in own}
+            compared["frames_emulated"] = sorted(r["frame"] for r in emulated)
+            every = compared.get("frames_compared") == frames == len(alone) and not compared.get("frames_device_only")
+            compared["every_frame"] = every
+            entry["cameras"][name] = compared
+            checks += [compared["agree"], own["agree"], every]
+        entry["agree"] = all(checks)
+        return entry
+
     def judge(self, spec: dict, entry: dict, host_report: dict, emulated_records: Dict[str, List[dict]],
               host_records: Dict[str, List[dict]]) -> bool:
         """Compare one spec's outputs into its summary entry; whether they agree."""
@@ -241,6 +311,11 @@ def run_checks(args, repo: Path, layout: Layout, qemu: str, how: str, host_pytho
             agree = agree and agrees
         else:
             entry["for_the_record"] = True
+    if args.camera_frames:
+        mark = time.perf_counter()
+        summary["runs"]["multi-camera"] = sides.run_cameras(summary, timings)
+        timings["multi_camera_total_s"] = round(time.perf_counter() - mark, 1)
+        agree = agree and summary["runs"]["multi-camera"]["agree"]
     summary["kernels"] = {"emulated": kernels(guest_report), "x86": kernels(host_report)}
     summary["versions"] = {"emulated": guest_report.get("versions"), "x86": host_report.get("versions"),
                            "emulated_python": guest_report.get("python"),

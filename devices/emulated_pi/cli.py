@@ -1,7 +1,7 @@
 """Run edgecnn's device runtime on an emulated Raspberry Pi and check it agrees with x86.
 
     python devices/emulated_pi.py [--workdir DIR] [--cpu cortex-a72|cortex-a76] [--frames 30]
-                                  [--raw-frames 3] [--pytest] [--json PATH]
+                                  [--camera-frames 3] [--raw-frames 3] [--pytest] [--json PATH]
     python devices/emulated_pi.py --compare REFERENCE.jsonl DEVICE.jsonl [--json PATH]
 
 (`python -m devices.emulated_pi` is the same.) Exit codes: 0 everything agrees (and,
@@ -42,6 +42,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--cpu", default="cortex-a76", choices=sorted(CPUS),
                         help="emulated CPU: cortex-a72 (Raspberry Pi 4) or cortex-a76 (Raspberry Pi 5)")
     parser.add_argument("--frames", type=int, default=30, help="demo frames per emulated run (default 30)")
+    parser.add_argument("--camera-frames", type=int, default=3,
+                        help="frames per camera of the two-camera `edgecnn run --config` check (default 3; 0 skips it)")
     parser.add_argument("--raw-frames", type=int, default=3,
                         help="first demo frames whose raw model outputs are compared (default 3)")
     parser.add_argument("--pytest", action="store_true",

@@ -34,8 +34,8 @@ def emulate(args) -> dict:
     onnx_model = repo / "tests" / "data" / "models" / "shapes_detector.onnx"
     if not onnx_model.is_file():
         raise Missing(f"{onnx_model}: missing (it is committed with the tests)")
-    if args.frames < 1 or args.raw_frames < 0:
-        raise Missing("--frames must be >= 1 and --raw-frames >= 0")
+    if args.frames < 1 or args.raw_frames < 0 or args.camera_frames < 0:
+        raise Missing("--frames must be >= 1, --raw-frames and --camera-frames >= 0")
     layout = Layout(Path(args.workdir).resolve())
     timings: Dict[str, float] = {}
     started = time.perf_counter()
