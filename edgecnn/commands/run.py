@@ -28,6 +28,9 @@ def add(p) -> None:
     for kind in sink_types():  # each sink's options come from its module (edgecnn.runtime.sinks)
         for dest, settings in kind.options.items():
             p.add_argument(f"--{dest.replace('_', '-')}", dest=dest, **settings)
+    p.add_argument("--health", default=None, metavar="HOST:PORT", help="serve only /healthz (200 while every "
+                   "camera is live, else 503) and /metrics (Prometheus), without a token (states and counters "
+                   "only; host defaults to 127.0.0.1)")
     p.add_argument("--backend", default="auto", metavar="NAME[:OPTION=VALUE,...]",
                    help=f"auto | {' | '.join(backend_names())} (edgecnn.runtime.backends), with its options, e.g. "
                    "onnxruntime:providers=cuda,cpu or litert:delegate=/usr/lib/libedgetpu.so.1")
@@ -78,7 +81,7 @@ def run(args) -> int:
                                        backend=args.backend, threads=args.threads, max_frames=args.max_frames,
                                        realtime=args.realtime, conf=args.conf, iou=args.iou, card=card_options(args),
                                        sinks=sinks, track=args.track, records=records, strict=args.strict,
-                                       verify=not args.no_verify),
+                                       verify=not args.no_verify, health=args.health),
                             started=started)
     skipped = summary.get("skipped", 0)
     if skipped:
@@ -106,6 +109,11 @@ def run_config(args, sinks, records, started):
         for camera in plan.cameras.values():
             camera.max_frames = args.max_frames
     plan.strict = plan.strict or args.strict
+    if args.health is not None:  # checked here, so that an error names the option, not the file
+        from edgecnn.runtime.http_server import parse_address
+
+        parse_address(args.health, "--health")
+        plan.health = args.health
     if args.no_verify:
         for model in plan.models.values():
             model.verify = False

@@ -316,6 +316,10 @@ def check_plan(plan: RunPlan) -> List[str]:
     locations = plan.locations
     record_options(plan.records)
     check_sink_values(plan.sinks)
+    if plan.health is not None:
+        from edgecnn.runtime.http_server import parse_address
+
+        parse_address(plan.health, f"{plan.source_file}: health")
     for name, model in plan.models.items():
         where = locations.get(f"models.{name}", plan.source_file)
         if model.path is not None:

@@ -1,5 +1,6 @@
 """A small HTTP/1.0 server that is safe to leave running where anyone may connect: the
-web view's (edgecnn.runtime.sinks.webview).
+web view's (edgecnn.runtime.sinks.webview) and the health server's
+(edgecnn.runtime.health).
 
 The standard library's ThreadingHTTPServer starts a thread per connection, waits for
 a request line forever and prints a traceback whenever a client resets. Here:
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import io
+import ipaddress
 import queue
 import select
 import selectors
@@ -30,7 +32,9 @@ import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from typing import Callable, Dict, Iterable, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
+
+from edgecnn.core.errors import UserError
 
 HEAD_TIMEOUT = 5.0  # seconds a connection has to send its request line and headers
 WRITE_TIMEOUT = 10.0  # seconds a write to a client may stall before it is dropped
@@ -40,6 +44,36 @@ QUEUE_SIZE = 32  # complete requests waiting for a worker
 POLL = 0.2  # seconds between checks for expired connections and shutdown
 COUNTS = ("connections", "requests", "resets", "closed", "timeouts", "refused", "oversized", "forbidden",
           "errors")
+
+
+def parse_address(text: str, option: str = "--serve") -> Tuple[str, int]:
+    """"HOST:PORT", ":PORT" or "PORT" (host defaults to 127.0.0.1); IPv6 as [::1]:PORT."""
+    host, _, port = str(text).rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UserError(f"{option} takes HOST:PORT or PORT, got {text!r}")
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def loopback_hosts(port: int) -> List[str]:
+    """What a browser sends in the Host header for a server on loopback at `port`."""
+    names = ("localhost", "127.0.0.1", "[::1]")
+    return [f"{name}:{port}" for name in names] + (list(names) if port == 80 else [])
+
+
+def server_url(address: Tuple) -> str:
+    """http://HOST:PORT/ of a bound address (IPv6 in brackets)."""
+    host, port = address[:2]
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
 
 
 @dataclass
@@ -103,6 +137,16 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.send_error(403, "Forbidden", "this view answers only to its loopback address in the Host header")
             return False
         return True
+
+    def send_body(self, code: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
+        """A whole response: never cached, never sniffed as another type."""
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.end_headers()
+        self.wfile.write(body)
 
     def log_message(self, format, *args) -> None:  # quiet: the run's output is for results
         pass

@@ -60,6 +60,7 @@ class RunOptions:
     records: Dict[str, Any] = field(default_factory=dict)
     strict: bool = False  # an input that cannot be decoded ends the run instead of being counted
     verify: bool = True  # check the model's weights against its card's digest
+    health: Optional[str] = None  # HOST:PORT serving only /healthz and /metrics (edgecnn.runtime.health)
 
 
 def source_uri(options: RunOptions) -> str:
@@ -79,7 +80,7 @@ def plan_from_options(options: RunOptions) -> RunPlan:
     camera = CameraPlan(source=source_uri(options), track=options.track, realtime=options.realtime,
                         sinks=dict(options.sinks), max_frames=options.max_frames)
     return RunPlan(models={DEFAULT_MODEL: model}, cameras={"camera": camera}, records=dict(options.records),
-                   callbacks=list(options.callbacks), strict=options.strict, single=True)
+                   callbacks=list(options.callbacks), strict=options.strict, health=options.health, single=True)
 
 
 def record_options(given: Dict[str, Any]) -> Dict[str, Any]:
@@ -173,6 +174,8 @@ class Run:
         self.camera_sinks: Dict[str, List[Any]] = {}
         self.run_sinks: List[Any] = []
         self.first_result: Optional[float] = None
+        self.metrics: Any = None  # edgecnn.runtime.metrics.RunMetrics: what /metrics shows
+        self.health: Any = None  # the --health server, while the run goes on
         self.stop_requested = threading.Event()  # set from another thread: the run ends after its current round
         self.service = ServiceNotifier(None)  # systemd's READY, WATCHDOG and STOPPING, once the run starts
 
@@ -197,6 +200,12 @@ class Run:
                 raise UserError(f"camera {name} names model {camera.model!r}; known: {', '.join(plan.models)}")
             check_sink_values(camera.sinks, "" if plan.single else f"camera {name}: ")
         check_sink_values(plan.sinks)
+        if plan.health is not None:
+            from edgecnn.runtime.http_server import parse_address
+            from edgecnn.runtime.metrics import require_client
+
+            parse_address(plan.health, f"{plan.source_file}: health" if plan.source_file else "--health")
+            require_client()
         return records
 
     def _claim_outputs(self):
@@ -281,7 +290,8 @@ class Run:
             feed = self.feeds[name]
             camera_stats = stats.cameras[name]
             context = SinkContext(source_name=feed.source.name if feed.source else camera.source,
-                                  fps=feed.fps or 30.0, stats=camera_stats, log=self.log, record_options=records)
+                                  fps=feed.fps or 30.0, stats=camera_stats, log=self.log, record_options=records,
+                                  cards={name: models[camera.model].card.to_dict()}, metrics=self.metrics)
             chosen = [(kind, camera.sinks) for kind in kinds if kind.wanted(camera.sinks)]
             if self.plan.single and not chosen and not self.plan.callbacks and not any(
                     kind.wanted(self.plan.sinks) for kind in kinds):
@@ -295,13 +305,28 @@ class Run:
                               for sink in kind.open(values, context))
         run_stats = stats.cameras["camera"] if self.plan.single else stats
         context = SinkContext(source_name=self._run_name(), fps=max((f.fps for f in self.feeds.values()), default=30.0)
-                              or 30.0, stats=run_stats, log=self.log, record_options=records)
+                              or 30.0, stats=run_stats, log=self.log, record_options=records,
+                              cards={name: models[camera.model].card.to_dict() for name, camera
+                                     in self.plan.cameras.items()}, metrics=self.metrics)
         for kind in kinds:
             if kind.wanted(self.plan.sinks):
                 self.run_sinks.extend(QueuedSink(sink, sink.name or kind.name, kind.queue_size, run_stats,
                                                  wait_when_full=kind.records_the_run and not live)
                                       for sink in kind.open(self.plan.sinks, context))
         self.run_sinks.extend(QueuedSink(CallbackSink(fn), "callback", stats=run_stats) for fn in self.plan.callbacks)
+
+    def _opened_sinks(self) -> List[Any]:
+        """(camera, sink) of every open sink, camera "" for the run-wide ones: for /metrics."""
+        return [(name, sink) for name, group in self.camera_sinks.items() for sink in group] + \
+            [("", sink) for sink in self.run_sinks]
+
+    def _open_health(self, stats) -> None:
+        """--health: /healthz and /metrics on their own server, from before the cameras start."""
+        from edgecnn.runtime.health import HealthServer
+
+        self.health = HealthServer(self.plan.health, stats, self.metrics, log=self.log)
+        self.log(f"health: {self.health.url}healthz and /metrics" + ("" if self.health.loopback else
+                 " (no token: states and counters only, for probes and scrapers)"))
 
     def _run_name(self) -> str:
         if self.plan.single:
@@ -330,6 +355,7 @@ class Run:
     # ------------------------------------------------------------------ the run
 
     def execute(self, started: float) -> dict:
+        from edgecnn.runtime.metrics import RunMetrics
         from edgecnn.runtime.stats import RunStats
         from edgecnn.runtime.tracking import open_tracking
 
@@ -338,6 +364,7 @@ class Run:
         claims = self._claim_outputs()
         wakeup = threading.Condition()
         stats = RunStats(self.plan.cameras)
+        self.metrics = RunMetrics(stats, self._opened_sinks)
         signals = StopSignals()
         completed, reason = False, None
         try:
@@ -350,6 +377,8 @@ class Run:
             self._open_feeds(models, wakeup)
             tracking = {name: open_tracking(camera.track, self.feeds[name].fps or 30.0)
                         for name, camera in self.plan.cameras.items()}
+            if self.plan.health is not None:
+                self._open_health(stats)
             self._open_sinks(models, stats, records)
             self._announce(models)
             with signals:
@@ -369,6 +398,8 @@ class Run:
         finally:
             for feed in self.feeds.values():
                 feed.stop()
+            if self.health is not None:
+                self.health.close()
             claims.release()
         return self._summary(stats, started, reason)
 

@@ -1,18 +1,92 @@
 """Running statistics of a stream: what the web view shows live and the summary prints
-at exit (frames, FPS, latency percentiles, drops). Thread-safe: the stream loop
-writes, the sinks' threads count what they drop, the web server reads."""
+at exit (frames, FPS, latency percentiles, drops), what /healthz judges and /metrics
+exposes (cumulative histograms), and the per-second series the web view charts.
+Thread-safe: the stream loop writes, the sinks' threads count what they drop, the web
+server reads."""
 from __future__ import annotations
 
+import bisect
 import collections
 import threading
 import time
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from edgecnn.runtime.results import describe_items
 
 WINDOW = 100_000  # percentiles over at most this many recent frames
+SERIES_SECONDS = 600  # the chart's span: one point per second for the last ten minutes
+# a camera whose reader still says live but whose last result is older than this many
+# frame periods, and at least STALL_SECONDS, is stalled (a frozen stream not yet noticed)
+STALL_SECONDS, STALL_PERIODS = 2.0, 5
+# histogram bucket bounds in seconds (Prometheus' convention): inference on a small
+# board runs from about a millisecond to seconds; a frame's age adds the queueing
+INFERENCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+FRAME_AGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Histogram:
+    """Counts of observations per bucket, never reset (unlike the percentiles' window):
+    a Prometheus histogram stays cumulative for the life of the run."""
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(bounds)
+        self._counts = [0] * (len(self.bounds) + 1)  # the last: above every bound
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self._counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.sum += value
+        self.count += 1
+
+    def cumulative(self) -> List[Tuple[float, int]]:
+        """(upper bound, observations at or below it), the last bound infinite."""
+        running, buckets = 0, []
+        for bound, count in zip(self.bounds + (float("inf"),), self._counts):
+            running += count
+            buckets.append((bound, running))
+        return buckets
+
+
+class PerSecond:
+    """Mean inference time and frame age per second over the last `seconds`: a bounded
+    series for the web view's chart, kept whether or not anyone watches. Seconds are
+    counted from the stream's start (a monotonic clock: a wall-clock step never
+    reorders it); a second without results has no point."""
+
+    def __init__(self, origin: float, seconds: int = SERIES_SECONDS) -> None:
+        self.origin, self.seconds = origin, seconds
+        self._points: collections.deque = collections.deque(maxlen=seconds)
+        self._second: Optional[int] = None
+        self._frames, self._inference, self._age = 0, 0.0, 0.0
+
+    def add(self, now: float, inference_ms: float, age_ms: float) -> None:
+        second = int(now - self.origin)
+        if second != self._second:
+            self._close()
+            self._second = second
+        self._frames += 1
+        self._inference += inference_ms
+        self._age += age_ms
+
+    def _close(self) -> None:
+        if self._frames:
+            self._points.append({"t": self._second, "frames": self._frames,
+                                 "inference_ms": round(self._inference / self._frames, 2),
+                                 "age_ms": round(self._age / self._frames, 2)})
+        self._frames, self._inference, self._age = 0, 0.0, 0.0
+
+    def points(self, now: float, after: float = -1) -> Dict:
+        """The completed seconds after `after`, within the last `seconds`, and `now` (in
+        the same seconds, for the chart's time axis)."""
+        current = now - self.origin
+        if self._second is not None and self._second < int(current):
+            self._close()
+            self._second = None
+        oldest = current - self.seconds
+        return {"now": round(current, 2), "points": [p for p in self._points if p["t"] > max(after, oldest)]}
 
 
 class StreamStats:
@@ -36,6 +110,9 @@ class StreamStats:
         self.batch = 1  # images in the inference call of its latest frame
         self.sink_dropped: Dict[str, int] = {}  # records each sink's queue dropped (edgecnn.runtime.sinks)
         self._last = None  # the newest result; serialised only when someone asks
+        self.inference_seconds = Histogram(INFERENCE_BUCKETS)
+        self.frame_age_seconds = Histogram(FRAME_AGE_BUCKETS)
+        self.series = PerSecond(self.started)
 
     def add(self, result, dropped: int = 0, reconnects: int = 0, status: str = "running", skipped: int = 0,
             batch: int = 1) -> None:
@@ -49,6 +126,9 @@ class StreamStats:
             self.frames += 1
             self.ages.append(result.frame_age_ms)
             self.inference.append(result.inference_ms)
+            self.frame_age_seconds.observe(result.frame_age_ms / 1000)
+            self.inference_seconds.observe(result.inference_ms / 1000)
+            self.series.add(now, result.inference_ms, result.frame_age_ms)
             self._recent.append(now)
             self.dropped, self.reconnects, self.status = dropped, reconnects, status
             self._last = result
@@ -73,9 +153,36 @@ class StreamStats:
 
     def recent_fps(self) -> float:
         with self._lock:
-            if len(self._recent) < 2:
-                return 0.0
-            return (len(self._recent) - 1) / max(1e-9, self._recent[-1] - self._recent[0])
+            return self._recent_fps()
+
+    def _recent_fps(self) -> float:
+        if len(self._recent) < 2:
+            return 0.0
+        return (len(self._recent) - 1) / max(1e-9, self._recent[-1] - self._recent[0])
+
+    def stalled(self, now: Optional[float] = None) -> bool:
+        """Whether its reader says live but no result came for STALL_PERIODS frame periods
+        (at its recent rate) and at least STALL_SECONDS: a camera that froze without
+        closing its stream is not live, whatever its reader has noticed so far."""
+        now = time.perf_counter() if now is None else now
+        with self._lock:
+            if self.state != "live" or self.last_result is None:
+                return False
+            fps = self._recent_fps()
+            deadline = max(STALL_SECONDS, STALL_PERIODS / fps if fps > 0 else 0.0)
+            return now - self.last_result > deadline
+
+    def histograms(self) -> Dict[str, Tuple[List[Tuple[float, int]], float]]:
+        """Inference time and frame age (seconds) as cumulative buckets and their sum,
+        read together: what /metrics exposes."""
+        with self._lock:
+            return {name: (histogram.cumulative(), histogram.sum) for name, histogram in
+                    (("inference_seconds", self.inference_seconds), ("frame_age_seconds", self.frame_age_seconds))}
+
+    def series_points(self, after: float = -1) -> Dict:
+        """The chart's points after second `after` (PerSecond.points)."""
+        with self._lock:
+            return self.series.points(time.perf_counter(), after)
 
     def snapshot(self) -> Dict:
         """Everything the web view's stats panel shows."""
@@ -90,6 +197,7 @@ class StreamStats:
                     "age_s": round(time.perf_counter() - self.last_result, 2) if self.last_result else None}
             if self.camera:
                 snap["camera"] = self.camera
+        snap["stalled"] = self.stalled()
         snap.update({"fps": round(self.fps(), 2), "recent_fps": round(self.recent_fps(), 2),
                      **{f"age_p{q}_ms": _percentile(ages, q) for q in (50, 90, 99)},
                      **{f"inference_p{q}_ms": _percentile(inference, q) for q in (50, 99)}})
@@ -136,3 +244,11 @@ class RunStats:
                 "fps": round(sum(c["fps"] for c in cameras.values()), 2),
                 "run_seconds": round(elapsed, 1), "sink_dropped": sink_dropped,
                 "states": {name: c["state"] for name, c in cameras.items()}}
+
+
+def by_camera(stats) -> Dict[str, StreamStats]:
+    """Each camera's statistics by name, from a run's RunStats or one stream's
+    StreamStats (a one-camera run: its camera, or "camera" when it has no name)."""
+    if isinstance(stats, RunStats):
+        return dict(stats.cameras)
+    return {stats.camera or "camera": stats}

@@ -85,6 +85,11 @@ class Publisher(Sink):
     def send(self, record: dict, payload: bytes) -> None:
         raise NotImplementedError
 
+    def link_state(self) -> Optional[Dict[str, Any]]:
+        """{"connected": bool, "reconnects": int} for a transport that keeps a connection
+        (MQTT), for /metrics; None for one that has none to report (UDP, a ZeroMQ PUB)."""
+        return None
+
 
 def parse_uri(uri: str) -> Address:
     """SCHEME://[USER[:PASSWORD]@]HOST[:PORT][/PATH]; the user information runs to the

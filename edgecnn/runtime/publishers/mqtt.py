@@ -14,6 +14,7 @@ import ssl
 import threading
 import time
 import uuid
+from typing import Any, Dict, Optional
 
 from edgecnn.core.errors import UserError
 from edgecnn.runtime.publishers import Address, PublisherType, Publisher, PublishOptions, environment_credentials
@@ -129,6 +130,9 @@ class MqttPublisher(Publisher):
         if self.connected.is_set() and self._ending_since is None:
             self.log(f"publish {self.text}: connection lost ({reason}); reconnecting")
         self.connected.clear()
+
+    def link_state(self) -> Optional[Dict[str, Any]]:
+        return {"connected": self.connected.is_set(), "reconnects": self.reconnects}
 
     def interrupt(self) -> None:
         self._ending_since = time.monotonic()

@@ -26,7 +26,8 @@ _SINKS = Registry("edgecnn.runtime.sinks", "SINK", "sink")
 @dataclass
 class SinkContext:
     """What a sink may need from the run: the source's name and frame rate, the live
-    statistics and the log."""
+    statistics, each camera's model card and the run's metrics (what the web view
+    shows), and the log."""
 
     source_name: str = ""
     fps: float = 30.0
@@ -35,6 +36,8 @@ class SinkContext:
     # what the tasks' records carry by option (a segmenter's masks=): the same for every
     # output that writes records (JSON lines, every publisher)
     record_options: Dict[str, Any] = field(default_factory=dict)
+    cards: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # {camera: its model's card as a dict}
+    metrics: Any = None  # the run's RunMetrics (edgecnn.runtime.metrics), for /metrics
 
 
 @dataclass

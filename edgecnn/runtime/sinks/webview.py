@@ -2,36 +2,49 @@
 edgecnn.runtime.http_server (standard library only: nothing to install on the device;
 bounded threads, timeouts and request sizes, so it can be left running).
 
+One camera (the command line's):
+
     /             an HTML page: the live annotated video and live statistics
     /stream.mjpg  the annotated frames as an MJPEG stream (multipart/x-mixed-replace)
     /stats.json   FPS, frame-age and inference percentiles, drops (source and sinks), the last
                   result's objects, and the web view's own client counts ("web")
 
-Binds loopback by default, and then answers only requests whose Host header names
-the loopback address (DNS rebinding gets 403). Any other address needs a token of at
-least MIN_TOKEN_LENGTH characters (given as ?token=T or an "Authorization: Bearer T"
-header) because the page shows the camera to whoever connects. Every other path is
-404; at most `max_clients` video viewers at once (503 beyond), and frames are
-JPEG-encoded only while someone watches.
+Several cameras (a config file's), pages from edgecnn.runtime.camera_pages:
+
+    /                           a grid of every camera's live video, FPS, frame age,
+                                drops and state (live, reconnecting, stalled, ended, failed)
+    /camera/NAME                one camera: its video, statistics, model card and a chart
+                                of inference time and frame age over the last minutes
+    /camera/NAME/stream.mjpg    its annotated frames
+    /camera/NAME/series.json    the chart's points, one a second (?after=SECOND: newer ones)
+    /stats.json                 every camera's statistics (RunStats.snapshot()) and "web"
+
+Both serve /healthz and /metrics (edgecnn.runtime.health). Binds loopback by default,
+and then answers only requests whose Host header names the loopback address (DNS
+rebinding gets 403). Any other address needs a token of at least MIN_TOKEN_LENGTH
+characters (given as ?token=T or an "Authorization: Bearer T" header) because the page
+shows the cameras to whoever connects; the token guards every path. Every other path is
+404; at most `max_clients` video viewers at once per camera (503 beyond), and a
+camera's frames are JPEG-encoded only while someone watches that camera.
 """
 from __future__ import annotations
 
 import hmac
 import html
-import ipaddress
 import json
 import threading
-from typing import Callable, Optional, Tuple
-from urllib.parse import parse_qs, quote, urlsplit
+from typing import Any, Callable, Dict, List, Optional, Tuple
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import cv2
 
 from edgecnn.core.errors import UserError
 from edgecnn.core.redact import redact
 from edgecnn.runtime.annotate import annotate
-from edgecnn.runtime.http_server import BoundedHTTPServer, RequestHandler
+from edgecnn.runtime.http_server import (BoundedHTTPServer, RequestHandler, is_loopback,
+                                         loopback_hosts, parse_address, server_url)
 from edgecnn.runtime.sinks import Sink, SinkContext, SinkType
-from edgecnn.runtime.stats import StreamStats
+from edgecnn.runtime.stats import RunStats, StreamStats
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>edgecnn: {title}</title>
@@ -74,26 +87,9 @@ setInterval(refresh, 500); refresh();
 """
 
 
-def parse_address(text: str) -> Tuple[str, int]:
-    """"HOST:PORT", ":PORT" or "PORT" (host defaults to 127.0.0.1); IPv6 as [::1]:PORT."""
-    host, _, port = text.rpartition(":")
-    host = host.strip("[]") or "127.0.0.1"
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise UserError(f"--serve takes HOST:PORT or PORT, got {text!r}")
-    return host, int(port)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 MIN_TOKEN_LENGTH = 16
-PAGE_WORKERS = 4  # worker threads beyond one per video viewer: the page and its stats polls
+PAGE_WORKERS = 4  # worker threads beyond one per video viewer: the pages and their polls
+HEALTH_PATHS = ("/healthz", "/metrics")
 
 
 def check_token(token: Optional[str]) -> None:
@@ -106,23 +102,30 @@ def check_token(token: Optional[str]) -> None:
                         f"(e.g. from `openssl rand -hex 16`)")
 
 
-def loopback_hosts(port: int):
-    """What a browser sends in the Host header for a view on loopback at `port`."""
-    names = ("localhost", "127.0.0.1", "[::1]")
-    return [f"{name}:{port}" for name in names] + (list(names) if port == 80 else [])
+class Picture:
+    """One camera's newest annotated JPEG, its viewers (at most `max_clients`) and the
+    condition they wait on for the next one."""
+
+    def __init__(self, max_clients: int) -> None:
+        self.viewers = threading.BoundedSemaphore(max_clients)
+        self.condition = threading.Condition()
+        self.jpeg: Optional[bytes] = None
+        self.sequence = 0
+        self.watchers = 0
+
+    def wanted(self) -> bool:
+        """Someone watches, or no frame was encoded yet (a first viewer gets one at once)."""
+        with self.condition:
+            return self.watchers > 0 or self.jpeg is None
+
+    def put(self, jpeg: bytes) -> None:
+        with self.condition:
+            self.jpeg, self.sequence = jpeg, self.sequence + 1
+            self.condition.notify_all()
 
 
 class _Handler(RequestHandler):
     server: "_Server"
-
-    def _send(self, code: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.end_headers()
-        self.wfile.write(body)
 
     def _authorised(self, query: dict) -> bool:
         token = self.server.view.token
@@ -137,30 +140,56 @@ class _Handler(RequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         parts = urlsplit(self.path)
         view = self.server.view
-        if parts.path not in ("/", "/index.html", "/stream.mjpg", "/stats.json"):
-            self._send(404, b"not found\n")
+        route = view.route(parts.path)
+        if route is None:
+            self.send_body(404, b"not found\n")
             return
-        if not self._authorised(parse_qs(parts.query)):
-            self._send(401, b"a valid token is required (?token=...)\n")
+        query = parse_qs(parts.query)
+        if not self._authorised(query):
+            self.send_body(401, b"a valid token is required (?token=...)\n")
             return
-        if parts.path == "/stats.json":
-            snapshot = {**view.stats.snapshot(), "web": self.server.counts()}
-            self._send(200, json.dumps(snapshot).encode(), "application/json")
-        elif parts.path == "/stream.mjpg":
-            self._stream()
-        else:
-            query = f"?token={quote(view.token)}" if view.token else ""
-            page = PAGE.format(title=html.escape(view.title), query=html.escape(query),
-                               query_json=json.dumps(query).replace("<", "\\u003c"))
-            self._send(200, page.encode(), "text/html; charset=utf-8")
+        what, camera = route
+        if what in HEALTH_PATHS:
+            from edgecnn.runtime.health import answer
 
-    def _stream(self) -> None:
-        view = self.server.view
-        if not view.viewers.acquire(blocking=False):
-            self._send(503, f"at most {view.max_clients} viewers at once\n".encode())
+            answer(self, what, view.stats, view.metrics)
+        elif what == "stats":
+            snapshot = {**view.stats.snapshot(), "web": self.server.counts()}
+            self.send_body(200, json.dumps(snapshot).encode(), "application/json")
+        elif what == "stream":
+            self._stream(view.pictures[camera])
+        elif what == "series":
+            self._series(view.stats.cameras[camera], query.get("after", ["-1"])[0])
+        elif what == "camera":
+            from edgecnn.runtime.camera_pages import camera_page
+
+            self.send_body(200, camera_page(camera, view.cards.get(camera), view.query).encode(),
+                       "text/html; charset=utf-8")
+        elif view.several:
+            from edgecnn.runtime.camera_pages import grid_page
+
+            self.send_body(200, grid_page(view.title, list(view.pictures), view.query).encode(),
+                       "text/html; charset=utf-8")
+        else:
+            page = PAGE.format(title=html.escape(view.title), query=html.escape(view.query),
+                               query_json=json.dumps(view.query).replace("<", "\\u003c"))
+            self.send_body(200, page.encode(), "text/html; charset=utf-8")
+
+    def _series(self, stats: StreamStats, after: str) -> None:
+        try:
+            since = float(after)
+        except ValueError:
+            self.send_body(400, b"?after= takes a number of seconds\n")
             return
-        with view.condition:
-            view.watchers += 1
+        self.send_body(200, json.dumps(stats.series_points(since)).encode(), "application/json")
+
+    def _stream(self, picture: Picture) -> None:
+        view = self.server.view
+        if not picture.viewers.acquire(blocking=False):
+            self.send_body(503, f"at most {view.max_clients} viewers at once\n".encode())
+            return
+        with picture.condition:
+            picture.watchers += 1
         try:
             self.send_response(200)
             self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
@@ -169,9 +198,10 @@ class _Handler(RequestHandler):
             self.wfile.flush()  # the viewer sees the stream open before the first frame
             seen = -1
             while True:
-                with view.condition:
-                    fresh = view.condition.wait_for(lambda: view.sequence != seen or view.closed, timeout=1.0)
-                    jpeg, seen = view.jpeg, view.sequence
+                with picture.condition:
+                    fresh = picture.condition.wait_for(lambda: picture.sequence != seen or view.closed,
+                                                       timeout=1.0)
+                    jpeg, seen = picture.jpeg, picture.sequence
                 if view.closed or (not fresh and self.client_left()):  # between frames: still watching?
                     break
                 if fresh and jpeg is not None:
@@ -181,9 +211,9 @@ class _Handler(RequestHandler):
         except OSError as exc:  # the viewer went away or stopped reading
             self.client_failed(exc)
         finally:
-            with view.condition:
-                view.watchers -= 1
-            view.viewers.release()
+            with picture.condition:
+                picture.watchers -= 1
+            picture.viewers.release()
 
 
 class _Server(BoundedHTTPServer):
@@ -191,10 +221,14 @@ class _Server(BoundedHTTPServer):
 
 
 class WebView(Sink):
-    """A sink serving the page, the MJPEG stream and the stats while the run goes on."""
+    """A sink serving the pages, the MJPEG streams and the stats while the run goes on.
+    `stats`: one stream's StreamStats (the one-camera page) or a run's RunStats (the
+    grid and a page per camera); `cards`: each camera's model card as a dict;
+    `metrics`: the run's RunMetrics for /metrics (made from `stats` when not given)."""
 
-    def __init__(self, address: str, stats: StreamStats, token: Optional[str] = None, title: str = "",
-                 max_clients: int = 4, jpeg_quality: int = 80, log: Optional[Callable[[str], None]] = None) -> None:
+    def __init__(self, address: str, stats: Any, token: Optional[str] = None, title: str = "",
+                 max_clients: int = 4, jpeg_quality: int = 80, log: Optional[Callable[[str], None]] = None,
+                 cards: Optional[Dict[str, Dict]] = None, metrics: Any = None) -> None:
         host, port = parse_address(address)
         check_token(token)
         if not is_loopback(host) and not token:
@@ -202,14 +236,20 @@ class WebView(Sink):
                             f"(or serve on 127.0.0.1)")
         self.stats, self.token, self.title, self.log = stats, token, redact(title), log
         self.max_clients, self.quality = max_clients, jpeg_quality
-        self.viewers = threading.BoundedSemaphore(max_clients)
-        self.condition = threading.Condition()
-        self.jpeg: Optional[bytes] = None
-        self.sequence = 0
-        self.watchers = 0
+        self.several = isinstance(stats, RunStats)
+        cameras: List[Any] = list(stats.cameras) if self.several else [None]
+        self.pictures: Dict[Any, Picture] = {camera: Picture(max_clients) for camera in cameras}
+        self.cards = dict(cards or {})
+        if metrics is None:
+            from edgecnn.runtime.metrics import RunMetrics
+
+            metrics = RunMetrics(stats)
+        self.metrics = metrics
+        self.query = f"?token={quote(token)}" if token else ""
         self.closed = False
         try:
-            self.server = _Server((host, port), _Handler, workers=max_clients + PAGE_WORKERS, log=log)
+            self.server = _Server((host, port), _Handler, workers=max_clients * len(cameras) + PAGE_WORKERS,
+                                  log=log)
         except OSError as exc:
             raise UserError(f"--serve {address}: cannot listen ({exc.strerror or exc})") from None
         if is_loopback(host):  # the port is known once bound (":0" picks one)
@@ -217,27 +257,46 @@ class WebView(Sink):
         self.server.view = self
         self.server.start()
 
+    def route(self, path: str) -> Optional[Tuple[str, Any]]:
+        """(what a path asks for, its camera), or None for a path this view does not serve."""
+        if path in HEALTH_PATHS:
+            return path, None
+        if path in ("/", "/index.html"):
+            return "page", None
+        if path == "/stats.json":
+            return "stats", None
+        if not self.several:
+            return ("stream", None) if path == "/stream.mjpg" else None
+        parts = path.split("/")
+        if len(parts) < 3 or parts[:2] != ["", "camera"] or unquote(parts[2]) not in self.pictures:
+            return None
+        camera = unquote(parts[2])
+        rest = "/".join(parts[3:])
+        return {"": ("camera", camera), "stream.mjpg": ("stream", camera),
+                "series.json": ("series", camera)}.get(rest) if len(parts) <= 4 else None
+
+    @property
+    def watchers(self) -> int:
+        """Video viewers connected now, over every camera."""
+        return sum(picture.watchers for picture in self.pictures.values())
+
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{port}/" + (f"?token={quote(self.token)}" if self.token else "")
+        return server_url(self.server.server_address) + self.query
 
     def write(self, image, result) -> None:
-        with self.condition:
-            watched = self.watchers > 0 or self.jpeg is None
-        if not watched:
+        picture = self.pictures.get(getattr(result, "camera", None) if self.several else None)
+        if picture is None or not picture.wanted():
             return
         ok, encoded = cv2.imencode(".jpg", annotate(image, result), [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         if ok:
-            with self.condition:
-                self.jpeg, self.sequence = encoded.tobytes(), self.sequence + 1
-                self.condition.notify_all()
+            picture.put(encoded.tobytes())
 
     def close(self, completed: bool = True) -> None:
-        with self.condition:
-            self.closed = True
-            self.condition.notify_all()
+        self.closed = True
+        for picture in self.pictures.values():
+            with picture.condition:
+                picture.condition.notify_all()
         self.server.close()
         if self.log is not None:
             counts = self.server.counts()
@@ -252,7 +311,8 @@ class WebView(Sink):
 
 
 def _open(values: dict, context: SinkContext) -> WebView:
-    view = WebView(values["serve"], context.stats, values.get("token"), title=context.source_name, log=context.log)
+    view = WebView(values["serve"], context.stats, values.get("token"), title=context.source_name, log=context.log,
+                   cards=context.cards, metrics=context.metrics)
     context.log(f"web view: {view.public_url}")
     return view
 
