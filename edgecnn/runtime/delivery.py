@@ -7,7 +7,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 
 class Sink:
@@ -26,6 +26,11 @@ class Sink:
     def interrupt(self) -> None:
         """The run is ending: stop waiting for anything outside the process (a broker
         that is down) beyond a short grace period. Called from another thread."""
+
+    def states_changed(self, states: Dict[str, str]) -> None:
+        """Each camera's state ({name: starting|live|reconnecting|ended|failed}) after any
+        of them changed, for run-wide sinks of a run of several cameras. Called from the
+        run's loop: it must not wait for anything."""
 
 
 class QueuedSink(Sink):
@@ -73,6 +78,10 @@ class QueuedSink(Sink):
                     self.stats.count_sink_drop(self.name)
             self._queue.append((image if self._keeps_image else None, result))
             self._condition.notify()
+
+    def states_changed(self, states: Dict[str, str]) -> None:
+        """Passed straight on: a state is not a record to queue behind the frames."""
+        self.sink.states_changed(states)
 
     def _serve(self) -> None:
         while True:

@@ -176,6 +176,7 @@ class Run:
         self.first_result: Optional[float] = None
         self.metrics: Any = None  # edgecnn.runtime.metrics.RunMetrics: what /metrics shows
         self.health: Any = None  # the --health server, while the run goes on
+        self._states: Dict[str, str] = {}  # each camera's state as the run-wide sinks last heard it
         self.stop_requested = threading.Event()  # set from another thread: the run ends after its current round
         self.service = ServiceNotifier(None)  # systemd's READY, WATCHDOG and STOPPING, once the run starts
 
@@ -432,6 +433,7 @@ class Run:
         while not self.stop_requested.is_set():
             self._update_states(stats)
             self.service.round(stats)
+            self._tell_states()
             with wakeup:
                 order = names[turn:] + names[:turn]
                 taken = [(name, self.feeds[name].take()) for name in order
@@ -478,6 +480,16 @@ class Run:
     def _update_states(self, stats) -> None:
         for name, feed in self.feeds.items():
             stats.cameras[name].source_changed(feed.state, feed.source_dropped, feed.reconnects, feed.skipped)
+
+    def _tell_states(self) -> None:
+        """The run-wide sinks hear of every change of a camera's state (a camera that
+        stops delivering has no result to say so); a one-camera run's outputs stay as
+        they were."""
+        states = {name: feed.state for name, feed in self.feeds.items()}
+        if not self.plan.single and states != self._states:
+            self._states = states
+            for sink in self.run_sinks:
+                sink.states_changed(dict(states))
 
     def _check_strict(self) -> None:
         if not self.plan.strict:

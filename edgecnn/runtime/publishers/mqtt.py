@@ -1,6 +1,10 @@
 """MQTT (paho-mqtt): frame records on PREFIX/frames, track events on PREFIX/events, and
 PREFIX/available: "online" (retained) once connected, "offline" at a clean end and, as
-the broker's last will, when the process dies. A lost broker is reconnected with
+the broker's last will, when the process dies. A run of several cameras also keeps
+each camera's state on PREFIX/CAMERA/state (retained: starting, live, reconnecting,
+ended or failed), sent when it changes and again at every connection, so a consumer
+that subscribes late reads every camera's state at once; read it together with
+PREFIX/available, which says whether the process reporting it is still there. A lost broker is reconnected with
 exponential backoff (1 s doubling to 8 s) by paho's network thread; meanwhile this
 publisher waits and the records pile up in its sink queue, whose oldest are dropped and
 counted. A broker that refuses the connection (a wrong password) is one line at start,
@@ -67,6 +71,9 @@ class MqttPublisher(Publisher):
         self._warned_at = None  # when a refusal was last reported
         self.reconnects = 0
         self.sent = 0
+        self._states: Dict[str, str] = {}  # each camera's state, as last told (runs of several cameras)
+        self._states_version = 0
+        self._states_lock = threading.Lock()
         self._was_connected = False
         self._ending_since = None
         tls = address.scheme == "mqtts"
@@ -115,6 +122,7 @@ class MqttPublisher(Publisher):
             self.log(f"publish {self.text}: reconnected")
         self._was_connected = True
         self.connected.set()
+        self._publish_all_states()
         self.answered.set()
 
     def _warn_refused(self) -> None:
@@ -130,6 +138,34 @@ class MqttPublisher(Publisher):
         if self.connected.is_set() and self._ending_since is None:
             self.log(f"publish {self.text}: connection lost ({reason}); reconnecting")
         self.connected.clear()
+
+    def states_changed(self, states: Dict[str, str]) -> None:
+        """Publish the cameras whose state changed (retained, QoS 1); while the broker is
+        away, only remember them: the connection publishes them all. Never waits."""
+        with self._states_lock:
+            changed = {name: state for name, state in states.items() if self._states.get(name) != state}
+            self._states.update(states)
+            self._states_version += 1
+            connected = self.connected.is_set()  # read after the update: a connection after it sends it
+        if connected:
+            for name, state in changed.items():
+                self.client.publish(self.state_topic(name), state, qos=1, retain=True)
+
+    def state_topic(self, camera: str) -> str:
+        return f"{self.prefix}/{camera}/state"
+
+    def _publish_all_states(self) -> None:
+        """Every camera's state, at each connection (the broker may have restarted without
+        its retained messages); again if one changed meanwhile, so the last sent is the
+        newest. Our lock is never held while paho's is taken."""
+        while True:
+            with self._states_lock:
+                version, states = self._states_version, dict(self._states)
+            for name, state in states.items():
+                self.client.publish(self.state_topic(name), state, qos=1, retain=True)
+            with self._states_lock:
+                if self._states_version == version:
+                    return
 
     def link_state(self) -> Optional[Dict[str, Any]]:
         return {"connected": self.connected.is_set(), "reconnects": self.reconnects}
