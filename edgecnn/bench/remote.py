@@ -36,8 +36,8 @@ class SshTarget:
         return (["-F", self.config] if self.config else []) + options
 
     def ssh(self, command: str, timeout: Optional[float] = None, stderr=subprocess.PIPE,
-            what: str = "ssh") -> subprocess.CompletedProcess:
-        return self._run(["ssh", *self.options(), self.host, command], timeout, stderr, what)
+            what: str = "ssh", stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
+        return self._run(["ssh", *self.options(), self.host, command], timeout, stderr, what, stdin=stdin)
 
     def copy(self, files: Sequence[str], directory: str, timeout: Optional[float] = None) -> None:
         """Copy files by streaming each into `cat` on the device: works wherever ssh does

@@ -1,0 +1,224 @@
+"""A systemd of the tests' own, as PID 1 of new PID, mount, UTS and cgroup namespaces,
+reached by an sshd on a loopback port: a "device" with a real service manager on a
+machine where systemd is not PID 1, that leaves the host as it was.
+
+- Its own cgroup: a child of the host's unified hierarchy, mounted as the namespace's
+  only /sys/fs/cgroup, so systemd neither sees nor creates nor kills the host's.
+- /etc and /var are overlays whose changes land in the work directory (a unit file, a
+  system user, the journal); /run, /tmp and /var/tmp are empty tmpfs, so nothing can
+  clean the host's /tmp; /srv is the work directory's srv/ (the device's edgecnn root).
+- /etc/systemd/system starts empty and SYSTEMD_UNIT_PATH names only it and the tests'
+  units: edgecnn-test.target starts journald (its stream and datagram sockets, no
+  /dev/log) and the sshd, nothing else; sysinit.target and basic.target are empty, so a
+  service's default dependencies pull in nothing of a boot (no sysctl, tmpfiles, udev,
+  fstab mounts, swap or binfmt); no generator runs.
+- /dev is a tmpfs with the nodes services use, /sys and /proc/sys are read-only, the
+  capabilities to load modules, set the clock, reboot and use audit are dropped, and
+  `container=` tells systemd it is not the host's init.
+Killing PID 1 kills everything in its PID namespace; stop() does, then removes the
+cgroups systemd made.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Optional
+
+SYSTEMD = "/lib/systemd/systemd"
+CGROUP2 = Path("/sys/fs/cgroup/unified")  # the host's unified hierarchy (hybrid layout)
+HOST_UNITS = Path("/lib/systemd/system")
+TARGET = "edgecnn-test.target"
+INSIDE = "/run/edgecnn-test"  # the work directory's ns/ as the namespace sees it
+DROPPED_CAPABILITIES = "-sys_module,-sys_time,-sys_boot,-audit_control,-audit_read,-audit_write,-syslog,-wake_alarm"
+
+INIT = r"""
+set -eu
+W=$1
+mount --make-rprivate /
+mount -t overlay overlay -o lowerdir=/etc,upperdir=$W/etc.upper,workdir=$W/etc.work /etc
+mount -t overlay overlay -o lowerdir=/var,upperdir=$W/var.upper,workdir=$W/var.work /var
+mount --bind $W/srv /srv
+mount -t tmpfs -o mode=0755 tmpfs /etc/systemd/system
+mount -t tmpfs -o mode=0755 tmpfs /run
+mkdir -p /run/edgecnn-test
+mount --bind $W/ns /run/edgecnn-test
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount -t tmpfs -o mode=1777 tmpfs /var/tmp
+mount -t tmpfs -o mode=0755,nosuid tmpfs /dev
+mknod -m 666 /dev/null c 1 3; mknod -m 666 /dev/zero c 1 5; mknod -m 666 /dev/full c 1 7
+mknod -m 666 /dev/random c 1 8; mknod -m 666 /dev/urandom c 1 9; mknod -m 666 /dev/tty c 5 0
+mkdir /dev/pts /dev/shm
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts /dev/pts
+ln -s pts/ptmx /dev/ptmx
+mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+ln -s /proc/self/fd /dev/fd; ln -s /proc/self/fd/0 /dev/stdin
+ln -s /proc/self/fd/1 /dev/stdout; ln -s /proc/self/fd/2 /dev/stderr
+mount -o remount,bind,ro /sys
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+mount --bind /proc/sys /proc/sys
+mount -o remount,bind,ro /proc/sys
+hostname edgecnn-test-device
+exec env -i container=edgecnn-test PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+    SYSTEMD_UNIT_PATH=/run/edgecnn-test/units:/etc/systemd/system \
+    SYSTEMD_GENERATOR_PATH=/run/edgecnn-test/empty SYSTEMD_ENVIRONMENT_GENERATOR_PATH=/run/edgecnn-test/empty \
+    setpriv --bounding-set {dropped} -- {systemd} --system --unit={target} --log-target=console --show-status=no
+"""
+
+
+def _empty_target(description: str, wants: str = "") -> str:
+    return (f"[Unit]\nDescription={description}\nDefaultDependencies=no\n"
+            + (f"Wants={wants}\nAfter={wants}\n" if wants else ""))
+
+
+def _journald_units() -> dict:
+    """The host's journald, listening on its stream and datagram sockets only (its
+    dev-log socket would link /dev/log, its audit socket read the host's audit)."""
+    service = (HOST_UNITS / "systemd-journald.service").read_text()
+    service = re.sub(r"(?m)^Sockets=.*$", "Sockets=systemd-journald.socket", service)
+    service = re.sub(r"(?m)^After=.*$", "After=systemd-journald.socket", service)
+    return {"systemd-journald.service": service,
+            "systemd-journald.socket": (HOST_UNITS / "systemd-journald.socket").read_text()}
+
+
+def usable() -> Optional[str]:
+    """None where this can run here, else why not (one line)."""
+    if os.geteuid() != 0:
+        return "needs root (namespaces, mounts, cgroups)"
+    for tool in ("unshare", "nsenter", "setpriv", "mount", "mknod"):
+        if shutil.which(tool) is None:
+            return f"needs {tool} (util-linux)"
+    if not Path(SYSTEMD).is_file():
+        return f"needs systemd ({SYSTEMD})"
+    if not (CGROUP2 / "cgroup.procs").is_file() and not Path("/sys/fs/cgroup/cgroup.procs").is_file():
+        return "needs a cgroup2 hierarchy"
+    return None
+
+
+class NamespacedSystemd:
+    """start() boots it with an sshd on `ssh_port` (sshd_config written by the caller
+    into `ssh_dir`, which the namespace sees as /run/edgecnn-test/ssh)."""
+
+    def __init__(self, workdir: Path, sshd_config: str) -> None:
+        self.workdir = Path(workdir)
+        self.sshd_config = sshd_config
+        self.name = f"edgecnn-test-{uuid.uuid4().hex[:12]}"
+        hierarchy = CGROUP2 if (CGROUP2 / "cgroup.procs").is_file() else Path("/sys/fs/cgroup")
+        self.cgroup = hierarchy / self.name
+        self.launcher: Optional[subprocess.Popen] = None
+        self.pid: Optional[int] = None  # PID 1 of the namespace, as the host sees it
+        self.console = self.workdir / "systemd-console.log"
+
+    @property
+    def ssh_dir(self) -> Path:
+        return self.workdir / "ns" / "ssh"
+
+    @property
+    def srv(self) -> Path:
+        return self.workdir / "srv"
+
+    def _prepare(self) -> None:
+        for name in ("etc.upper", "etc.work", "var.upper", "var.work", "srv", "ns/units", "ns/empty", "ns/ssh"):
+            (self.workdir / name).mkdir(parents=True, exist_ok=True)
+        units = {
+            TARGET: _empty_target("edgecnn test device", "systemd-journald.service sshd-test.service"),
+            "sysinit.target": _empty_target("System Initialization (empty here)"),
+            "basic.target": _empty_target("Basic System (empty here)"),
+            "shutdown.target": _empty_target("Shutdown") + "RefuseManualStart=yes\n",
+            "network-online.target": _empty_target("Network is Online (the host's)"),
+            "multi-user.target": _empty_target("Multi-User System (never started here)"),
+            "sshd-test.service": ("[Unit]\nDescription=sshd for the tests\nDefaultDependencies=no\n"
+                                  "[Service]\nExecStart=/usr/sbin/sshd -D -e -f "
+                                  f"{INSIDE}/ssh/sshd_config\nRuntimeDirectory=sshd\nRuntimeDirectoryMode=0755\n"),
+            **_journald_units()}
+        for name, text in units.items():
+            (self.workdir / "ns" / "units" / name).write_text(text)
+        (self.ssh_dir / "sshd_config").write_text(self.sshd_config)
+        (self.workdir / "ns" / "init.sh").write_text(
+            INIT.replace("{dropped}", DROPPED_CAPABILITIES).replace("{systemd}", SYSTEMD).replace("{target}", TARGET))
+
+    def start(self, ready: "callable", timeout: float = 60.0) -> None:
+        """Boot; `ready()` says when the sshd answers. Stops it on failure."""
+        self._prepare()
+        self.cgroup.mkdir()
+        script = (f"echo $$ > {self.cgroup}/cgroup.procs && exec unshare --fork --pid --mount --uts --cgroup "
+                  f"--mount-proc --propagation private sh {self.workdir}/ns/init.sh {self.workdir}")
+        with open(self.console, "wb") as console:
+            self.launcher = subprocess.Popen(["sh", "-c", script], stdin=subprocess.DEVNULL, stdout=console,
+                                             stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.launcher.poll() is not None:
+                    raise RuntimeError(f"systemd exited ({self.launcher.returncode}): {self.log_tail()}")
+                if self.pid is None:
+                    self.pid = self._namespace_pid1()
+                if self.pid is not None and ready():
+                    return
+                time.sleep(0.2)
+            raise RuntimeError(f"the namespaced systemd did not come up in {timeout:.0f} s: {self.log_tail()}")
+        except BaseException:
+            self.stop()
+            raise
+
+    def _namespace_pid1(self) -> Optional[int]:
+        children = Path(f"/proc/{self.launcher.pid}/task/{self.launcher.pid}/children")
+        try:
+            pids = children.read_text().split()
+        except OSError:
+            return None
+        return int(pids[0]) if pids else None
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return " | ".join(self.console.read_text(errors="replace").strip().splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def enter(self, *argv: str, timeout: float = 60.0, check: bool = False) -> subprocess.CompletedProcess:
+        """Run a command inside (its mount and PID namespaces): systemctl, journalctl."""
+        return subprocess.run(["nsenter", "-t", str(self.pid), "-m", "-p", "-u", "--", *argv], capture_output=True,
+                              text=True, timeout=timeout, check=check)
+
+    def systemctl(self, *args: str) -> subprocess.CompletedProcess:
+        return self.enter("systemctl", "--no-pager", *args)
+
+    def show(self, unit: str, *properties: str) -> dict:
+        result = self.systemctl("show", unit, *[f"--property={p}" for p in properties])
+        return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+
+    def stop(self) -> None:
+        """Kill PID 1 (and with it the namespace), then remove the cgroups it made."""
+        if self.launcher is not None:
+            if self.pid is not None:
+                try:
+                    os.kill(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            try:
+                self.launcher.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.launcher.pid, signal.SIGKILL)
+                self.launcher.wait(timeout=20)
+            self.launcher = None
+        self._remove_cgroups()
+
+    def _remove_cgroups(self) -> None:
+        if not self.cgroup.exists():
+            return
+        deadline = time.monotonic() + 10
+        while True:
+            for directory in sorted((p for p in self.cgroup.rglob("*") if p.is_dir()),
+                                    key=lambda p: len(p.parts), reverse=True) + [self.cgroup]:
+                try:
+                    directory.rmdir()
+                except OSError:
+                    pass
+            if not self.cgroup.exists() or time.monotonic() > deadline:
+                return
+            time.sleep(0.2)
