@@ -45,6 +45,14 @@ def add(p) -> None:
                    f"end; TRACKER: {', '.join(tracker_names())} (default {DEFAULT_TRACKER})")
     p.add_argument("--no-verify", action="store_true", help="run a model whose weights do not match the digest "
                    "its card records (changed or corrupted after conversion)")
+    p.add_argument("--zone", action="append", default=None, metavar="NAME=x1,y1,x2,y2,...[:OPTION=VALUE,...]",
+                   help="a zone whose enter, exit and dwell are events and whose occupancy is counted; coordinates "
+                   "in pixels, or fractions of the frame when all are within 0..1; options labels=a,b, "
+                   "min_time=S, dwell=S, dwell_repeat=1, anchor=bottom-center|center|..., fractions=0|1; "
+                   "may be repeated")
+    p.add_argument("--line", action="append", default=None, metavar="NAME=x1,y1,x2,y2[:OPTION=VALUE,...]",
+                   help="a line whose crossings are events, counted in and out; options in=left|right (of "
+                   "x1,y1 -> x2,y2: which way is in), labels=a,b, margin=PIXELS, anchor=...; may be repeated")
     add_card_flags(p)
     from edgecnn.core.task import record_option_specs
 
@@ -54,7 +62,8 @@ def add(p) -> None:
 
 
 # one-camera options that a config file gives per camera or per model instead
-ONE_CAMERA = ("model", "camera", "source", "backend", "threads", "realtime", "conf", "iou", "track", "task",
+ONE_CAMERA = ("model", "camera", "source", "backend", "threads", "realtime", "conf", "iou", "track", "zone", "line",
+              "task",
               "input_size", "layout", "mean", "std", "labels", "bgr", "preset", "head", "mask_threshold")
 DEFAULTS = {"backend": "auto", "conf": 0.25}
 
@@ -81,7 +90,8 @@ def run(args) -> int:
                                        backend=args.backend, threads=args.threads, max_frames=args.max_frames,
                                        realtime=args.realtime, conf=args.conf, iou=args.iou, card=card_options(args),
                                        sinks=sinks, track=args.track, records=records, strict=args.strict,
-                                       verify=not args.no_verify, health=args.health),
+                                       verify=not args.no_verify, health=args.health,
+                                       zones=args.zone or [], lines=args.line or []),
                             started=started)
     skipped = summary.get("skipped", 0)
     if skipped:

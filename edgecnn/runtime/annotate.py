@@ -28,6 +28,11 @@ def annotate(image: np.ndarray, result, status: Optional[str] = None) -> np.ndar
     the bottom; `image` itself is left untouched."""
     canvas = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image[:, :, :3].copy()
     result.draw(canvas)
+    places = getattr(result, "places", None)
+    if places:  # a camera's zones and lines with their counts, over the boxes so their counts stay readable
+        from edgecnn.runtime.analytics.drawing import draw_places
+
+        draw_places(canvas, places, getattr(result, "analytics", None))
     if status:
         draw_label(canvas, status, (4, canvas.shape[0] - 2), (40, 40, 40))
     return canvas

@@ -209,6 +209,15 @@ class ClipRecorder:
             self._inbox.append(("trigger", dict(event or {}), key, track_id, when))
             self._inbox_ready.notify()
 
+    def extend(self, key: str, at: float) -> None:
+        """The event behind the open clip `key` goes on at capture time `at` (its object is
+        still in view): the clip runs on to `post_seconds` after it. No clip is opened."""
+        with self._inbox_ready:
+            if self._closing:
+                raise RuntimeError("the clip recorder is closed")
+            self._inbox.append(("extend", key, at))
+            self._inbox_ready.notify()
+
     def wait_idle(self, timeout: Optional[float] = None) -> bool:
         """Wait until every frame and trigger handed over so far is buffered and every
         finished clip written; False on timeout. Open clips stay open."""
@@ -251,6 +260,10 @@ class ClipRecorder:
                     self._inbox_frames -= 1
             if message[0] == "frame":
                 self._buffer_frame(message[1], message[2])
+            elif message[0] == "extend":
+                clip = self._open.get(message[1])
+                if clip is not None and message[2] <= clip.end:
+                    clip.end = max(clip.end, message[2] + self.post_seconds)
             else:
                 self._start_or_extend(*message[1:])
         for clip in list(self._open.values()):

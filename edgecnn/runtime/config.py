@@ -52,6 +52,24 @@ def _model_schema() -> dict:
         "mask_threshold": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}}}
 
 
+def _place_schema(kind: str) -> dict:
+    """A zone or a line: its points as text ('x,y x,y ...') or [[x, y], ...], or an
+    object with points and options (edgecnn.runtime.analytics.specs)."""
+    points = {"oneOf": [{"type": "string"}, {"type": "array", "items": {
+        "type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}}]}
+    options = {"points": points, "camera": {"type": "string", "description": "top-level entries: the camera"},
+               "labels": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+               "anchor": {"type": "string"}, "fractions": {"type": "boolean"}}
+    if kind == "zone":
+        options.update({"min_time": {"type": "number", "minimum": 0}, "dwell": {"type": "number",
+                                                                                  "exclusiveMinimum": 0},
+                        "dwell_repeat": {"type": "boolean"}})
+    else:
+        options.update({"in": {"enum": ["left", "right"]}, "margin": {"type": "number", "minimum": 0}})
+    return {"oneOf": [points, {"type": "object", "required": ["points"], "properties": options,
+                               "additionalProperties": False}]}
+
+
 def _option_schema(settings: Dict[str, Any]) -> dict:
     """A command-line option (argparse keyword arguments) as a JSON Schema property."""
     if settings.get("action") == "store_true":
@@ -92,8 +110,8 @@ def config_schema() -> dict:
         "track": {"oneOf": [{"type": "boolean"}, {"enum": tracker_names()}]},
         "realtime": {"type": "boolean", "description": "read a file at its frame rate, like a camera"},
         "max_frames": {"type": "integer", "minimum": 1},
-        "zones": {"type": "object"}, "lines": {"type": "object"},
-        "clips": {"type": ["object", "string"]},
+        "zones": {"type": "object", "propertyNames": {"pattern": NAME}, "additionalProperties": _place_schema("zone")},
+        "lines": {"type": "object", "propertyNames": {"pattern": NAME}, "additionalProperties": _place_schema("line")},
         **_sink_properties("camera")}}
     records = {"type": "object", "additionalProperties": False,
                "properties": {name: _option_schema(spec) for name, spec in record_option_specs().items()}}
@@ -107,6 +125,10 @@ def config_schema() -> dict:
             "cameras": {"type": "object", "minProperties": 1, "propertyNames": {"pattern": NAME},
                         "additionalProperties": camera},
             "records": records,
+            "zones": {"type": "object", "propertyNames": {"pattern": NAME}, "additionalProperties": _place_schema("zone"),
+                      "description": "zones of the cameras they name (camera: NAME)"},
+            "lines": {"type": "object", "propertyNames": {"pattern": NAME}, "additionalProperties": _place_schema("line"),
+                      "description": "lines of the cameras they name (camera: NAME)"},
             "max_frames": {"type": "integer", "minimum": 1, "description": "per camera"},
             "strict": {"type": "boolean", "description": "an input that cannot be decoded ends the run"},
             "health": {"type": "string", "description": "HOST:PORT serving only /healthz and /metrics"},
@@ -267,9 +289,20 @@ def plan_from_config(data: Dict[str, Any], path: str, lines: Dict[Tuple, int]) -
             track=("bytetrack" if track is True else None) if isinstance(track, bool) else track,
             realtime=bool(spec.get("realtime", False)),
             sinks=_beside(base, {k: _sink_value(k, v) for k, v in spec.items() if k in run_options}),
-            zones=dict(spec.get("zones") or {}), lines=dict(spec.get("lines") or {}), clips=spec.get("clips"),
+            zones=dict(spec.get("zones") or {}), lines=dict(spec.get("lines") or {}),
             max_frames=spec.get("max_frames", data.get("max_frames")))
         locations[f"cameras.{name}"] = _where(path, lines, ("cameras", name, "source"))
+    for kind in ("zones", "lines"):  # top-level entries name their camera
+        for place, spec in (data.get(kind) or {}).items():
+            where = _where(path, lines, (kind, place))
+            camera = spec.get("camera") if isinstance(spec, dict) else None
+            if camera not in cameras:
+                raise UserError(f"{where}: {kind}.{place}: " + (f"names no camera; give camera: NAME" if camera is None
+                                else f"no camera named {camera!r}; known: {', '.join(cameras)}"))
+            found = getattr(cameras[camera], kind)
+            if place in found:
+                raise UserError(f"{where}: {kind}.{place}: camera {camera} already has a {kind[:-1]} named {place}")
+            found[place] = {k: v for k, v in spec.items() if k != "camera"}
     plan = RunPlan(models=models, cameras=cameras,
                    sinks=_beside(base, {k: _sink_value(k, v) for k, v in data.items() if k in run_options}),
                    records=dict(data.get("records") or {}), retry_at_start=True, strict=bool(data.get("strict")),
@@ -342,6 +375,9 @@ def check_plan(plan: RunPlan) -> List[str]:
             kind = source_for(camera.source)
             kind.split(camera.source)
             check_sink_values(camera.sinks, f"camera {name}: ")
+            from edgecnn.runtime.analytics.specs import build
+
+            build(camera.zones, camera.lines)  # points, polygons, options: the labels are checked at start
         except UserError as exc:
             raise UserError(f"{where}: cameras.{name}: {exc}") from None
         report.append(f"camera {name}: {kind.name} source, model {camera.model}"

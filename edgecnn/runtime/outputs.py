@@ -65,6 +65,21 @@ class OutputClaims:
         self._lock(resolved, path, what)
         self.claimed[resolved] = what
 
+    def claim_directory(self, path: Optional[str], what: str) -> None:
+        """A directory the run writes files into (event clips): made if missing, and
+        proven writable by making a file there, before any model loads."""
+        if path in (None, ""):
+            return
+        resolved = real_path(path)
+        if resolved in self.inputs:
+            raise UserError(f"{what} {path} is an input of this run; choose another directory")
+        try:
+            resolved.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=resolved, prefix=".edgecnn.", suffix=".check"):
+                pass
+        except OSError as exc:
+            raise UserError(f"cannot write into {what} {path}: {exc.strerror or exc}") from None
+
     def _lock(self, resolved: Path, path: str, what: str) -> None:
         LOCKS.mkdir(parents=True, exist_ok=True)
         lock = LOCKS / (hashlib.sha256(str(resolved).encode()).hexdigest()[:32] + ".lock")

@@ -37,9 +37,8 @@ class CameraPlan:
     track: Optional[str] = None
     realtime: bool = False
     sinks: Dict[str, Any] = field(default_factory=dict)  # this camera's own sink option values
-    zones: Dict[str, Any] = field(default_factory=dict)
+    zones: Dict[str, Any] = field(default_factory=dict)  # name -> spec (edgecnn.runtime.analytics.specs)
     lines: Dict[str, Any] = field(default_factory=dict)
-    clips: Optional[Dict[str, Any]] = None
     max_frames: Optional[int] = None
 
 

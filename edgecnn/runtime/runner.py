@@ -59,6 +59,8 @@ class RunOptions:
     # what the tasks' records carry, by record option (a segmenter's masks="contours"): None: the task's default
     records: Dict[str, Any] = field(default_factory=dict)
     strict: bool = False  # an input that cannot be decoded ends the run instead of being counted
+    zones: List[str] = field(default_factory=list)  # --zone NAME=x1,y1,...[:OPTION=VALUE,...] (edgecnn.runtime.analytics)
+    lines: List[str] = field(default_factory=list)  # --line NAME=x1,y1,x2,y2[:OPTION=VALUE,...]
     verify: bool = True  # check the model's weights against its card's digest
     health: Optional[str] = None  # HOST:PORT serving only /healthz and /metrics (edgecnn.runtime.health)
 
@@ -77,8 +79,11 @@ def plan_from_options(options: RunOptions) -> RunPlan:
     """The one-camera command line as a one-camera plan."""
     model = ModelPlan(path=options.model, backend=options.backend, threads=options.threads, conf=options.conf,
                       iou=options.iou, card=options.card, verify=options.verify)
+    from edgecnn.runtime.analytics.specs import parse_options
+
     camera = CameraPlan(source=source_uri(options), track=options.track, realtime=options.realtime,
-                        sinks=dict(options.sinks), max_frames=options.max_frames)
+                        sinks=dict(options.sinks), max_frames=options.max_frames,
+                        zones=parse_options(options.zones, "--zone"), lines=parse_options(options.lines, "--line"))
     return RunPlan(models={DEFAULT_MODEL: model}, cameras={"camera": camera}, records=dict(options.records),
                    callbacks=list(options.callbacks), strict=options.strict, health=options.health, single=True)
 
@@ -178,6 +183,7 @@ class Run:
         self.health: Any = None  # the --health server, while the run goes on
         self._states: Dict[str, str] = {}  # each camera's state as the run-wide sinks last heard it
         self.stop_requested = threading.Event()  # set from another thread: the run ends after its current round
+        self.places: Dict[str, Any] = {}  # camera -> its zones and lines (edgecnn.runtime.analytics.stage)
         self.service = ServiceNotifier(None)  # systemd's READY, WATCHDOG and STOPPING, once the run starts
 
     # ------------------------------------------------------------------ checks and set-up
@@ -219,14 +225,18 @@ class Run:
         inputs += [self.plan.source_file] if self.plan.source_file else []
         claims = OutputClaims(inputs)
         try:
-            for kind in sink_types():
+            for kind in (kind for kind in sink_types() if kind.options):
                 for name, camera in self.plan.cameras.items():
+                    what = f"--{next(iter(kind.options))}" if self.plan.single else \
+                        f"camera {name}'s {next(iter(kind.options))}"
                     for path in kind.outputs(camera.sinks):
-                        what = f"--{next(iter(kind.options))}" if self.plan.single else \
-                            f"camera {name}'s {next(iter(kind.options))}"
                         claims.claim(path, what)
+                    for path in kind.directories(camera.sinks):
+                        claims.claim_directory(path, what)
                 for path in kind.outputs(self.plan.sinks):
                     claims.claim(path, f"--{next(iter(kind.options))}")
+                for path in kind.directories(self.plan.sinks):
+                    claims.claim_directory(path, f"--{next(iter(kind.options))}")
         except BaseException:
             claims.release()
             raise
@@ -292,7 +302,8 @@ class Run:
             camera_stats = stats.cameras[name]
             context = SinkContext(source_name=feed.source.name if feed.source else camera.source,
                                   fps=feed.fps or 30.0, stats=camera_stats, log=self.log, record_options=records,
-                                  cards={name: models[camera.model].card.to_dict()}, metrics=self.metrics)
+                                  cards={name: models[camera.model].card.to_dict()}, metrics=self.metrics,
+                                  camera="" if self.plan.single else name, places=self._described(name))
             chosen = [(kind, camera.sinks) for kind in kinds if kind.wanted(camera.sinks)]
             if self.plan.single and not chosen and not self.plan.callbacks and not any(
                     kind.wanted(self.plan.sinks) for kind in kinds):
@@ -308,13 +319,42 @@ class Run:
         context = SinkContext(source_name=self._run_name(), fps=max((f.fps for f in self.feeds.values()), default=30.0)
                               or 30.0, stats=run_stats, log=self.log, record_options=records,
                               cards={name: models[camera.model].card.to_dict() for name, camera
-                                     in self.plan.cameras.items()}, metrics=self.metrics)
+                                     in self.plan.cameras.items()}, metrics=self.metrics,
+                              places={key: value for name in self.plan.cameras
+                                      for key, value in self._described(name).items()})
         for kind in kinds:
             if kind.wanted(self.plan.sinks):
                 self.run_sinks.extend(QueuedSink(sink, sink.name or kind.name, kind.queue_size, run_stats,
                                                  wait_when_full=kind.records_the_run and not live)
                                       for sink in kind.open(self.plan.sinks, context))
         self.run_sinks.extend(QueuedSink(CallbackSink(fn), "callback", stats=run_stats) for fn in self.plan.callbacks)
+
+    def _described(self, name: str) -> Dict[str, Any]:
+        """{camera: its zones and lines}, the camera "" in a one-camera run (whose topics
+        and records name no camera)."""
+        stage = self.places.get(name)
+        return {("" if self.plan.single else name): stage.described()} if stage is not None else {}
+
+    def _open_places(self, models) -> None:
+        """Each camera's zones and lines (edgecnn.runtime.analytics), checked against its
+        model's labels; a camera with some needs tracks, so it is tracked."""
+        from edgecnn.runtime.analytics.stage import PlaceStage
+        from edgecnn.runtime.trackers import DEFAULT_TRACKER
+
+        for name, camera in self.plan.cameras.items():
+            if not camera.zones and not camera.lines:
+                continue
+            model = models[camera.model]
+            where = "" if self.plan.single else f"camera {name}: "
+            if not model.task_spec.trackable:
+                raise UserError(f"{where}zones and lines need a detector; this model's task is {model.card.task}")
+            try:
+                self.places[name] = PlaceStage(camera.zones, camera.lines, model.labels)
+            except UserError as exc:
+                raise UserError(f"{where}{exc}") from None
+            if camera.track in (None, False):
+                camera.track = DEFAULT_TRACKER
+                self.log(f"{where}zones and lines follow tracks: tracking with {DEFAULT_TRACKER}")
 
     def _opened_sinks(self) -> List[Any]:
         """(camera, sink) of every open sink, camera "" for the run-wide ones: for /metrics."""
@@ -374,6 +414,7 @@ class Run:
                 if camera.track not in (None, False) and not models[camera.model].task_spec.trackable:
                     task = models[camera.model].card.task
                     raise UserError(f"tracking needs a detector; this model's task is {task}")
+            self._open_places(models)
             batched = self._batching(models)  # measured before any camera opens: no frame waits on it
             self._open_feeds(models, wakeup)
             tracking = {name: open_tracking(camera.track, self.feeds[name].fps or 30.0)
@@ -468,6 +509,9 @@ class Run:
             result.camera = name
         if tracking is not None:
             tracking(result)
+            places = self.places.get(name)
+            if places is not None:
+                places(result, frame.image.shape[:2])
             result.frame_age_ms = (time.perf_counter() - frame.capture_clock) * 1000  # tracked, too
         feed = self.feeds[name]
         camera_stats.add(result, feed.source_dropped, feed.reconnects, getattr(feed.source, "status", "running"),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Iterator, List, Optional
 
-SCHEMA_ID = "edgecnn.result/1"
+SCHEMA_ID = "edgecnn.result/2"
 
 NUMBER_PAIR = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}
 BOX = {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4,
@@ -73,16 +73,60 @@ EVENT_RECORD = {
 }
 
 
+_PLACE = {"track_id": {"type": "integer", "minimum": 1}, "label": {"type": "string"},
+          "class_id": {"type": "integer", "minimum": 0}, "box": BOX, "center": NUMBER_PAIR, "size": NUMBER_PAIR}
+ZONE_EVENT_RECORD = {
+    "type": "object",
+    "required": ["schema", "type", "event", "zone", "frame", "capture_time", "track_id", "label", "class_id", "box",
+                 "center", "size", "entered_at", "seconds"],
+    "properties": {
+        **_TIMING, **_PLACE, "type": {"const": "event"}, "event": {"enum": ["enter", "exit", "dwell"]},
+        "zone": {"type": "string"},
+        "entered_at": {"type": "number", "description": "capture time of the first frame it was seen inside"},
+        "seconds": {"type": "number", "minimum": 0, "description": "how long it has been inside"},
+        "track_ended": {"type": "boolean", "description": "exit: its track ended, it was not seen leaving"},
+    },
+    "additionalProperties": False,
+}
+LINE_EVENT_RECORD = {
+    "type": "object",
+    "required": ["schema", "type", "event", "line", "direction", "frame", "capture_time", "track_id", "label",
+                 "class_id", "box", "center", "size", "point"],
+    "properties": {
+        **_TIMING, **_PLACE, "type": {"const": "event"}, "event": {"const": "cross"}, "line": {"type": "string"},
+        "direction": {"enum": ["in", "out"]},
+        "point": {**NUMBER_PAIR, "description": "where the anchor's path met the line, frame pixels"},
+    },
+    "additionalProperties": False,
+}
+_PER_LABEL = {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}
+COUNTS_RECORD = {
+    "type": "object",
+    "required": ["schema", "type", "frame", "capture_time"],
+    "description": "sent when a zone's occupancy or a line's counts change: the zones and lines that changed",
+    "properties": {
+        **_TIMING, "type": {"const": "counts"},
+        "zones": {"type": "object", "additionalProperties": _PER_LABEL,
+                  "description": "objects inside each zone now, per label"},
+        "lines": {"type": "object", "additionalProperties": {
+            "type": "object", "required": ["in", "out"], "properties": {"in": _PER_LABEL, "out": _PER_LABEL},
+            "additionalProperties": False}, "description": "crossings of each line since the run began, per label"},
+    },
+    "additionalProperties": False,
+}
+
+
 def result_schema() -> dict:
     """The JSON Schema document, assembled from the registered tasks' fragments: one
-    frame record per task, and the track event record."""
+    frame record per task, the track, zone and line event records and the counts record."""
     from edgecnn.core.task import all_tasks
 
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"https://edgecnn.dev/schema/{SCHEMA_ID}.json",
         "title": "edgecnn result record",
-        "oneOf": [*(frame_schema(task) for task in all_tasks()), EVENT_RECORD],
+        "oneOf": [*(frame_schema(task) for task in all_tasks()), EVENT_RECORD, ZONE_EVENT_RECORD, LINE_EVENT_RECORD,
+                  COUNTS_RECORD],
     }
 
 
@@ -105,11 +149,49 @@ def event_record(event, capture_time: float, camera: Optional[str] = None) -> di
     return record
 
 
+def place_record(event, camera: Optional[str] = None) -> dict:
+    """A zone event (enter, exit, dwell) or a line crossing (edgecnn.runtime.analytics) as
+    its record."""
+    found = event.to_dict()
+    x1, y1, x2, y2 = found.pop("box")
+    record = {"schema": SCHEMA_ID, "type": "event", "event": found.pop("event"), "frame": found.pop("frame"),
+              "capture_time": found.pop("time"), **found, "box": [x1, y1, x2, y2],
+              "center": [round((x1 + x2) / 2, 1), round((y1 + y2) / 2, 1)], "size": [round(x2 - x1, 1), round(y2 - y1, 1)]}
+    if camera is not None:
+        record["camera"] = camera
+    return record
+
+
+def counts_record(frame, camera: Optional[str] = None) -> Optional[dict]:
+    """The zones and lines whose counts this frame changed (edgecnn.runtime.analytics
+    .AnalyticsFrame), or None when none did."""
+    if not frame.changed_zones and not frame.changed_lines:
+        return None
+    record = {"schema": SCHEMA_ID, "type": "counts", "frame": frame.frame_index, "capture_time": round(frame.time, 4)}
+    if camera is not None:
+        record["camera"] = camera
+    if frame.changed_zones:
+        record["zones"] = {name: dict(frame.occupancy[name]) for name in frame.changed_zones}
+    if frame.changed_lines:
+        record["lines"] = {name: {"in": dict(frame.line_counts[name]["in"]), "out": dict(frame.line_counts[name]["out"])}
+                           for name in frame.changed_lines}
+    return record
+
+
 def records(result, **options) -> Iterator[dict]:
-    """The frame's record, then one per track event of the frame."""
+    """The frame's record, then one per track event of the frame, one per zone or line
+    event, and the counts that changed."""
+    camera = getattr(result, "camera", None)
     yield frame_record(result, **options)
     for event in getattr(result, "events", ()):
-        yield event_record(event, result.capture_time, getattr(result, "camera", None))
+        yield event_record(event, result.capture_time, camera)
+    analytics = getattr(result, "analytics", None)
+    if analytics is not None:
+        for event in analytics.events:
+            yield place_record(event, camera)
+        counts = counts_record(analytics, camera)
+        if counts is not None:
+            yield counts
 
 
 def encode(record: dict) -> bytes:

@@ -18,7 +18,7 @@ than ignore them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import SplitResult, unquote, urlsplit
 
@@ -36,6 +36,9 @@ class PublishOptions:
     qos: int = 0  # MQTT quality of service
     retry: bool = False  # an unreachable destination at start: keep trying instead of failing
     log: Callable[[str], None] = print  # progress lines; the runner passes its own
+    discovery: Optional[str] = None  # announce counts and states to this home automation ("homeassistant")
+    # {camera ("" for a one-camera run): {"zones": {name: labels}, "lines": {name: labels}}}
+    places: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass

@@ -1,10 +1,22 @@
-"""MQTT (paho-mqtt): frame records on PREFIX/frames, track events on PREFIX/events, and
-PREFIX/available: "online" (retained) once connected, "offline" at a clean end and, as
-the broker's last will, when the process dies. A run of several cameras also keeps
-each camera's state on PREFIX/CAMERA/state (retained: starting, live, reconnecting,
-ended or failed), sent when it changes and again at every connection, so a consumer
-that subscribes late reads every camera's state at once; read it together with
-PREFIX/available, which says whether the process reporting it is still there. A lost broker is reconnected with
+"""MQTT (paho-mqtt), in Frigate's spirit. For a one-camera run CAMERA/ is left out of
+every topic below.
+
+    PREFIX/CAMERA/frames               frame records
+    PREFIX/CAMERA/events               track events, zone enter/exit/dwell, line crossings
+    PREFIX/CAMERA/ZONE/LABEL           objects of LABEL in ZONE now (retained, sent on change)
+    PREFIX/CAMERA/LINE/in/LABEL        crossings of LINE since the run began, each way (retained)
+    PREFIX/CAMERA/LINE/out/LABEL
+    PREFIX/CAMERA/state                the camera's state (retained; runs of several cameras)
+    PREFIX/available                   "online" (retained) once connected, "offline" at a clean end
+                                       and, as the broker's last will, when the process dies
+
+A dashboard or a robot's state machine reads the current counts and states on connect.
+With discovery (`--publish-discovery homeassistant`) every count and state is announced
+as a Home Assistant entity (retained config under homeassistant/sensor/...), so it
+appears on a dashboard without hand-written YAML. A camera's state is sent when it
+changes and again at every connection, so a consumer that subscribes late reads every
+camera's state at once; read it together with PREFIX/available, which says whether the
+process reporting it is still there. A lost broker is reconnected with
 exponential backoff (1 s doubling to 8 s) by paho's network thread; meanwhile this
 publisher waits and the records pile up in its sink queue, whose oldest are dropped and
 counted. A broker that refuses the connection (a wrong password) is one line at start,
@@ -29,6 +41,7 @@ PAHO_QUEUE = 256  # messages paho holds for QoS 1/2 while unacknowledged
 KEEPALIVE = 10
 RECONNECT_MIN, RECONNECT_MAX = 1, 8  # seconds between attempts, doubling
 AUTHENTICATION_REFUSED = (134, 135)  # CONNACK "Bad user name or password", "Not authorized"
+DISCOVERY_PREFIX = "homeassistant"  # Home Assistant's default discovery prefix
 
 
 def refusal_reason(reason) -> str:
@@ -76,6 +89,9 @@ class MqttPublisher(Publisher):
         self._states_lock = threading.Lock()
         self._was_connected = False
         self._ending_since = None
+        self.discovery, self.places = options.discovery, dict(options.places)
+        self._retained: Dict[str, int] = {}  # count topics as last published (sent again only on change)
+        self._labels_seen: Dict[tuple, set] = {}
         tls = address.scheme == "mqtts"
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"edgecnn-{uuid.uuid4().hex[:12]}")
         if address.username:
@@ -121,6 +137,10 @@ class MqttPublisher(Publisher):
             self.reconnects += 1
             self.log(f"publish {self.text}: reconnected")
         self._was_connected = True
+        if self.discovery == "homeassistant":
+            self._announce()
+        for topic, value in list(self._retained.items()):  # a broker that restarted lost its retained counts
+            client.publish(topic, str(value), qos=1, retain=True)
         self.connected.set()
         self._publish_all_states()
         self.answered.set()
@@ -173,16 +193,80 @@ class MqttPublisher(Publisher):
     def interrupt(self) -> None:
         self._ending_since = time.monotonic()
 
+    def topic(self, camera: Optional[str], *parts: str) -> str:
+        return "/".join([self.prefix, *([camera] if camera else []), *parts])
+
     def send(self, record: dict, payload: bytes) -> None:
         while not self.connected.wait(0.2):
             if self._ending_since is not None and time.monotonic() - self._ending_since > GRACE:
                 self.count_drop()
                 return
-        topic = f"{self.prefix}/{'frames' if record['type'] == 'frame' else 'events'}"
+        camera = record.get("camera")
+        if record["type"] == "counts":
+            self._send_counts(camera, record)
+            return
+        topic = self.topic(camera, "frames" if record["type"] == "frame" else "events")
         if self.client.publish(topic, payload, qos=self.qos).rc == 0:
             self.sent += 1
         else:  # the connection went between the check and the call, or paho's own queue is full
             self.count_drop()
+
+    def _send_counts(self, camera: Optional[str], record: dict) -> None:
+        """Each count that changed on its own retained topic; a label no longer counted
+        goes to 0 (a retained topic keeps its last value otherwise)."""
+        values: Dict[str, int] = {}
+        for zone, labels in record.get("zones", {}).items():
+            for label in set(labels) | self._labels_seen.get((camera, zone), set()):
+                values[self.topic(camera, zone, label)] = int(labels.get(label, 0))
+            self._labels_seen.setdefault((camera, zone), set()).update(labels)
+        for line, counts in record.get("lines", {}).items():
+            for way in ("in", "out"):
+                for label, count in counts[way].items():
+                    values[self.topic(camera, line, way, label)] = int(count)
+        delivered = True
+        for topic, value in values.items():
+            if self._retained.get(topic) == value:
+                continue
+            if self.client.publish(topic, str(value), qos=max(self.qos, 1), retain=True).rc == 0:
+                self._retained[topic] = value
+            else:
+                delivered = False
+        if delivered:
+            self.sent += 1
+        else:
+            self.count_drop()
+
+    def _announce(self) -> None:
+        """Home Assistant MQTT discovery: a sensor per zone and label (objects inside), per
+        line, way and label (crossings), and per camera (its state)."""
+        import json
+
+        device = {"identifiers": [f"edgecnn_{self.prefix}"], "name": f"edgecnn {self.prefix}",
+                  "manufacturer": "edgecnn"}
+        common = {"availability_topic": self.available, "payload_available": "online",
+                  "payload_not_available": "offline", "device": device}
+        entities = []
+        for camera, places in self.places.items():
+            for zone, labels in places.get("zones", {}).items():
+                for label in labels:
+                    entities.append((f"{camera} {zone} {label}".strip(), self.topic(camera, zone, label),
+                                     {"state_class": "measurement", "unit_of_measurement": "objects"}))
+            for line, labels in places.get("lines", {}).items():
+                for way in ("in", "out"):
+                    for label in labels:
+                        entities.append((f"{camera} {line} {label} {way}".strip(),
+                                         self.topic(camera, line, way, label),
+                                         {"state_class": "total_increasing", "unit_of_measurement": "objects"}))
+            if camera:
+                entities.append((f"{camera} state", self.state_topic(camera),
+                                 {"device_class": "enum",
+                                  "options": ["starting", "live", "reconnecting", "ended", "failed"]}))
+        for name, state_topic, extra in entities:
+            unique = "edgecnn_" + "_".join(part for part in f"{self.prefix} {name}".replace("/", " ").split())
+            config = {"name": name, "unique_id": unique, "object_id": unique, "state_topic": state_topic,
+                      **common, **extra}
+            self.client.publish(f"{DISCOVERY_PREFIX}/sensor/{unique}/config", json.dumps(config), qos=1,
+                                retain=True)
 
     def close(self, completed: bool = True) -> None:
         if self.connected.is_set():

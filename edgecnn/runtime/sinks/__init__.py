@@ -38,6 +38,9 @@ class SinkContext:
     record_options: Dict[str, Any] = field(default_factory=dict)
     cards: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # {camera: its model's card as a dict}
     metrics: Any = None  # the run's RunMetrics (edgecnn.runtime.metrics), for /metrics
+    camera: str = ""  # the camera a per-camera sink serves ("" for a run-wide one)
+    # {camera: {"zones": {name: labels}, "lines": {name: labels}}}: what home automation is told about
+    places: Dict[str, Dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -60,6 +63,13 @@ class SinkType:
     writes: Optional[Callable[[Dict[str, Any]], List[str]]] = None
     # "any": per camera or for the whole run; "run": once per run (the web view, publishers)
     scope: str = "any"
+
+    # the directories it writes files into, from its option values: made and checked at start
+    writes_into: Optional[Callable[[Dict[str, Any]], List[str]]] = None
+
+    def directories(self, values: Dict[str, Any]) -> List[str]:
+        return [path for path in (self.writes_into(values) if self.writes_into and self.wanted(values) else [])
+                if path]
 
     def outputs(self, values: Dict[str, Any]) -> List[str]:
         return [path for path in (self.writes(values) if self.writes and self.wanted(values) else []) if path]

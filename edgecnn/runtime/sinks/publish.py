@@ -10,7 +10,7 @@ from edgecnn.runtime.sinks import SinkContext, SinkType
 
 def _open(values: dict, context: SinkContext) -> list:
     options = PublishOptions(qos=qos_value(values.get("publish_qos") or 0), retry=bool(values.get("publish_retry")),
-                             log=context.log)
+                             log=context.log, discovery=values.get("publish_discovery"), places=dict(context.places))
     publishers = []
     try:
         for uri in values["publish"]:
@@ -28,8 +28,8 @@ def _open(values: dict, context: SinkContext) -> list:
 
 def _check(values: dict) -> None:
     if not values.get("publish"):
-        if values.get("publish_qos") is not None or values.get("publish_retry"):
-            raise UserError("--publish-qos and --publish-retry are for --publish")
+        if values.get("publish_qos") is not None or values.get("publish_retry") or values.get("publish_discovery"):
+            raise UserError("--publish-qos, --publish-retry and --publish-discovery are for --publish")
         return
     qos_value(values.get("publish_qos") or 0)
     seen = set()
@@ -48,7 +48,10 @@ SINK = SinkType(
                              "Credentials may come from EDGECNN_PUBLISH_USERNAME / EDGECNN_PUBLISH_PASSWORD"),
              "publish_qos": dict(default=None, metavar="0|1|2", help="MQTT quality of service (default 0)"),
              "publish_retry": dict(action="store_true", help="a broker unreachable at start: keep trying "
-                                   "instead of failing")},
+                                   "instead of failing"),
+             "publish_discovery": dict(default=None, choices=["homeassistant"], help="MQTT: announce each zone's "
+                                       "and line's counts and each camera's state as Home Assistant entities "
+                                       "(MQTT discovery), so they appear on its dashboard")},
     opener=_open,
     checker=_check,
     queue_size=64,
