@@ -124,3 +124,19 @@ def test_a_config_places_zones_on_its_cameras_and_refuses_an_unknown_camera(tmp_
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in (tmp_path / "all.jsonl").read_text().splitlines()]
     assert any(r["type"] == "counts" and r["camera"] == "front" and "dock" in r.get("zones", {}) for r in records)
+
+
+@pytest.mark.runtime
+def test_the_python_stream_gives_zone_events_and_counts():
+    import edgecnn
+
+    model = edgecnn.load(log=None)
+    events, frames = [], 0
+    for image, result in model.stream("demo?fps=60", max_frames=90,
+                                      zones={"mid": "0.25,0.25 0.75,0.25 0.75,0.75 0.25,0.75"},
+                                      lines={"cut": {"points": "0.5,0 0.5,1", "in": "right"}}):
+        frames += 1
+        events += [event.to_dict()["event"] for event in result.analytics.events]
+        assert set(result.analytics.occupancy) == {"mid"} and set(result.analytics.line_counts) == {"cut"}
+        assert all(track_id >= -1 for track_id in result.track_ids)  # tracked, since zones follow tracks
+    assert frames == 90 and events and set(events) <= {"enter", "exit", "dwell", "cross"}

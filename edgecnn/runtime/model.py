@@ -196,27 +196,38 @@ class Model:
                                         iou=self.iou_threshold, max_results=MAX_DETECTIONS)
 
     def stream(self, source: Union[str, int, Source], *, realtime: bool = False, max_frames: Optional[int] = None,
-               track=None, log: Callable[[str], None] = stderr_log) -> "Stream":
+               track=None, zones=None, lines=None, log: Callable[[str], None] = stderr_log) -> "Stream":
         """Iterate (frame, result) over a source URI (see edgecnn.runtime.sources) or Source;
         over several cameras given as a list of URIs or {name: URI}, every camera's frames
         in one loop, each result naming its camera (edgecnn.runtime.runner.CameraStream).
         track: True (ByteTrack), a tracker's name (edgecnn.runtime.trackers) or a Tracker:
-        every detection gets a track id, age and state, and each result its track events."""
+        every detection gets a track id, age and state, and each result its track events.
+        zones, lines: {name: spec} as a config file gives them (edgecnn.runtime.analytics
+        .specs): each result then carries `analytics`, whose `events` are the frame's
+        zone and line events and whose `occupancy` and `line_counts` the counts now."""
         from edgecnn.runtime.tracking import open_tracking
 
-        if track not in (None, False) and not self.task_spec.trackable:
+        if (track not in (None, False) or zones or lines) and not self.task_spec.trackable:
             raise UserError(f"tracking needs a detector; this model's task is {self.card.task}")
+        if (zones or lines) and track in (None, False):
+            track = True  # zones and lines follow tracks
         if isinstance(source, (list, tuple, dict)):  # several cameras: each result says which
             from edgecnn.runtime.runner import CameraStream
 
-            return CameraStream(self, source, track=track, max_frames=max_frames, realtime=realtime, log=log)
+            return CameraStream(self, source, track=track, max_frames=max_frames, realtime=realtime, log=log,
+                                zones=zones, lines=lines)
+        places = None
+        if zones or lines:
+            from edgecnn.runtime.analytics.stage import PlaceStage
+
+            places = PlaceStage(zones or {}, lines or {}, self.labels)
         opened = source if isinstance(source, Source) else open_source(source, realtime=realtime, log=log)
         try:
             tracking = open_tracking(track, opened.fps if opened.fps and opened.fps > 0 else 30.0)
         except BaseException:
             opened.close()
             raise
-        return Stream(self, opened, max_frames, tracking)
+        return Stream(self, opened, max_frames, tracking, places)
 
 
 class Stream:
@@ -224,11 +235,12 @@ class Stream:
     Closing it (or leaving a with-block, or finishing the loop) stops the source."""
 
     def __init__(self, model: Model, source: Source, max_frames: Optional[int] = None,
-                 tracking: Optional[Callable] = None) -> None:
+                 tracking: Optional[Callable] = None, places: Optional[Callable] = None) -> None:
         if max_frames is not None and max_frames < 1:
             raise UserError(f"--max-frames must be >= 1, got {max_frames}")
         self.model, self.source, self.max_frames = model, source, max_frames
         self.tracking = tracking  # edgecnn.runtime.tracking.Tracking, on the inference thread (it is cheap)
+        self.places = places  # edgecnn.runtime.analytics.stage.PlaceStage: zones and lines, after tracking
         self.stats = StreamStats()
         if not source.live:
             source.prepare = model.preprocess
@@ -240,6 +252,8 @@ class Stream:
                                             capture_clock=frame.capture_clock, blob=frame.blob)
                 if self.tracking is not None:
                     self.tracking(result)
+                    if self.places is not None:
+                        self.places(result, frame.image.shape[:2])
                     result.frame_age_ms = (time.perf_counter() - frame.capture_clock) * 1000  # tracked, too
                 self.stats.add(result, self.source.dropped, self.source.reconnects,
                                getattr(self.source, "status", "running"))

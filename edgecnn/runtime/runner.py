@@ -609,7 +609,7 @@ class CameraStream:
     caller falls behind). Closing it (or leaving a with-block, or the loop) stops them."""
 
     def __init__(self, model, sources, *, track=None, max_frames: Optional[int] = None, realtime: bool = False,
-                 log: Callable[[str], None] = stderr_log, queue_size: int = 32) -> None:
+                 log: Callable[[str], None] = stderr_log, queue_size: int = 32, zones=None, lines=None) -> None:
         import collections
 
         names = dict(sources) if isinstance(sources, dict) else {f"camera{i}": str(uri)
@@ -619,7 +619,8 @@ class CameraStream:
         self.dropped = 0
         plan = RunPlan(models={DEFAULT_MODEL: ModelPlan(loaded=model)},
                        cameras={name: CameraPlan(source=str(uri), track=track, realtime=realtime,
-                                                 max_frames=max_frames) for name, uri in names.items()},
+                                                 max_frames=max_frames, zones=dict(zones or {}),
+                                                 lines=dict(lines or {})) for name, uri in names.items()},
                        callbacks=[self._receive], retry_at_start=True)
         self.run = Run(plan, log)
         self.summary: Optional[dict] = None
