@@ -140,3 +140,49 @@ def test_the_python_stream_gives_zone_events_and_counts():
         assert set(result.analytics.occupancy) == {"mid"} and set(result.analytics.line_counts) == {"cut"}
         assert all(track_id >= -1 for track_id in result.track_ids)  # tracked, since zones follow tracks
     assert frames == 90 and events and set(events) <= {"enter", "exit", "dwell", "cross"}
+
+
+@pytest.mark.runtime
+def test_the_readme_several_cameras_example_runs_as_written(tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    from runtime_fixtures import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    example = next(block for block in re.findall(r"```python\n(.*?)```", readme, re.S) if "zones=zones" in block)
+    result = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    printed = [line.split() for line in result.stdout.splitlines()]
+    assert printed and all(words[0] == "door" and words[1] in {"enter", "exit", "dwell"} and words[2] == "dock"
+                           for words in printed)
+
+
+@pytest.mark.runtime
+def test_the_readme_config_example_is_valid(tmp_path):
+    import re
+    import shutil
+
+    from runtime_fixtures import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    config = next(block for block in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "cameras:" in block)
+    (tmp_path / "shop.yaml").write_text(config)
+    shutil.copy(ROOT / "edgecnn" / "assets" / "shapes_detector-int8.tflite", tmp_path)
+    result = run_cli("run", "--config", tmp_path / "shop.yaml", "--check")
+    assert result.returncode == 0, result.stderr
+    assert "2 camera(s), 1 model(s)" in result.stdout + result.stderr
+
+
+@pytest.mark.runtime
+def test_several_cameras_place_zones_on_the_camera_they_name():
+    from edgecnn.core.errors import UserError
+    from edgecnn.runtime.runner import _places_by_camera
+
+    placed = _places_by_camera({"dock": {"camera": "door", "points": "0,0 1,0 1,1"}, "all": "0,0 1,0 0,1"}, "zones",
+                               ["door", "yard"])
+    assert placed == {"door": {"dock": {"points": "0,0 1,0 1,1"}, "all": "0,0 1,0 0,1"}, "yard": {"all": "0,0 1,0 0,1"}}
+    with pytest.raises(UserError, match="zones dock: no camera named 'gate'; known: door, yard"):
+        _places_by_camera({"dock": {"camera": "gate", "points": "0,0 1,0 1,1"}}, "zones", ["door", "yard"])

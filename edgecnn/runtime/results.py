@@ -22,6 +22,10 @@ class Timing:
     frame_age_ms: float
     inference_ms: float
     camera: Optional[str] = None  # the camera's name in a run of several (edgecnn.runtime.plan)
+    # Set on a stream with zones or lines (edgecnn.runtime.analytics.stage), else None:
+    # the frame's zone and line events and the counts, and the places drawn.
+    analytics = None
+    places = None
 
     def timing_dict(self) -> dict:
         timing = {"frame": self.frame_index, "capture_time": round(self.capture_time, 4),

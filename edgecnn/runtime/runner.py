@@ -600,6 +600,23 @@ class Run:
         return summary
 
 
+def _places_by_camera(given, kind: str, cameras) -> Dict[str, dict]:
+    """{camera: {place: spec}} from `model.stream(..., zones=...)` over several cameras:
+    an entry that names its camera (`{"camera": "door", "points": ...}`, as a config
+    file's top-level entries do) goes to that camera alone, any other to every camera."""
+    placed: Dict[str, dict] = {name: {} for name in cameras}
+    for place, spec in dict(given or {}).items():
+        camera = spec.get("camera") if isinstance(spec, dict) else None
+        if camera is None:
+            for found in placed.values():
+                found[place] = spec
+        elif camera not in placed:
+            raise UserError(f"{kind} {place}: no camera named {camera!r}; known: {', '.join(placed)}")
+        else:
+            placed[camera][place] = {key: value for key, value in spec.items() if key != "camera"}
+    return placed
+
+
 class CameraStream:
     """`model.stream(["camera:0", "camera:1"])` (or {name: uri}): every camera's
     (image, result) in one loop of the caller's, each result carrying its camera's name
@@ -617,10 +634,11 @@ class CameraStream:
         self._queue: "collections.deque" = collections.deque(maxlen=queue_size)
         self._ready = threading.Condition()
         self.dropped = 0
+        places = {kind: _places_by_camera(given, kind, names) for kind, given in (("zones", zones), ("lines", lines))}
         plan = RunPlan(models={DEFAULT_MODEL: ModelPlan(loaded=model)},
                        cameras={name: CameraPlan(source=str(uri), track=track, realtime=realtime,
-                                                 max_frames=max_frames, zones=dict(zones or {}),
-                                                 lines=dict(lines or {})) for name, uri in names.items()},
+                                                 max_frames=max_frames, zones=places["zones"][name],
+                                                 lines=places["lines"][name]) for name, uri in names.items()},
                        callbacks=[self._receive], retry_at_start=True)
         self.run = Run(plan, log)
         self.summary: Optional[dict] = None
