@@ -179,3 +179,30 @@ def test_backends_report_what_ran_and_refuse_providers_that_are_absent(tmp_path)
         open_backend(str(detector_onnx()), "onnxruntime:cuda.device_id=0")
     result = run_cli("run", RUNTIME_FP32, "--source", "demo", "--max-frames", "1", "--backend", "litert:bogus=1")
     assert_one_line_error(result, contains="backend litert has no option 'bogus'; known: delegate, xnnpack")
+
+
+def test_onnxruntime_counts_the_nodes_each_provider_took():
+    from edgecnn.runtime.backends.onnxruntime import node_placement
+
+    profiled = open_backend(str(detector_onnx()), "onnxruntime:placement=on")
+    nodes = profiled.ran_on()["nodes"]
+    assert list(nodes) == ["CPUExecutionProvider"] and nodes["CPUExecutionProvider"] > 20
+    assert "cpu_ops" not in profiled.ran_on()  # the CPU was the provider asked for
+    assert "nodes CPUExecutionProvider" in profiled.ran_on_text() and "requested_providers" not in profiled.ran_on_text()
+    assert "nodes" not in open_backend(str(detector_onnx())).ran_on()  # one provider: no profiling
+    # a GPU session that left some operators to the CPU, as onnxruntime's profile records it
+    events = [{"cat": "Session", "name": "model_run"}]
+    events += [{"cat": "Node", "name": f"conv{i}_kernel_time", "args": {"provider": "TensorrtExecutionProvider",
+                                                                       "op_name": "TRTKernel"}} for i in range(2)]
+    events += [{"cat": "Node", "name": "nms_kernel_time", "args": {"provider": "CPUExecutionProvider",
+                                                                  "op_name": "NonMaxSuppression"}},
+               {"cat": "Node", "name": "nms_fence_before", "args": {"op_name": "NonMaxSuppression"}}]
+    assert node_placement(events, ["TensorrtExecutionProvider", "CPUExecutionProvider"]) == {
+        "nodes": {"TensorrtExecutionProvider": 2, "CPUExecutionProvider": 1}, "cpu_ops": {"NonMaxSuppression": 1}}
+
+
+def test_the_run_log_says_what_ran():
+    result = run_cli("run", RUNTIME_FP32, "--source", "demo", "--max-frames", "2", "--backend", "litert",
+                     "--json", "-")
+    assert result.returncode == 0, result.stderr
+    assert "(detect, 3 labels, litert: delegate xnnpack; delegated_partitions 3) on demo" in result.stderr

@@ -456,7 +456,7 @@ class Run:
         for name, camera in self.plan.cameras.items():
             model = models[camera.model]
             what = (f"{os.path.basename(model.backend.path)} ({model.task}, {len(model.labels)} labels, "
-                    f"{model.backend.name})")
+                    f"{model.backend.ran_on_text()})")
             feed = self.feeds[name]
             where = redact(feed.source.name if feed.source else camera.source)
             self.log(f"running {what} on {where}" if self.plan.single else f"camera {name}: running {what} on {where}")

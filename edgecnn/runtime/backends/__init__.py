@@ -116,6 +116,21 @@ class Backend:
         registered, delegates and the partitions they took, devices)."""
         return {"backend": self.name}
 
+    def ran_on_text(self) -> str:
+        """ran_on() in one line for the run's log: `litert: delegate xnnpack,
+        delegated_partitions 1`."""
+        facts, ran_on = [], self.ran_on()
+        for key, value in ran_on.items():
+            if key == "backend" or value in (None, [], {}, "") or \
+                    (key.startswith("requested_") and ran_on.get(key[len("requested_"):]) == value):
+                continue
+            if isinstance(value, dict):
+                value = ", ".join(f"{k} {v}" for k, v in value.items())
+            elif isinstance(value, (list, tuple)):
+                value = ",".join(str(v) for v in value)
+            facts.append(f"{key} {value}")
+        return f"{self.name}: {'; '.join(facts)}" if facts else self.name
+
     def tensors(self) -> dict:
         """{"inputs": [...], "outputs": [...]}, each {name, shape, dtype, quantization}."""
         raise NotImplementedError

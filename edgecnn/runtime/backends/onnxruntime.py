@@ -6,6 +6,11 @@ CPUs whose fast one saturates.
     onnxruntime:providers=TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider
     onnxruntime:providers=CUDAExecutionProvider,CPUExecutionProvider,cuda.device_id=1
     onnxruntime:exact_int8=off
+
+With more than one provider (or `placement=on`), the session is profiled for its first
+inference at load, so that ran_on() says how many nodes each provider took and which
+operators fell back to the CPU: a TensorRT or CUDA session that quietly runs half its
+graph on the CPU is otherwise invisible.
 """
 from __future__ import annotations
 
@@ -140,6 +145,7 @@ class OnnxBackend(Backend):
         exact = options.get("exact_int8", "auto")
         if exact == "on" or (exact == "auto" and exact_int8_kernel_needed()):
             session_options.add_session_config_entry("session.x64quantprecision", "1")
+        placement = options.get("placement", "auto")
         available = onnxruntime.get_available_providers()
         if "providers" in options:
             missing = [p for p in options["providers"] if p not in available]
@@ -150,6 +156,12 @@ class OnnxBackend(Backend):
             self.providers = list(options["providers"])
         else:
             self.providers = onnx_providers(available)
+        profiled = placement == "on" or (placement == "auto" and len(self.providers) > 1)
+        if profiled:
+            import tempfile
+
+            session_options.enable_profiling = True
+            session_options.profile_file_prefix = os.path.join(tempfile.gettempdir(), f"edgecnn-placement-{os.getpid()}")
         try:
             self.session = onnxruntime.InferenceSession(path, session_options, providers=list(zip(
                 self.providers, provider_options(self.providers, options))))
@@ -187,13 +199,37 @@ class OnnxBackend(Backend):
             self.input_quant = read_in.get(first.name)
             self.output_quant = [read_out.get(o.name) if o.type in _INTEGER else None
                                  for o in self.session.get_outputs()]
+        self.placement: Optional[Dict[str, Any]] = self._profiled_placement() if profiled else None
+
+    def _profiled_placement(self) -> Optional[Dict[str, Any]]:
+        """One inference on zeros with the profiler on, then the profile read and removed:
+        {"nodes": {provider: nodes}, "cpu_ops": {operator: nodes}} (cpu_ops: what runs on
+        the CPU provider where another was asked for). None where the input has a free
+        spatial size (no blob to run without knowing it)."""
+        import json
+
+        shape = [1 if i == 0 and d == -1 else d for i, d in enumerate(self.input_shape)]
+        if any(d < 1 for d in shape):
+            self.session.end_profiling()
+            return None
+        self.session.run(self.output_names, {self.input_name: np.zeros(shape, self.input_dtype)})
+        profile = self.session.end_profiling()
+        try:
+            with open(profile) as handle:
+                events = json.load(handle)
+        finally:
+            os.remove(profile)
+        return node_placement(events, self.providers)
 
     def _run(self, blob: np.ndarray) -> List[np.ndarray]:
         return self.session.run(self.output_names, {self.input_name: blob})
 
     def ran_on(self) -> Dict[str, Any]:
-        return {"backend": self.name, "providers": list(self.session.get_providers()),
-                "requested_providers": list(self.providers)}
+        facts = {"backend": self.name, "providers": list(self.session.get_providers()),
+                 "requested_providers": list(self.providers)}
+        if self.placement is not None:
+            facts.update(self.placement)
+        return facts
 
     def tensors(self) -> dict:
         def entry(node, quant):
@@ -210,6 +246,27 @@ class OnnxBackend(Backend):
             return onnx_op_counts(handle.read())
 
 
+def node_placement(events: List[dict], requested: Sequence[str]) -> Dict[str, Any]:
+    """From onnxruntime's profile (Chrome trace events; each node's kernel is a "Node"
+    event whose args name its provider and operator): nodes per provider, and the
+    operators left to the CPU provider when another was asked for first."""
+    nodes: Dict[str, int] = {}
+    cpu_ops: Dict[str, int] = {}
+    for event in events:
+        args = event.get("args") or {}
+        if event.get("cat") != "Node" or not str(event.get("name", "")).endswith("_kernel_time") \
+                or "provider" not in args:
+            continue
+        provider = args["provider"]
+        nodes[provider] = nodes.get(provider, 0) + 1
+        if provider == "CPUExecutionProvider" and requested and requested[0] != provider:
+            cpu_ops[args.get("op_name", "?")] = cpu_ops.get(args.get("op_name", "?"), 0) + 1
+    placement: Dict[str, Any] = {"nodes": nodes}
+    if cpu_ops:
+        placement["cpu_ops"] = dict(sorted(cpu_ops.items(), key=lambda item: -item[1]))
+    return placement
+
+
 BACKEND = BackendType(
     name="onnxruntime", formats=("onnx",), precisions=("fp32", "fp16", "int8"), module="onnxruntime",
     install="onnxruntime", opener=OnnxBackend,
@@ -217,6 +274,8 @@ BACKEND = BackendType(
     options={"providers": BackendOption("execution providers in order of preference (full or short names: "
                                         "TensorrtExecutionProvider or tensorrt)", _parse_providers, many=True),
              "exact_int8": BackendOption("onnxruntime's exact x64 int8 kernel: auto (on x86 CPUs without VNNI), "
-                                         "on, off", _parse_switch)},
+                                         "on, off", _parse_switch),
+             "placement": BackendOption("profile the first inference to count the nodes each provider took: "
+                                        "auto (with more than one provider), on, off", _parse_switch)},
     prefixed="PROVIDER", prefix_check=_is_provider,
     summary="onnxruntime: .onnx files; execution providers (TensorRT, CUDA, OpenVINO, CoreML, QNN, ...)")
