@@ -38,6 +38,21 @@ def test_video_file_gives_every_frame_in_order_even_when_the_consumer_is_slow():
         assert frame.index == VIDEO_FRAMES - 1 and source.dropped == 0
 
 
+def test_video_file_frames_are_timed_on_the_file_clock_not_the_reading_speed():
+    """Read as fast as it decodes, a 15 fps file's frames are still 1/15 s apart (dwell
+    times and clips measure the video), starting at the wall time of the first frame."""
+    before = time.time()
+    with open_source(str(VIDEO)) as source:
+        times = []
+        for frame in source:
+            times.append(frame.capture_time)
+            if frame.index == 3:
+                time.sleep(0.3)  # a slow consumer does not stretch the file's time
+    steps = np.diff(times)
+    assert len(times) == VIDEO_FRAMES and np.allclose(steps, 1 / source.fps, atol=1e-6), steps
+    assert before <= times[0] <= time.time()
+
+
 def test_paced_camera_keeps_only_the_newest_frame_and_frame_age_stays_bounded():
     """A video read at a fixed 60 FPS stands in for a camera; the consumer takes 40 ms
     per frame (2.4x slower). Queued frames would age by ~1.5 s by the end."""

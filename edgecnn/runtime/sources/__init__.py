@@ -44,6 +44,8 @@ class Frame:
     capture_time: float  # wall clock, seconds since the epoch
     capture_clock: float  # time.perf_counter() at capture, for ages
     blob: Optional[np.ndarray] = None  # model input, when the source's thread made it ahead
+    # seconds into a video file (index / its frame rate); None for every other source
+    media_time: Optional[float] = None
 
 
 def stderr_log(message: str) -> None:

@@ -1,12 +1,17 @@
 """File sources: every frame in order. From the first iteration on, a reader thread
 decodes (and, given the model's preprocessing, prepares) ahead into a small queue, so
-that work overlaps inference."""
+that work overlaps inference.
+
+A video file's frames are timed on the file's own clock: capture_time is the time the
+first frame was taken for processing plus the frame's position in the file, so that
+what is measured in seconds (time spent in a zone, dwell events, the seconds around an
+event clip) follows the video, not how fast this machine reads it."""
 from __future__ import annotations
 
 import queue
 import threading
 import time
-from typing import Iterator
+from typing import Iterator, Optional
 
 import cv2
 
@@ -25,6 +30,7 @@ class ReadAheadSource(Source):
 
     def __init__(self, name: str, ahead: int = 4) -> None:
         self.name = name
+        self._clock_start: Optional[float] = None  # wall time of a video file's first frame taken
         self._queue: "queue.Queue" = queue.Queue(maxsize=ahead)
         self._stop = threading.Event()
         self._finished = False
@@ -32,6 +38,10 @@ class ReadAheadSource(Source):
 
     def _images(self) -> Iterator[tuple]:
         raise NotImplementedError
+
+    def _media_time(self, index: int) -> Optional[float]:
+        """Seconds into the file of frame `index` (None: the source has no clock of its own)."""
+        return None
 
     def _release(self) -> None:
         pass
@@ -43,7 +53,7 @@ class ReadAheadSource(Source):
                     break
                 prepare = self.prepare
                 self._put(Frame(image, index, time.time(), time.perf_counter(),
-                                prepare(image) if prepare is not None else None))
+                                prepare(image) if prepare is not None else None, self._media_time(index)))
         finally:
             self._put(_END)
 
@@ -66,6 +76,10 @@ class ReadAheadSource(Source):
                 return
             # The age of a file frame counts from when it is taken for processing.
             item.capture_time, item.capture_clock = time.time(), time.perf_counter()
+            if item.media_time is not None:
+                if self._clock_start is None:
+                    self._clock_start = item.capture_time - item.media_time
+                item.capture_time = self._clock_start + item.media_time
             yield item
 
     def close(self) -> None:

@@ -65,6 +65,9 @@ class VideoFileSource(ReadAheadSource):
     def _release(self) -> None:
         self._capture.release()
 
+    def _media_time(self, index: int):
+        return index / self.fps if self.fps > 0 else None
+
 
 def opener(target: str, options: Dict[str, Any], context: SourceContext) -> Source:
     loop = options.get("loop", False)
