@@ -53,7 +53,7 @@ canvas { width: 100%; height: 280px; background: #181818; border: 1px solid #333
 GRID = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>edgecnn: {{title}}</title>
 <style>{{style}}</style></head>
-<body><h1>edgecnn run: {{title}} <span id="connection"></span></h1>
+<body><h1>edgecnn run: {{title}} <span id="connection"></span></h1>{{clips_link}}
 <main id="grid">
 {{tiles}}
 </main>
@@ -97,7 +97,7 @@ TILE = """<figure class="tile" data-camera="{{name}}" data-state="starting">
 CAMERA = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>edgecnn: camera {{name}}</title>
 <style>{{style}}</style></head>
-<body><p><a href="/{{query}}">&larr; all cameras</a></p>
+<body><p><a href="/{{query}}">&larr; all cameras</a>{{clips_link}}</p>
 <h1>camera {{name}} <span class="state" id="state" data-state="starting">starting</span>
 <span id="connection"></span></h1>
 <main class="camera">
@@ -223,16 +223,29 @@ def camera_path(name: str) -> str:
     return f"/camera/{quote(name, safe='')}"
 
 
-def grid_page(title: str, cameras: List[str], query: str) -> str:
-    """`query`: "" or "?token=..." (already URL-escaped), added to every link and request."""
+def grid_page(title: str, cameras: List[str], query: str, clips: bool = False) -> str:
+    """`query`: "" or "?token=..." (already URL-escaped), added to every link and request;
+    `clips`: the run keeps event clips (a link to /clips)."""
     tiles = [_fill(TILE, name=html.escape(name), page=html.escape(camera_path(name) + query),
                    stream=html.escape(camera_path(name) + "/stream.mjpg" + query)) for name in cameras]
+    clips_link = f'<p><a id="clips-link" href="{html.escape(_clips_url(query))}">clips</a></p>' if clips else ""
     return _fill(GRID, title=html.escape(title), style=STYLE, tiles="\n".join(tiles), start_streams=START_STREAMS,
-                 query_json=_script_value(query))
+                 query_json=_script_value(query), clips_link=clips_link)
 
 
-def camera_page(name: str, card: Optional[Dict[str, Any]], query: str) -> str:
+def _clips_url(query: str, camera: Optional[str] = None) -> str:
+    """/clips (of one camera), with the view's query ("" or "?token=...")."""
+    from edgecnn.runtime.clip_pages import with_query
+
+    return with_query("/clips", query, **({"camera": camera} if camera is not None else {}))
+
+
+def camera_page(name: str, card: Optional[Dict[str, Any]], query: str, clips: bool = False) -> str:
+    """`clips`: the run keeps event clips (a link to this camera's)."""
+    clips_link = (f' &middot; <a id="clips-link" href="{html.escape(_clips_url(query, name))}">clips</a>'
+                  if clips else "")
     return _fill(CAMERA, name=html.escape(name), style=STYLE, query=html.escape(query), start_streams=START_STREAMS,
+                 clips_link=clips_link,
                  stream=html.escape(camera_path(name) + "/stream.mjpg" + query),
                  minutes=str(SERIES_SECONDS // 60), card=_card_rows(card_facts(card)),
                  query_json=_script_value(query), name_json=_script_value(name),

@@ -17,13 +17,17 @@ a request line forever and prints a traceback whenever a client resets. Here:
   not one of them gets 403: a web page whose name was rebound to 127.0.0.1 (DNS
   rebinding) cannot read the view;
 - a client that resets, closes early or times out is counted (`counts()`), never
-  printed.
+  printed;
+- a file (`send_file`) goes out whole or as the one byte range asked for (206), in
+  chunks under the write timeout and an overall deadline, so a reader that trickles
+  frees its worker too.
 """
 from __future__ import annotations
 
 import collections
 import io
 import ipaddress
+import os
 import queue
 import select
 import selectors
@@ -41,6 +45,10 @@ WRITE_TIMEOUT = 10.0  # seconds a write to a client may stall before it is dropp
 MAX_HEAD = 16 * 1024  # bytes of request line and headers
 MAX_PENDING = 256  # connections still sending their headers at once
 QUEUE_SIZE = 32  # complete requests waiting for a worker
+FILE_CHUNK = 64 * 1024  # bytes of a file written at once
+# bytes per second a file's reader must average (beyond one write timeout) before its
+# worker gives up on it: a 15 s H.264 clip of 640x480 (2.5 MB) may take 80 s
+MIN_FILE_RATE = 32 * 1024
 POLL = 0.2  # seconds between checks for expired connections and shutdown
 COUNTS = ("connections", "requests", "resets", "closed", "timeouts", "refused", "oversized", "forbidden",
           "errors")
@@ -148,8 +156,84 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def send_file(self, path, content_type: str) -> None:
+        """A file as the response: whole (200), or the single byte range its Range header
+        asks for (206 Partial Content, as a browser seeking in a video asks), 416 for a
+        range that starts past the end. Several ranges at once get the whole file (a
+        server may ignore Range; multipart answers are not worth their code here), as
+        does a Range header that does not parse. Written in chunks: each write is bounded
+        by the server's write timeout, the whole by MIN_FILE_RATE, so a reader that
+        stops or trickles frees its worker (counted as a timeout)."""
+        with open(path, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            kind, first, last = byte_range(self.headers.get("Range"), size)
+            if kind == "unsatisfiable":
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{size}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            length = last - first + 1 if size else 0
+            self.send_response(206 if kind == "partial" else 200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(length))
+            self.send_header("Accept-Ranges", "bytes")
+            if kind == "partial":
+                self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.end_headers()
+            deadline = time.monotonic() + self.server.write_timeout + length / MIN_FILE_RATE
+            file.seek(first)
+            left = length
+            try:
+                while left > 0:
+                    if time.monotonic() > deadline:
+                        self.server.count("timeouts")
+                        self.client_gone = self.close_connection = True
+                        return
+                    chunk = file.read(min(FILE_CHUNK, left))
+                    if not chunk:  # the file shrank under us (retention deleted it): end the response short
+                        self.close_connection = True
+                        return
+                    self.wfile.write(chunk)
+                    left -= len(chunk)
+            except OSError as exc:
+                self.client_failed(exc)
+
     def log_message(self, format, *args) -> None:  # quiet: the run's output is for results
         pass
+
+
+def byte_range(header: Optional[str], size: int) -> Tuple[str, int, int]:
+    """A Range header against a file of `size` bytes -> ("whole", 0, size - 1),
+    ("partial", first, last) or ("unsatisfiable", 0, 0). Only one range of bytes is
+    honoured: `bytes=A-B`, `bytes=A-` or `bytes=-N` (the last N); anything else (another
+    unit, several ranges, A > B, not numbers) is ignored, as RFC 9110 allows."""
+    whole = ("whole", 0, size - 1)
+    if not header:
+        return whole
+    unit, _, spec = header.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return whole
+    start, dash, end = spec.strip().partition("-")
+    start, end = start.strip(), end.strip()
+    if not dash or not (start or end) or any(part and not (part.isascii() and part.isdigit())
+                                             for part in (start, end)):
+        return whole
+
+    def number(digits: str) -> int:  # past any file size (and short of int()'s digit limit)
+        return int(digits) if len(digits) <= 30 else 10 ** 30
+
+    if not start:  # the last `end` bytes
+        count = number(end)
+        return ("partial", max(0, size - count), size - 1) if count > 0 and size > 0 else ("unsatisfiable", 0, 0)
+    first = number(start)
+    if end and number(end) < first:
+        return whole
+    if first >= size:
+        return ("unsatisfiable", 0, 0)
+    return ("partial", first, min(number(end) if end else size - 1, size - 1))
 
 
 def head_end(buffer: bytes) -> int:

@@ -297,13 +297,15 @@ class Run:
 
         kinds = sink_types()
         live = any(feed.source is None or feed.source.live for feed in self.feeds.values())
+        clip_dirs = self._clip_dirs()
         for name, camera in self.plan.cameras.items():
             feed = self.feeds[name]
             camera_stats = stats.cameras[name]
             context = SinkContext(source_name=feed.source.name if feed.source else camera.source,
                                   fps=feed.fps or 30.0, stats=camera_stats, log=self.log, record_options=records,
                                   cards={name: models[camera.model].card.to_dict()}, metrics=self.metrics,
-                                  camera="" if self.plan.single else name, places=self._described(name))
+                                  camera="" if self.plan.single else name, places=self._described(name),
+                                  clip_dirs=clip_dirs)
             chosen = [(kind, camera.sinks) for kind in kinds if kind.wanted(camera.sinks)]
             if self.plan.single and not chosen and not self.plan.callbacks and not any(
                     kind.wanted(self.plan.sinks) for kind in kinds):
@@ -321,13 +323,25 @@ class Run:
                               cards={name: models[camera.model].card.to_dict() for name, camera
                                      in self.plan.cameras.items()}, metrics=self.metrics,
                               places={key: value for name in self.plan.cameras
-                                      for key, value in self._described(name).items()})
+                                      for key, value in self._described(name).items()}, clip_dirs=clip_dirs)
         for kind in kinds:
             if kind.wanted(self.plan.sinks):
                 self.run_sinks.extend(QueuedSink(sink, sink.name or kind.name, kind.queue_size, run_stats,
                                                  wait_when_full=kind.records_the_run and not live)
                                       for sink in kind.open(self.plan.sinks, context))
         self.run_sinks.extend(QueuedSink(CallbackSink(fn), "callback", stats=run_stats) for fn in self.plan.callbacks)
+
+    def _clip_dirs(self) -> Dict[str, str]:
+        """{camera: the directory its clips go to} ("" for a one-camera run's, or for clips
+        named for the whole run), for the web view's /clips."""
+        from edgecnn.runtime.sinks import get_sink
+
+        clips = get_sink("clips")
+        found = {("" if self.plan.single else name): clips.directories(camera.sinks)[0]
+                 for name, camera in self.plan.cameras.items() if clips.directories(camera.sinks)}
+        if clips.directories(self.plan.sinks):
+            found.setdefault("", clips.directories(self.plan.sinks)[0])
+        return found
 
     def _described(self, name: str) -> Dict[str, Any]:
         """{camera: its zones and lines}, the camera "" in a one-camera run (whose topics

@@ -41,6 +41,9 @@ class SinkContext:
     camera: str = ""  # the camera a per-camera sink serves ("" for a run-wide one)
     # {camera: {"zones": {name: labels}, "lines": {name: labels}}}: what home automation is told about
     places: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    # {camera: the directory its event clips go to} ("" for a one-camera run's or the
+    # run's own): what the web view lists at /clips
+    clip_dirs: Dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

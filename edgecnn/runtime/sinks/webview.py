@@ -19,13 +19,20 @@ Several cameras (a config file's), pages from edgecnn.runtime.camera_pages:
     /camera/NAME/series.json    the chart's points, one a second (?after=SECOND: newer ones)
     /stats.json                 every camera's statistics (RunStats.snapshot()) and "web"
 
-Both serve /healthz and /metrics (edgecnn.runtime.health). Binds loopback by default,
+Both serve /healthz and /metrics (edgecnn.runtime.health), and where the run keeps event
+clips (--clips, or clips: per camera), edgecnn.runtime.clip_pages:
+
+    /clips                      the finished clips, newest first (?camera=NAME: one camera's)
+    /clips/NAME                 one clip's video, whole or the byte range asked for (206)
+
+ Binds loopback by default,
 and then answers only requests whose Host header names the loopback address (DNS
 rebinding gets 403). Any other address needs a token of at least MIN_TOKEN_LENGTH
 characters (given as ?token=T or an "Authorization: Bearer T" header) because the page
 shows the cameras to whoever connects; the token guards every path. Every other path is
-404; at most `max_clients` video viewers at once per camera (503 beyond), and a
-camera's frames are JPEG-encoded only while someone watches that camera.
+404; at most `max_clients` video viewers at once per camera and `max_clients` clip
+downloads at once (503 beyond), and a camera's frames are JPEG-encoded only while
+someone watches that camera.
 """
 from __future__ import annotations
 
@@ -54,7 +61,7 @@ main {{ display: flex; gap: 1.5em; flex-wrap: wrap; }}
 img {{ max-width: 100%; border: 1px solid #444; }}
 table {{ border-collapse: collapse; }} td {{ padding: 2px 10px; }} td:first-child {{ color: #aaa; }}
 </style></head>
-<body><h1>edgecnn run: {title}</h1>
+<body><h1>edgecnn run: {title}</h1>{clips_link}
 <main><img id="video" src="/stream.mjpg{query}" alt="live annotated video">
 <section><table id="stats">
 <tr><td>status</td><td id="status">-</td></tr>
@@ -163,17 +170,51 @@ class _Handler(RequestHandler):
         elif what == "camera":
             from edgecnn.runtime.camera_pages import camera_page
 
-            self.send_body(200, camera_page(camera, view.cards.get(camera), view.query).encode(),
-                       "text/html; charset=utf-8")
+            self.send_body(200, camera_page(camera, view.cards.get(camera), view.query,
+                                            clips=bool(view.clip_dirs)).encode(), "text/html; charset=utf-8")
+        elif what == "clips":
+            from edgecnn.runtime.clip_pages import clips_page, list_clips
+
+            only = query.get("camera", [None])[0]
+            self.send_body(200, clips_page(list_clips(view.clip_dirs, only), view.query, only).encode(),
+                           "text/html; charset=utf-8")
+        elif what == "clip":
+            self._clip(camera)
         elif view.several:
             from edgecnn.runtime.camera_pages import grid_page
 
-            self.send_body(200, grid_page(view.title, list(view.pictures), view.query).encode(),
-                       "text/html; charset=utf-8")
+            self.send_body(200, grid_page(view.title, list(view.pictures), view.query,
+                                          clips=bool(view.clip_dirs)).encode(), "text/html; charset=utf-8")
         else:
-            page = PAGE.format(title=html.escape(view.title), query=html.escape(view.query),
+            clips_link = ""
+            if view.clip_dirs:
+                from edgecnn.runtime.clip_pages import with_query
+
+                href = html.escape(with_query("/clips", view.query))
+                clips_link = f'<p><a id="clips-link" href="{href}">clips</a></p>'
+            page = PAGE.format(title=html.escape(view.title), query=html.escape(view.query), clips_link=clips_link,
                                query_json=json.dumps(view.query).replace("<", "\\u003c"))
             self.send_body(200, page.encode(), "text/html; charset=utf-8")
+
+    def _clip(self, name: str) -> None:
+        """One finished clip's video (edgecnn.runtime.clip_pages.find_clip decides what
+        is one), with Range; at most `max_clients` downloads at once."""
+        from edgecnn.runtime.clip_pages import content_type, find_clip
+
+        view = self.server.view
+        path = find_clip(view.clip_dirs.values(), name)
+        if path is None:
+            self.send_body(404, b"no such clip\n")
+            return
+        if not view.clip_readers.acquire(blocking=False):
+            self.send_body(503, f"at most {view.max_clients} clip downloads at once\n".encode())
+            return
+        try:
+            self.send_file(path, content_type(path))
+        except FileNotFoundError:  # deleted by retention between the check and the open
+            self.send_body(404, b"no such clip\n")
+        finally:
+            view.clip_readers.release()
 
     def _series(self, stats: StreamStats, after: str) -> None:
         try:
@@ -224,11 +265,14 @@ class WebView(Sink):
     """A sink serving the pages, the MJPEG streams and the stats while the run goes on.
     `stats`: one stream's StreamStats (the one-camera page) or a run's RunStats (the
     grid and a page per camera); `cards`: each camera's model card as a dict;
-    `metrics`: the run's RunMetrics for /metrics (made from `stats` when not given)."""
+    `metrics`: the run's RunMetrics for /metrics (made from `stats` when not given);
+    `clip_dirs`: {camera: the directory its event clips go to} ("" for the run's own),
+    listed at /clips."""
 
     def __init__(self, address: str, stats: Any, token: Optional[str] = None, title: str = "",
                  max_clients: int = 4, jpeg_quality: int = 80, log: Optional[Callable[[str], None]] = None,
-                 cards: Optional[Dict[str, Dict]] = None, metrics: Any = None) -> None:
+                 cards: Optional[Dict[str, Dict]] = None, metrics: Any = None,
+                 clip_dirs: Optional[Dict[str, str]] = None) -> None:
         host, port = parse_address(address)
         check_token(token)
         if not is_loopback(host) and not token:
@@ -240,6 +284,8 @@ class WebView(Sink):
         cameras: List[Any] = list(stats.cameras) if self.several else [None]
         self.pictures: Dict[Any, Picture] = {camera: Picture(max_clients) for camera in cameras}
         self.cards = dict(cards or {})
+        self.clip_dirs = {str(camera): str(directory) for camera, directory in (clip_dirs or {}).items()}
+        self.clip_readers = threading.BoundedSemaphore(max_clients)
         if metrics is None:
             from edgecnn.runtime.metrics import RunMetrics
 
@@ -248,8 +294,9 @@ class WebView(Sink):
         self.query = f"?token={quote(token)}" if token else ""
         self.closed = False
         try:
-            self.server = _Server((host, port), _Handler, workers=max_clients * len(cameras) + PAGE_WORKERS,
-                                  log=log)
+            clip_workers = max_clients if self.clip_dirs else 0
+            self.server = _Server((host, port), _Handler,
+                                  workers=max_clients * len(cameras) + clip_workers + PAGE_WORKERS, log=log)
         except OSError as exc:
             raise UserError(f"--serve {address}: cannot listen ({exc.strerror or exc})") from None
         if is_loopback(host):  # the port is known once bound (":0" picks one)
@@ -265,6 +312,10 @@ class WebView(Sink):
             return "page", None
         if path == "/stats.json":
             return "stats", None
+        if self.clip_dirs and path == "/clips":
+            return "clips", None
+        if self.clip_dirs and path.startswith("/clips/"):  # the name is checked once the token is
+            return "clip", unquote(path[len("/clips/"):])
         if not self.several:
             return ("stream", None) if path == "/stream.mjpg" else None
         parts = path.split("/")
@@ -312,7 +363,7 @@ class WebView(Sink):
 
 def _open(values: dict, context: SinkContext) -> WebView:
     view = WebView(values["serve"], context.stats, values.get("token"), title=context.source_name, log=context.log,
-                   cards=context.cards, metrics=context.metrics)
+                   cards=context.cards, metrics=context.metrics, clip_dirs=context.clip_dirs)
     context.log(f"web view: {view.public_url}")
     return view
 
