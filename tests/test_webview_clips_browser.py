@@ -30,6 +30,7 @@ def crossing_video(path, frames=45):
     writer.release()
 
 
+@pytest.mark.slow(18)
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium "
                     "(apt-get install -y chromium)")
 def test_a_listed_clip_plays_in_the_browser(tmp_path):
