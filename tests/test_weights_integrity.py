@@ -130,3 +130,24 @@ def test_the_bundled_detector_still_runs_with_its_digest_checked(tmp_path):
     assert result.returncode == 0, result.stderr
     frames = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(frames) == 5 and all(frame["detections"] for frame in frames)
+
+
+def test_a_reload_in_one_process_hashes_again_only_a_file_that_changed(tmp_path, monkeypatch):
+    import edgecnn.runtime.integrity as integrity
+
+    path = tmp_path / "model.tflite"
+    shutil.copy(RUNTIME_FP32, path)
+    hashed = []
+    real = integrity.weights_digest
+    monkeypatch.setattr(integrity, "weights_digest", lambda data, fmt: hashed.append(len(data)) or real(data, fmt))
+    edgecnn.load(str(path), log=None)
+    edgecnn.load(str(path), log=None)
+    assert len(hashed) == 1  # the same file, unchanged: verified once
+    data = bytearray(path.read_bytes())
+    start, end = largest_tflite_weights(bytes(data))
+    with open(path, "r+b") as handle:  # in place: the same inode and size, a new change time
+        handle.seek(start + (end - start) // 2)
+        handle.write(bytes(b ^ 0xFF for b in data[start + (end - start) // 2:][:64]))
+    with pytest.raises(UserError, match="its weights do not match the digest in its model card"):
+        edgecnn.load(str(path), log=None)
+    assert len(hashed) == 2

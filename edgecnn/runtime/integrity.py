@@ -14,14 +14,19 @@ card's accuracy.
             ONNX file keeps in external data files are not covered.
 
 Reading the file again costs a few milliseconds at load (benchmarks/verify_results.md).
+A process that loads the same file again (a reload, a second camera's model) does not
+hash it again while the file is the one it verified: same device, inode, size,
+modification and change times (any write to the file moves its change time, which no
+unprivileged program can set back).
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import struct
+import threading
 from dataclasses import dataclass
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 from edgecnn.core.card import ModelCard
 from edgecnn.core.errors import UserError
@@ -80,18 +85,33 @@ class WeightsCheck:
     computed: str
 
 
+_VERIFIED: Dict[Tuple[int, ...], str] = {}  # the file's identity when hashed -> its digest, in this process
+_VERIFIED_LOCK = threading.Lock()
+
+
+def _identity(handle) -> Tuple[int, ...]:
+    st = os.fstat(handle.fileno())
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def check_weights(path: str, card: Optional[ModelCard]) -> WeightsCheck:
     """Compute the digest of `path` and compare it with `card`'s (the card embedded in it)."""
     fmt = model_format(path)
     try:
         with open(path, "rb") as handle:
-            data = handle.read()
+            identity = _identity(handle)
+            with _VERIFIED_LOCK:
+                computed = _VERIFIED.get(identity)
+            data = handle.read() if computed is None else b""
     except OSError as exc:
         raise UserError(f"{path}: cannot read model: {exc.strerror or exc}") from None
-    try:
-        computed = weights_digest(data, fmt)
-    except UserError as exc:
-        raise UserError(f"{path}: {exc}") from None
+    if computed is None:
+        try:
+            computed = weights_digest(data, fmt)
+        except UserError as exc:
+            raise UserError(f"{path}: {exc}") from None
+        with _VERIFIED_LOCK:
+            _VERIFIED[identity] = computed
     recorded = card.weights_digest if card is not None else None
     if card is None:
         status = NO_CARD
