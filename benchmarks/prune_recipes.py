@@ -5,6 +5,7 @@ model, each pruned model's speed as int8 TFLite and ONNX files.
     python benchmarks/prune_recipes.py digits [--folds 0,1,2] [--epochs 5] [--out runs/prune-recipes]
     python benchmarks/prune_recipes.py detect [--teacher CKPT] [--epochs 5]
     python benchmarks/prune_recipes.py segment --teacher CKPT [--epochs 10] [--lr 0.02]
+    python benchmarks/prune_recipes.py latency [--teacher CKPT] [--speedup 1.5]
     python benchmarks/prune_recipes.py report [--out runs/prune-recipes]
 
 `digits` measures the MobileNetV2-0.5 digits classifier on held-out folds of the 5000
@@ -19,7 +20,8 @@ distilled; each with `--force` so that a result beyond the budget is still measu
 model of the recipe (`--speed-variant`) are converted to int8 TFLite and int8 ONNX
 (`edgecnn convert --precision int8`, through the converter's gate), timed with
 `edgecnn bench` in several rounds, each configuration's median round kept, and put in
-`edgecnn bench report`'s Pareto table.
+`edgecnn bench report`'s Pareto table. `latency` prunes to a latency target: the
+unpruned model's int8 TFLite time over --speedup, as `edgecnn prune` measures it.
 
 Results: OUT/<experiment>/summary.json (kept between runs: a variant measured before is
 not run again), printed as Markdown tables by `report`, with the machine's CPU flags,
@@ -69,8 +71,10 @@ def machine() -> Dict[str, Any]:
     except OSError:
         pass
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "edgecnn", "converters",
-                            "benchmarks/prune_recipes.py"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    paths = ["edgecnn/compress", "edgecnn/training", "edgecnn/tasks", "edgecnn/models", "edgecnn/data", "converters",
+             "edgecnn/bench", "benchmarks/prune_recipes.py"]  # what pruning, conversion and timing run through
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", *paths], capture_output=True, text=True,
+                           cwd=ROOT).stdout.strip()
     return {"date": subprocess.run(["date"], capture_output=True, text=True).stdout.strip(),
             "commit": commit.stdout.strip() + (" (with uncommitted changes)" if dirty else ""),
             "cpu_flags": [flag for flag in FLAGS if flag in flags], "cores": os.cpu_count(),
@@ -102,9 +106,10 @@ class Experiment:
                 continue
             steps = rounds or args.steps
             out = self.dir / f"{name}.pt"
+            weight = ["--distill-weight", args.distill_weight] if args.distill_weight and distill != "off" else []
             command = ["prune", teacher, "--target-macs", args.target_macs, "--epochs", args.epochs, "--steps", steps,
-                       "--distill", distill, "--seed", args.seed, "--threads", args.threads, "--force", "--json",
-                       "--out", out, *extra]
+                       "--distill", distill, *weight, "--seed", args.seed, "--threads", args.threads, "--force",
+                       "--json", "--out", out, *extra]
             print(f"{self.summary['name']}: {name}: edgecnn {' '.join(map(str, command))}", flush=True)
             started = time.perf_counter()
             report = json.loads(edgecnn(*command))
@@ -192,6 +197,43 @@ def segment(args: argparse.Namespace) -> None:
         experiment.speed(teacher, args, [])
 
 
+def latency(args: argparse.Namespace) -> None:
+    """A latency target on the file that will run: the unpruned model's int8 TFLite file
+    timed as prune times it (median of three), the target that over --speedup, then
+    `edgecnn prune --target-latency-ms` with the distilled recipe."""
+    sys.path.insert(0, str(ROOT))
+    from converters.latency import DeployedLatency
+    from edgecnn.training.checkpoint import load_model
+
+    teacher = Path(args.teacher or ROOT / "edgecnn" / "assets" / "digits_mobilenet_v2.pt").resolve()
+    experiment = Experiment(Path(args.out), args.name or "latency")
+    if "target" not in experiment.summary:
+        model, card, _ = load_model(teacher)
+        meter = DeployedLatency("tflite-int8")
+        unpruned = statistics.median(meter(model, card, args.threads) for _ in range(3))
+        experiment.summary.update(teacher=str(teacher), unpruned_ms=unpruned, speedup=args.speedup,
+                                  target=unpruned / args.speedup)
+        experiment.save()
+    name = f"latency-{args.speedup:g}x"
+    if name not in experiment.summary["variants"]:
+        out = experiment.dir / f"{name}.pt"
+        command = ["prune", teacher, "--target-latency-ms", f"{experiment.summary['target']:.4f}", "--latency-on",
+                   "tflite-int8", "--epochs", args.epochs, "--steps", args.steps, "--seed", args.seed, "--threads",
+                   args.threads, "--force", "--json", "--out", out]
+        started = time.perf_counter()
+        report = json.loads(edgecnn(*command))
+        report.update(wall_s=time.perf_counter() - started, command="edgecnn " + " ".join(map(str, command)),
+                      checkpoint=str(out))
+        experiment.summary["variants"][name] = report
+        experiment.summary["runs"].append(machine())
+        experiment.save()
+    report = experiment.summary["variants"][name]
+    print(f"unpruned int8 TFLite {experiment.summary['unpruned_ms']:.3f} ms, target {experiment.summary['target']:.3f} "
+          f"ms; pruned to {100 * report['macs_ratio']:.1f}% of the MACs: before {report['before']['latency_ms']:.3f} "
+          f"ms, after {report['after']['latency_ms']:.3f} ms (met: {report['target_latency_met']}), "
+          f"{report['gate']['metric']} drop {report['gate']['drop']:+.2f}")
+
+
 def report(args: argparse.Namespace) -> None:
     for path in sorted(Path(args.out).glob("*/summary.json")):
         summary = json.loads(path.read_text())
@@ -227,7 +269,7 @@ def report(args: argparse.Namespace) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("experiment", choices=["digits", "detect", "segment", "report"])
+    parser.add_argument("experiment", choices=["digits", "detect", "segment", "latency", "report"])
     parser.add_argument("--out", default=str(ROOT / "runs" / "prune-recipes"))
     parser.add_argument("--folds", default="0,1,2", help="digits: the held-out folds (4 is the bundled model's)")
     parser.add_argument("--teacher", default=None, help="detect, segment: the unpruned checkpoint")
@@ -235,6 +277,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--steps", type=int, default=5, help="rounds of the iterative variants")
     parser.add_argument("--lr", default=None, help="fine-tuning learning rate (prune's default: 0.01)")
+    parser.add_argument("--distill-weight", default=None, help="of the distilled variants (prune's default: 0.5)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="threads of every latency measurement")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
@@ -243,8 +286,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="bench rounds of each file")
     parser.add_argument("--runs", type=int, default=1000, help="timed runs per bench round")
     parser.add_argument("--no-speed", action="store_true", help="skip the conversions and the bench")
+    parser.add_argument("--speedup", type=float, default=1.5, help="latency: the target, as a speed-up over the "
+                        "unpruned int8 TFLite file")
     args = parser.parse_args()
-    {"digits": digits, "detect": detect, "segment": segment, "report": report}[args.experiment](args)
+    {"digits": digits, "detect": detect, "segment": segment, "latency": latency,
+     "report": report}[args.experiment](args)
     return 0
 
 

@@ -122,6 +122,7 @@ def test_a_latency_target_is_searched_and_checked_on_the_chosen_file(tiny_digits
     assert set(timed) == {("litert", ".tflite", "int8")}
     assert 3 <= len(timed) <= 2 + 6  # before, the search (about log2(40) probes) and the final model
     assert summary["latency_on"] == "int8 tflite on litert" and summary["target_latency_met"]
+    assert summary["searched_latency_ms"] == summary["after"]["latency_ms"]  # the same structure, timed alike
     assert summary["after"]["latency_ms"] <= 0.8 * before < summary["before"]["latency_ms"]
 
 
