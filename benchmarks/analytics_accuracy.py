@@ -1,6 +1,6 @@
 """Counting accuracy of the analytics engine (edgecnn.runtime.analytics) on synthetic
 tracks with known ground truth, beside supervision's LineZone and PolygonZone on the
-same boxes (benchmarks/analytics_results.md).
+same boxes (benchmarks/RESULTS.md, Zones and lines).
 
 The scene: a 1280x720 frame at 30 fps, a line "gate" from (640, 80) to (640, 360)
 (drawn top to bottom, so its left is the image's right: walking right is `in`, which

@@ -1,5 +1,5 @@
 """Cost per frame of the analytics engine (edgecnn.runtime.analytics): zones, lines and
-their events for a tracked stream (benchmarks/analytics_results.md).
+their events for a tracked stream (benchmarks/RESULTS.md, Zones and lines).
 
 A 1280x720 frame holds Z zones (polygons of 4 to 8 corners) and L lines in fixed random
 places, and N tracked objects gliding and bouncing through them with 1-pixel jitter,

@@ -1,5 +1,5 @@
 """What event clips cost at 640x480 15 FPS, and which codecs a browser plays
-(benchmarks/clips_results.md).
+(benchmarks/RESULTS.md, Zones and lines: Event clips).
 
 Footage: tests/data/tree.avi (real video, 320x240 at 15 FPS) scaled to 640x480 and played
 forwards then backwards to 150 frames (10 s), held in memory so that reading it costs
@@ -22,7 +22,7 @@ nothing during the measurements. Scaled footage is smoother than a camera's own 
    the most frames waiting for the writer, and how far the process's RSS rose above
    what it held before the recorder started.
 
-    .venv/bin/python benchmarks/clip_cost.py [--seconds 30] [--out benchmarks/clips_results.md]
+    .venv/bin/python benchmarks/clip_cost.py [--seconds 30] [--out REPORT.md]
 """
 from __future__ import annotations
 

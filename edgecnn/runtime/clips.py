@@ -15,7 +15,8 @@ short queue, so it never waits for an encoder:
 Two threads do the work. The buffer thread JPEG-encodes each frame into a ring of the
 last `buffer_seconds`: JPEG because it costs a third of the CPU of even ultrafast H.264
 packets and a clip can start at any frame of it (from an H.264 ring, only at a
-keyframe), for about three times the memory; figures in benchmarks/clips_results.md.
+keyframe), for about three times the memory; figures in benchmarks/RESULTS.md
+(Zones and lines, Event clips).
 The writer thread decodes a clip's frames and encodes them into a browser-playable file
 (edgecnn.runtime.video_files) beside a JSON sidecar.
 
@@ -51,7 +52,7 @@ from edgecnn.runtime.video_files import (PYAV_EXTRA, VideoFileWriter, browser_co
                                          open_video)
 
 # a clip written from a ring at 85 is 0.14 dB PSNR below one written from the frames
-# themselves (75: 0.26 dB; 95: 0.04 dB for 1.8 times the memory): benchmarks/clips_results.md
+# themselves (75: 0.26 dB; 95: 0.04 dB for 1.8 times the memory): benchmarks/RESULTS.md, Event clips
 JPEG_QUALITY = 85
 # room in the ring beyond `pre_seconds` for a trigger that arrives after later frames
 # were pushed (a loop that reads ahead of its results)

@@ -4,7 +4,7 @@ installed (`pip install 'edgecnn[video]'`), else VP8 in .webm through OpenCV.
 OpenCV's pip wheels carry no H.264 encoder: their .mp4 is MPEG-4 Part 2 (`mp4v`), which
 Chromium refuses to play. They do carry libvpx, but OpenCV exposes none of its speed
 settings, so VP8 costs several times more CPU than libx264. Measured figures, and which
-files headless Chromium played: benchmarks/clips_results.md (benchmarks/clip_cost.py).
+files headless Chromium played: benchmarks/RESULTS.md, Event clips (benchmarks/clip_cost.py).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from edgecnn.core.errors import UserError
 
 # libx264's preset and quality: superfast at CRF 23 kept ultrafast's PSNR in two thirds of
 # its bytes for 1.4 to 1.7 times its CPU; veryfast saved another eighth of the bytes for
-# 1.5 to 2 times superfast's CPU (four runs on a shared machine; benchmarks/clips_results.md)
+# 1.5 to 2 times superfast's CPU (four runs on a shared machine; benchmarks/RESULTS.md, Event clips)
 H264_PRESET = "superfast"
 H264_CRF = 23
 # timestamps of variable-rate H.264 (frames stamped with their capture times), in ms
