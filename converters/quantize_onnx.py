@@ -12,12 +12,16 @@ stay float in every attempt.
 --mixed: when all-int8 misses the budget, each convolution's sensitivity is read off one
 int8 pass (the relative error it adds: its output's error against the fp32 file's,
 less its input's), and the most sensitive stay float in growing groups (1, 2, 4, 8,
-16), each measured by the gate, until the budget holds.
+16), each measured by the gate, until the budget holds. With --weight-bits 7 they get
+8-bit weights instead (taken from a file quantized alike in 8 bits, whose activation
+ranges are the same): on a CPU without VNNI onnxruntime runs each convolution whose
+weights fit in 7 bits on its fast int8 kernel and only the others on its exact one.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from typing import Any, Dict, List, Sequence
 
@@ -43,6 +47,10 @@ WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 # 7 bits (benchmarks/RESULTS.md, "ONNX int8 on x86-64 CPUs without VNNI"); the gate
 # measures what the lost bit costs.
 WEIGHT_BITS = 8
+# The gate and the parity report run both files on onnxruntime, the engine that calibrates
+# and writes them, named rather than left to `auto` (which would time the file's siblings
+# of another precision and each backend, and could score a file other than the one named).
+GATE_BACKEND = "onnxruntime"
 
 
 def decode_tail(model) -> List[str]:
@@ -114,6 +122,44 @@ def sensitivity(prepared: str, int8_path: str, blobs: Sequence[np.ndarray]) -> L
     return sorted(ranking, key=lambda item: -item[1])
 
 
+def weight_initializers(model) -> Dict[str, List[str]]:
+    """Per weighted node of a QDQ file: the initializers of its quantized weight and bias
+    (values, scales, zero points; a bias's scale follows its weight's)."""
+    producers = {output: node for node in model.graph.node for output in node.output}
+    constants = {tensor.name for tensor in model.graph.initializer}
+    found: Dict[str, List[str]] = {}
+    for node in model.graph.node:
+        if node.op_type not in WEIGHTED_OPS or not node.name:
+            continue
+        names = []
+        for name in node.input[1:]:
+            source = producers.get(name)
+            if source is not None and source.op_type == "DequantizeLinear":
+                names += [n for n in source.input if n in constants]
+        if names:
+            found[node.name] = names
+    return found
+
+
+def widen(narrow: str, wide: str, nodes: Sequence[str], out: str) -> None:
+    """`narrow` (7-bit weights) with the weights and biases of `nodes` taken from `wide`
+    (8-bit), both quantized from the same prepared file and calibration: their activation
+    ranges, node and tensor names are the same, only the weighted nodes' initializers differ."""
+    import onnx
+
+    model, donor = onnx.load(narrow), onnx.load(wide)
+    per_node = weight_initializers(model)
+    missing = [node for node in nodes if node not in per_node]
+    if missing:
+        raise ValueError(f"no quantized weights for node(s) {', '.join(missing)}")
+    taken = {name for node in nodes for name in per_node[node]}
+    replacements = {tensor.name: tensor for tensor in donor.graph.initializer if tensor.name in taken}
+    for tensor in model.graph.initializer:
+        if tensor.name in replacements:
+            tensor.CopyFrom(replacements[tensor.name])
+    onnx.save(model, out)
+
+
 def prepare(source: str, prepared: str) -> None:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -176,7 +222,7 @@ def quantize_onnx_file(source: str, out: str, options, log=print) -> Dict[str, A
         raise UserError("--qat (with its --distill, --distill-weight and --teacher) and --float-layers are for "
                         "edgecnn checkpoints; a model file takes --mixed")
     weight_bits = options.weight_bits or WEIGHT_BITS
-    fp32_model = load(source, card=options.card_options)
+    fp32_model = load(source, card=options.card_options, backend=GATE_BACKEND)
     if fp32_model.backend.format != "onnx":
         raise UserError(f"{source}: not an ONNX file")
     card = fp32_model.card
@@ -197,35 +243,50 @@ def quantize_onnx_file(source: str, out: str, options, log=print) -> Dict[str, A
         prepare(source, prepared)
         tail = decode_tail(onnx.load(prepared))
 
-        def attempt(float_nodes: List[str]):
-            quantize_file(prepared, staged, card, calibration, options.per_channel, tail + float_nodes, weight_bits)
+        def measure(what: str):
             proto = onnx.load(staged)
             embed_onnx(proto, card.replace(precision="int8"))  # read back exactly as the source is
             onnx.save(proto, staged)
-            model = load(staged)
+            model = load(staged, backend=GATE_BACKEND)
             measured = training.evaluate(file_predictor(model), card, options.data, "val", plot="")
             gate = compare(card.task, fp32, measured, options.max_drop)
-            kept = f"{len(float_nodes)} most sensitive node(s) float" if float_nodes else "all nodes"
-            log(f"int8 ({kept}): {gate.describe()}")
+            log(f"int8 ({what}): {gate.describe()}")
             return model, measured, gate
 
+        def attempt(float_nodes: List[str]):
+            quantize_file(prepared, staged, card, calibration, options.per_channel, tail + float_nodes, weight_bits)
+            return measure(f"{len(float_nodes)} most sensitive node(s) float" if float_nodes else "all nodes")
+
         int8_model, int8, gate = attempt([])
+        eight_bit_nodes: List[str] = []
         if not gate.passed and options.mixed:
+            narrow = os.path.join(staging, "narrow.onnx")
+            shutil.copy(staged, narrow)
             probe = [preprocess(image, card, fit) for image in reference[:8]]
-            ranking = sensitivity(prepared, staged, probe)
+            ranking = sensitivity(prepared, narrow, probe)
             log("most sensitive nodes (relative error each adds): "
                 + ", ".join(f"{name} {value:+.4f}" for name, value in ranking[:5]))
+            wide = os.path.join(staging, "wide.onnx")
+            if weight_bits < WEIGHT_BITS:
+                quantize_file(prepared, wide, card, calibration, options.per_channel, tail, WEIGHT_BITS)
             for keep in (1, 2, 4, 8, 16):
                 if keep > len(ranking) // 2:
                     break
-                float_nodes = [name for name, _ in ranking[:keep]]
-                int8_model, int8, gate = attempt(float_nodes)
+                chosen = [name for name, _ in ranking[:keep]]
+                if weight_bits < WEIGHT_BITS:
+                    eight_bit_nodes = chosen
+                    widen(narrow, wide, chosen, staged)
+                    int8_model, int8, gate = measure(f"{keep} most sensitive node(s) with {WEIGHT_BITS}-bit weights")
+                else:
+                    float_nodes = chosen
+                    int8_model, int8, gate = attempt(chosen)
                 if gate.passed:
                     break
         metric = gate.metric
         summary = {"source": str(source), "out": str(out), "gate": gate.to_dict(), "fp32": fp32, "int8": int8,
                    "calibration_images": check.images, "warnings": check.warnings, "float_nodes": float_nodes,
-                   "sensitivity": ranking[:10], "float_tail": tail, "weight_bits": weight_bits}
+                   "sensitivity": ranking[:10], "float_tail": tail, "weight_bits": weight_bits,
+                   "eight_bit_nodes": eight_bit_nodes}
         summary["parity"] = parity(card, fp32_model, int8_model, reference[:PARITY_IMAGES])
         log(f"parity: {summary['parity']['kind']} {100 * summary['parity']['agreement']:.1f}% on "
             f"{summary['parity']['images']} held-out images")

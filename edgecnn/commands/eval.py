@@ -23,6 +23,11 @@ def add(p) -> None:
     p.add_argument("--plot", default=None, help="PNG path: confusion matrix, detections, or predicted masks beside the truth "
                    "(default: beside the model; '' for none)")
     p.add_argument("--json", action="store_true")
+    from edgecnn.runtime.backends import backend_names
+
+    p.add_argument("--backend", default=None, metavar="NAME[:OPTION=VALUE,...]", help=f".onnx/.tflite files: the "
+                   f"backend that runs the file named, one of {', '.join(backend_names())} with its options "
+                   "(edgecnn.runtime.backends; default: this device's first for the file's format)")
     files = p.add_argument_group(".onnx/.tflite files without a card (as for edgecnn run)")
     files.add_argument("--labels", default=None, metavar="FILE|a,b,c")
     files.add_argument("--preset", default=None, choices=list(presets()))
@@ -37,7 +42,11 @@ def run(args) -> int:
         from edgecnn.runtime.card_options import CardOptions
 
         options = CardOptions(labels=args.labels, preset=args.preset, head=args.head)
-        report = evaluate_file(args.model, args.data, args.split, args.plot, args.strict, options)
+        report = evaluate_file(args.model, args.data, args.split, args.plot, args.strict, options, args.backend)
+    elif args.backend is not None:
+        from edgecnn.core.errors import UserError
+
+        raise UserError(f"--backend is for .onnx/.tflite files; {args.model} is a checkpoint, evaluated by PyTorch")
     else:
         report = evaluate_checkpoint(args.model, args.data, args.split, args.plot, args.strict)
     print(json.dumps(report) if args.json else format_report(report))

@@ -55,13 +55,15 @@ def file_predictor(model) -> Callable[[np.ndarray], list]:
 
 
 def evaluate_file(path: str, data_spec: Optional[str], split: str = "val", plot: Optional[str] = None,
-                  strict: bool = False, card_options=None) -> Dict[str, Any]:
+                  strict: bool = False, card_options=None, backend: Optional[str] = None) -> Dict[str, Any]:
     """`edgecnn eval FILE`: an .onnx or .tflite file, edgecnn's or another toolkit's, scored
     through the runtime (its card, or the one recognised or given by flags) on a dataset
-    whose labels are matched to the model's by name."""
+    whose labels are matched to the model's by name. `backend`: NAME[:OPTIONS] (default:
+    this device's first backend for the file); never `auto`, whose choice among the file's
+    siblings of another precision would score a file other than the one named."""
     from edgecnn.runtime.model import load
 
-    model = load(path, card=card_options)
+    model = load(path, card=card_options, backend=file_backend(path, backend))
     card = model.card
     data_spec = data_spec or card.dataset.get("name")
     if not data_spec:
@@ -70,6 +72,21 @@ def evaluate_file(path: str, data_spec: Optional[str], split: str = "val", plot:
                                                       str(path), strict)
     report.update(model=str(path), task=card.task)
     return report
+
+
+def file_backend(path: str, backend: Optional[str] = None) -> str:
+    """The backend that scores the file named: the one given, else the device's first
+    installed backend for its format ("auto" would time and run the fastest sibling)."""
+    from edgecnn.runtime.backends import backends_for, parse_backend
+
+    if backend is not None:
+        spec = parse_backend(backend)
+        if spec.name == "auto":
+            raise UserError("--backend auto chooses among a model's files by speed; name the backend that scores "
+                            f"{path} (one of the installed: {', '.join(backends_for(path)) or 'none'})")
+        return str(spec)
+    names = backends_for(path)
+    return names[0] if names else "auto"  # none installed: open_backend says what to install
 
 
 def evaluate_predictor(predict, card: ModelCard, data_spec: str, split: str = "val") -> Dict[str, Any]:
