@@ -47,7 +47,7 @@ def test_two_crossings_give_two_events_retained_counts_discovery_and_one_clip(tm
     subscriber = Subscriber(broker.port, "shop")
     discovery = Subscriber(broker.port, "homeassistant")
     try:
-        result = run_cli("run", "--source", f"{video}?realtime=1", "--line", f"door={LINE_X},0,{LINE_X},{SIZE}",
+        result = run_cli("run", "--source", video, "--line", f"door={LINE_X},0,{LINE_X},{SIZE}",
                          "--zone", "left=0,0,0.5,0,0.5,1,0,1", "--json", tmp_path / "records.jsonl",
                          "--publish", f"mqtt://127.0.0.1:{broker.port}/shop", "--publish-qos", "1",
                          "--publish-discovery", "homeassistant", "--clips", tmp_path / "clips", "--clips-pre", "1",
