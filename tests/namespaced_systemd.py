@@ -24,9 +24,11 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -67,7 +69,7 @@ hostname edgecnn-test-device
 exec env -i container=edgecnn-test PATH=/usr/sbin:/usr/bin:/sbin:/bin \
     SYSTEMD_UNIT_PATH=/run/edgecnn-test/units:/etc/systemd/system \
     SYSTEMD_GENERATOR_PATH=/run/edgecnn-test/empty SYSTEMD_ENVIRONMENT_GENERATOR_PATH=/run/edgecnn-test/empty \
-    setpriv --bounding-set {dropped} -- {systemd} --system --unit={target} --log-target=console --show-status=no
+    setpriv --bounding-set {dropped} -- {systemd} --system --unit={target} --show-status=no
 """
 
 
@@ -222,3 +224,72 @@ class NamespacedSystemd:
             if not self.cgroup.exists() or time.monotonic() > deadline:
                 return
             time.sleep(0.2)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class SshDevice:
+    """A started NamespacedSystemd and how to reach it: `ssh -F ssh_config dev` logs in
+    as root with a key of its own, the host key pinned."""
+
+    systemd: NamespacedSystemd
+    ssh_config: Path
+    port: int
+    keys: Path
+
+    def stop(self) -> None:
+        self.systemd.stop()
+
+
+def start_ssh_device(workdir: Path, timeout: float = 60.0) -> SshDevice:
+    """Keys, an sshd on a free loopback port inside, a client config naming it `dev`."""
+    workdir = Path(workdir)
+    keys = workdir / "keys"
+    keys.mkdir(parents=True)
+    for name in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / name)], check=True)
+    port = free_port()
+    systemd = NamespacedSystemd(workdir / "ns-work", (
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {INSIDE}/ssh/host_key\n"
+        f"AuthorizedKeysFile {INSIDE}/ssh/authorized_keys\nPidFile none\nPubkeyAuthentication yes\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+        "PermitRootLogin prohibit-password\n"))
+    systemd.ssh_dir.mkdir(parents=True)
+    shutil.copy(keys / "host_key", systemd.ssh_dir / "host_key")
+    (systemd.ssh_dir / "authorized_keys").write_text((keys / "client_key.pub").read_text())
+    host_key = (keys / "host_key.pub").read_text().split()[:2]
+    (keys / "known_hosts").write_text(f"[127.0.0.1]:{port} {' '.join(host_key)}\n")
+    ssh_config = workdir / "ssh_config"
+    ssh_config.write_text(f"Host dev\n  HostName 127.0.0.1\n  Port {port}\n  User root\n"
+                          f"  IdentityFile {keys / 'client_key'}\n  IdentitiesOnly yes\n"
+                          f"  UserKnownHostsFile {keys / 'known_hosts'}\n  StrictHostKeyChecking yes\n"
+                          "  LogLevel ERROR\n")
+
+    def answers() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+
+    systemd.start(answers, timeout)
+    return SshDevice(systemd, ssh_config, port, keys)
+
+
+def device_python() -> Optional[str]:
+    """A Python 3.9+ with venv that a service's own user can run (not under /root or
+    /home, which are closed to other users)."""
+    import sys
+
+    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3", getattr(sys, "_base_executable", None)):
+        if candidate and os.path.exists(candidate):
+            probe = subprocess.run([candidate, "-c", "import ensurepip, sys; sys.exit(sys.version_info < (3, 9))"],
+                                   capture_output=True)
+            if probe.returncode == 0 and not os.path.realpath(candidate).startswith(("/root/", "/home/")):
+                return candidate
+    return None

@@ -3,7 +3,6 @@ a NOTIFY_SOCKET listener of the test's own), the unit file (systemd-analyze veri
 the release's files, the trust check, and the whole deploy against a real systemd: PID
 1 of new namespaces, reached by an sshd on a loopback port (tests/namespaced_systemd.py),
 which leaves the host as it was."""
-import getpass
 import json
 import os
 import shutil
@@ -20,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, assert_one_line_error, run_cli
-from namespaced_systemd import INSIDE, NamespacedSystemd, usable
+from conftest import ROOT, assert_one_line_error, run_cli, run_cli_batch
+from namespaced_systemd import device_python, free_port, start_ssh_device, usable
 
 from edgecnn.assets import RUNTIME_FP32, RUNTIME_INT8
 from edgecnn.runtime.service_notify import ServiceNotifier, socket_address
@@ -357,47 +356,35 @@ def test_models_that_fail_their_gate_or_digest_are_refused_before_any_connection
     host = ["nobody@192.0.2.1", "--connect-timeout", "30"]
     config = write_config(tmp_path / "gate", "model: over-budget.tflite\ncameras:\n  c: {source: demo}\n", model=None)
     gate_failed_copy(tmp_path / "gate")
-    started = time.monotonic()
-    assert_one_line_error(run_cli("deploy", *host, "--config", config), 3, "drop 0.22 over 0.10 points")
     flipped(RUNTIME_FP32, tmp_path / "flipped.tflite", largest_tflite_weights)
-    assert_one_line_error(run_cli("deploy", *host, "--model", tmp_path / "flipped.tflite"), 2,
-                          "weights do not match the digest")
     foreign = ROOT / "tests" / "data" / "models" / "tf_ssd_uint8.tflite"  # no edgecnn card: no gate
-    assert_one_line_error(run_cli("deploy", *host, "--model", foreign), 3, "--allow-ungated")
     bad = write_config(tmp_path / "bad", "cameras:\n  c: {source: demo, fps: 3}\n", model=None)
-    assert_one_line_error(run_cli("deploy", *host, "--config", bad), 2, "unknown key 'fps'")
+    started = time.monotonic()
+    gate, digest, ungated, invalid = run_cli_batch(
+        ["deploy", *host, "--config", config], ["deploy", *host, "--model", tmp_path / "flipped.tflite"],
+        ["deploy", *host, "--model", foreign], ["deploy", *host, "--config", bad])
     assert time.monotonic() - started < 30
+    assert_one_line_error(gate, 3, "drop 0.22 over 0.10 points")
+    assert_one_line_error(digest, 2, "weights do not match the digest")
+    assert_one_line_error(ungated, 3, "--allow-ungated")
+    assert_one_line_error(invalid, 2, "unknown key 'fps'")
 
 
 def test_usage_errors_are_one_line(tmp_path):
-    assert_one_line_error(run_cli("deploy", "a@b", "--status", "--config", "x.yaml"), 2, "act on what is deployed")
-    assert_one_line_error(run_cli("deploy", "-oProxyCommand=x", "--status"), 2, "")
-    assert_one_line_error(run_cli("deploy", "a@b", "--status", "--name", "Shop Floor"), 2, "--name")
-    assert_one_line_error(run_cli("deploy", "a@b", "--status", "--ssh-config", tmp_path / "none"), 2,
-                          "--ssh-config")
-    assert_one_line_error(run_cli("deploy", "a@b", "--model", tmp_path / "none.tflite"), 2, "--model")
-    assert_one_line_error(run_cli("deploy", "a@b", "--status", "-f"), 2, "-f follows")
+    results = run_cli_batch(["deploy", "a@b", "--status", "--config", "x.yaml"],
+                            ["deploy", "-oProxyCommand=x", "--status"],
+                            ["deploy", "a@b;reboot", "--status"],
+                            ["deploy", "a@b", "--status", "--name", "Shop Floor"],
+                            ["deploy", "a@b", "--status", "--ssh-config", tmp_path / "none"],
+                            ["deploy", "a@b", "--model", tmp_path / "none.tflite"],
+                            ["deploy", "a@b", "--status", "-f"])
+    for result, words in zip(results, ["act on what is deployed", "USER@HOST", "not a USER@HOST", "--name",
+                                       "--ssh-config",
+                                       "--model", "-f follows"]):
+        assert_one_line_error(result, 2, words)
 
 
 # ---------------------------------------------------------------------------- the device
-
-def device_python():
-    """A Python 3.9+ with venv that the service's own user can run (not under /root)."""
-    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3", sys._base_executable):
-        if candidate and os.path.exists(candidate):
-            probe = subprocess.run([candidate, "-c", "import ensurepip, os, sys; sys.exit(sys.version_info < (3, 9))"],
-                                   capture_output=True)
-            real = os.path.realpath(candidate)
-            if probe.returncode == 0 and not real.startswith(("/root/", "/home/")):
-                return candidate
-    return None
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 class Device:
     """The namespaced systemd, its ssh_config, and the deploy command pointed at it."""
@@ -434,43 +421,14 @@ def device(tmp_path_factory):
         pytest.skip(f"a namespaced systemd device {reason}")
     marker = Path(tempfile.gettempdir()) / f"edgecnn-deploy-host-marker-{uuid.uuid4().hex}"
     marker.write_text("the host's /tmp must keep this\n")
-    work = tmp_path_factory.mktemp("device")
-    keys = work / "keys"
-    keys.mkdir()
-    for name in ("host_key", "client_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / name)], check=True)
-    port = free_port()
-    systemd = NamespacedSystemd(work / "ns-work", (
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {INSIDE}/ssh/host_key\n"
-        f"AuthorizedKeysFile {INSIDE}/ssh/authorized_keys\nPidFile none\nPubkeyAuthentication yes\n"
-        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
-        "PermitRootLogin prohibit-password\n"))
-    systemd.ssh_dir.mkdir(parents=True)
-    shutil.copy(keys / "host_key", systemd.ssh_dir / "host_key")
-    (systemd.ssh_dir / "authorized_keys").write_text((keys / "client_key.pub").read_text())
-    host_key = (keys / "host_key.pub").read_text().split()[:2]
-    (keys / "known_hosts").write_text(f"[127.0.0.1]:{port} {' '.join(host_key)}\n")
-    ssh_config = work / "ssh_config"
-    ssh_config.write_text(f"Host dev\n  HostName 127.0.0.1\n  Port {port}\n  User root\n"
-                          f"  IdentityFile {keys / 'client_key'}\n  IdentitiesOnly yes\n"
-                          f"  UserKnownHostsFile {keys / 'known_hosts'}\n  StrictHostKeyChecking yes\n"
-                          "  LogLevel ERROR\n")
-
-    def answers():
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return True
-        except OSError:
-            return False
-
-    systemd.start(answers)
+    ssh_device = start_ssh_device(tmp_path_factory.mktemp("device"))
     try:
-        yield Device(systemd, ssh_config, port, python, keys)
+        yield Device(ssh_device.systemd, ssh_device.ssh_config, ssh_device.port, python, ssh_device.keys)
     finally:
-        systemd.stop()
+        ssh_device.stop()
         assert marker.read_text().startswith("the host's"), "the host's /tmp was touched"
         marker.unlink()
-        assert not systemd.cgroup.exists()
+        assert not ssh_device.systemd.cgroup.exists()
 
 
 def healthz(port):
@@ -484,27 +442,30 @@ def healthz(port):
 
 
 def test_unfit_devices_are_one_line_and_left_as_they_were(device, tmp_path):
+    """Each refused with one line and exit 2 before anything is written (its own service
+    name and root, so that the other tests' services do not matter)."""
     config = write_config(tmp_path, "model: shapes_detector-int8.tflite\ncameras:\n  c: {source: demo}\n")
+    unfit = ["--name", "unfit", "--root", "/srv/unfit"]
     # an old Python: the real interpreter answering the probe as a 3.8 does
     old = device.srv("old-python")
     old.write_text(f"#!/bin/sh\nshift\nexec {device.python} -c 'import sys; sys.version_info = (3, 8, 18, \"final\", "
                    f"0); exec(sys.argv.pop(1))' \"$@\"\n")
     old.chmod(0o755)
-    result = run_cli("deploy", "dev", "--ssh-config", device.ssh_config, "--python", "/srv/old-python", "--root",
-                     DEVICE_ROOT, "--config", config, "--wheel")
+    result = run_cli("deploy", "dev", "--ssh-config", device.ssh_config, "--python", "/srv/old-python", *unfit,
+                     "--config", config)
     assert_one_line_error(result, 2, "Python 3.8.18")
     # a machine without wheels: a 32-bit personality (setarch), as a 32-bit OS reports itself
     arch = device.srv("i686-python")
     arch.write_text(f"#!/bin/sh\nexec setarch i686 {device.python} \"$@\"\n")
     arch.chmod(0o755)
-    result = run_cli("deploy", "dev", "--ssh-config", device.ssh_config, "--python", "/srv/i686-python", "--root",
-                     DEVICE_ROOT, "--config", config, "--wheel")
+    result = run_cli("deploy", "dev", "--ssh-config", device.ssh_config, "--python", "/srv/i686-python", *unfit,
+                     "--config", config)
     assert_one_line_error(result, 2, "i686 has no wheels")
     # a full disk: a 4 MB tmpfs mounted inside the device's own mount namespace
     device.srv("small").mkdir()
     assert device.systemd.enter("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", "/srv/small").returncode == 0
-    result = run_cli("deploy", "dev", "--ssh-config", device.ssh_config, "--python", device.python, "--root",
-                     "/srv/small/edgecnn", "--config", config, "--wheel")
+    result = run_cli("deploy", "dev", "--ssh-config", device.ssh_config, "--python", device.python, "--name",
+                     "unfit", "--root", "/srv/small/edgecnn", "--config", config)
     assert_one_line_error(result, 2, "MB free at /srv/small")
     assert device.systemd.enter("ls", "-A", "/srv/small").stdout == ""
     # a key the device does not accept, and a port nobody listens on
@@ -513,12 +474,75 @@ def test_unfit_devices_are_one_line_and_left_as_they_were(device, tmp_path):
     config_text = device.ssh_config.read_text()
     wrong_key = tmp_path / "ssh_config_wrong_key"
     wrong_key.write_text(config_text.replace(str(device.keys / "client_key"), str(stranger)))
-    result = run_cli("deploy", "dev", "--ssh-config", wrong_key, "--config", config, "--wheel")
+    result = run_cli("deploy", "dev", "--ssh-config", wrong_key, *unfit, "--config", config)
     assert_one_line_error(result, 2, "cannot reach dev")
     closed = tmp_path / "ssh_config_closed"
     closed.write_text(config_text.replace(f"Port {device.port}", f"Port {free_port()}"))
-    assert_one_line_error(run_cli("deploy", "dev", "--ssh-config", closed, "--status"), 2, "cannot reach dev")
-    assert device.untouched()
+    assert_one_line_error(run_cli("deploy", "dev", "--ssh-config", closed, *unfit, "--status"), 2, "cannot reach dev")
+    assert device.untouched("/srv/unfit", "edgecnn-unfit")
+
+
+def wait_for(condition, seconds, what):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"{what}: not within {seconds} s")
+
+
+@pytest.mark.slow(80)  # before the next test: its venv is then there for it
+def test_systemd_restarts_a_crash_and_a_hung_camera_and_sigterm_stops_it_cleanly(device, tmp_path):
+    """Restart=on-failure and the watchdog, on the real systemd: a SIGSEGV is restarted;
+    a camera that freezes without closing its stream (the reader's own timeout set to a
+    minute) stops the results, so the watchdog (3 s) kills and restarts the run; --stop's
+    SIGTERM ends it with exit 0. Deployed to two hosts at once, one of them unreachable:
+    one table, the reachable one deployed."""
+    from mjpeg_server import MjpegCamera, blank_frames
+
+    from edgecnn.deploy.install_source import built_wheel
+
+    wheel, _ = built_wheel(print)
+    camera = MjpegCamera(blank_frames(), fps=10)
+    port = free_port()
+    config = write_config(tmp_path, f"model: shapes_detector-int8.tflite\nhealth: 127.0.0.1:{port}\ncameras:\n"
+                          f"  door: {{source: '{camera.url}?timeout=60'}}\n")
+    device.ssh_config.with_name("ssh_config_two").write_text(
+        device.ssh_config.read_text() + f"Host closed\n  HostName 127.0.0.1\n  Port {free_port()}\n"
+        f"  IdentityFile {device.keys / 'client_key'}\n  LogLevel ERROR\n")
+    try:
+        result = run_cli("deploy", "dev", "closed", "--ssh-config", device.ssh_config.with_name("ssh_config_two"),
+                         "--python", device.python, "--root", DEVICE_ROOT, "--config", config, "--wheel", wheel,
+                         "--watchdog-sec", "3", "--timeout", "90", timeout=900)
+        rows = {line.split()[0]: line for line in result.stdout.splitlines()[-2:]}
+        assert result.returncode == 2 and rows["dev"].split()[1] == "deployed", result.stdout + result.stderr
+        assert "cannot reach closed" in rows["closed"]
+        systemd = device.systemd
+        assert healthz(port)[0] == 200
+
+        pid = systemd.show("edgecnn.service", "MainPID")["MainPID"]
+        assert systemd.enter("kill", "-SEGV", pid).returncode == 0
+        wait_for(lambda: systemd.show("edgecnn.service", "NRestarts")["NRestarts"] == "1", 30, "restarted")
+        wait_for(lambda: healthz(port)[0] == 200, 60, "healthy after the crash")
+
+        camera.frozen.set()  # the connection stays open, no frame comes
+        frozen_at = time.monotonic()
+        wait_for(lambda: systemd.show("edgecnn.service", "NRestarts")["NRestarts"] == "2", 30, "watchdog restart")
+        assert time.monotonic() - frozen_at < 3 + 5 + 5  # the watchdog, RestartSec, and slack
+        camera.frozen.clear()
+        wait_for(lambda: healthz(port)[0] == 200, 60, "healthy after the watchdog")
+        logs = device.deploy("--logs", "--lines", "200")
+        assert logs.returncode == 0 and "Watchdog timeout" in logs.stdout, logs.stdout
+
+        result = device.deploy("--stop")
+        assert result.returncode == 0 and "stopped" in result.stdout, result.stdout + result.stderr
+        state = systemd.show("edgecnn.service", "ActiveState", "Result", "ExecMainStatus", "UnitFileState")
+        assert state == {"ActiveState": "inactive", "Result": "success", "ExecMainStatus": "0",
+                         "UnitFileState": "disabled"}
+        assert "stopping on SIGTERM" in device.deploy("--logs", "--lines", "30").stdout
+    finally:
+        camera.stop()
 
 
 @pytest.mark.slow(75)
@@ -527,10 +551,13 @@ def test_deploy_status_rollback_on_a_broken_config_and_remove(device, tmp_path):
     a wheel of this checkout), its /healthz, --status, a config that cannot work rolled
     back by itself while the first release keeps serving, an update of the model,
     --rollback, and --remove leaving the device as before."""
+    from edgecnn.deploy.install_source import built_wheel
+
+    wheel, _ = built_wheel(print)  # one build for the whole test, whatever changes in the checkout meanwhile
     port = free_port()
     first = write_config(tmp_path / "first", f"model: shapes_detector-int8.tflite\nhealth: 127.0.0.1:{port}\n"
                          "cameras:\n  front: {source: 'demo?fps=10', json: front.jsonl}\n")
-    result = device.deploy("--config", first, "--wheel", "--timeout", "90")
+    result = device.deploy("--config", first, "--wheel", wheel, "--timeout", "90")
     assert result.returncode == 0, result.stdout + result.stderr
     row = result.stdout.strip().splitlines()[-1].split()
     assert row[:2] == ["dev", "deployed"]
@@ -539,7 +566,7 @@ def test_deploy_status_rollback_on_a_broken_config_and_remove(device, tmp_path):
     assert code == 200 and body["cameras"]["front"]["live"]
     assert json.loads(device.srv("edgecnn", "current", "release.json").read_text())["release"] == release
     state = device.systemd.show("edgecnn.service", "User", "ActiveState", "NRestarts")
-    assert state == {"User": "edgecnn", "ActiveState": "active", "NRestarts": "0"}
+    assert state == {"User": "edgecnn", "ActiveState": "active", "NRestarts": "0"}  # whatever ran there before
     assert device.systemd.enter("test", "-s", "/var/lib/edgecnn/front.jsonl").returncode == 0  # outputs written
 
     status = device.deploy("--status")
@@ -552,17 +579,25 @@ def test_deploy_status_rollback_on_a_broken_config_and_remove(device, tmp_path):
     broken = write_config(tmp_path / "broken", f"model: shapes_detector-int8.tflite\n"
                           f"health: 127.0.0.1:{device.port}\ncameras:\n  front: {{source: demo}}\n")
     started = time.monotonic()
-    result = device.deploy("--config", broken, "--wheel", "--timeout", "60")
+    result = device.deploy("--config", broken, "--wheel", wheel, "--timeout", "60")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "rolled back" in result.stdout and release in result.stdout and "exit status 2" in result.stdout
     assert "Address already in use" in result.stdout  # the service's last log lines
     assert time.monotonic() - started < 40
     assert healthz(port)[0] == 200 and os.readlink(device.srv("edgecnn", "current")) == f"releases/{release}"
 
+    # a source file the device does not have: its own edgecnn refuses the config before anything stops
+    absent = write_config(tmp_path / "absent", f"model: shapes_detector-int8.tflite\nhealth: 127.0.0.1:{port}\n"
+                          "cameras:\n  front: {source: /srv/absent/clip.mp4}\n")
+    result = device.deploy("--config", absent, "--wheel", wheel, "--timeout", "60")
+    assert_one_line_error(result, 2, "the device's edgecnn refuses the config")
+    assert "/srv/absent/clip.mp4: no such file" in result.stderr
+    assert healthz(port)[0] == 200 and os.readlink(device.srv("edgecnn", "current")) == f"releases/{release}"
+
     # an update that changes only the model: the venv is there, nothing is installed
     second = write_config(tmp_path / "second", f"model: shapes_detector.tflite\nhealth: 127.0.0.1:{port}\n"
                           "cameras:\n  front: {source: 'demo?fps=10', json: front.jsonl}\n", model=RUNTIME_FP32)
-    result = device.deploy("--config", second, "--wheel", "--timeout", "60")
+    result = device.deploy("--config", second, "--wheel", wheel, "--timeout", "60")
     assert result.returncode == 0 and "installing" not in result.stdout, result.stdout + result.stderr
     update = result.stdout.strip().splitlines()[-1].split()[2]
     assert update != release and healthz(port)[0] == 200

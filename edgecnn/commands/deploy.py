@@ -34,6 +34,8 @@ def add(p) -> None:
                         "(a deploy or --rollback starts it again)")
     action.add_argument("--remove", action="store_true", help="remove the service, its user, releases, venvs, "
                         "outputs (/var/lib/SERVICE) and cache: the device as before the first deploy")
+    p.add_argument("--json", action="store_true", help="each host's answer as one JSON line instead of the table "
+                   "(with the device's timings)")
     p.add_argument("-f", "--follow", action="store_true", help="with --logs: follow the journal")
     p.add_argument("--lines", type=int, default=50, metavar="N", help="with --logs: the last N lines (default 50)")
     ssh = p.add_argument_group("reaching the device")
@@ -117,16 +119,28 @@ def run(args) -> int:
     if acting:
         name = "status" if args.status else "rollback" if args.rollback else "stop" if args.stop else "remove"
         results = rollout.action(args.hosts, name)
-        print(status_table(results) if args.status else outcome_table(results))
+        _show(results, args.json, status_table if args.status else outcome_table)
     else:
         with tempfile.TemporaryDirectory(prefix="edgecnn-deploy-") as directory:
             config = args.config or _one_camera_config(args, directory)
             results = rollout.deploy(args.hosts, config)
-        print(outcome_table(results))
-        for result in results:
-            for line in result.get("logs") or []:
-                print(f"  {result['host']} | {line}")
+        _show(results, args.json, outcome_table)
     return exit_code(results)
+
+
+def _show(results, as_json: bool, table) -> None:
+    import json
+
+    from edgecnn.core.redact import redact_values
+
+    if as_json:
+        for result in results:
+            print(json.dumps(redact_values(result)))
+        return
+    print(table(results))
+    for result in results:
+        for line in result.get("logs") or []:
+            print(f"  {result['host']} | {line}")
 
 
 def exit_code(results) -> int:

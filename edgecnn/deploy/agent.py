@@ -2,9 +2,10 @@
 files or the wheel follow it as a tar on stdin), one JSON answer on stdout:
 
     prepare    the venv for the release (edgecnn.deploy.venv_setup)
-    activate   stage the release, check its config with the device's edgecnn, install
-               its unit, point `current` at it, restart, wait until healthy; roll back
-               to the previous release (or stop, on a first deploy) when it is not
+    activate   stage the release (its config checked by the device's edgecnn where it
+               names the device's own files), install its unit, point `current` at it,
+               restart, wait until healthy; roll back to the previous release (or stop,
+               on a first deploy) when it is not
     rollback   back to the previous healthy release
     status     release, unit state, uptime, restarts, /healthz and dropped frames
     stop       stop the service and keep it from starting at boot
@@ -134,13 +135,18 @@ def _install_unit(layout: Layout, release_id: str) -> None:
     systemd.enable(layout.unit_name)
 
 
-def _start(layout: Layout, release_id: str, timeout: float) -> Tuple[bool, str, List[str]]:
+def _start(layout: Layout, release_id: str, timeout: float, timings: Dict[str, float]) -> Tuple[bool, str, List[str]]:
     """Make `release_id` the one that runs: its unit, `current`, a restart; (healthy,
-    why not, its last log lines when not)."""
+    why not, its last log lines when not). `timings` gets the seconds each part took."""
+    began = time.monotonic()
     _install_unit(layout, release_id)
     layout.switch_current(release_id)
+    stopping = time.monotonic()
     started = systemd.restart(layout.unit_name)
+    starting = time.monotonic()
     healthy, why = wait_healthy(layout.unit_name, layout.manifest(release_id)["health_url"], timeout)
+    timings.update(unit_s=round(stopping - began, 2), stop_s=round(starting - stopping, 2),
+                   start_to_healthy_s=round(time.monotonic() - starting, 2))
     return healthy, why, [] if healthy else systemd.journal_tail(layout.unit_name, LOG_LINES, since=started)
 
 
@@ -178,30 +184,33 @@ def activate(layout: Layout, request: Dict, upload: IO[bytes]) -> Dict:
         raise DeployError(f"no venv {request['venv']} on the device (the prepare step did not finish)")
     _ensure_user(layout, request["user"])
     release_id = _stage(layout, request, upload)
-    try:
-        _check_config(layout, release_id)
-    except DeployError:
-        layout.remove_release(release_id)
-        raise
+    if request.get("check_on_device"):  # files only the device has: checked before anything stops
+        try:
+            _check_config(layout, release_id)
+        except DeployError:
+            layout.remove_release(release_id)
+            raise
     previous = layout.current_release()
-    healthy, why, logs = _start(layout, release_id, float(request["timeout"]))
+    timings = {"stage_s": round(time.time() - began, 2)}  # with the device's check, where it runs
+    healthy, why, logs = _start(layout, release_id, float(request["timeout"]), timings)
     if healthy:
         _mark_healthy(layout, release_id)
         removed = layout.prune()
         return {"status": "deployed", "release": release_id, "previous": previous, "pruned": removed,
-                "seconds": round(time.time() - began, 1)}
+                "device_s": round(time.time() - began, 2), "timings": timings}
     if previous is not None:
-        back, back_why, _ = _start(layout, previous, float(request["timeout"]))
+        back, back_why, _ = _start(layout, previous, float(request["timeout"]), {})
         layout.remove_release(release_id)
         return {"status": "rolled back", "release": previous, "failed_release": release_id, "reason": why,
                 "logs": logs, "rollback_healthy": back, "rollback_reason": back_why,
-                "seconds": round(time.time() - began, 1)}
+                "device_s": round(time.time() - began, 2), "timings": timings}
     systemd.stop_and_disable(layout.unit_name)
     _remove_unit(layout)
     if os.path.lexists(layout.current):
         os.unlink(layout.current)
     layout.remove_release(release_id)
-    return {"status": "failed", "reason": why, "logs": logs, "seconds": round(time.time() - began, 1)}
+    return {"status": "failed", "reason": why, "logs": logs, "device_s": round(time.time() - began, 2),
+            "timings": timings}
 
 
 def rollback(layout: Layout, request: Dict, upload: IO[bytes]) -> Dict:
@@ -212,9 +221,10 @@ def rollback(layout: Layout, request: Dict, upload: IO[bytes]) -> Dict:
     target = layout.previous_release(current)
     if target is None:
         raise DeployError(f"no earlier healthy release than {current} to roll back to")
-    healthy, why, logs = _start(layout, target, float(request["timeout"]))
+    timings: Dict[str, float] = {}
+    healthy, why, logs = _start(layout, target, float(request["timeout"]), timings)
     answer = {"status": "rolled back" if healthy else "unhealthy", "release": target, "from": current,
-              "seconds": round(time.time() - began, 1)}
+              "device_s": round(time.time() - began, 2), "timings": timings}
     if not healthy:
         answer.update(reason=why, logs=logs)
     return answer

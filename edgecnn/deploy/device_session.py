@@ -90,14 +90,51 @@ def tar_of(files: Sequence[Tuple[str, Union[Path, bytes]]]) -> bytes:
     return buffer.getvalue()
 
 
+def as_root(command: str) -> str:
+    """`command` as root: as it is for root, under `sudo -n` for another user (so the
+    steps need no probe of who logs in, and a password prompt is an error, not a hang)."""
+    return f'if [ "$(id -u)" -eq 0 ]; then exec {command}; else exec sudo -n {command}; fi'
+
+
+class SharedConnection(SshTarget):
+    """An SshTarget whose commands share one connection (OpenSSH's ControlMaster): the
+    steps of a deploy after the first skip the handshake, which costs a second or so
+    over Wi-Fi. close() ends the master."""
+
+    def __init__(self, target: SshTarget) -> None:
+        super().__init__(target.host, target.config, target.connect_timeout)
+        self._directory = tempfile.mkdtemp(prefix="edgecnn-ssh-")  # a socket path must stay short
+
+    def options(self) -> List[str]:
+        return super().options() + ["-o", "ControlMaster=auto", "-o", f"ControlPath={self._directory}/%C",
+                                    "-o", "ControlPersist=60"]
+
+    def close(self) -> None:
+        import shutil
+        import subprocess
+
+        try:
+            subprocess.run(["ssh", *self.options(), "-O", "exit", self.host], stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        shutil.rmtree(self._directory, ignore_errors=True)
+
+
 class DeviceSession:
     def __init__(self, target: SshTarget, python: str, root: str, service: str) -> None:
-        self.target, self.python, self.root, self.service = target, python, root, service
-        self.sudo = ""  # "sudo -n " once the probe finds a user other than root
+        self.target = SharedConnection(target)
+        self.python, self.root, self.service = python, root, service
         self.host = target.host
 
-    def _python(self) -> str:
-        return self.sudo + shlex.quote(self.python)
+    def close(self) -> None:
+        self.target.close()
+
+    def __enter__(self) -> "DeviceSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def probe(self) -> DeviceFacts:
         from edgecnn.deploy import device_probe
@@ -124,15 +161,17 @@ class DeviceSession:
     def _check_sudo(self) -> None:
         result = self.target.ssh("sudo -n true", timeout=self.target.connect_timeout + 30, what="sudo")
         if result.returncode != 0:
-            raise UserError(f"{self.host}: deploying installs a system service: log in as root or as a user with "
-                            f"passwordless sudo ({_last_line(result.stderr) or 'sudo -n failed'})")
-        self.sudo = "sudo -n "
+            raise self._not_root(result.stderr)
+
+    def _not_root(self, stderr: Optional[str]) -> UserError:
+        return UserError(f"{self.host}: deploying installs a system service: log in as root or as a user with "
+                         f"passwordless sudo ({_last_line(stderr) or 'sudo -n failed'})")
 
     def call(self, request: Dict, upload: bytes = b"", timeout: float = 600.0, what: str = "deploy") -> Dict:
         """Run one agent action; its answer, or UserError with the device's reason."""
         full = {**request, "root": self.root, "service": self.service}
         payload = json.dumps({"modules": _module_texts(), "request": full}).encode("utf-8")
-        command = f"{self._python()} -c {shlex.quote(BOOTSTRAP)}"
+        command = as_root(f"{shlex.quote(self.python)} -c {shlex.quote(BOOTSTRAP)}")
         with tempfile.TemporaryFile() as stdin:
             stdin.write(f"{len(payload)}\n".encode() + payload + upload)
             stdin.seek(0)
@@ -140,6 +179,11 @@ class DeviceSession:
         try:
             answer = json.loads(result.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
+            if result.returncode == 127:
+                raise UserError(f"{self.host}: no Python at {self.python} (--python names the device's "
+                                f"Python 3.9+)") from None
+            if "sudo:" in (result.stderr or ""):
+                raise self._not_root(result.stderr) from None
             raise UserError(f"{self.host}: {what} failed on the device: "
                             f"{_last_line(result.stderr) or f'exit {result.returncode}'}") from None
         if "error" in answer:
@@ -151,7 +195,7 @@ class DeviceSession:
         import subprocess
 
         unit = shlex.quote(f"{self.service}.service")
-        command = f"{self.sudo}journalctl --no-pager -u {unit} -n {int(lines)}" + (" -f" if follow else "")
+        command = as_root(f"journalctl --no-pager -u {unit} -n {int(lines)}" + (" -f" if follow else ""))
         try:
             return subprocess.run(["ssh", *self.target.options(), self.host, command],
                                   stdin=subprocess.DEVNULL).returncode

@@ -34,6 +34,9 @@ class Release:
     health_url: str  # the health server's root as the device reaches it
     read_write_paths: List[str] = field(default_factory=list)
     digest: str = ""  # of the config and every file: names the release
+    # sources that are files on the device, which only the device can check (`run --check` there before the
+    # switch); everything else was checked here by the same edgecnn the device runs
+    device_sources: List[str] = field(default_factory=list)
 
 
 def _base(config_path: str) -> str:
@@ -118,16 +121,21 @@ def health_address(data: Dict[str, Any], port: int, where: str) -> Tuple[str, st
     return value, f"http://{shown}:{bound_port}/"
 
 
+def device_only_sources(plan) -> List[str]:
+    """Sources that are absolute paths naming nothing here: the device's own files."""
+    paths = [camera.source.split("?")[0] for camera in plan.cameras.values()]
+    return [path for path in paths if os.path.isabs(path) and not path.startswith("/dev/")
+            and not os.path.exists(path)]
+
+
 def _desktop_view(plan):
-    """The plan as the desktop can check it: a source that is an absolute path naming
-    nothing here is the device's own file, checked there (`run --check` before the
-    switch), so it is left out of the check here."""
+    """The plan as the desktop can check it: the device's own files left out (the
+    device checks them before the switch)."""
     import copy
 
     view = copy.deepcopy(plan)
     for camera in view.cameras.values():
-        path = camera.source.split("?")[0]
-        if os.path.isabs(path) and not path.startswith("/dev/") and not os.path.exists(path):
+        if camera.source.split("?")[0] in device_only_sources(plan):
             camera.source = "demo"
     return view
 
@@ -188,7 +196,8 @@ def prepare_release(config_path: str, service: str, health_port: int = DEFAULT_H
         digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     models = [local for local in copies.by_local if local.lower().endswith(MODEL_SUFFIXES)]
     return Release(config_text=text, files=files, models=models, extras=needed_extras(plan),
-                   health_url=health_url, read_write_paths=sorted(set(writable)), digest=digest.hexdigest())
+                   health_url=health_url, read_write_paths=sorted(set(writable)), digest=digest.hexdigest(),
+                   device_sources=device_only_sources(plan))
 
 
 def one_camera_config(model: Optional[str], source: str, options: Dict[str, Any]) -> Dict[str, Any]:

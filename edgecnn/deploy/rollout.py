@@ -142,13 +142,19 @@ class Rollout:
 
     def deploy(self, hosts: List[str], config_path: str) -> List[Dict]:
         release = self.release(config_path)
-        targets = {host: session_for(host, self.options) for host in hosts}
+        for host in hosts:
+            target_for(host, self.options)  # every host's name checked before any is reached
         built = None
         if self.options.wheel == "":  # built once, before the hosts are reached
             from edgecnn.deploy.install_source import built_wheel
 
             built = built_wheel(self.log)
-        return self._each(hosts, lambda host: self._deploy_one(targets[host], release, built))
+
+        def deploy_one(host: str) -> Dict:
+            with session_for(host, self.options) as session:
+                return self._deploy_one(session, release, built)
+
+        return self._each(hosts, deploy_one)
 
     def _each(self, hosts: List[str], step: Callable[[str], Dict]) -> List[Dict]:
         """`step` on every host at once; with one host its error is raised as it is."""
@@ -200,6 +206,7 @@ class Rollout:
         answer = session.call({"action": "activate", "release": release_id(digest=release.digest),
                                "venv": install.key, "unit": unit, "health_url": release.health_url,
                                "timeout": options.timeout, "user": options.service,
+                               "check_on_device": bool(release.device_sources),
                                "files": [name for name, _ in files], "edgecnn": edgecnn.__version__,
                                "from": socket.gethostname()},
                               upload=tar_of(files), timeout=options.timeout * 2 + 600, what="activating the release")
@@ -208,14 +215,14 @@ class Rollout:
 
     def action(self, hosts: List[str], name: str) -> List[Dict]:
         """status, rollback, stop or remove on each host."""
-        sessions = {host: session_for(host, self.options) for host in hosts}
+        for host in hosts:
+            target_for(host, self.options)
 
         def step(host: str) -> Dict:
             began = time.monotonic()
-            session = sessions[host]
-            session.probe()
-            answer = session.call({"action": name, "timeout": self.options.timeout},
-                                  timeout=self.options.timeout * 2 + 120, what=name)
+            with session_for(host, self.options) as session:
+                answer = session.call({"action": name, "timeout": self.options.timeout},
+                                      timeout=self.options.timeout * 2 + 120, what=name)
             if name != "status":
                 answer["seconds"] = time.monotonic() - began
             return _described(answer)
@@ -227,11 +234,10 @@ class Rollout:
             raise UserError("--logs -f follows one host; give one, or leave out -f")
         code = 0
         for host in hosts:
-            session = session_for(host, self.options)
-            session.probe()
-            if len(hosts) > 1:
-                self.log(f"==> {host} <==")
-            code = max(code, session.show_journal(lines, follow))
+            with session_for(host, self.options) as session:
+                if len(hosts) > 1:
+                    self.log(f"==> {host} <==")
+                code = max(code, session.show_journal(lines, follow))
         return code
 
 

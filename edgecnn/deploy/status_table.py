@@ -3,7 +3,6 @@ host's release, unit state, uptime and restarts, then one row per camera with it
 FPS and dropped frames as its /healthz and /metrics report them."""
 from __future__ import annotations
 
-import time
 from typing import Dict, List, Optional, Sequence
 
 from edgecnn.core.redact import redact
@@ -60,8 +59,3 @@ def status_table(answers: Sequence[Dict]) -> str:
                                 note if index == 0 else ""))
     return table(("HOST", "UNIT", "RELEASE", "STATE", "UP", "RESTARTS", "CAMERA", "CAMERA STATE", "FPS", "DROPPED",
                   "NOTE"), rows)
-
-
-def deployed_at(answer: Dict) -> str:
-    stamp = answer.get("deployed_at")
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "-"
