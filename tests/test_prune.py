@@ -92,38 +92,66 @@ def test_rounds_reach_the_structure_the_search_found():
     assert layer_shapes(model) == layer_shapes(reference)
 
 
-@pytest.mark.slow(40)  # in CI; `pytest -m 'not slow'` is the inner loop
-def test_a_latency_target_is_searched_and_checked_on_the_chosen_file(tiny_digits_lenet, tmp_path, monkeypatch):
-    """--target-latency-ms: every measurement converts the model to the --latency-on file
-    (here int8 TFLite) and times it with the bench on its backend (LiteRT); the search
-    bisects the pruner's steps, and the final model is timed the same way. The bench
-    is replaced by a stand-in whose latency is the file's size, so the search is exact."""
+@pytest.mark.slow(20)  # in CI; `pytest -m 'not slow'` is the inner loop
+def test_a_latency_target_is_bisected_and_the_final_model_timed_alike(tiny_digits_lenet, tmp_path):
+    """--target-latency-ms: the pruner's steps are bisected with the latency meter (about
+    log2(40) measurements, not one per step) to the same structure a walk over every step
+    finds, and the final model is timed by the same meter. The meter here is a stand-in
+    whose latency is the model's MACs, so the search's answer is known exactly."""
+    from edgecnn.compress.prune import PruneOptions, prune_checkpoint, steps_to_target
+    from edgecnn.models.complexity import complexity
+    from edgecnn.training.checkpoint import load_model
+
+    measured = []
+
+    def meter(m, model_card, threads):
+        measured.append(float(complexity(m, (1, model_card.channels, *model_card.input_size))["macs"]) / 1e6)
+        return measured[-1]
+
+    meter.name = "MACs as milliseconds"
+    model, card, _ = load_model(DIGITS)
+    example = torch.zeros(1, 1, *card.input_size)
+    unpruned, target = meter(model, card, 1), 0.6 * meter(model, card, 1)
+    walked = steps_to_target(model, card, PruneOptions(), lambda m: meter(m, card, 1), target, example)
+    measured.clear()
+    bisected = steps_to_target(model, card, PruneOptions(), lambda m: meter(m, card, 1), target, example,
+                               unpruned=unpruned, log=lambda m: None)
+    assert bisected == walked and len(measured) <= 7
+
+    model, card, _ = load_model(tiny_digits_lenet)
+    target = 0.7 * meter(model, card, 1)
+    measured.clear()
+    options = PruneOptions(target_latency_ms=target, epochs=0, force=True, latency_ms=meter, distill="off")
+    summary = prune_checkpoint(str(tiny_digits_lenet), str(tmp_path / "p.pt"), options, log=lambda m: None)
+    assert summary["latency_on"] == "MACs as milliseconds" and summary["target_latency_met"]
+    assert summary["searched_latency_ms"] == summary["after"]["latency_ms"] == measured[-1] <= target
+    assert len(measured) <= 2 + 6  # before, the search and the final model
+
+
+@pytest.mark.slow(25)  # in CI; `pytest -m 'not slow'` is the inner loop
+def test_the_latency_meter_times_the_file_that_will_run(tiny_digits_lenet, monkeypatch):
+    """DeployedLatency converts the model to the chosen format and precision and hands
+    that file to the bench's isolated measurement on its runtime (a stand-in here)."""
     import os
 
     import edgecnn.bench.measure as measure
     from converters.latency import DeployedLatency
-    from edgecnn.compress.prune import PruneOptions, prune_checkpoint
     from edgecnn.runtime.precision import file_precision
+    from edgecnn.training.checkpoint import load_model
 
     timed = []
 
     def fake_run_isolated(config, progress=None, timeout=None):
-        timed.append((config.backend, os.path.splitext(config.model)[1], file_precision(config.model)))
-        return {"status": "ok", "latency_ms": {"p50": os.path.getsize(config.model) / 1e4}}
+        timed.append((config.backend, os.path.splitext(config.model)[1], file_precision(config.model), config.threads))
+        return {"status": "ok", "latency_ms": {"p50": 0.25}}
 
     monkeypatch.setattr(measure, "run_isolated", fake_run_isolated)
-    from edgecnn.training.checkpoint import load_model
-
-    meter = DeployedLatency("tflite-int8")
-    before = meter(*load_model(tiny_digits_lenet)[:2], 1)
-    timed.clear()
-    options = PruneOptions(target_latency_ms=0.8 * before, epochs=0, force=True, latency_ms=meter, distill="off")
-    summary = prune_checkpoint(str(tiny_digits_lenet), str(tmp_path / "p.pt"), options, log=lambda m: None)
-    assert set(timed) == {("litert", ".tflite", "int8")}
-    assert 3 <= len(timed) <= 2 + 6  # before, the search (about log2(40) probes) and the final model
-    assert summary["latency_on"] == "int8 tflite on litert" and summary["target_latency_met"]
-    assert summary["searched_latency_ms"] == summary["after"]["latency_ms"]  # the same structure, timed alike
-    assert summary["after"]["latency_ms"] <= 0.8 * before < summary["before"]["latency_ms"]
+    model, card, _ = load_model(tiny_digits_lenet)
+    for deployment, expected in (("tflite-int8", ("litert", ".tflite", "int8", 1)),
+                                 ("onnx-fp32", ("onnxruntime", ".onnx", "fp32", 1))):
+        meter = DeployedLatency(deployment)
+        assert meter(model, card, 1) == 0.25 and timed[-1] == expected
+    assert DeployedLatency("tflite-int8").name == "int8 tflite on litert"
 
 
 @pytest.mark.slow(45)  # in CI; `pytest -m 'not slow'` is the inner loop
