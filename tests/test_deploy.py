@@ -220,12 +220,18 @@ def test_the_release_copies_models_and_moves_outputs_to_the_state_directory(tmp_
     assert data["model"] == "models/shapes_detector-int8.tflite"  # beside the copied config: the release's copy
     assert data["models"]["other"] == {"path": "models/shapes_detector-int8.tflite", "labels": "models/labels.txt"}
     assert data["cameras"]["front"]["json"] == "/var/lib/edgecnn-shop/out/front.jsonl"
-    assert data["cameras"]["rear"]["save"] == "/data/clips/rear.mp4" and data["json"] == "/var/lib/edgecnn-shop/all.jsonl"
+    assert data["cameras"]["rear"]["save"] == "/data/clips/rear.mp4"
+    assert data["json"] == "/var/lib/edgecnn-shop/all.jsonl"
     assert data["health"] == "127.0.0.1:9123" and release.health_url == "http://127.0.0.1:9123/"
     assert release.read_write_paths == ["/data/clips"]
     assert sorted(name for name, _ in release.files) == ["models/labels.txt", "models/shapes_detector-int8.tflite"]
     assert release.extras == ["runtime", "track", "video"]
     assert release.digest == prepare_release(str(config), "edgecnn-shop", health_port=9123).digest
+    from edgecnn.deploy.release_files import DEFAULT_HEALTH_PORT
+
+    named = yaml.safe_load(prepare_release(str(config), "edgecnn-shop").config_text)["health"]
+    default = yaml.safe_load(prepare_release(str(config), "edgecnn").config_text)["health"]
+    assert default == f"127.0.0.1:{DEFAULT_HEALTH_PORT}" and named != default  # two services, two ports
 
 
 def test_a_source_that_is_a_file_here_is_refused(tmp_path):
@@ -377,10 +383,13 @@ def test_usage_errors_are_one_line(tmp_path):
                             ["deploy", "a@b", "--status", "--name", "Shop Floor"],
                             ["deploy", "a@b", "--status", "--ssh-config", tmp_path / "none"],
                             ["deploy", "a@b", "--model", tmp_path / "none.tflite"],
-                            ["deploy", "a@b", "--status", "-f"])
+                            ["deploy", "a@b", "--status", "-f"],
+                            ["deploy", "a@b", "--source", "demo", "--wheel", tmp_path / "x.whl"],
+                            ["deploy", "a@b", "--source", "demo", "--wheelhouse", tmp_path])
     for result, words in zip(results, ["act on what is deployed", "USER@HOST", "not a USER@HOST", "--name",
                                        "--ssh-config",
-                                       "--model", "-f follows"]):
+                                       "--model", "-f follows", "not an edgecnn wheel",
+                                       "--wheelhouse goes with --wheel"]):
         assert_one_line_error(result, 2, words)
 
 
@@ -468,6 +477,10 @@ def test_unfit_devices_are_one_line_and_left_as_they_were(device, tmp_path):
                      "unfit", "--root", "/srv/small/edgecnn", "--config", config)
     assert_one_line_error(result, 2, "MB free at /srv/small")
     assert device.systemd.enter("ls", "-A", "/srv/small").stdout == ""
+    # a supplementary group the device does not have
+    result = run_cli("deploy", "dev", "--ssh-config", device.ssh_config, "--python", device.python, *unfit,
+                     "--config", config, "--group", "no-such-group")
+    assert_one_line_error(result, 2, "no group 'no-such-group' there")
     # a key the device does not accept, and a port nobody listens on
     stranger = tmp_path / "stranger_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)

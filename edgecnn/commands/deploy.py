@@ -45,12 +45,12 @@ def add(p) -> None:
                      "the venv (default python3)")
     where = p.add_argument_group("the service")
     where.add_argument("--name", default=defaults.name, help="another service beside the default one: "
-                       "edgecnn-NAME.service, its own user, root and health port")
+                       "edgecnn-NAME.service, with its own user, root and default health port")
     where.add_argument("--root", default=None, metavar="DIR", help="its directory on the device (default "
                        "/opt/edgecnn, /opt/edgecnn-NAME with --name)")
-    where.add_argument("--health-port", type=int, default=DEFAULT_HEALTH_PORT, metavar="PORT", help="/healthz and "
-                       "/metrics on the device's loopback where the config has no health: "
-                       f"(default {DEFAULT_HEALTH_PORT})")
+    where.add_argument("--health-port", type=int, default=None, metavar="PORT", help="/healthz and /metrics on the "
+                       f"device's loopback where the config has no health: (default {DEFAULT_HEALTH_PORT}; with "
+                       "--name, a port after it chosen by the name)")
     where.add_argument("--timeout", type=positive_float, default=defaults.timeout, metavar="S", help="for a new "
                        "release to become healthy before it is rolled back (default "
                        f"{defaults.timeout:.0f})")

@@ -50,17 +50,11 @@ def probe(root, service):
         current = os.path.basename(os.readlink(os.path.join(root, "current")).rstrip("/"))
     except OSError:
         pass
-    groups = []
     try:
         import grp
-        for name in ("video", "render"):
-            try:
-                grp.getgrnam(name)
-                groups.append(name)
-            except KeyError:
-                pass
+        groups = sorted(group.gr_name for group in grp.getgrall())
     except ImportError:
-        pass
+        groups = []
     try:
         import ensurepip  # noqa: F401  (python3 -m venv needs it: Debian's python3-venv)
         venv_module = True

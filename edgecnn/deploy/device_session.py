@@ -54,7 +54,7 @@ class DeviceFacts:
     free_path: str
     cameras: List[str]
     systemd: bool
-    groups: List[str]
+    groups: List[str]  # every group name there
     venv_module: bool
     venvs: List[str]
     current: Optional[str]

@@ -29,6 +29,7 @@ from edgecnn.core.errors import UserError
 PACKAGES = ("edgecnn", "converters", "devices")
 PROJECT_FILES = ("pyproject.toml", "README.md", "LICENSE", "setup.cfg", "setup.py", "MANIFEST.in")
 UPLOAD = "{upload}"  # where the device unpacked what was sent (edgecnn.deploy.agent.prepare)
+BUILDS_KEPT = 3  # wheels of this checkout kept in the cache (about 10 MB each)
 
 
 @dataclass
@@ -99,7 +100,16 @@ def built_wheel(log=print) -> Tuple[Path, str]:
             lines = [line for line in built.stderr.splitlines() if line.strip()]
             raise UserError(f"pip wheel could not build edgecnn: {lines[-1] if lines else built.returncode}")
         os.replace(out, cached)  # the directory appears whole, or not at all
+    _forget_old_builds(cached.parent)
     return cached / wheels[-1].name, digest
+
+
+def _forget_old_builds(directory: Path) -> None:
+    """Keep the newest BUILDS_KEPT builds: a checkout being edited makes one per change."""
+    builds = sorted((path for path in directory.iterdir() if path.is_dir() and not path.name.startswith("edgecnn-")),
+                    key=lambda path: path.stat().st_mtime, reverse=True)
+    for old in builds[BUILDS_KEPT:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _has_setuptools() -> bool:
@@ -114,6 +124,19 @@ def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def check_sources(wheel: Optional[str], wheelhouse: Optional[str]) -> None:
+    """--wheel FILE and --wheelhouse DIR as given, before any device is reached."""
+    if wheel is None and wheelhouse:
+        raise UserError("--wheelhouse goes with --wheel (the edgecnn wheel is not in a wheelhouse of its "
+                        "dependencies)")
+    if wheel:
+        path = Path(wheel)
+        if not path.is_file() or path.suffix != ".whl" or not path.name.startswith("edgecnn-"):
+            raise UserError(f"--wheel: not an edgecnn wheel file: {wheel}")
+    if wheelhouse and not sorted(Path(wheelhouse).glob("*.whl")):
+        raise UserError(f"--wheelhouse: no .whl files in {wheelhouse}")
+
+
 def plan_install(extras: List[str], wheel: Optional[str], wheelhouse: Optional[str], python_id: str,
                  system_site_packages: bool, log=print, built: Optional[Tuple[Path, str]] = None) -> InstallPlan:
     """What pip installs on the device. `wheel` None: from the index; "": built here
@@ -123,11 +146,9 @@ def plan_install(extras: List[str], wheel: Optional[str], wheelhouse: Optional[s
 
     version = edgecnn.__version__
     names = ",".join(sorted(extras))
+    check_sources(wheel, wheelhouse)
     upload: List[Tuple[str, Path]] = []
     if wheel is None:
-        if wheelhouse:
-            raise UserError("--wheelhouse goes with --wheel (the edgecnn wheel is not in a wheelhouse of its "
-                            "dependencies)")
         requirements = [f"edgecnn[{names}]=={version}"]
         identity, description = f"index {version}", f"edgecnn {version} from the device's package index"
     else:
@@ -136,16 +157,11 @@ def plan_install(extras: List[str], wheel: Optional[str], wheelhouse: Optional[s
             description = f"a wheel of this checkout ({path.name})"
         else:
             path = Path(wheel)
-            if not path.is_file() or path.suffix != ".whl" or not path.name.startswith("edgecnn-"):
-                raise UserError(f"--wheel: not an edgecnn wheel file: {wheel}")
             identity, description = _file_digest(path), f"the wheel {path.name}"
         upload.append((path.name, path))
         requirements = [f"{UPLOAD}/{path.name}[{names}]"]
     if wheelhouse:
-        directory = Path(wheelhouse)
-        files = sorted(directory.glob("*.whl")) if directory.is_dir() else []
-        if not files:
-            raise UserError(f"--wheelhouse: no .whl files in {wheelhouse}")
+        files = sorted(Path(wheelhouse).glob("*.whl"))
         upload += [(f"wheelhouse/{path.name}", path) for path in files]
         identity += "".join(f" {path.name}" for path in files)
     key_source = "\n".join([identity, names, python_id, str(system_site_packages)])

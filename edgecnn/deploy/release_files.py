@@ -7,7 +7,7 @@ The copied config is rewritten:
     outputs named by relative paths  /var/lib/SERVICE/...: the service's StateDirectory,
                                    kept across releases; absolute ones stay and become
                                    the unit's ReadWritePaths
-    health                         added (127.0.0.1:PORT) where the config has none
+    health                         added (127.0.0.1:PORT, default_health_port) where the config has none
 Sources name things on the device (camera:0, /dev/video0, rtsp://...); a file named
 relative to the config on this machine is refused, since the device has no such file.
 """
@@ -22,6 +22,15 @@ from typing import Any, Dict, List, Optional, Tuple
 from edgecnn.core.errors import UserError
 
 DEFAULT_HEALTH_PORT = 8095  # /healthz and /metrics on the device's loopback, unless the config names one
+NAMED_PORTS = 900  # a service deployed with --name gets one of the next ports, chosen by its name
+
+
+def default_health_port(service: str) -> int:
+    """The default service's port, or one of the NAMED_PORTS after it chosen by the
+    service's name: two services on one device do not ask for the same port."""
+    if service == "edgecnn":
+        return DEFAULT_HEALTH_PORT
+    return DEFAULT_HEALTH_PORT + 1 + int(hashlib.sha256(service.encode()).hexdigest(), 16) % NAMED_PORTS
 MODEL_SUFFIXES = (".tflite", ".onnx")
 
 
@@ -159,7 +168,7 @@ def needed_extras(plan) -> List[str]:
     return sorted(extras)
 
 
-def prepare_release(config_path: str, service: str, health_port: int = DEFAULT_HEALTH_PORT) -> Release:
+def prepare_release(config_path: str, service: str, health_port: Optional[int] = None) -> Release:
     """Validate the config here (the desktop's edgecnn: load_config, check_plan) and
     make the release's files. Nothing touches the device."""
     import yaml
@@ -187,7 +196,8 @@ def prepare_release(config_path: str, service: str, health_port: int = DEFAULT_H
             camera["model"] = copies.add(_local(model, base))
         data["cameras"][name] = _rewrite_outputs(camera, state_dir, writable)
     data = _rewrite_outputs(data, state_dir, writable)
-    data["health"], health_url = health_address(data, health_port, where)
+    port = default_health_port(service) if health_port is None else health_port
+    data["health"], health_url = health_address(data, port, where)
     text = f"# written by edgecnn deploy from {os.path.basename(config_path)}\n" + \
         yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
     files = [(name, Path(local)) for local, name in copies.by_local.items()]

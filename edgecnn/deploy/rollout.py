@@ -47,7 +47,7 @@ class DeployOptions:
     timeout: float = 120.0  # for the new release to become healthy
     watchdog_seconds: int = 30
     start_seconds: int = 120
-    health_port: int = 8095
+    health_port: Optional[int] = None  # None: release_files.default_health_port
     groups: List[str] = field(default_factory=list)
     allow_ungated: bool = False
 
@@ -91,7 +91,7 @@ def session_for(host: str, options: DeployOptions):
     return DeviceSession(target_for(host, options), options.python, options.device_root, options.service)
 
 
-def check_device(host: str, facts, need_bytes: int, new_venv: bool) -> None:
+def check_device(host: str, facts, need_bytes: int, new_venv: bool, groups: List[str] = ()) -> None:
     """One line for what makes this device unfit, before anything is written to it."""
     version = ".".join(map(str, facts.python))
     if tuple(facts.python[:2]) < MIN_PYTHON:
@@ -107,6 +107,9 @@ def check_device(host: str, facts, need_bytes: int, new_venv: bool) -> None:
         raise UserError(f"{host}: systemd is not running there; deploy installs a systemd service")
     if new_venv and not facts.venv_module:
         raise UserError(f"{host}: {facts.executable} cannot make a venv (no ensurepip): apt-get install python3-venv")
+    missing = [group for group in groups if group not in facts.groups]
+    if missing:
+        raise UserError(f"{host}: no group {missing[0]!r} there (--group names a group of the device)")
     if facts.free_bytes is not None and facts.free_bytes < need_bytes:
         raise UserError(f"{host}: {facts.free_bytes / 2**20:.0f} MB free at {facts.free_path}; this deploy needs "
                         f"about {need_bytes / 2**20:.0f} MB")
@@ -141,7 +144,10 @@ class Rollout:
         return release
 
     def deploy(self, hosts: List[str], config_path: str) -> List[Dict]:
+        from edgecnn.deploy.install_source import check_sources
+
         release = self.release(config_path)
+        check_sources(self.options.wheel, self.options.wheelhouse)
         for host in hosts:
             target_for(host, self.options)  # every host's name checked before any is reached
         built = None
@@ -186,9 +192,10 @@ class Rollout:
         release_bytes = len(release.config_text) + sum(os.path.getsize(path) for _, path in release.files)
         upload_bytes = sum(os.path.getsize(path) for _, path in install.upload) if new_venv else 0
         check_device(session.host, facts, 2 * release_bytes + upload_bytes + (VENV_BYTES if new_venv else 0),
-                     new_venv)
+                     new_venv, options.groups)
         if new_venv:
-            self.log(f"{session.host}: installing {install.description} into a new venv (edgecnn[{','.join(release.extras)}])")
+            self.log(f"{session.host}: installing {install.description} into a new venv "
+                     f"(edgecnn[{','.join(release.extras)}])")
             session.call({"action": "prepare", "venv": install.key, "python": options.python,
                           "requirements": install.requirements, "no_index": install.no_index,
                           "wheelhouse": install.wheelhouse, "upload": bool(install.upload),
