@@ -25,7 +25,8 @@ from namespaced_systemd import device_python, free_port, start_ssh_device, usabl
 from edgecnn.assets import RUNTIME_FP32, RUNTIME_INT8
 from edgecnn.runtime.service_notify import ServiceNotifier, socket_address
 
-pytestmark = pytest.mark.runtime  # torch-free: also run where only edgecnn[runtime] is installed
+# Torch-free throughout: the tests marked `runtime` also run where only edgecnn[runtime] is
+# installed; the two slow end-to-end ones run once, in the full install.
 
 SSHD = shutil.which("sshd") or next((p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if os.path.exists(p)),
                                     None)
@@ -70,6 +71,7 @@ class Counts:
         self.cameras = {}
 
 
+@pytest.mark.runtime
 @pytest.mark.parametrize("where", ["abstract", "path"])
 def test_ready_after_the_first_result_and_the_watchdog_only_while_results_come(where, tmp_path):
     listener = NotifyListener(None if where == "abstract" else str(tmp_path / "notify"))
@@ -101,6 +103,7 @@ def test_ready_after_the_first_result_and_the_watchdog_only_while_results_come(w
         listener.close()
 
 
+@pytest.mark.runtime
 def test_notifications_off_without_a_manager_or_for_another_process():
     assert not ServiceNotifier.from_environment({}).enabled
     other = ServiceNotifier.from_environment({"NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "2000000",
@@ -113,6 +116,7 @@ def test_notifications_off_without_a_manager_or_for_another_process():
     assert not ServiceNotifier("/nonexistent/notify").send("READY=1")  # nobody listening: no error
 
 
+@pytest.mark.runtime
 def test_edgecnn_run_notifies_ready_pets_and_stops_on_sigterm():
     """The real command: READY=1 once frames flow, WATCHDOG=1 while they do, STOPPING=1
     when SIGTERM (what `systemctl stop` sends) ends it cleanly with exit 0."""
@@ -153,6 +157,7 @@ def unit_for(root, **changes):
     return unit_text(UnitSettings(**{**settings, **changes}))
 
 
+@pytest.mark.runtime
 def test_the_unit_passes_systemd_analyze_verify(tmp_path):
     if shutil.which("systemd-analyze") is None:
         pytest.skip("needs systemd-analyze (apt-get install -y systemd)")
@@ -171,6 +176,7 @@ def test_the_unit_passes_systemd_analyze_verify(tmp_path):
     assert "Failed to parse service type" in result.stderr  # verify does read what the template writes
 
 
+@pytest.mark.runtime
 def test_the_unit_restarts_on_failure_and_by_watchdog_and_is_hardened(tmp_path):
     text = unit_for(tmp_path, watchdog_seconds=7, start_seconds=90)
     settings = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
@@ -203,6 +209,7 @@ def write_config(directory, text, model=RUNTIME_INT8):
     return path
 
 
+@pytest.mark.runtime
 def test_the_release_copies_models_and_moves_outputs_to_the_state_directory(tmp_path):
     from edgecnn.deploy.release_files import prepare_release
 
@@ -234,6 +241,7 @@ def test_the_release_copies_models_and_moves_outputs_to_the_state_directory(tmp_
     assert default == f"127.0.0.1:{DEFAULT_HEALTH_PORT}" and named != default  # two services, two ports
 
 
+@pytest.mark.runtime
 def test_a_source_that_is_a_file_here_is_refused(tmp_path):
     from edgecnn.core.errors import UserError
     from edgecnn.deploy.release_files import prepare_release
@@ -245,6 +253,7 @@ def test_a_source_that_is_a_file_here_is_refused(tmp_path):
         prepare_release(str(config), "edgecnn")
 
 
+@pytest.mark.runtime
 def test_the_device_side_modules_need_only_the_standard_library_of_python_3_9():
     import ast
 
@@ -264,6 +273,7 @@ def test_the_device_side_modules_need_only_the_standard_library_of_python_3_9():
     assert "f'" not in Path(device_probe.__file__).read_text() and 'f"' not in Path(device_probe.__file__).read_text()
 
 
+@pytest.mark.runtime
 def test_layout_switches_current_by_renaming_a_link_and_prunes(tmp_path):
     from edgecnn.deploy.layout import COMPLETE, KEEP_RELEASES, Layout
 
@@ -284,6 +294,7 @@ def test_layout_switches_current_by_renaming_a_link_and_prunes(tmp_path):
     assert sorted(os.listdir(layout.venvs)) == ["v0", "v1", "v3", "v4"]  # kept releases' venvs and the newest
 
 
+@pytest.mark.runtime
 def test_health_wait_ends_at_once_on_a_crash_and_waits_for_200(tmp_path):
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     import threading
@@ -327,6 +338,7 @@ def test_health_wait_ends_at_once_on_a_crash_and_waits_for_200(tmp_path):
         server.server_close()
 
 
+@pytest.mark.runtime
 def test_the_status_table_has_a_row_per_camera_and_no_password():
     from edgecnn.deploy.status_table import status_table
 
@@ -354,6 +366,7 @@ def gate_failed_copy(directory):
     return path
 
 
+@pytest.mark.runtime
 def test_models_that_fail_their_gate_or_digest_are_refused_before_any_connection(tmp_path):
     """The host is a black-holed address: had deploy tried ssh first, the error would be
     'cannot reach' after the connect timeout instead."""
@@ -376,6 +389,7 @@ def test_models_that_fail_their_gate_or_digest_are_refused_before_any_connection
     assert_one_line_error(invalid, 2, "unknown key 'fps'")
 
 
+@pytest.mark.runtime
 def test_usage_errors_are_one_line(tmp_path):
     results = run_cli_batch(["deploy", "a@b", "--status", "--config", "x.yaml"],
                             ["deploy", "-oProxyCommand=x", "--status"],
@@ -450,6 +464,7 @@ def healthz(port):
         return None, None
 
 
+@pytest.mark.runtime
 def test_unfit_devices_are_one_line_and_left_as_they_were(device, tmp_path):
     """Each refused with one line and exit 2 before anything is written (its own service
     name and root, so that the other tests' services do not matter)."""
