@@ -295,6 +295,26 @@ def test_layout_switches_current_by_renaming_a_link_and_prunes(tmp_path):
 
 
 @pytest.mark.runtime
+def test_a_venv_that_cannot_be_made_leaves_no_root_behind(tmp_path):
+    import io
+
+    from edgecnn.deploy import agent
+    from edgecnn.deploy.layout import Layout
+    from edgecnn.deploy.venv_setup import SetupError
+
+    layout = Layout(str(tmp_path / "edgecnn"), "edgecnn")
+    request = {"venv": "0.1.0-abc", "python": str(tmp_path / "no-python"), "requirements": ["edgecnn[runtime]"],
+               "upload": False}
+    with pytest.raises(SetupError, match="cannot run .*no-python"):
+        agent.prepare(layout, request, io.BytesIO())
+    assert not os.path.exists(layout.root)  # the first deploy's root, made for the venv, is gone again
+    os.makedirs(layout.releases)
+    with pytest.raises(SetupError):
+        agent.prepare(layout, request, io.BytesIO())
+    assert os.path.isdir(layout.releases)  # an earlier deploy's root stays
+
+
+@pytest.mark.runtime
 def test_health_wait_ends_at_once_on_a_crash_and_waits_for_200(tmp_path):
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     import threading
@@ -469,44 +489,36 @@ def test_unfit_devices_are_one_line_and_left_as_they_were(device, tmp_path):
     """Each refused with one line and exit 2 before anything is written (its own service
     name and root, so that the other tests' services do not matter)."""
     config = write_config(tmp_path, "model: shapes_detector-int8.tflite\ncameras:\n  c: {source: demo}\n")
-    unfit = ["--name", "unfit", "--root", "/srv/unfit"]
+    unfit = ["deploy", "dev", "--name", "unfit", "--root", "/srv/unfit", "--config", config]
     # an old Python: the real interpreter answering the probe as a 3.8 does
     old = device.srv("old-python")
     old.write_text(f"#!/bin/sh\nshift\nexec {device.python} -c 'import sys; sys.version_info = (3, 8, 18, \"final\", "
                    f"0); exec(sys.argv.pop(1))' \"$@\"\n")
-    old.chmod(0o755)
-    result = run_cli("deploy", "dev", "--ssh-config", device.ssh_config, "--python", "/srv/old-python", *unfit,
-                     "--config", config)
-    assert_one_line_error(result, 2, "Python 3.8.18")
     # a machine without wheels: a 32-bit personality (setarch), as a 32-bit OS reports itself
     arch = device.srv("i686-python")
     arch.write_text(f"#!/bin/sh\nexec setarch i686 {device.python} \"$@\"\n")
-    arch.chmod(0o755)
-    result = run_cli("deploy", "dev", "--ssh-config", device.ssh_config, "--python", "/srv/i686-python", *unfit,
-                     "--config", config)
-    assert_one_line_error(result, 2, "i686 has no wheels")
+    for wrapper in (old, arch):
+        wrapper.chmod(0o755)
     # a full disk: a 4 MB tmpfs mounted inside the device's own mount namespace
     device.srv("small").mkdir()
     assert device.systemd.enter("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", "/srv/small").returncode == 0
-    result = run_cli("deploy", "dev", "--ssh-config", device.ssh_config, "--python", device.python, "--name",
-                     "unfit", "--root", "/srv/small/edgecnn", "--config", config)
-    assert_one_line_error(result, 2, "MB free at /srv/small")
-    assert device.systemd.enter("ls", "-A", "/srv/small").stdout == ""
-    # a supplementary group the device does not have
-    result = run_cli("deploy", "dev", "--ssh-config", device.ssh_config, "--python", device.python, *unfit,
-                     "--config", config, "--group", "no-such-group")
-    assert_one_line_error(result, 2, "no group 'no-such-group' there")
     # a key the device does not accept, and a port nobody listens on
     stranger = tmp_path / "stranger_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
     config_text = device.ssh_config.read_text()
-    wrong_key = tmp_path / "ssh_config_wrong_key"
+    wrong_key, closed = tmp_path / "ssh_config_wrong_key", tmp_path / "ssh_config_closed"
     wrong_key.write_text(config_text.replace(str(device.keys / "client_key"), str(stranger)))
-    result = run_cli("deploy", "dev", "--ssh-config", wrong_key, *unfit, "--config", config)
-    assert_one_line_error(result, 2, "cannot reach dev")
-    closed = tmp_path / "ssh_config_closed"
     closed.write_text(config_text.replace(f"Port {device.port}", f"Port {free_port()}"))
-    assert_one_line_error(run_cli("deploy", "dev", "--ssh-config", closed, *unfit, "--status"), 2, "cannot reach dev")
+    ssh = ["--ssh-config", device.ssh_config]
+    cases = {"Python 3.8.18": unfit + ssh + ["--python", "/srv/old-python"],
+             "i686 has no wheels": unfit + ssh + ["--python", "/srv/i686-python"],
+             "MB free at /srv/small": unfit + ssh + ["--python", device.python, "--root", "/srv/small/edgecnn"],
+             "no group 'no-such-group' there": unfit + ssh + ["--python", device.python, "--group", "no-such-group"],
+             "cannot reach dev": unfit + ["--ssh-config", wrong_key],
+             "cannot reach dev:": ["deploy", "dev", "--name", "unfit", "--ssh-config", closed, "--status"]}
+    for words, result in zip(cases, run_cli_batch(*cases.values(), timeout=600)):
+        assert_one_line_error(result, 2, words)
+    assert device.systemd.enter("ls", "-A", "/srv/small").stdout == ""
     assert device.untouched("/srv/unfit", "edgecnn-unfit")
 
 

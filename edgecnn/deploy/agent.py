@@ -157,9 +157,19 @@ def _mark_healthy(layout: Layout, release_id: str) -> None:
 
 
 def prepare(layout: Layout, request: Dict, upload: IO[bytes]) -> Dict:
-    _ensure_root(layout)
     if layout.venv_complete(request["venv"]):
         return {"venv": request["venv"], "made": False}
+    first = not os.path.exists(layout.root)
+    try:
+        return _prepare(layout, request, upload)
+    except BaseException:
+        if first:  # a device where nothing was deployed stays so
+            shutil.rmtree(layout.root, ignore_errors=True)
+        raise
+
+
+def _prepare(layout: Layout, request: Dict, upload: IO[bytes]) -> Dict:
+    _ensure_root(layout)
     upload_dir = None
     if request.get("upload"):
         upload_dir = os.path.join(layout.root, f".upload-{os.getpid()}")

@@ -28,8 +28,10 @@ class SetupError(Exception):
 
 
 def _tail(text: str, lines: int = 8) -> str:
-    kept = [line for line in (text or "").splitlines() if line.strip()]
-    return " | ".join(kept[-lines:])
+    """pip's errors (its ERROR: lines) where it printed any, else its last lines."""
+    kept = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    errors = [line for line in kept if line.startswith("ERROR:")]
+    return " | ".join((errors or kept)[-lines:])
 
 
 def _site_packages(directory: str) -> List[str]:
@@ -80,7 +82,10 @@ def make_venv(layout: Layout, key: str, python: str, requirements: List[str], fi
     shutil.rmtree(directory, ignore_errors=True)
     os.makedirs(layout.venvs, mode=0o755, exist_ok=True)
     argv = [python, "-m", "venv", *(["--system-site-packages"] if system_site_packages else []), directory]
-    made = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
+    try:
+        made = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
+    except OSError as exc:
+        raise SetupError(f"cannot run {python}: {exc.strerror or exc}") from None
     if made.returncode != 0:
         raise SetupError(f"{python} -m venv failed: {_tail(made.stderr or made.stdout, 3)} (Debian and Raspberry Pi "
                          f"OS: apt-get install python3-venv)")
