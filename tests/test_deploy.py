@@ -113,7 +113,9 @@ def test_notifications_off_without_a_manager_or_for_another_process():
                                              "WATCHDOG_PID": str(os.getpid())})
     assert mine.watchdog_seconds == 2.0 and mine.interval == 1.0
     assert not ServiceNotifier(None).send("READY=1")
-    assert not ServiceNotifier("/nonexistent/notify").send("READY=1")  # nobody listening: no error
+    nobody = ServiceNotifier("/nonexistent/notify")
+    assert not nobody.send("READY=1")  # nobody listening: no error
+    nobody.close()
 
 
 @pytest.mark.runtime

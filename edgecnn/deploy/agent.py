@@ -80,9 +80,10 @@ def _ensure_user(layout: Layout, user: str) -> None:
 
 def _stage(layout: Layout, request: Dict, upload: IO[bytes]) -> str:
     """The uploaded release under a temporary name, completed, then renamed into place."""
-    release_id = request["release"]
-    while os.path.exists(layout.release(release_id)):
-        release_id += "-1"
+    release_id, number = request["release"], 1
+    while os.path.exists(layout.release(release_id)):  # the same content again within a second
+        number += 1
+        release_id = f"{request['release']}-{number}"
     staging = os.path.join(layout.releases, f".staging-{release_id}-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging, mode=0o755)
