@@ -206,6 +206,40 @@ def test_a_slow_sink_drops_its_oldest_records_and_never_holds_up_inference():
     assert seen[-1].frame_index == VIDEO_FRAMES - 1
 
 
+def test_a_records_sink_counts_the_records_it_dropped_events_included():
+    """A frame that carries track events is several records on the wire: a publisher or
+    JSON lines queue that drops it counts each of them, so sent + dropped adds up."""
+    from edgecnn.runtime.sinks import QueuedSink
+    from edgecnn.runtime.publishers import Publisher
+
+    class SlowPublisher(Publisher):
+        name = "slow"
+
+        def __init__(self):
+            self.sent = []
+
+        def send(self, record, payload):
+            time.sleep(0.05)
+            self.sent.append(record)
+
+        def close(self, completed=True):
+            pass
+
+    import edgecnn
+
+    model = edgecnn.load(log=None)
+    results = [result for _, result in model.stream("demo?fps=1000", track=True, max_frames=40)]
+    assert any(result.events for result in results)
+    expected = sum(SlowPublisher().records_in(result) for result in results)
+    assert expected > len(results)
+    slow, stats = SlowPublisher(), StreamStats()
+    queued = QueuedSink(slow, "slow", capacity=2, stats=stats)
+    for result in results:
+        queued.write(None, result)
+    queued.close()
+    assert queued.dropped > 0 and len(slow.sent) + stats.sink_dropped["slow"] == expected
+
+
 def test_a_file_run_keeps_every_record_of_a_slow_file_sink():
     """From a source that is not live, the sinks that record the run (JSON lines, video)
     wait for room instead of dropping: a file run's records are complete."""

@@ -20,6 +20,11 @@ class Sink:
     def write(self, image, result) -> None:
         raise NotImplementedError
 
+    def records_in(self, result) -> int:
+        """What one write of `result` delivers, as its drops are counted: a frame for a
+        video; a frame's record and its event records for JSON lines and publishers."""
+        return 1
+
     def close(self, completed: bool = True) -> None:
         pass
 
@@ -72,12 +77,18 @@ class QueuedSink(Sink):
                 if self.error is not None:
                     return  # raised on the next write() or at close()
             if len(self._queue) >= self._capacity:
-                self._queue.popleft()
-                self.dropped += 1
+                lost = self._records_in(self._queue.popleft()[1])
+                self.dropped += lost
                 if self.stats is not None:
-                    self.stats.count_sink_drop(self.name)
+                    self.stats.count_sink_drop(self.name, lost)
             self._queue.append((image if self._keeps_image else None, result))
             self._condition.notify()
+
+    def _records_in(self, result) -> int:
+        try:
+            return max(1, int(self.sink.records_in(result)))
+        except Exception:  # counting must never cost the record's neighbours
+            return 1
 
     def states_changed(self, states: Dict[str, str]) -> None:
         """Passed straight on: a state is not a record to queue behind the frames."""
@@ -134,7 +145,7 @@ class QueuedSink(Sink):
         with self._condition:
             while (self._queue or self._busy) and self.error is None:
                 if (abandon is not None and abandon()) or (deadline is not None and time.monotonic() >= deadline):
-                    left = len(self._queue)
+                    left = sum(self._records_in(result) for _, result in self._queue)
                     self._queue.clear()
                     self.dropped += left
                     if left and self.stats is not None:

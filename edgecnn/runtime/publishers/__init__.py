@@ -85,6 +85,9 @@ class Publisher(Sink):
         for record in records(result, **self.record_options):
             self.send(record, encode(record))
 
+    def records_in(self, result) -> int:
+        return sum(1 for _ in records(result, **self.record_options))
+
     def send(self, record: dict, payload: bytes) -> None:
         raise NotImplementedError
 

@@ -35,6 +35,9 @@ class JsonLinesSink(Sink):
         except OSError as exc:  # a full disk, a pipe closed by its reader
             raise UserError(f"cannot write {self.target}: {exc.strerror or exc}") from None
 
+    def records_in(self, result) -> int:
+        return sum(1 for _ in records(result, **self.options))
+
     def close(self, completed: bool = True) -> None:
         if self._owned:
             try:
