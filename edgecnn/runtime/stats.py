@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import math
 import threading
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -15,7 +16,6 @@ import numpy as np
 
 from edgecnn.runtime.results import describe_items
 
-WINDOW = 100_000  # percentiles over at most this many recent frames
 SERIES_SECONDS = 600  # the chart's span: one point per second for the last ten minutes
 # a camera whose reader still says live but whose last result is older than this many
 # frame periods, and at least STALL_SECONDS, is stalled (a frozen stream not yet noticed)
@@ -48,6 +48,44 @@ class Histogram:
             running += count
             buckets.append((bound, running))
         return buckets
+
+
+class LogQuantiles:
+    """Percentiles of a whole run in constant memory: counts in buckets 1% wide on a
+    logarithmic scale (a percentile is the middle of its bucket, within 0.5% of the
+    sample at that rank), from 1 microsecond to about 28 hours in milliseconds. A
+    window of the samples themselves grew by 16 bytes a frame until it was full, and
+    each percentile copied it: on a 15 FPS camera the process grew for two hours, and
+    the copies, made on the web view's threads, kept a few MB in each thread's heap
+    (benchmarks/RESULTS.md, Soak and faults)."""
+
+    LOW_MS, RATIO = 1e-3, 1.01
+    BUCKETS = 2 + int(math.log(1e8 / LOW_MS) / math.log(RATIO))  # [0, LOW], then 1% each, then above
+    _LOG_RATIO = math.log(RATIO)
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(self.BUCKETS, np.int64)
+        self.count = 0
+
+    def add(self, value_ms: float) -> None:
+        if not value_ms > self.LOW_MS:  # also NaN: counted at the bottom rather than lost
+            index = 0
+        else:
+            index = min(self.BUCKETS - 1, 1 + int(math.log(value_ms / self.LOW_MS) / self._LOG_RATIO))
+        self.counts[index] += 1
+        self.count += 1
+
+    def percentile(self, q: float) -> float:
+        """The value at percentile q (0-100): the middle of the bucket holding the sample
+        of that rank (rank q/100 * (n - 1), as numpy's default takes it, rounded)."""
+        if not self.count:
+            return 0.0
+        rank = int(round(q / 100 * (self.count - 1)))
+        index = int(np.searchsorted(np.cumsum(self.counts), rank + 1))
+        if index == 0:
+            return 0.0
+        low = self.LOW_MS * self.RATIO ** (index - 1)
+        return low * math.sqrt(self.RATIO)  # the bucket's geometric middle
 
 
 class PerSecond:
@@ -99,8 +137,8 @@ class StreamStats:
         self.first_result: Optional[float] = None
         self.last_result: Optional[float] = None
         self.frames = 0
-        self.ages = collections.deque(maxlen=WINDOW)  # capture -> result, ms
-        self.inference = collections.deque(maxlen=WINDOW)  # backend call, ms
+        self.ages = LogQuantiles()  # capture -> result, ms, over the whole run
+        self.inference = LogQuantiles()  # backend call, ms
         self._recent = collections.deque(maxlen=60)  # perf_counter of recent results, for live FPS
         self.dropped = 0
         self.reconnects = 0
@@ -124,8 +162,8 @@ class StreamStats:
                 self.first_result = now
             self.last_result = now
             self.frames += 1
-            self.ages.append(result.frame_age_ms)
-            self.inference.append(result.inference_ms)
+            self.ages.add(result.frame_age_ms)
+            self.inference.add(result.inference_ms)
             self.frame_age_seconds.observe(result.frame_age_ms / 1000)
             self.inference_seconds.observe(result.inference_ms / 1000)
             self.series.add(now, result.inference_ms, result.frame_age_ms)
@@ -187,8 +225,8 @@ class StreamStats:
     def snapshot(self) -> Dict:
         """Everything the web view's stats panel shows."""
         with self._lock:
-            ages = np.asarray(self.ages, np.float64)
-            inference = np.asarray(self.inference, np.float64)
+            percentiles = {**{f"age_p{q}_ms": _percentile(self.ages, q) for q in (50, 90, 99)},
+                           **{f"inference_p{q}_ms": _percentile(self.inference, q) for q in (50, 99)}}
             last = self._last.to_dict() if self._last is not None else {}
             items = describe_items(self._last) if self._last is not None else []
             snap = {"frames": self.frames, "dropped": self.dropped, "reconnects": self.reconnects,
@@ -198,9 +236,7 @@ class StreamStats:
             if self.camera:
                 snap["camera"] = self.camera
         snap["stalled"] = self.stalled()
-        snap.update({"fps": round(self.fps(), 2), "recent_fps": round(self.recent_fps(), 2),
-                     **{f"age_p{q}_ms": _percentile(ages, q) for q in (50, 90, 99)},
-                     **{f"inference_p{q}_ms": _percentile(inference, q) for q in (50, 99)}})
+        snap.update({"fps": round(self.fps(), 2), "recent_fps": round(self.recent_fps(), 2), **percentiles})
         return snap
 
     def summary(self) -> str:
@@ -213,8 +249,8 @@ class StreamStats:
                           if count))
 
 
-def _percentile(values: np.ndarray, q: float) -> float:
-    return round(float(np.percentile(values, q)), 2) if len(values) else 0.0
+def _percentile(values: LogQuantiles, q: float) -> float:
+    return round(values.percentile(q), 2)
 
 
 class RunStats:
