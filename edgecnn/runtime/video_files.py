@@ -89,8 +89,10 @@ class VideoFileWriter:
 
 
 class H264Writer(VideoFileWriter):
-    """H.264 (yuv420p, the profile every browser decodes) in an .mp4 whose index is at
-    the front (+faststart), so a browser starts playing before the whole file arrives.
+    """H.264 (yuv420p, the profile every browser decodes) in a fragmented .mp4: the
+    sample index is written with each fragment (one per keyframe) instead of kept in
+    memory until the file closes, which grew by 87 bytes a frame, about 113 MB a day at
+    15 FPS, under a `--save` left running; a browser plays it as it arrives.
     Frames given timestamps keep them (a gap in capture stays a gap in playback); the
     others follow at `fps`. Odd widths or heights lose their last column or row:
     4:2:0 chroma needs even sizes."""
@@ -101,7 +103,7 @@ class H264Writer(VideoFileWriter):
 
         self._av = av
         self.threads = threads
-        self.container = av.open(str(self.path), mode="w", format="mp4", options={"movflags": "+faststart"})
+        self.container = av.open(str(self.path), mode="w", format="mp4", options={"movflags": "+frag_keyframe+empty_moov+default_base_moof"})
         self.stream = None
         self.first_timestamp: Optional[float] = None
         self.last_pts = -1
