@@ -297,7 +297,7 @@ def quantize_onnx_file(source: str, out: str, options, log=print) -> Dict[str, A
                               f"(at least {100 * MIN_PARITY_AGREEMENT:.0f}% needed); pass --force to write it anyway")
         int8_card = card.replace(precision="int8", source_hash=file_hash(source), metrics={
             metric: int8[metric], f"fp32_{metric}": fp32[metric], "drop_points": gate.drop, "split": "val",
-            "dataset": options.data, "images": int8.get("images"), "max_drop": options.max_drop})
+            "dataset": options.data, "images": int8.get("images"), "max_drop_points": options.max_drop})
         proto = onnx.load(staged)
         embed_onnx(proto, int8_card)  # the source's own metadata (names, imgsz...) stays beside the card
         write_bytes_atomic(out, proto.SerializeToString())

@@ -28,6 +28,7 @@ def test_prune_half_the_macs_fine_tune_and_reload(tmp_path):
 
     model, card, _ = load_model(out)
     assert card.architecture["pruned"] and card.metrics["top1"] == summary["gate"]["after"]
+    assert card.metrics["max_drop_points"] == summary["gate"]["max_drop"]
     assert complexity(model, (1, 1, *card.input_size))["macs"] == summary["after"]["macs"]
     evaluated = json.loads(run_cli("eval", out, "--json", "--plot", "", check=True).stdout)
     assert abs(evaluated["top1"] - summary["gate"]["after"]) < 1e-9

@@ -39,6 +39,7 @@ def test_digits_int8_within_budget_and_full_int8_tflite(tmp_path):
     card = load_quantized(out).card
     assert card.precision == "int8" and card.layout == "nhwc"
     assert card.metrics["top1"] == summary["int8"]["top1"] and card.quantization["weights"] == "per-channel"
+    assert card.metrics["max_drop_points"] == summary["gate"]["max_drop"]
 
     converted = run_cli("convert", out, "--to", "tflite", "--precision", "int8", "--out", tmp_path / "tfl",
                         "--json", check=True)

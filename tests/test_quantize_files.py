@@ -84,6 +84,7 @@ def test_quantize_an_onnx_file_writes_the_int8_file_its_card_and_parity_report_o
     assert model.card.weights_digest == weights_digest((tmp_path / "yolo-int8.onnx").read_bytes(), "onnx")
     assert model.card.precision == "int8" and model.card.head == {"format": "yolo-v8", "boxes": "pixels"}
     assert model.card.metrics["fp32_map50_95"] == summary["fp32"]["map50_95"]
+    assert model.card.metrics["max_drop_points"] == 2.0  # the budget it passed, so a reader can check the gate
     assert "QuantizeLinear" in model.backend.op_counts()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "yolo-int8.onnx", "yolo-int8.onnx.parity.json",
                                                           "yolo.onnx"]

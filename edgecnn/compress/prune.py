@@ -270,7 +270,7 @@ def prune_checkpoint(source: str, out: str, options: PruneOptions, log=print) ->
     metric = gate.metric
     final_card = pruned_card.replace(source_hash=file_hash(source), metrics={
         metric: measured[metric], f"unpruned_{metric}": baseline[metric], "drop_points": gate.drop,
-        "split": measured.get("split", "val"), "dataset": data_spec, "images": measured.get("images"),
+        "max_drop_points": gate.max_drop, "split": measured.get("split", "val"), "dataset": data_spec, "images": measured.get("images"),
         "macs": after["macs"], "parameters": after["parameters"]})
     save_checkpoint(out, final_card, model)
     return summary

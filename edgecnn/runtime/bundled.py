@@ -49,8 +49,11 @@ def describe_gate(card) -> str:
     if card.precision == "fp32":
         return "fp32 reference"
     metric = next((key[len("fp32_"):] for key in card.metrics if key.startswith("fp32_")), "accuracy")
-    return (f"{card.precision}, {metric} drop {float(card.metrics['drop_points']):.2f} "
-            f"within {float(card.metrics['max_drop_points']):.2f} points")
+    drop, budget = card.metrics.get("drop_points"), card.metrics.get("max_drop_points")
+    if drop is None or budget is None:
+        return f"{card.precision}, no gate recorded in its card"
+    verdict = "within" if float(drop) <= float(budget) else "beyond"
+    return f"{card.precision}, {metric} drop {float(drop):.2f} {verdict} {float(budget):.2f} points"
 
 
 def median_ms(backend, runs: int = TIMED_RUNS, warmup: int = WARMUP_RUNS) -> float:

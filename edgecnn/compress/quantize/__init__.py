@@ -127,6 +127,6 @@ def quantize_checkpoint(source: str, out: str, options: QuantizeOptions, log=pri
     quantized.card = quantized.card.replace(
         source_hash=file_hash(source),
         metrics={metric: int8[metric], f"fp32_{metric}": fp32[metric], "drop_points": gate.drop,
-                 "split": int8.get("split", "val"), "dataset": data_spec, "images": int8.get("images")})
+                 "max_drop_points": gate.max_drop, "split": int8.get("split", "val"), "dataset": data_spec, "images": int8.get("images")})
     save_quantized(out, quantized, sample)
     return summary
