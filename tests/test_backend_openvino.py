@@ -58,6 +58,7 @@ def test_int8_tflite_takes_int8_input_quantized_with_the_files_own_parameters():
     assert (steps <= 2 + 1e-6).mean() >= 0.99, np.percentile(steps, [50, 99, 100])
 
 
+@pytest.mark.slow  # about 4-10 s: in CI, left out of the inner loop
 def test_exact_int8_follows_the_cpu_unless_named(monkeypatch):
     from edgecnn.runtime.backends import openvino
 

@@ -87,6 +87,7 @@ def remote_dirs():
     return set(Path("/tmp").glob("edgecnn-bench.*"))
 
 
+@pytest.mark.slow  # about 4-10 s: in CI, left out of the inner loop
 def test_remote_bench_copies_runs_and_brings_back_json(sshd, onnx_model, tmp_path):
     config, _ = sshd
     before = remote_dirs()

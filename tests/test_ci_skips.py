@@ -10,6 +10,7 @@ import pytest
 pytestmark = pytest.mark.runtime  # torch-free: also run where only edgecnn[runtime] is installed
 
 
+@pytest.mark.slow  # about 4-10 s: in CI, left out of the inner loop
 def test_a_skip_fails_under_ci_and_names_the_missing_package(tmp_path):
     shutil.copy(Path(__file__).with_name("conftest.py"), tmp_path)
     (tmp_path / "test_probe.py").write_text(

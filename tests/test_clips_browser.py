@@ -55,6 +55,7 @@ def frame(index):
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium "
                     "(apt-get install -y chromium)")
+@pytest.mark.slow  # about 4-10 s: in CI, left out of the inner loop
 def test_h264_and_vp8_clips_play_in_chromium_and_mp4v_does_not(tmp_path):
     from playwright.sync_api import sync_playwright
 

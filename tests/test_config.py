@@ -99,6 +99,7 @@ def test_errors_at_start_name_the_camera_and_refuse_shared_or_input_outputs(tmp_
             raise UserError("--source is given per camera")
 
 
+@pytest.mark.slow  # about 4-10 s: in CI, left out of the inner loop
 def test_several_cameras_in_one_process_name_their_records(tmp_path):
     path = write(tmp_path, f"""
         model: {detector_onnx()}

@@ -486,6 +486,7 @@ def healthz(port):
         return None, None
 
 
+@pytest.mark.slow  # about 4-10 s: in CI, left out of the inner loop
 @pytest.mark.runtime
 def test_unfit_devices_are_one_line_and_left_as_they_were(device, tmp_path):
     """Each refused with one line and exit 2 before anything is written (its own service

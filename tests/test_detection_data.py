@@ -76,6 +76,7 @@ def test_yolo_names_as_an_id_map(yolo_dir):
     assert load_yolo(str(root), "val").labels == ["circle", "rectangle", "triangle"]
 
 
+@pytest.mark.slow  # about 4-10 s: in CI, left out of the inner loop
 def test_yolo_problems_are_reported_with_file_and_line(yolo_dir):
     root, _ = yolo_dir
     label = root / "labels" / "val" / "000000.txt"

@@ -13,6 +13,7 @@ def digits_ckpt(tiny_digits_lenet):
     return tiny_digits_lenet
 
 
+@pytest.mark.slow  # about 4-10 s: in CI, left out of the inner loop
 def test_eval_json_matches_the_training_measurement(digits_ckpt, tmp_path):
     plot = tmp_path / "cm.png"
     result = run_cli("eval", digits_ckpt, "--data", "digits", "--json", "--plot", plot)
@@ -27,6 +28,7 @@ def test_eval_json_matches_the_training_measurement(digits_ckpt, tmp_path):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # about 4-10 s: in CI, left out of the inner loop
 def test_eval_table_and_default_plot_path(digits_ckpt):
     result = run_cli("eval", digits_ckpt)  # dataset taken from the card
     assert result.returncode == 0, result.stderr
@@ -47,6 +49,7 @@ def test_info_reports_card_parameters_and_macs(digits_ckpt):
     assert "MACs" in text and "lenet5" in text
 
 
+@pytest.mark.slow  # about 4-10 s: in CI, left out of the inner loop
 def test_unreadable_and_foreign_checkpoints(tmp_path, digits_ckpt):
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(digits_ckpt.read_bytes()[:5000])

@@ -269,6 +269,7 @@ def test_the_transports_are_found_in_their_registry():
     assert publisher_for("mqtts").name == "mqtt" and publisher_for("zmq+tcp").name == "zmq"
 
 
+@pytest.mark.slow  # about 4-10 s: in CI, left out of the inner loop
 @needs_broker
 def test_the_readme_robot_example_runs(broker, tmp_path):
     readme = (ROOT / "README.md").read_text()

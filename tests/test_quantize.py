@@ -54,19 +54,20 @@ def test_digits_int8_within_budget_and_full_int8_tflite(tmp_path):
     assert backend.input_dtype == np.int8
 
 
-@pytest.mark.slow(45)  # in CI; `pytest -m 'not slow'` is the inner loop
-def test_blank_calibration_is_refused_and_warned(tmp_path):
+@pytest.mark.slow(15)  # in CI; `pytest -m 'not slow'` is the inner loop
+def test_blank_calibration_is_refused_and_warned(tiny_digits_lenet, tmp_path):
     blank = tmp_path / "blank"
     blank.mkdir()
     for i in range(4):
         cv2.imwrite(str(blank / f"{i}.png"), np.zeros((20, 20), np.uint8))
     out = tmp_path / "bad.pt2"
-    result = run_cli("quantize", DIGITS, "--calib", blank, "--out", out)
+    result = run_cli("quantize", tiny_digits_lenet, "--calib", blank, "--out", out)
     assert result.returncode == 3, result.stderr
     assert "only 4 calibration images" in result.stdout and "differ from the training images" in result.stdout
     assert "beyond the budget" in result.stderr and not out.exists()
 
 
+@pytest.mark.slow  # about 4-10 s: in CI, left out of the inner loop
 def test_bad_input_is_one_line(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -137,6 +138,7 @@ def test_quantization_aware_training_gives_a_full_int8_classifier(tiny_digits_le
     quantized = quantization_aware_training(model, task.card, "digits", 1, calibration, log=lambda m: None)
     int8 = evaluate_predictor(quantized.predict, quantized.card, "digits")["top1"]
     assert int8 >= fp32 - 0.01 and quantized.card.quantization["scheme"] == "pt2e-symmetric-qat"
+    assert quantized.card.quantization["qat_distill_weight"] == 0.0  # on the labels alone: no teacher given
 
     quantized.card = quantized.card.replace(metrics={"top1": int8, "fp32_top1": fp32})
     program = tmp_path / "lenet-int8.pt2"
@@ -183,6 +185,7 @@ def test_mixed_precision_ranks_layers_and_keeps_the_most_sensitive_in_float(tmp_
     assert any(not m.rstrip().endswith("+0.0000") for m in ranked), ranked  # float layers take effect
 
 
+@pytest.mark.slow  # about 4-10 s: in CI, left out of the inner loop
 def test_float_layers_stay_float_in_the_channel_last_graph():
     """Layers named in float_layers run unquantized: with every layer float the program
     reproduces the fp32 model, which the all-int8 program does not."""

@@ -11,7 +11,7 @@ from edgecnn.runtime.model_file import read_card
 from runtime_fixtures import detector_onnx
 
 
-@pytest.mark.slow(45)  # four held-out evaluations of 300 scenes
+@pytest.mark.slow(20)  # four held-out evaluations of 100 scenes
 def test_quantize_an_onnx_file_keeps_it_within_budget_and_refuses_a_blank_calibration(tmp_path):
     import cv2
 
@@ -19,7 +19,11 @@ def test_quantize_an_onnx_file_keeps_it_within_budget_and_refuses_a_blank_calibr
     blank.mkdir()
     for i in range(32):
         cv2.imwrite(str(blank / f"{i}.png"), np.zeros((192, 192, 3), np.uint8))
-    common = ["quantize", detector_onnx(), "--data", "shapes", "--calib-images", "32", "--json"]
+    from edgecnn.data.detection import load_shapes_detection, write_yolo
+
+    for split, count in (("train", 32), ("val", 100)):  # 100 held-out scenes: the gate's figures, not its speed
+        write_yolo(load_shapes_detection(split, count=count), str(tmp_path / "scenes"), split)
+    common = ["quantize", detector_onnx(), "--data", tmp_path / "scenes", "--calib-images", "32", "--json"]
     kept, refused = run_cli_batch([*common, "--max-drop", "5", "--out", tmp_path / "int8.onnx"],
                                   [*common, "--calib", blank, "--out", tmp_path / "blank.onnx"])
     assert kept.returncode == 0, kept.stderr
@@ -30,7 +34,7 @@ def test_quantize_an_onnx_file_keeps_it_within_budget_and_refuses_a_blank_calibr
     assert json.loads((tmp_path / "int8.onnx.parity.json").read_text())["gate"]["passed"]
     assert refused.returncode == 3, refused.stderr
     assert "not written" in refused.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["blank", "int8.onnx", "int8.onnx.parity.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blank", "int8.onnx", "int8.onnx.parity.json", "scenes"]
     assert summary["weight_bits"] == 8 and int8_weight_magnitude(tmp_path / "int8.onnx") > 64
 
 

@@ -34,6 +34,7 @@ def test_a_compressed_card_without_a_drop_within_budget_never_passes():
     assert not bundled.passes_gate(None)
 
 
+@pytest.mark.slow  # about 4-10 s: in CI, left out of the inner loop
 def test_the_faster_passing_file_is_chosen_logged_and_cached(cache_home, monkeypatch):
     measured = {RUNTIME_INT8.name: 2.0, RUNTIME_FP32.name: 1.0}  # pretend fp32 is faster on this device
     monkeypatch.setattr(bundled, "median_ms", lambda backend: measured[backend.path.rsplit("/", 1)[-1]])
@@ -72,6 +73,7 @@ def test_a_corrupt_or_unwritable_cache_only_means_timing_again(cache_home):
     assert json.loads((cache_home / "edgecnn" / "bundled-choice.json").read_text())  # rewritten whole
 
 
+@pytest.mark.slow  # about 4-10 s: in CI, left out of the inner loop
 def test_run_without_a_model_logs_the_choice(cache_home):
     result = run_cli("run", "--source", "demo", "--max-frames", "3", "--json", "-",
                      env={"XDG_CACHE_HOME": str(cache_home)})

@@ -42,6 +42,7 @@ def folder_with_a_giant(tmp_path):
     return folder
 
 
+@pytest.mark.slow  # about 4-10 s: in CI, left out of the inner loop
 def test_an_input_that_does_not_decode_is_named_counted_and_in_the_exit_code(folder_with_a_giant, tmp_path):
     out = tmp_path / "records.jsonl"
     result = run_cli("run", detector_onnx(), "--source", folder_with_a_giant, "--json", out)
@@ -122,6 +123,7 @@ def test_a_second_signal_ends_a_slow_drain_and_the_video_is_still_finalised(tmp_
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow  # about 4-10 s: in CI, left out of the inner loop
 def test_outputs_never_destroy_inputs_or_each_other(tmp_path):
     copy = tmp_path / "tree.avi"
     copy.write_bytes(VIDEO.read_bytes())
@@ -146,6 +148,7 @@ def test_outputs_never_destroy_inputs_or_each_other(tmp_path):
     assert lines and all(line.endswith("}") for line in lines)  # no torn line, nothing interleaved
 
 
+@pytest.mark.slow  # about 4-10 s: in CI, left out of the inner loop
 def test_what_a_user_can_cause_is_one_line(tmp_path):
     (tmp_path / "VIDEO").write_text("a file where a directory should be")
     at_start = [  # refused before the model loads
@@ -181,6 +184,7 @@ def test_torch_side_commands_name_their_extra_and_info_works_without_torch(tmp_p
     assert info.returncode == 0 and "task          detect" in info.stdout, info.stderr
 
 
+@pytest.mark.slow  # about 4-10 s: in CI, left out of the inner loop
 def test_limits_hold_threads_and_an_unwritable_cache(tmp_path):
     result = run_cli("run", "--source", "demo", "--max-frames", "2", "--threads", "10000", "--json", os.devnull,
                      env={"XDG_CACHE_HOME": "/proc/edgecnn-cache"})

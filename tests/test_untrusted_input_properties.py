@@ -5,6 +5,7 @@ redaction, publish URIs, the source option grammar). Random or mutated input mus
 parse or raise the project's one-line UserError: never another exception, never a hang.
 The parsers are torch-free; these need hypothesis (the `test` extra), which the
 device's runtime venv lacks, so they are not marked runtime."""
+import pytest
 import io
 import json
 import zipfile
@@ -133,6 +134,7 @@ CARD_FIELDS = ["task", "labels", "input_size", "layout", "color", "mean", "std",
                "metrics", "schema", "weights_digest"]
 
 
+@pytest.mark.slow  # about 4-10 s: in CI, left out of the inner loop
 @FAST
 @given(st.dictionaries(st.sampled_from(CARD_FIELDS), JSON, max_size=len(CARD_FIELDS)))
 def test_card_json_of_any_shape_is_a_card_or_one_line(fields):

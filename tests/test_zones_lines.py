@@ -90,6 +90,7 @@ def test_two_crossings_give_two_events_retained_counts_discovery_and_one_clip(tm
     assert abs(count - expected) <= 2 and count >= (times[1] - times[0] + 2) * FPS * 0.8, (count, expected)
 
 
+@pytest.mark.slow  # about 4-10 s: in CI, left out of the inner loop
 @pytest.mark.runtime
 def test_bad_zones_and_lines_are_one_line_at_start(tmp_path):
     cases = [
@@ -142,6 +143,7 @@ def test_the_python_stream_gives_zone_events_and_counts():
     assert frames == 90 and events and set(events) <= {"enter", "exit", "dwell", "cross"}
 
 
+@pytest.mark.slow  # about 4-10 s: in CI, left out of the inner loop
 @pytest.mark.runtime
 def test_the_readme_several_cameras_example_runs_as_written(tmp_path):
     import re
