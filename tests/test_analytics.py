@@ -30,12 +30,13 @@ def box_at(x, y, width=20, height=40):
 class Feed:
     """Feeds frames of (track_id, x, y[, class_id]) at a fixed period, keeping every event."""
 
-    def __init__(self, zones=(), lines=(), period=0.1, **options):
+    def __init__(self, zones=(), lines=(), period=0.1, box=(20, 40), **options):
         self.analytics = Analytics(zones, lines, **options)
+        self.box = box  # every object's width and height
         self.period, self.index, self.events, self.frames = period, 0, [], []
 
     def frame(self, *objects, ended=()):
-        boxes = [box_at(o[1], o[2]) for o in objects]
+        boxes = [box_at(o[1], o[2], *self.box) for o in objects]
         classes = [o[3] if len(o) > 3 else 0 for o in objects]
         out = self.analytics.update(np.array(boxes).reshape(-1, 4), classes, [o[0] for o in objects], LABELS,
                                     self.index * self.period, self.index, frame_size=FRAME, ended=ended)
@@ -238,6 +239,20 @@ def test_jitter_on_the_line_within_the_margin_counts_nothing_and_one_crossing_on
     assert feed.crossings() == []
     feed.walk(2, [(x, 200) for x in [150, 170, 190] + jitter + [210, 230]])  # through, jittering on the way
     assert feed.crossings() == [("gate", "in", 2, "person", 56)]  # track 1 took frames 0-28
+
+
+def test_the_band_grows_with_the_box_so_a_large_object_rocking_on_the_line_counts_once():
+    """A 60-pixel box swinging 8 px either side of an upright line: beyond the 4 px margin,
+    within 0.15 of its width (9 px). With the box-relative band off, every swing counts."""
+    rocking = [150, 175, 192] + [208, 192] * 5 + [230, 260]
+    for fraction, expected in ((0.15, [("gate", "in", 1, "person", 13)]), (0.0, None)):
+        feed = Feed(lines=[Line("gate", *GATE, margin_fraction=fraction)], box=(60, 80))
+        feed.walk(1, [(x, 200) for x in rocking])
+        if expected is None:
+            assert [c[1] for c in feed.crossings()] == ["in", "out"] * 5 + ["in"]
+        else:
+            assert feed.crossings() == expected
+    assert_one_line_user_error(lambda: Line("l", *GATE, margin_fraction=1.0), "margin_fraction")
 
 
 def test_a_track_that_stops_on_the_line_counts_only_when_it_leaves_on_the_other_side():

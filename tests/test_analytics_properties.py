@@ -77,7 +77,9 @@ def test_jitter_inside_the_margin_never_adds_crossings(sides, margin, band_frame
     end = np.clip(start + length * direction, 0, FRAME)
     direction = (end - start) / np.linalg.norm(end - start)
     left = np.array([direction[1], -direction[0]])  # y grows downwards
-    analytics = Analytics(lines=[Line("gate", tuple(start), tuple(end), margin=margin, in_side=in_side)],
+    # the pixel band alone (margin_fraction=0); the band that grows with the box: test_analytics
+    analytics = Analytics(lines=[Line("gate", tuple(start), tuple(end), margin=margin, margin_fraction=0.0,
+                                      in_side=in_side)],
                           frame_size=FRAME)
     segment = np.linalg.norm(end - start)
     positions = []

@@ -122,7 +122,9 @@ def test_several_cameras_in_one_process_name_their_records(tmp_path):
 
     assert all(validate(r) == [] for r in records)
     assert "summary film (ended)" in result.stderr and "summary scene" in result.stderr
-    assert "model default: 2 cameras in turn" in result.stderr
+    assert "model default: 2 cameras in turn" in result.stderr  # the start's decision, and the summary's
+    summary_line = next(line for line in result.stderr.splitlines() if line.startswith("summary: 2 cameras"))
+    assert "model default: 2 cameras in turn" in summary_line
 
 
 def test_the_python_api_streams_several_cameras_in_one_loop():

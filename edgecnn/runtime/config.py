@@ -65,7 +65,8 @@ def _place_schema(kind: str) -> dict:
                                                                                   "exclusiveMinimum": 0},
                         "dwell_repeat": {"type": "boolean"}})
     else:
-        options.update({"in": {"enum": ["left", "right"]}, "margin": {"type": "number", "minimum": 0}})
+        options.update({"in": {"enum": ["left", "right"]}, "margin": {"type": "number", "minimum": 0},
+                        "margin_fraction": {"type": "number", "minimum": 0, "exclusiveMaximum": 1}})
     return {"oneOf": [points, {"type": "object", "required": ["points"], "properties": options,
                                "additionalProperties": False}]}
 

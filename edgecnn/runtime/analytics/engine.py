@@ -203,7 +203,8 @@ class Analytics:
         if self.lines:
             line_points = points if single else points[:, self._line_anchor]
             line_points = line_points if everything_tracked else line_points[tracked]
-            for i, k, direction, point in self._line_states.observe(rows, line_points, tracked_classes):
+            crossings = self._line_states.observe(rows, line_points, tracked_classes, tracked_boxes)
+            for i, k, direction, point in crossings:
                 events.append(LineCrossing(self.lines[k].name, direction, int(ids[tracked[i]]),
                                            self._names_of_class[tracked_classes[i]], int(tracked_classes[i]),
                                            frame_index, time, _box(tracked_boxes[i]), point))

@@ -8,8 +8,12 @@ the `in_side` (default left) is `in`, the other way `out`. (The default matches
 supervision's LineZone: a line from (0, 100) to (200, 100) counts an object moving
 from below it to above it as in.)
 
-Jitter guard: a track's anchor is on a side only when it is more than `margin`
-pixels from the line; inside that band it keeps the side it had. A crossing counts
+Jitter guard: a track's anchor is on a side only when it is farther from the line than
+a band: `margin` pixels, or `margin_fraction` of the box's own extent across the line
+(its width for an upright line, its height for a level one) when that is wider; inside
+the band it keeps the side it had. The band grows with the box because a box's jitter
+does, and so does an object's rocking: a 60-pixel shape swinging 8 pixels either side
+of a line is one crossing, not six (benchmarks/zones_pipeline.py). A crossing counts
 when the anchor goes from one side to the other, and only when the path between the
 last point on the old side and the first on the new one meets the line between
 `start` and `end` (passing beside an end of the segment changes the side without
@@ -21,7 +25,7 @@ inside the band has no side until it leaves the band: that first side does not c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -38,7 +42,8 @@ class Line:
     fractions=True); labels: the labels it counts (empty: all); anchor: the point of a
     box that crosses (geometry.ANCHORS); in_side: the side (left or right of start ->
     end) that a crossing into counts as `in`; margin: pixels from the line an anchor
-    must be to be on a side."""
+    must be to be on a side, or margin_fraction of the box's extent across the line when
+    that is more."""
 
     name: str
     start: Tuple[float, float]
@@ -48,6 +53,7 @@ class Line:
     anchor: str = "bottom-center"
     in_side: str = "left"
     margin: float = 4.0
+    margin_fraction: float = 0.15
 
     def __post_init__(self) -> None:
         if not str(self.name):
@@ -62,10 +68,14 @@ class Line:
             raise UserError(f"{owner}: in_side must be left or right (of start -> end), got {self.in_side!r}")
         if not number(self.margin, "margin", owner) >= 0:
             raise UserError(f"{owner}: margin must be 0 or more pixels, got {self.margin}")
+        if not 0 <= number(self.margin_fraction, "margin_fraction", owner) < 1:
+            raise UserError(f"{owner}: margin_fraction must be at least 0 and under 1 (of the box's extent across "
+                            f"the line), got {self.margin_fraction}")
         object.__setattr__(self, "start", tuple(float(v) for v in points[0]))
         object.__setattr__(self, "end", tuple(float(v) for v in points[1]))
         object.__setattr__(self, "labels", label_names(self.labels))
         object.__setattr__(self, "margin", float(self.margin))
+        object.__setattr__(self, "margin_fraction", float(self.margin_fraction))
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,7 @@ class LineStates:
         self.lines, self.capacity = list(lines), capacity
         self.in_sign = np.array([1 if line.in_side == "left" else -1 for line in self.lines], np.int8)
         self.margin = np.array([line.margin for line in self.lines], np.float64)
+        self.margin_fraction = np.array([line.margin_fraction for line in self.lines], np.float64)
         self.filtered = np.array([bool(line.labels) for line in self.lines], bool)
         self.accepts = np.ones((len(self.lines), 0), bool)
         self.counts = np.zeros((len(self.lines), 0, 2), np.int64)  # [..., 0]: in, [..., 1]: out
@@ -152,13 +163,24 @@ class LineStates:
         distance -= self.offset
         return distance
 
-    def observe(self, rows: np.ndarray, anchors: np.ndarray, classes: np.ndarray
-                ) -> List[Tuple[int, int, str, Tuple[float, float]]]:
+    def bands(self, boxes: Optional[np.ndarray]) -> np.ndarray:
+        """Boxes (N, 4: x1, y1, x2, y2) -> the jitter band of each (box, line), (N, lines):
+        the line's margin, or its fraction of the box's extent along the line's normal."""
+        if boxes is None or not np.any(self.margin_fraction):
+            return self.margin
+        width, height = boxes[:, 2:3] - boxes[:, 0:1], boxes[:, 3:4] - boxes[:, 1:2]
+        extent = width * np.abs(self.normal_x) + height * np.abs(self.normal_y)
+        return np.maximum(self.margin, extent * self.margin_fraction)
+
+    def observe(self, rows: np.ndarray, anchors: np.ndarray, classes: np.ndarray,
+                boxes: Optional[np.ndarray] = None) -> List[Tuple[int, int, str, Tuple[float, float]]]:
         """One frame's tracked detections (rows: their track rows; anchors (N, lines or
-        1, 2)) -> the crossings, as (index in rows, line, in | out, crossing point)."""
+        1, 2); boxes (N, 4), for the bands) -> the crossings, as (index in rows, line,
+        in | out, crossing point)."""
         x, y = anchors[..., 0], anchors[..., 1]
         distance = self.left_distance(x, y)
-        now = (distance > self.margin).view(np.int8) - (distance < -self.margin).view(np.int8)
+        band = self.bands(boxes)
+        now = (distance > band).view(np.int8) - (distance < -band).view(np.int8)
         state = self.state[rows]
         before = state[..., SIDE]
         crossed = now * before < 0

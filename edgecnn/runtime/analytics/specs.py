@@ -24,7 +24,7 @@ from edgecnn.runtime.analytics.lines import Line
 from edgecnn.runtime.analytics.zones import Zone
 
 ZONE_OPTIONS = {"labels", "anchor", "min_time", "dwell", "dwell_repeat", "fractions"}
-LINE_OPTIONS = {"labels", "anchor", "in", "margin", "fractions"}
+LINE_OPTIONS = {"labels", "anchor", "in", "margin", "margin_fraction", "fractions"}
 
 
 def _points(value: Any, owner: str) -> Tuple[Tuple[float, float], ...]:
@@ -90,7 +90,8 @@ def line_from_spec(name: str, spec: Any) -> Line:
         raise UserError(f"{owner}: a line is two points (x1,y1,x2,y2), got {len(points)}")
     return Line(name, points[0], points[1], fractions=_fractions(points, spec.get("fractions")),
                 labels=_labels(spec.get("labels")), anchor=spec.get("anchor", "bottom-center"),
-                in_side=spec.get("in", "left"), margin=spec.get("margin", 4.0))
+                in_side=spec.get("in", "left"), margin=spec.get("margin", 4.0),
+                margin_fraction=spec.get("margin_fraction", 0.15))
 
 
 def parse_option(text: str, flag: str) -> Tuple[str, Dict[str, Any]]:
@@ -105,7 +106,7 @@ def parse_option(text: str, flag: str) -> Tuple[str, Dict[str, Any]]:
     spec: Dict[str, Any] = {"points": coordinates.strip()}
     for key, values in split_options(options, f"{flag} {name}").items():
         value = ",".join(values)
-        if key in ("min_time", "dwell", "margin"):
+        if key in ("min_time", "dwell", "margin", "margin_fraction"):
             try:
                 spec[key] = float(value)
             except ValueError:
