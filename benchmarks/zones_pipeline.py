@@ -20,8 +20,9 @@ of the path sampled 20 times a frame with the anchor in the polygon (a visit's t
 time inside is exit - enter); dwell events are due 2 s, 4 s, ... after the true entry.
 
 edgecnn: the command as users run it; zone min_time 0.2 s, dwell 2 s repeated; line
-margin 4 px (its default), and again with margin 10 px (wider than the widest
-jitter drawn). Its counts are read from the event records; the time inside a visit
+margin 4 px with the default margin_fraction 0.15 (the band is the wider of 4 px and
+0.15 of the box's extent across the line), and again with margin 10 px (wider than
+the widest jitter drawn). Its counts are read from the event records; the time inside a visit
 is the exit event's `seconds`. A second column runs the same engine
 (edgecnn.runtime.analytics) on the true boxes with true ids: where it is exact and
 the pipeline is not, the detector or the tracker lost the count, not the engine.
@@ -541,8 +542,9 @@ def main() -> None:
     work = arguments.keep or Path(tempfile.mkdtemp(prefix="zones-pipeline-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"{cpu_description()}; load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    default_run, wide_run = f"edgecnn run (margin {MARGIN:g} px)", f"edgecnn run (margin {WIDE_MARGIN:g} px)"
-    columns = [default_run, wide_run, f"engine on true boxes (margin {MARGIN:g} px)"]
+    default_run = f"edgecnn run (default band: {MARGIN:g} px or 0.15 of the box)"
+    wide_run = f"edgecnn run (margin {WIDE_MARGIN:g} px)"
+    columns = [default_run, wide_run, f"engine on true boxes (default band)"]
     outcomes, sv_version = [], None
     for number, scenario in enumerate(s for s in scenarios() if not arguments.only or arguments.only in s.name):
         video = work / f"scene{number}.avi"
