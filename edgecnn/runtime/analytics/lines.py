@@ -114,6 +114,7 @@ class LineStates:
         self.in_sign = np.array([1 if line.in_side == "left" else -1 for line in self.lines], np.int8)
         self.margin = np.array([line.margin for line in self.lines], np.float64)
         self.margin_fraction = np.array([line.margin_fraction for line in self.lines], np.float64)
+        self.any_fraction = bool(np.any(self.margin_fraction))
         self.filtered = np.array([bool(line.labels) for line in self.lines], bool)
         self.accepts = np.ones((len(self.lines), 0), bool)
         self.counts = np.zeros((len(self.lines), 0, 2), np.int64)  # [..., 0]: in, [..., 1]: out
@@ -131,6 +132,10 @@ class LineStates:
         # The unit normal pointing left (y grows downwards) and the line's offset along it
         self.normal_x, self.normal_y = self.direction[:, 1] / self.length, -self.direction[:, 0] / self.length
         self.offset = self.start[:, 0] * self.normal_x + self.start[:, 1] * self.normal_y
+        # a box's extent across each line is width * |normal_x| + height * |normal_y|:
+        # the band's share of each, precomputed (the band is a few numpy calls per frame)
+        self.width_share = np.abs(self.normal_x) * self.margin_fraction
+        self.height_share = np.abs(self.normal_y) * self.margin_fraction
         self.geometry = [tuple(float(v) for v in values) for values in zip(
             self.start[:, 0], self.start[:, 1], self.direction[:, 0], self.direction[:, 1], self.normal_x,
             self.normal_y, self.offset)]  # per line, as Python floats for the few crossings of a frame
@@ -166,11 +171,11 @@ class LineStates:
     def bands(self, boxes: Optional[np.ndarray]) -> np.ndarray:
         """Boxes (N, 4: x1, y1, x2, y2) -> the jitter band of each (box, line), (N, lines):
         the line's margin, or its fraction of the box's extent along the line's normal."""
-        if boxes is None or not np.any(self.margin_fraction):
+        if boxes is None or not self.any_fraction:
             return self.margin
-        width, height = boxes[:, 2:3] - boxes[:, 0:1], boxes[:, 3:4] - boxes[:, 1:2]
-        extent = width * np.abs(self.normal_x) + height * np.abs(self.normal_y)
-        return np.maximum(self.margin, extent * self.margin_fraction)
+        band = np.multiply.outer(boxes[:, 2] - boxes[:, 0], self.width_share)
+        band += np.multiply.outer(boxes[:, 3] - boxes[:, 1], self.height_share)
+        return np.maximum(band, self.margin, out=band)
 
     def observe(self, rows: np.ndarray, anchors: np.ndarray, classes: np.ndarray,
                 boxes: Optional[np.ndarray] = None) -> List[Tuple[int, int, str, Tuple[float, float]]]:
