@@ -77,6 +77,21 @@ def label_names(labels) -> Tuple[str, ...]:
     return (labels,) if isinstance(labels, str) else tuple(str(label) for label in labels)
 
 
+def label_filter(kind: str, places: Sequence, labels: Sequence[str], class_count: int) -> np.ndarray:
+    """(places, classes) bool: the classes each zone or line counts, from the detector's
+    labels (index: class id; class ids past the labels have no name, so only places of
+    all labels count them). An unknown label is one line naming the place."""
+    accepts = np.ones((len(places), class_count), bool)
+    for k, place in enumerate(places):
+        if place.labels:
+            unknown = [label for label in place.labels if label not in labels]
+            if unknown:
+                raise UserError(f"{kind} {place.name!r}: unknown label {unknown[0]!r}; the model's labels: "
+                                f"{', '.join(labels)}")
+            accepts[k] = [c < len(labels) and labels[c] in place.labels for c in range(class_count)]
+    return accepts
+
+
 def parse_points(text: str, owner: str) -> Tuple[Point, ...]:
     """'x,y x,y ...' (the form a command-line option or a config value takes) -> points."""
     points = []

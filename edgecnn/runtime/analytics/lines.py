@@ -31,7 +31,7 @@ import numpy as np
 
 from edgecnn.core.errors import UserError
 from edgecnn.runtime.analytics.geometry import (anchor_fraction, as_points, check_fractions, check_segment,
-                                                label_names, number, resolve_points)
+                                                label_filter, label_names, number, resolve_points)
 
 SIDES = ("left", "right")
 
@@ -141,15 +141,7 @@ class LineStates:
             self.normal_y, self.offset)]  # per line, as Python floats for the few crossings of a frame
 
     def set_labels(self, labels: Sequence[str], class_count: int) -> None:
-        accepts = np.ones((len(self.lines), class_count), bool)
-        for k, line in enumerate(self.lines):
-            if line.labels:
-                unknown = [label for label in line.labels if label not in labels]
-                if unknown:
-                    raise UserError(f"line {line.name!r}: unknown label {unknown[0]!r}; the model's labels: "
-                                    f"{', '.join(labels)}")
-                accepts[k] = [c < len(labels) and labels[c] in line.labels for c in range(class_count)]
-        self.accepts = accepts
+        self.accepts = label_filter("line", self.lines, labels, class_count)
         grown = np.zeros((len(self.lines), class_count, 2), np.int64)
         grown[:, :self.counts.shape[1]] = self.counts
         self.counts = grown

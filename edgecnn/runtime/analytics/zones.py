@@ -27,7 +27,7 @@ import numpy as np
 
 from edgecnn.core.errors import UserError
 from edgecnn.runtime.analytics.geometry import (PolygonSet, anchor_fraction, as_points, check_fractions,
-                                                check_polygon, label_names, number, resolve_points)
+                                                check_polygon, label_filter, label_names, number, resolve_points)
 
 EPSILON = 1e-9  # seconds: frame times like 0.1 * k must reach thresholds like 0.3 exactly
 
@@ -132,15 +132,7 @@ class ZoneStates:
     def set_labels(self, labels: Sequence[str], class_count: int) -> None:
         """The classes each zone counts, from the detector's labels (index: class id;
         class ids past the labels have no name, so only zones of all labels count them)."""
-        accepts = np.ones((len(self.zones), class_count), bool)
-        for k, zone in enumerate(self.zones):
-            if zone.labels:
-                unknown = [label for label in zone.labels if label not in labels]
-                if unknown:
-                    raise UserError(f"zone {zone.name!r}: unknown label {unknown[0]!r}; the model's labels: "
-                                    f"{', '.join(labels)}")
-                accepts[k] = [c < len(labels) and labels[c] in zone.labels for c in range(class_count)]
-        self.accepts = accepts
+        self.accepts = label_filter("zone", self.zones, labels, class_count)
 
     def grow(self, capacity: int) -> None:
         extra = np.empty((capacity - self.capacity,) + self.state.shape[1:])
