@@ -373,8 +373,8 @@ class BoundedHTTPServer:
     def _drop(self, selector, pending, sock, kind: str) -> None:
         selector.unregister(sock)
         del pending[sock]
+        self.count(kind)  # before the close: a client that sees its connection end finds it counted
         sock.close()
-        self.count(kind)
 
     def _answer_and_drop(self, selector, pending, sock, status: bytes, kind: str) -> None:
         """Answer, then read what the client still sends (closing a socket with unread
