@@ -1,13 +1,12 @@
 """A run's latency percentiles come from constant memory (log buckets 1% wide), within
-1% of the exact percentiles of the samples, whatever the distribution."""
+1% of the exact percentiles of the samples, whatever the distribution. Property tests
+need hypothesis, which the device's runtime venv lacks, so they are not marked runtime."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgecnn.runtime.stats import LogQuantiles, StreamStats
-
-pytestmark = pytest.mark.runtime  # torch-free
 
 
 @settings(max_examples=60, deadline=None)
