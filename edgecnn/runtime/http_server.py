@@ -359,9 +359,9 @@ class BoundedHTTPServer:
             self._jobs.put_nowait(Connection(sock, address, state[1][:end]))
         except queue.Full:
             sock.setblocking(False)
+            self.count("refused")  # before the answer: a client that reads it finds it counted
             self._answer(sock, b"503 Service Unavailable")
             sock.close()
-            self.count("refused")
 
     def _expire(self, selector, pending, before: float) -> None:
         while pending:
@@ -371,14 +371,20 @@ class BoundedHTTPServer:
             self._drop(selector, pending, sock, "timeouts")
 
     def _drop(self, selector, pending, sock, kind: str) -> None:
+        self.count(kind)  # before the close: a client that sees its connection end finds it counted
+        self._close(selector, pending, sock)
+
+    @staticmethod
+    def _close(selector, pending, sock) -> None:
         selector.unregister(sock)
         del pending[sock]
-        self.count(kind)  # before the close: a client that sees its connection end finds it counted
         sock.close()
 
     def _answer_and_drop(self, selector, pending, sock, status: bytes, kind: str) -> None:
         """Answer, then read what the client still sends (closing a socket with unread
-        data resets it, and the client might lose the answer) and close."""
+        data resets it, and the client might lose the answer) and close. Counted before
+        the answer: a client that reads it finds it counted."""
+        self.count(kind)
         self._answer(sock, status)
         try:
             sock.shutdown(socket.SHUT_WR)
@@ -387,7 +393,7 @@ class BoundedHTTPServer:
                     break
         except OSError:
             pass
-        self._drop(selector, pending, sock, kind)
+        self._close(selector, pending, sock)
 
     @staticmethod
     def _answer(sock: socket.socket, status: bytes) -> None:
