@@ -257,7 +257,7 @@ class Run:
                 models[name] = spec.loaded
                 continue
             where = self.plan.locations.get(f"models.{name}")
-            sharing = sum(camera.model == name for camera in self.plan.cameras.values())
+            sharing = len(self._cameras_of(name))
             # Several cameras' inference runs on one thread, frame after frame: without
             # threads named, a shared model gets every core (at 320x240 one process kept
             # up with 8 cameras on the default threads, 12 on 2: RESULTS "Throughput")
@@ -396,11 +396,14 @@ class Run:
             return feed.source.name if feed.source else feed.uri
         return f"{len(self.feeds)} cameras"
 
+    def _cameras_of(self, model: str) -> List[str]:
+        return [name for name, camera in self.plan.cameras.items() if camera.model == model]
+
     def _batching(self, models) -> Dict[str, bool]:
         """Per model: whether its cameras' frames are inferred in one call (measured)."""
         decisions = {}
         for name, model in models.items():
-            cameras = [c for c, plan in self.plan.cameras.items() if plan.model == name]
+            cameras = self._cameras_of(name)
             spec = self.plan.models[name]
             if len(cameras) < 2:
                 decisions[name] = False

@@ -25,7 +25,7 @@ inside the band has no side until it leaves the band: that first side does not c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 
@@ -160,17 +160,17 @@ class LineStates:
         distance -= self.offset
         return distance
 
-    def bands(self, boxes: Optional[np.ndarray]) -> np.ndarray:
+    def bands(self, boxes: np.ndarray) -> np.ndarray:
         """Boxes (N, 4: x1, y1, x2, y2) -> the jitter band of each (box, line), (N, lines):
         the line's margin, or its fraction of the box's extent along the line's normal."""
-        if boxes is None or not self.any_fraction:
+        if not self.any_fraction:
             return self.margin
         band = np.multiply.outer(boxes[:, 2] - boxes[:, 0], self.width_share)
         band += np.multiply.outer(boxes[:, 3] - boxes[:, 1], self.height_share)
         return np.maximum(band, self.margin, out=band)
 
     def observe(self, rows: np.ndarray, anchors: np.ndarray, classes: np.ndarray,
-                boxes: Optional[np.ndarray] = None) -> List[Tuple[int, int, str, Tuple[float, float]]]:
+                boxes: np.ndarray) -> List[Tuple[int, int, str, Tuple[float, float]]]:
         """One frame's tracked detections (rows: their track rows; anchors (N, lines or
         1, 2); boxes (N, 4), for the bands) -> the crossings, as (index in rows, line,
         in | out, crossing point)."""

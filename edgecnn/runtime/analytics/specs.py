@@ -88,10 +88,10 @@ def line_from_spec(name: str, spec: Any) -> Line:
     points = _points(spec["points"], owner)
     if len(points) != 2:
         raise UserError(f"{owner}: a line is two points (x1,y1,x2,y2), got {len(points)}")
+    given = {field: spec[key] for key, field in (("anchor", "anchor"), ("in", "in_side"), ("margin", "margin"),
+                                                 ("margin_fraction", "margin_fraction")) if key in spec}
     return Line(name, points[0], points[1], fractions=_fractions(points, spec.get("fractions")),
-                labels=_labels(spec.get("labels")), anchor=spec.get("anchor", "bottom-center"),
-                in_side=spec.get("in", "left"), margin=spec.get("margin", 4.0),
-                margin_fraction=spec.get("margin_fraction", 0.15))
+                labels=_labels(spec.get("labels")), **given)  # the rest: Line's own defaults
 
 
 def parse_option(text: str, flag: str) -> Tuple[str, Dict[str, Any]]:
