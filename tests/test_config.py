@@ -127,6 +127,40 @@ def test_several_cameras_in_one_process_name_their_records(tmp_path):
     assert "model default: 2 cameras in turn" in summary_line
 
 
+@pytest.mark.slow  # about 4-10 s: in CI, left out of the inner loop
+def test_a_shared_model_runs_one_instance_per_core_and_keeps_each_cameras_frames_in_order(tmp_path):
+    """Without threads or instances named, a model three cameras share gets one
+    interpreter per core (at most one per camera); a camera is in one lane at a time,
+    so its frames reach its tracker and files in order."""
+    import os
+
+    from conftest import run_cli_batch
+
+    cameras = """
+        cameras:
+          film: {{source: {video}, json: film{i}.jsonl}}
+          a: {{source: "demo?fps=200&size=128&seed=1", track: bytetrack, max_frames: 40, json: a{i}.jsonl}}
+          b: {{source: "demo?fps=200&size=128&seed=2", max_frames: 40, json: b{i}.jsonl}}
+        """
+    configs = [write(tmp_path, f"model: {detector_onnx()}\n{extra}" + textwrap.dedent(cameras).format(video=VIDEO, i=i),
+                     f"c{i}.yaml") for i, extra in enumerate(["", "instances: 3\n", "threads: 2\n"])]
+    auto, three, named = run_cli_batch(*(["run", "--config", c] for c in configs), cwd=tmp_path)
+    cores = min(os.cpu_count() or 1, 3)
+    expected = [f"model default: 3 cameras in turn on {cores} instances of {max(1, (os.cpu_count() or 1) // cores)}"
+                if cores > 1 else "model default: 3 cameras in turn (", "model default: 3 cameras in turn on 3 instances",
+                "model default: 3 cameras in turn ("]
+    for i, (result, line) in enumerate(zip((auto, three, named), expected)):
+        assert result.returncode == 0, result.stderr
+        assert line in result.stderr, result.stderr
+        files = {name: [json.loads(r) for r in (tmp_path / f"{name}{i}.jsonl").read_text().splitlines()]
+                 for name in ("film", "a", "b")}
+        assert [r["frame"] for r in files["film"]] == list(range(VIDEO_FRAMES))
+        for name in ("a", "b"):
+            frames = [r["frame"] for r in files[name] if r.get("type", "frame") == "frame"]
+            assert len(frames) == 40 and frames == sorted(frames) and len(set(frames)) == 40, (name, frames)
+    assert "on 3 instances" in next(line for line in three.stderr.splitlines() if line.startswith("summary: 3"))
+
+
 def test_the_python_api_streams_several_cameras_in_one_loop():
     import edgecnn
 

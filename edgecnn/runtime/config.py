@@ -1,7 +1,7 @@
 """`edgecnn run --config FILE.yaml`: a whole setup in one reviewed, versioned file.
 
     model: shapes-int8.tflite          # optional: the bundled model otherwise
-    backend: auto                      # the model's backend, threads, conf, iou, batch
+    backend: auto                      # the model's backend, threads, instances, conf, iou, batch
     cameras:
       front: {source: "rtsp://cam1/stream?transport=tcp", track: bytetrack, json: front.jsonl}
       rear:  {source: "/dev/video2?size=1280x720&fps=15", model: other}
@@ -30,7 +30,7 @@ from edgecnn.runtime.plan import DEFAULT_MODEL, CameraPlan, ModelPlan, RunPlan
 
 SCHEMA_ID = "https://edgecnn.dev/schema/edgecnn.config/1.json"
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # a camera's or model's name: it appears in topics, files and URLs
-MODEL_FIELDS = ("path", "backend", "threads", "conf", "iou", "batch", "verify", "task", "input_size", "layout",
+MODEL_FIELDS = ("path", "backend", "threads", "instances", "conf", "iou", "batch", "verify", "task", "input_size", "layout",
                 "mean", "std", "labels", "color", "preset", "head", "mask_threshold")
 
 
@@ -41,6 +41,9 @@ def _model_schema() -> dict:
         "path": {"type": "string", "description": ".tflite or .onnx file (default: the bundled model)"},
         "backend": {"type": "string", "description": "NAME[:OPTION=VALUE,...] (edgecnn.runtime.backends)"},
         "threads": {"type": "integer", "minimum": 1},
+        "instances": {"type": "integer", "minimum": 1, "description": "interpreters that infer different "
+                      "cameras' frames at once (default: one per core for a model several cameras share, "
+                      "unless threads or a batch are set)"},
         "conf": {"type": "number", "minimum": 0, "maximum": 1},
         "iou": {"type": "number", "minimum": 0, "maximum": 1},
         "batch": {"enum": ["auto", "on", "off"], "description": "infer its cameras' frames together"},
@@ -239,7 +242,7 @@ def _model_plan(spec: Any, base: str) -> ModelPlan:
                        head=spec.get("head"), preset=spec.get("preset"), mask_threshold=spec.get("mask_threshold"))
     return ModelPlan(path=_relative_to(path, base), backend=spec.get("backend", "auto"), threads=spec.get("threads"),
                      conf=spec.get("conf", 0.25), iou=spec.get("iou"), card=card, batch=spec.get("batch", "auto"),
-                     verify=spec.get("verify", True))
+                     verify=spec.get("verify", True), instances=spec.get("instances"))
 
 
 def _relative_to(path: Optional[str], base: str) -> Optional[str]:

@@ -112,6 +112,18 @@ class Model:
         outputs = backend.infer(np.zeros(expected_input_shape(card), np.float32))
         self.task_spec.check_outputs(card, [tuple(o.shape) for o in outputs], os.path.basename(backend.path))
 
+    def instance(self, threads: Optional[int]) -> "Model":
+        """Another interpreter of the same file, backend, options, card and thresholds,
+        with its own threads: two instances infer two cameras' frames at the same time
+        (Triton's instance count). The file's weights are checked once, by load()."""
+        from edgecnn.runtime.backends import BackendSpec
+
+        spec = BackendSpec(self.backend.name, dict(self.backend.options))
+        twin = Model(open_backend(self.backend.path, spec, threads), self.card, self.conf_threshold,
+                     self.iou_threshold)
+        twin.choice = self.choice
+        return twin
+
     @property
     def task(self) -> str:
         return self.card.task

@@ -26,6 +26,7 @@ class ModelPlan:
     iou: Optional[float] = None  # NMS overlap threshold; None: edgecnn.runtime.nms.NMS_IOU
     card: CardOptions = field(default_factory=CardOptions)
     batch: str = "auto"  # auto (by measurement) | on | off: cameras sharing the model inferred together
+    instances: Optional[int] = None  # interpreters inferring different cameras at once; None: by the runner
     verify: bool = True  # check the weights against the card's digest at load
     loaded: Any = None  # a Model already loaded (the Python API's model.stream([...])): used as it is
 

@@ -5,10 +5,13 @@ file of several cameras run the same way.
 
 - Each model is loaded once; the cameras that name it share it. Frames of cameras that
   share a model go through it in one batched call where its file takes a batch and
-  batching pays here (measured at start), otherwise in turn; the summary says which.
+  batching pays here (measured at start), otherwise in turn on its instances: one
+  interpreter per core by default, each inferring a different camera's frame at the same
+  time on a thread of its own (a lane); the summary says which.
 - Each camera is read on a thread of its own into a one-frame slot
-  (edgecnn.runtime.cameras): the scheduler takes at most one frame of each camera per
-  round, so a 30 FPS camera never starves a 5 FPS one, and a camera that stalls,
+  (edgecnn.runtime.cameras): a lane takes the waiting cameras in rotation, at most one
+  frame of each per round and a camera in one lane at a time (its frames stay in
+  order), so a 30 FPS camera never starves a 5 FPS one, and a camera that stalls,
   disconnects or ends never holds up the others.
 - Each sink runs on its own thread behind a bounded queue
   (edgecnn.runtime.delivery.QueuedSink); per-camera sinks get that camera's results,
@@ -187,6 +190,7 @@ class Run:
         self.places: Dict[str, Any] = {}  # camera -> its zones and lines (edgecnn.runtime.analytics.stage)
         self.service = ServiceNotifier(None)  # systemd's READY, WATCHDOG and STOPPING, once the run starts
         self.inference_order: Dict[str, dict] = {}  # model -> its cameras, batched or in turn, and why
+        self._run_sinks_lock = threading.Lock()
 
     # ------------------------------------------------------------------ checks and set-up
 
@@ -258,9 +262,8 @@ class Run:
                 continue
             where = self.plan.locations.get(f"models.{name}")
             sharing = len(self._cameras_of(name))
-            # Several cameras' inference runs on one thread, frame after frame: without
-            # threads named, a shared model gets every core (at 320x240 one process kept
-            # up with 8 cameras on the default threads, 12 on 2: RESULTS "Throughput")
+            # Without threads named, a shared model's first instance gets every core: the
+            # batching measurement needs them, and _instances() splits them afterwards
             threads = spec.threads if spec.threads is not None or sharing < 2 else (os.cpu_count() or 1)
             try:
                 models[name] = load(spec.path, backend=spec.backend, threads=threads, card=spec.card,
@@ -414,9 +417,42 @@ class Run:
                 decisions[name], why = model.batching(len(cameras))
                 if spec.batch == "on" and not decisions[name] and model.backend.dynamic_batch:
                     decisions[name], why = True, f"batching on ({why})"
-            self.inference_order[name] = {"cameras": len(cameras), "batched": decisions[name], "why": why}
-            self.log(f"model {name}: {len(cameras)} cameras {'batched' if decisions[name] else 'in turn'} ({why})")
+            self.inference_order[name] = {"cameras": len(cameras), "batched": decisions[name], "why": why,
+                                          "instances": 1}
         return decisions
+
+    def _instances(self, models, batched) -> Dict[str, List[Any]]:
+        """Per model: its interpreters. A model that several cameras share and that is not
+        batched gets one instance per core (at most one per camera), each with
+        cores // instances threads, unless its threads are named: at 320x240 one
+        instance of 2 threads kept up with 12 cameras, two of 1 thread with more
+        (RESULTS "Throughput"). `instances: N` in the config sets the count."""
+        cores = os.cpu_count() or 1
+        instances = {}
+        for name, model in models.items():
+            spec, cameras = self.plan.models[name], self._cameras_of(name)
+            count = spec.instances
+            if count is None:
+                count = 1 if (batched[name] or spec.threads is not None or spec.loaded is not None) else \
+                    max(1, min(cores, len(cameras)))
+            count = min(count, max(1, len(cameras)))
+            if batched[name] and count > 1:
+                count = 1  # one batched call already takes every camera's frame
+            pool = [model]
+            if count > 1:
+                threads = spec.threads or max(1, cores // count)
+                pool = [model.instance(threads) for _ in range(count)]
+            instances[name] = pool
+            models[name] = pool[0]  # the first instance stands for the model (its card, preprocessing)
+            if len(cameras) > 1:
+                entry = self.inference_order[name]
+                entry["instances"] = count
+                threads = pool[0].backend.threads
+                lanes = f" on {count} instances of {threads or 'default'} thread{'' if threads == 1 else 's'}" \
+                    if count > 1 else ""
+                self.log(f"model {name}: {len(cameras)} cameras {'batched' if entry['batched'] else 'in turn'}"
+                         f"{lanes} ({entry['why']})")
+        return instances
 
     # ------------------------------------------------------------------ the run
 
@@ -441,6 +477,7 @@ class Run:
                     raise UserError(f"tracking needs a detector; this model's task is {task}")
             self._open_places(models)
             batched = self._batching(models)  # measured before any camera opens: no frame waits on it
+            instances = self._instances(models, batched)
             self._open_feeds(models, wakeup)
             tracking = {name: open_tracking(camera.track, self.feeds[name].fps or 30.0)
                         for name, camera in self.plan.cameras.items()}
@@ -452,7 +489,7 @@ class Run:
                 try:
                     for feed in self.feeds.values():
                         feed.start()
-                    self._loop(models, tracking, stats, batched, wakeup, started)
+                    self._run_lanes(instances, tracking, stats, batched, wakeup, started)
                     completed = True
                 except KeyboardInterrupt:
                     completed = True  # stopping a live run by hand, or by a service manager, is a normal end
@@ -486,46 +523,72 @@ class Run:
             where = redact(feed.source.name if feed.source else camera.source)
             self.log(f"running {what} on {where}" if self.plan.single else f"camera {name}: running {what} on {where}")
 
-    def _loop(self, models, tracking, stats, batched, wakeup, started) -> None:
-        """Rounds: every camera with a frame waiting gives one, cameras sharing a model are
-        inferred together, the results go to the camera's tracker, statistics and sinks."""
-        names = list(self.feeds)
-        counts = {name: 0 for name in names}
-        limits = {name: self.plan.cameras[name].max_frames for name in names}
-        def done(name: str) -> bool:
-            return limits[name] is not None and counts[name] >= limits[name]
-
-        turn = 0
-        while not self.stop_requested.is_set():
-            self._update_states(stats)
-            self.service.round(stats)
-            self._tell_states()
+    def _run_lanes(self, instances, tracking, stats, batched, wakeup, started) -> None:
+        """One lane (thread) per model instance; this thread tells systemd, the run's
+        states and the sinks how the run goes until every lane has ended. The first
+        error in a lane ends the run and is raised here."""
+        board = _Board(self.plan, self.feeds)
+        lanes = []
+        for model_name, pool in instances.items():
+            for index, model in enumerate(pool):
+                lane = threading.Thread(target=self._lane, name=f"lane {model_name}/{index}", daemon=True, args=(
+                    board, model_name, model, len(pool), tracking, stats, batched[model_name], wakeup, started))
+                lanes.append(lane)
+        for lane in lanes:
+            lane.start()
+        try:
+            while any(lane.is_alive() for lane in lanes):
+                self._update_states(stats)
+                self.service.round(stats)
+                self._tell_states()
+                if self.stop_requested.is_set():
+                    board.halt.set()
+                board.halt.wait(0.05)
+        finally:
+            board.halt.set()
             with wakeup:
-                order = names[turn:] + names[:turn]
-                taken = [(name, self.feeds[name].take()) for name in order
-                         if self.feeds[name].has_frame and not done(name)]
-                if not taken:
-                    if all(self.feeds[name].finished or done(name) for name in names):
-                        return
-                    wakeup.wait(0.1)
-                    continue
-                wakeup.notify_all()  # a file's reader waits for its slot to empty
-            turn = (turn + 1) % len(names)
-            self._check_strict()
-            by_model: Dict[str, List] = {}
-            for name, frame in taken:
-                by_model.setdefault(self.plan.cameras[name].model, []).append((name, frame))
-            for model_name, group in by_model.items():
-                results = models[model_name].predict_frames([frame for _, frame in group], batched[model_name])
-                for (name, frame), result in zip(group, results):
-                    self._deliver(name, frame, result, tracking[name], stats.cameras[name], len(group)
-                                  if batched[model_name] else 1, started)
-                    counts[name] += 1
-            if any(sink.stop for sinks in self.camera_sinks.values() for sink in sinks) or \
-                    any(sink.stop for sink in self.run_sinks):
-                return
-            if all(done(name) for name in names):
-                return
+                wakeup.notify_all()
+            for lane in lanes:
+                lane.join()
+        self._update_states(stats)
+        self.service.round(stats)
+        self._tell_states()
+        if board.error is not None:
+            raise board.error
+
+    def _lane(self, board: "_Board", model_name, model, instances: int, tracking, stats, batched: bool, wakeup,
+              started) -> None:
+        """Rounds over the cameras of one model: the waiting ones (all of them on a lone or
+        batched instance, one at a time where instances share the cameras) are inferred,
+        then the results go to each camera's tracker, statistics and sinks."""
+        cameras = self._cameras_of(model_name)
+        take_all = batched or instances == 1
+        try:
+            while not board.halt.is_set():
+                with wakeup:
+                    taken = board.take(model_name, cameras, take_all)
+                    if not taken:
+                        if board.finished(cameras):
+                            return
+                        wakeup.wait(0.1)
+                        continue
+                    wakeup.notify_all()  # a file's reader waits for its slot to empty
+                try:
+                    self._check_strict()
+                    results = model.predict_frames([frame for _, frame in taken], batched)
+                    for (name, frame), result in zip(taken, results):
+                        self._deliver(name, frame, result, tracking[name], stats.cameras[name],
+                                      len(taken) if batched else 1, started)
+                finally:
+                    with wakeup:
+                        board.release([name for name, _ in taken])
+                        wakeup.notify_all()
+                if any(sink.stop for sinks in self.camera_sinks.values() for sink in sinks) or \
+                        any(sink.stop for sink in self.run_sinks) or board.finished(list(self.feeds), done_only=True):
+                    board.halt.set()
+                    return
+        except BaseException as exc:  # the run's error: raised by _run_lanes
+            board.fail(exc)
 
     def _deliver(self, name, frame, result, tracking, camera_stats, batch, started) -> None:
         if self.first_result is None:
@@ -543,8 +606,9 @@ class Run:
                          feed.skipped, batch)
         for sink in self.camera_sinks.get(name, ()):
             sink.write(frame.image, result)
-        for sink in self.run_sinks:
-            sink.write(frame.image, result)
+        with self._run_sinks_lock:  # lanes deliver at the same time; the run-wide sinks hear one at a time
+            for sink in self.run_sinks:
+                sink.write(frame.image, result)
 
     def _update_states(self, stats) -> None:
         for name, feed in self.feeds.items():
@@ -557,8 +621,9 @@ class Run:
         states = {name: feed.state for name, feed in self.feeds.items()}
         if not self.plan.single and states != self._states:
             self._states = states
-            for sink in self.run_sinks:
-                sink.states_changed(dict(states))
+            with self._run_sinks_lock:
+                for sink in self.run_sinks:
+                    sink.states_changed(dict(states))
 
     def _check_strict(self) -> None:
         if not self.plan.strict:
@@ -616,6 +681,7 @@ class Run:
             summary["inference"] = dict(self.inference_order)
             order = "".join(f"; model {name}: {entry['cameras']} cameras "
                             f"{'batched' if entry['batched'] else 'in turn'}"
+                            f"{' on %d instances' % entry['instances'] if entry['instances'] > 1 else ''}"
                             for name, entry in self.inference_order.items())
             self.log(f"summary: {len(stats.cameras)} cameras, {summary['frames']} frames{order}{first}")
         if reason:
@@ -627,6 +693,54 @@ class Run:
                 self.log(f"annotated video: {save}" + (f" ({lost} frames dropped: the encoder fell behind)"
                                                          if lost else ""))
         return summary
+
+
+class _Board:
+    """What the lanes share, read and changed under the run's wakeup condition: which
+    camera is being inferred (a camera is in one lane at a time, so its frames, tracker
+    and sinks stay in order), each camera's count against its --max-frames, each model's
+    rotation, and the first error."""
+
+    def __init__(self, plan: RunPlan, feeds: Dict[str, Any]) -> None:
+        self.feeds = feeds
+        self.busy: set = set()
+        self.counts = {name: 0 for name in feeds}
+        self.limits = {name: plan.cameras[name].max_frames for name in feeds}
+        self.turns: Dict[str, int] = {}
+        self.halt = threading.Event()
+        self.error: Optional[BaseException] = None
+
+    def done(self, name: str) -> bool:
+        return self.limits[name] is not None and self.counts[name] >= self.limits[name]
+
+    def take(self, model: str, cameras: List[str], take_all: bool) -> List[tuple]:
+        """The next waiting cameras of a model from its rotation: all of them, or the first."""
+        turn = self.turns.get(model, 0) % len(cameras)
+        order = cameras[turn:] + cameras[:turn]
+        ready = [name for name in order if name not in self.busy and not self.done(name)
+                 and self.feeds[name].has_frame]
+        if not ready:
+            return []
+        if not take_all:
+            ready = ready[:1]
+        self.turns[model] = (cameras.index(ready[-1]) + 1) % len(cameras)
+        self.busy.update(ready)
+        return [(name, self.feeds[name].take()) for name in ready]
+
+    def release(self, names: List[str]) -> None:
+        for name in names:
+            self.busy.discard(name)
+            self.counts[name] += 1
+
+    def finished(self, cameras: List[str], done_only: bool = False) -> bool:
+        """Every camera done with its frames (done_only), or also ended, and none in a lane."""
+        return not (self.busy & set(cameras)) and all(
+            self.done(name) or (not done_only and self.feeds[name].finished) for name in cameras)
+
+    def fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+        self.halt.set()
 
 
 def _places_by_camera(given, kind: str, cameras) -> Dict[str, dict]:
