@@ -397,56 +397,52 @@ def parity_rows(families: List[Dict], scenes: int) -> List[Dict]:
 
 # ---------------------------------------------------------------- report
 
+def table(title: str, columns: Sequence[str], align: str, rows: List[Sequence]) -> List[str]:
+    """A titled Markdown table; `align` has an l (left) or r (right) per column."""
+    rule = "|".join("---:" if side == "r" else "---" for side in align)
+    return ["", title, "", "| " + " | ".join(columns) + " |", f"|{rule}|",
+            *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows)]
+
+
 def markdown(results: Dict) -> str:
     lines = [f"CPU: {results['cpu']}, {os.cpu_count()} cores; flags: {', '.join(results['flags'])}",
-             f"Load average: at the start {results['load_start']}, at the end {results.get('load_end')}", ""]
+             f"Load average: at the start {results['load_start']}, at the end {results.get('load_end')}"]
     threads = results["threads"]
     if "infer" in results:
-        lines += ["Inference alone (ms):", "",
-                  "| model | file | backend | " + " | ".join(f"p50 t{t} | p99 t{t}" for t in threads) + " |",
-                  "|---|---|---|" + "---:|---:|" * len(threads)]
-        seen = list(dict.fromkeys(tuple(json.loads(k)[:3]) for k in results["infer"]))
-        for name, label, backend in seen:
+        rows = []
+        for name, label, backend in dict.fromkeys(tuple(json.loads(k)[:3]) for k in results["infer"]):
             cells = [results["infer"].get(json.dumps([name, label, backend, t])) for t in threads]
-            lines.append(f"| {name} | {label} | {backend} | " + " | ".join(
-                f"{c['p50']:.2f} | {c['p99']:.2f}" if c else "- | -" for c in cells) + " |")
+            rows.append([name, label, backend, *(f"{c[q]:.2f}" if c else "-" for c in cells for q in ("p50", "p99"))])
+        columns = ["model", "file", "backend", *(f"{q} t{t}" for t in threads for q in ("p50", "p99"))]
+        lines += table("Inference alone (ms):", columns, "lll" + "rr" * len(threads), rows)
     if "e2e" in results:
-        lines += ["", "End to end, `edgecnn run` (FPS; frame age and inference ms):", "",
-                  "| model | file | backend | threads | FPS | age p50 | age p99 | inference p50 | inference p99 "
-                  "| chose |",
-                  "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
-        for key, v in results["e2e"].items():
-            name, label, backend, t = json.loads(key)
-            lines.append(f"| {name} | {label} | {backend} | {t} | {v['fps']:.1f} | {v['age_p50']:.1f} | "
-                         f"{v['age_p99']:.1f} | {v['inference_p50']:.2f} | {v['inference_p99']:.2f} | "
-                         f"{'; '.join(sorted(set(v['chose'])))} |")
+        rows = [[*json.loads(key), f"{v['fps']:.1f}", f"{v['age_p50']:.1f}", f"{v['age_p99']:.1f}",
+                 f"{v['inference_p50']:.2f}", f"{v['inference_p99']:.2f}", "; ".join(sorted(set(v["chose"])))]
+                for key, v in results["e2e"].items()]
+        lines += table("End to end, `edgecnn run` (FPS; frame age and inference ms):",
+                       ["model", "file", "backend", "threads", "FPS", "age p50", "age p99", "inference p50",
+                        "inference p99", "chose"], "lllrrrrrrl", rows)
     if "auto" in results:
-        lines += ["", "Auto's choice (no cache) against the table of the same run:", "",
-                  "| model | named | threads | round | picked | p50 | best candidate | p50 | ratio | fastest overall |",
-                  "|---|---|---:|---:|---|---:|---|---:|---:|---|"]
-        for v in results["auto"]:
-            lines.append(f"| {v['model']} | {v['named']} | {v['threads']} | {v['round'] + 1} | "
-                         f"{' on '.join(v['picked'])} "
-                         f"| {v['picked_p50']:.2f} | {' on '.join(v['best'])} | {v['best_p50']:.2f} | "
-                         f"{v['ratio']:.3f} | {' on '.join(v['fastest_overall'])} {v['fastest_overall_p50']:.2f} |")
+        rows = [[v["model"], v["named"], v["threads"], v["round"] + 1, " on ".join(v["picked"]),
+                 f"{v['picked_p50']:.2f}", " on ".join(v["best"]), f"{v['best_p50']:.2f}", f"{v['ratio']:.3f}",
+                 f"{' on '.join(v['fastest_overall'])} {v['fastest_overall_p50']:.2f}"] for v in results["auto"]]
+        lines += table("Auto's choice (no cache) against the table of the same run:",
+                       ["model", "named", "threads", "round", "picked", "p50", "best candidate", "p50", "ratio",
+                        "fastest overall"], "llrrlrlrrl", rows)
     if "eval" in results:
-        lines += ["", "Accuracy per backend (`edgecnn eval --backend`):", "",
-                  "| model | file | backend | metric | value | card fp32 | drop | budget | gate |",
-                  "|---|---|---|---|---:|---:|---:|---:|---|"]
-        for v in results["eval"]:
-            drop = f"{v['drop']:.2f}" if v["drop"] is not None else "-"
-            gate = "-" if v["passes"] is None else ("passes" if v["passes"] else "**fails**")
-            fp32 = "-" if v["card_fp32"] is None else f"{100 * v['card_fp32']:.2f}"
-            lines.append(f"| {v['model']} | {v['file']} | {v['backend']} | {v['metric']} | {100 * v['value']:.2f} | "
-                         f"{fp32} | {drop} | {v['budget']} | {gate} |")
+        rows = [[v["model"], v["file"], v["backend"], v["metric"], f"{100 * v['value']:.2f}",
+                 "-" if v["card_fp32"] is None else f"{100 * v['card_fp32']:.2f}",
+                 "-" if v["drop"] is None else f"{v['drop']:.2f}", v["budget"],
+                 "-" if v["passes"] is None else ("passes" if v["passes"] else "**fails**")] for v in results["eval"]]
+        lines += table("Accuracy per backend (`edgecnn eval --backend`):",
+                       ["model", "file", "backend", "metric", "value", "card fp32", "drop", "budget", "gate"],
+                       "llllrrrrl", rows)
     if "parity" in results:
-        lines += ["", "Detections against the reference backend's (IoU >= 0.99, score within 0.01):", "",
-                  "| model | file | backend | reference | boxes | agree | unpartnered | min IoU | max score diff |",
-                  "|---|---|---|---|---:|---:|---:|---:|---:|"]
-        for v in results["parity"]:
-            lines.append(f"| {v['model']} | {v['file']} | {v['backend']} | {v['reference']} | {v['boxes']} | "
-                         f"{100 * v['share']:.1f}% | {v['unmatched']} | {v['min_iou']:.3f} | "
-                         f"{v['max_score_difference']:.3f} |")
+        rows = [[v["model"], v["file"], v["backend"], v["reference"], v["boxes"], f"{100 * v['share']:.1f}%",
+                 v["unmatched"], f"{v['min_iou']:.3f}", f"{v['max_score_difference']:.3f}"] for v in results["parity"]]
+        lines += table("Detections against the reference backend's (IoU >= 0.99, score within 0.01):",
+                       ["model", "file", "backend", "reference", "boxes", "agree", "unpartnered", "min IoU",
+                        "max score diff"], "llllrrrrr", rows)
     return "\n".join(lines) + "\n"
 
 
