@@ -190,25 +190,16 @@ def auto_candidates(family: Dict) -> Dict[str, List[Tuple[str, str]]]:
                     for backend in backends_for(str(path))] for named in family["named"]}
 
 
-def blob_for(backend, image: np.ndarray) -> np.ndarray:
-    from edgecnn.core.preprocess import preprocess
-    from edgecnn.core.task import get_task
-    from edgecnn.runtime.card_options import CardOptions, resolve_card
-    from edgecnn.runtime.recognition import facts_of
-
-    card = resolve_card(backend.card, CardOptions(), backend.input_shape, os.path.basename(backend.path),
-                        facts_of(backend, None))
-    return preprocess(image, card, get_task(card.task).preprocessing(card))
-
-
 def infer_rounds(families: List[Dict], threads: Sequence[int], rounds: int, runs: int,
                  auto_each_round=None) -> Dict[str, Dict]:
-    """p50/p99 ms of Backend.infer per (family, file, backend, threads): every
+    """p50/p99 ms of Backend.infer per (family, file, backend, threads), on one held-out
+    image preprocessed as the runtime does (Model.preprocess): every
     configuration once per round, one model loaded at a time, `runs` timed calls after
     WARMUP; `auto_each_round(r)` runs between rounds (auto's choice beside the figures)."""
     import cv2
 
-    from edgecnn.runtime.backends import open_backend, timed_runs
+    import edgecnn
+    from edgecnn.runtime.backends import timed_runs
 
     times: Dict[str, List[List[float]]] = {}
     for r in range(rounds):
@@ -216,12 +207,12 @@ def infer_rounds(families: List[Dict], threads: Sequence[int], rounds: int, runs
             image = cv2.imread(str(sorted(Path(family["source"]).iterdir())[0]))[:, :, ::-1]
             for label, path, backend in configurations(family):
                 for t in threads:
-                    opened = open_backend(path, backend, t)
-                    blob = blob_for(opened, image)
-                    timed_runs(opened.infer, blob, WARMUP)
+                    model = edgecnn.load(path, backend=backend, threads=t, log=None)  # the card's preprocessing
+                    blob = model.preprocess(image)
+                    timed_runs(model.backend.infer, blob, WARMUP)
                     key = json.dumps([family["name"], label, backend, t])
-                    times.setdefault(key, []).append(timed_runs(opened.infer, blob, family.get("runs", runs)))
-                    del opened
+                    times.setdefault(key, []).append(timed_runs(model.backend.infer, blob, family.get("runs", runs)))
+                    del model
                     gc.collect()
         print(f"infer round {r + 1}/{rounds} done, load {load_text()}", file=sys.stderr, flush=True)
         if auto_each_round is not None:
