@@ -440,7 +440,8 @@ class Run:
                 count = 1  # one batched call already takes every camera's frame
             pool = [model]
             if count > 1:
-                threads = spec.threads or max(1, cores // count)
+                # threads named: as load() gave them to the first (at most the cores here)
+                threads = model.backend.threads if spec.threads is not None else max(1, cores // count)
                 pool = [model.instance(threads) for _ in range(count)]
             instances[name] = pool
             models[name] = pool[0]  # the first instance stands for the model (its card, preprocessing)
