@@ -20,17 +20,19 @@ cgroups systemd made.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 SYSTEMD = "/lib/systemd/systemd"
 CGROUP2 = Path("/sys/fs/cgroup/unified")  # the host's unified hierarchy (hybrid layout)
@@ -46,7 +48,7 @@ mount --make-rprivate /
 mount -t overlay overlay -o lowerdir=/etc,upperdir=$W/etc.upper,workdir=$W/etc.work /etc
 mount -t overlay overlay -o lowerdir=/var,upperdir=$W/var.upper,workdir=$W/var.work /var
 mount --bind $W/srv /srv
-mount -t tmpfs -o mode=0755 tmpfs /etc/systemd/system
+{arm64}mount -t tmpfs -o mode=0755 tmpfs /etc/systemd/system
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/edgecnn-test
 mount --bind $W/ns /run/edgecnn-test
@@ -70,6 +72,31 @@ exec env -i container=edgecnn-test PATH=/usr/sbin:/usr/bin:/sbin:/bin \
     SYSTEMD_UNIT_PATH=/run/edgecnn-test/units:/etc/systemd/system \
     SYSTEMD_GENERATOR_PATH=/run/edgecnn-test/empty SYSTEMD_ENVIRONMENT_GENERATOR_PATH=/run/edgecnn-test/empty \
     setpriv --bounding-set {dropped} -- {systemd} --system --unit={target} --show-status=no
+"""
+
+
+# An arm64 Debian userland beside the host's x86_64 one, as Debian's multiarch paths
+# allow: its libraries in /usr/lib/aarch64-linux-gnu (absent on an x86_64 host; the
+# sysroot's /lib and /usr/lib ones in one read-only overlay, as a merged /usr has them), its
+# loader, and its Python 3.11 in place of the host's (/usr/bin/python3.11 and its
+# standard library, the same Debian release), all inside an overlay of /usr whose
+# changes land in the work directory. The kernel runs its ELF files through
+# qemu-aarch64-static (a binfmt_misc entry of the caller's, opened at registration: F),
+# and /proc/cpuinfo is the emulated board's, as on the board itself (qemu 7.2 would show
+# the host's, on which onnxruntime's CPU detection crashes).
+ARM64_CPU = "cortex-a76"  # a Raspberry Pi 5's, as devices/emulated_pi's board files describe it
+ARM64_USERLAND = r"""
+S=$2
+mount -t overlay overlay -o lowerdir=/usr,upperdir=$W/usr.upper,workdir=$W/usr.work /usr
+mkdir -p /usr/lib/aarch64-linux-gnu /usr/share/python-wheels /usr/lib/python3.11
+mount -t overlay overlay -o lowerdir=$S/usr/lib/aarch64-linux-gnu:$S/lib/aarch64-linux-gnu /usr/lib/aarch64-linux-gnu
+ln -sfn aarch64-linux-gnu/ld-linux-aarch64.so.1 /usr/lib/ld-linux-aarch64.so.1
+[ -e /usr/bin/python3.11 ] || touch /usr/bin/python3.11
+ln -sfn python3.11 /usr/bin/python3
+mount --bind $S/usr/bin/python3.11 /usr/bin/python3.11
+mount --bind $S/usr/lib/python3.11 /usr/lib/python3.11
+mount --bind $S/usr/share/python-wheels /usr/share/python-wheels
+mount --bind $S/proc/cpuinfo /proc/cpuinfo
 """
 
 
@@ -106,9 +133,10 @@ class NamespacedSystemd:
     """start() boots it with an sshd on `ssh_port` (sshd_config written by the caller
     into `ssh_dir`, which the namespace sees as /run/edgecnn-test/ssh)."""
 
-    def __init__(self, workdir: Path, sshd_config: str) -> None:
+    def __init__(self, workdir: Path, sshd_config: str, arm64_sysroot: Optional[Path] = None) -> None:
         self.workdir = Path(workdir)
         self.sshd_config = sshd_config
+        self.arm64_sysroot = arm64_sysroot  # a Debian arm64 userland (devices/emulated_pi's sysroot)
         self.name = f"edgecnn-test-{uuid.uuid4().hex[:12]}"
         hierarchy = CGROUP2 if (CGROUP2 / "cgroup.procs").is_file() else Path("/sys/fs/cgroup")
         self.cgroup = hierarchy / self.name
@@ -125,7 +153,8 @@ class NamespacedSystemd:
         return self.workdir / "srv"
 
     def _prepare(self) -> None:
-        for name in ("etc.upper", "etc.work", "var.upper", "var.work", "srv", "ns/units", "ns/empty", "ns/ssh"):
+        for name in ("etc.upper", "etc.work", "var.upper", "var.work", "usr.upper", "usr.work", "srv", "ns/units",
+                     "ns/empty", "ns/ssh"):
             (self.workdir / name).mkdir(parents=True, exist_ok=True)
         units = {
             TARGET: _empty_target("edgecnn test device", "systemd-journald.service sshd-test.service"),
@@ -138,18 +167,28 @@ class NamespacedSystemd:
                                   "[Service]\nExecStart=/usr/sbin/sshd -D -e -f "
                                   f"{INSIDE}/ssh/sshd_config\nRuntimeDirectory=sshd\nRuntimeDirectoryMode=0755\n"),
             **_journald_units()}
+        if self.arm64_sysroot:
+            # a service's own /proc (ProtectKernelTunables, ProtectControlGroups) would show the
+            # host's x86 /proc/cpuinfo again: every service gets the board's, as on the board,
+            # and qemu emulates the board's CPU (its default, "max", has features no Pi has)
+            shutil.copy(Path(self.arm64_sysroot) / "proc" / "cpuinfo", self.workdir / "ns" / "cpuinfo")
+            units["service.d/board.conf"] = (f"[Service]\nBindReadOnlyPaths={INSIDE}/cpuinfo:/proc/cpuinfo\n"
+                                             f"Environment=QEMU_CPU={ARM64_CPU}\n")
         for name, text in units.items():
+            (self.workdir / "ns" / "units" / name).parent.mkdir(exist_ok=True)
             (self.workdir / "ns" / "units" / name).write_text(text)
         (self.ssh_dir / "sshd_config").write_text(self.sshd_config)
         (self.workdir / "ns" / "init.sh").write_text(
-            INIT.replace("{dropped}", DROPPED_CAPABILITIES).replace("{systemd}", SYSTEMD).replace("{target}", TARGET))
+            INIT.replace("{dropped}", DROPPED_CAPABILITIES).replace("{systemd}", SYSTEMD).replace("{target}", TARGET)
+            .replace("{arm64}", ARM64_USERLAND.lstrip("\n") if self.arm64_sysroot else ""))
 
     def start(self, ready: "callable", timeout: float = 60.0) -> None:
         """Boot; `ready()` says when the sshd answers. Stops it on failure."""
         self._prepare()
         self.cgroup.mkdir()
         script = (f"echo $$ > {self.cgroup}/cgroup.procs && exec unshare --fork --pid --mount --uts --cgroup "
-                  f"--mount-proc --propagation private sh {self.workdir}/ns/init.sh {self.workdir}")
+                  f"--mount-proc --propagation private sh {self.workdir}/ns/init.sh {self.workdir} "
+                  f"{self.arm64_sysroot or ''}")
         with open(self.console, "wb") as console:
             self.launcher = subprocess.Popen(["sh", "-c", script], stdin=subprocess.DEVNULL, stdout=console,
                                              stderr=subprocess.STDOUT, start_new_session=True)
@@ -246,8 +285,9 @@ class SshDevice:
         self.systemd.stop()
 
 
-def start_ssh_device(workdir: Path, timeout: float = 60.0) -> SshDevice:
-    """Keys, an sshd on a free loopback port inside, a client config naming it `dev`."""
+def start_ssh_device(workdir: Path, timeout: float = 60.0, arm64_sysroot: Optional[Path] = None) -> SshDevice:
+    """Keys, an sshd on a free loopback port inside, a client config naming it `dev`;
+    with `arm64_sysroot`, a device whose python3 is arm64 (ARM64_USERLAND, arm64_binfmt)."""
     workdir = Path(workdir)
     keys = workdir / "keys"
     keys.mkdir(parents=True)
@@ -258,7 +298,8 @@ def start_ssh_device(workdir: Path, timeout: float = 60.0) -> SshDevice:
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {INSIDE}/ssh/host_key\n"
         f"AuthorizedKeysFile {INSIDE}/ssh/authorized_keys\nPidFile none\nPubkeyAuthentication yes\n"
         "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
-        "PermitRootLogin prohibit-password\n"))
+        "PermitRootLogin prohibit-password\n" + (f"SetEnv QEMU_CPU={ARM64_CPU}\n" if arm64_sysroot else "")),
+        arm64_sysroot)
     systemd.ssh_dir.mkdir(parents=True)
     shutil.copy(keys / "host_key", systemd.ssh_dir / "host_key")
     (systemd.ssh_dir / "authorized_keys").write_text((keys / "client_key.pub").read_text())
@@ -293,3 +334,33 @@ def device_python() -> Optional[str]:
             if probe.returncode == 0 and not os.path.realpath(candidate).startswith(("/root/", "/home/")):
                 return candidate
     return None
+
+
+# qemu's own binfmt_misc pattern for an aarch64 ELF executable (qemu-binfmt-conf.sh)
+AARCH64_MAGIC = r"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00"
+AARCH64_MASK = r"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff"
+
+
+@contextlib.contextmanager
+def arm64_binfmt(qemu: str) -> Iterator[str]:
+    """A binfmt_misc entry of its own, for as long as the block runs, that has the kernel
+    run aarch64 ELF files through `qemu` (the F flag opens it now, so that a process in
+    another mount namespace needs no copy of it), then removed: the host is left as it
+    was. The host's binfmt_misc, mounted for the purpose where it is not."""
+    mounted = None
+    control = Path("/proc/sys/fs/binfmt_misc")
+    if not (control / "register").exists():
+        mounted = Path(tempfile.mkdtemp(prefix="edgecnn-binfmt-"))
+        subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(mounted)], check=True, capture_output=True)
+        control = mounted
+    name = f"edgecnn-test-aarch64-{uuid.uuid4().hex[:8]}"
+    try:
+        (control / "register").write_text(f":{name}:M::{AARCH64_MAGIC}:{AARCH64_MASK}:{qemu}:F")
+        try:
+            yield name
+        finally:
+            (control / name).write_text("-1")
+    finally:
+        if mounted is not None:
+            subprocess.run(["umount", str(mounted)], capture_output=True)
+            mounted.rmdir()
