@@ -53,6 +53,23 @@ def test_weight_bits_sets_the_range_of_the_int8_weights(tmp_path):
         largest[bits] = int8_weight_magnitude(tmp_path / f"{bits}.onnx")
     assert largest[7] <= 64 < largest[8] <= 128
 
+    # on a CPU whose fast u8s8 kernel saturates, onnxruntime's exact_int8=auto keeps the
+    # fast kernel for the 7-bit file only, and there it gives the exact kernel's outputs
+    from edgecnn.runtime.backends import onnxruntime as ort_backend
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ort_backend, "exact_int8_kernel_needed", lambda: True)
+        kernels = {bits: ort_backend.OnnxBackend(str(tmp_path / f"{bits}.onnx")).ran_on()["int8_kernel"]
+                   for bits in (7, 8)}
+    assert kernels == {7: "fast (int8 weights within 7 bits)", 8: "exact"}
+    fast, exact = (edgecnn.load(str(tmp_path / "7.onnx"), backend=f"onnxruntime:exact_int8={switch}", log=None,
+                                 verify=False)  # quantize_file alone writes no new card
+                   for switch in ("off", "on"))
+    for image in load_shapes_detection("val", count=4).images:
+        blob = fast.preprocess(image)
+        for ours, theirs in zip(fast.backend.infer(blob), exact.backend.infer(blob)):
+            assert np.array_equal(ours, theirs)
+
 
 def int8_weight_magnitude(path) -> int:
     """The largest |value| of the file's int8 initializers (its weights)."""
@@ -119,3 +136,42 @@ def test_the_decode_after_the_last_convolution_stays_float():
     plain = helper.make_graph(nodes[1:3], "g", [helper.make_tensor_value_info("features", TensorProto.FLOAT, None)],
                               [helper.make_tensor_value_info("scores", TensorProto.FLOAT, None)])
     assert decode_tail(helper.make_model(plain)) == []  # no convolution: nothing to keep apart
+
+
+def test_the_int8_weight_range_is_read_from_weights_only():
+    """onnx_wire.int8_weight_range (the runtime has no onnx package): the int8 inputs in a
+    weight position (DequantizeLinear's first, QLinearConv's fourth), stored raw or as
+    int32_data; not a zero point (an activation's -128 says nothing of the weights); None
+    for weights in external data or a file without int8 weights."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgecnn.runtime.onnx_wire import int8_weight_range
+
+    def model(weight_values, raw=True, external=False):
+        weight = numpy_helper.from_array(np.array(weight_values, np.int8).reshape(-1, 1, 1, 1), "w")
+        if not raw:
+            weight = helper.make_tensor("w", TensorProto.INT8, [len(weight_values), 1, 1, 1], list(weight_values))
+        if external:
+            weight.data_location = TensorProto.EXTERNAL
+            weight.external_data.add(key="location", value="w.bin")
+            weight.ClearField("raw_data")
+        qconv_weight = numpy_helper.from_array(np.array([[[[-60]]], [[[61]]]], np.int8), "qw")
+        initializers = [weight, qconv_weight, numpy_helper.from_array(np.float32(0.1), "s"),
+                        numpy_helper.from_array(np.int8(-128), "zp"), numpy_helper.from_array(np.int8(0), "wzp")]
+        nodes = [helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["xq"]),
+                 helper.make_node("DequantizeLinear", ["xq", "s", "zp"], ["xd"]),
+                 helper.make_node("DequantizeLinear", ["w", "s", "wzp"], ["wd"]),
+                 helper.make_node("Conv", ["xd", "wd"], ["y"]),
+                 helper.make_node("QLinearConv", ["xq", "s", "zp", "qw", "s", "wzp", "s", "zp"], ["y2"])]
+        graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializers)
+        return helper.make_model(graph).SerializeToString()
+
+    assert int8_weight_range(model([5, -64, 64])) == (-64, 64)  # the -128 zero point is not a weight
+    assert int8_weight_range(model([100, -3])) == (-60, 100)  # with the QLinearConv's weight
+    assert int8_weight_range(model([-90, 7], raw=False)) == (-90, 61)
+    assert int8_weight_range(model([1, 2], external=True)) is None
+    plain = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    assert int8_weight_range(helper.make_model(plain).SerializeToString()) is None

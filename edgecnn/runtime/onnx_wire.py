@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 from collections import Counter
-from typing import Dict, Iterator, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 from edgecnn.core.errors import UserError
 
@@ -197,3 +197,67 @@ def io_quantization(data: bytes) -> Tuple[Dict[str, Tuple[float, int]], Dict[str
     found_out = {n["output"][0]: params(n) for n in nodes if n["op"] == "QuantizeLinear" and n["output"]
                  and n["output"][0] in outputs}
     return ({k: v for k, v in found_in.items() if v}, {k: v for k, v in found_out.items() if v})
+
+
+# Which input of each integer operator is its weight: what onnxruntime's int8 matrix
+# kernels multiply with the activations.
+WEIGHT_INPUTS = {"DequantizeLinear": 0, "QLinearConv": 3, "QLinearMatMul": 3, "ConvInteger": 1, "MatMulInteger": 1}
+
+
+def int8_weight_range(data: bytes) -> Optional[Tuple[int, int]]:
+    """(smallest, largest) value of the int8 weights (initializers in a WEIGHT_INPUTS
+    position), or None where there are none or one is not stored in the file itself
+    (external data): whether onnxruntime's fast u8s8 kernel can saturate on them.
+    TensorProto fields: 2 data_type (3 int8), 5 int32_data, 8 name, 9 raw_data,
+    14 data_location (1 external)."""
+    import numpy as np
+
+    try:
+        graph = next(value for number, wire, value in fields(data) if number == 7 and wire == _BYTES)
+        weights, tensors = set(), []
+        for number, wire, value in fields(graph):
+            if wire != _BYTES:
+                continue
+            if number == 1:
+                inputs, op = [], ""
+                for field, kind, item in fields(value):
+                    if kind == _BYTES and field == 1:
+                        inputs.append(item.decode("utf-8", "replace"))
+                    elif kind == _BYTES and field == 4:
+                        op = item.decode("utf-8", "replace")
+                position = WEIGHT_INPUTS.get(op)
+                if position is not None and position < len(inputs):
+                    weights.add(inputs[position])
+            elif number == 5:
+                tensors.append(value)
+        low = high = None
+        for tensor in tensors:
+            name, data_type, raw, ints, external = "", 0, None, [], False
+            for field, kind, item in fields(tensor):
+                if field == 8 and kind == _BYTES:
+                    name = item.decode("utf-8", "replace")
+                elif field == 2 and kind == _VARINT:
+                    data_type = item
+                elif field == 9 and kind == _BYTES:
+                    raw = item
+                elif field == 5 and kind == _BYTES:  # packed
+                    position = 0
+                    while position < len(item):
+                        number, position = _varint(item, position)
+                        ints.append(number)
+                elif field == 5 and kind == _VARINT:
+                    ints.append(item)
+                elif field == 14 and kind == _VARINT:
+                    external = item == 1
+            if data_type != 3 or name not in weights:
+                continue
+            if external:
+                return None
+            values = np.frombuffer(bytes(raw), np.int8) if raw is not None else \
+                np.array([v - (1 << 64) if v >= 1 << 63 else v for v in ints], np.int64)
+            if values.size:
+                low = int(values.min()) if low is None else min(low, int(values.min()))
+                high = int(values.max()) if high is None else max(high, int(values.max()))
+    except (StopIteration, ValueError):
+        return None
+    return None if low is None else (low, high)

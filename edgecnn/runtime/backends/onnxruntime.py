@@ -1,7 +1,8 @@
 """onnxruntime for .onnx files, with its execution providers named by the user or by
 the device profile (TensorRT then CUDA on a Jetson, when this onnxruntime build has
 them), their own options as PROVIDER.KEY=VALUE, and onnxruntime's exact int8 kernel on
-CPUs whose fast one saturates.
+CPUs whose fast one saturates (not for a file whose int8 weights fit 7 bits, on which
+the fast one is exact).
 
     onnxruntime:providers=TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider
     onnxruntime:providers=CUDAExecutionProvider,CPUExecutionProvider,cuda.device_id=1
@@ -99,6 +100,23 @@ def exact_int8_kernel_needed() -> bool:
     return detect().int8_dot_products_saturate
 
 
+SATURATION_FREE = (-64, 64)  # |w| <= 64: two products 255 x w sum to at most 32640, within int16
+
+
+def weights_fit_fast_kernel(path: str) -> bool:
+    """Whether every int8 weight of the file lies within SATURATION_FREE (what
+    `edgecnn quantize --weight-bits 7` writes): then the fast kernel's 16-bit pair sums
+    cannot saturate, its results are the exact kernel's, and it is the faster one."""
+    from edgecnn.runtime.onnx_wire import int8_weight_range
+
+    try:
+        with open(path, "rb") as handle:
+            found = int8_weight_range(handle.read())
+    except OSError:
+        return False
+    return found is not None and SATURATION_FREE[0] <= found[0] and found[1] <= SATURATION_FREE[1]
+
+
 def tensorrt_options() -> dict:
     """TensorRT builds an engine per model on first load (minutes on a Jetson); keep it
     in a cache so later runs start in seconds. Precision stays the model's own (no
@@ -143,7 +161,11 @@ class OnnxBackend(Backend):
         session_options.inter_op_num_threads = 1
         session_options.log_severity_level = 3
         exact = options.get("exact_int8", "auto")
-        if exact == "on" or (exact == "auto" and exact_int8_kernel_needed()):
+        # which x64 int8 kernel, where the choice was made: said by ran_on()
+        self.int8_kernel: Optional[str] = "exact" if exact == "on" else None
+        if exact == "auto" and exact_int8_kernel_needed():
+            self.int8_kernel = "fast (int8 weights within 7 bits)" if weights_fit_fast_kernel(path) else "exact"
+        if self.int8_kernel == "exact":
             session_options.add_session_config_entry("session.x64quantprecision", "1")
         placement = options.get("placement", "auto")
         available = onnxruntime.get_available_providers()
@@ -226,7 +248,7 @@ class OnnxBackend(Backend):
 
     def ran_on(self) -> Dict[str, Any]:
         facts = {"backend": self.name, "providers": list(self.session.get_providers()),
-                 "requested_providers": list(self.providers)}
+                 "requested_providers": list(self.providers), "int8_kernel": self.int8_kernel}
         if self.placement is not None:
             facts.update(self.placement)
         return facts
@@ -273,8 +295,8 @@ BACKEND = BackendType(
     distributions=("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-qnn"),
     options={"providers": BackendOption("execution providers in order of preference (full or short names: "
                                         "TensorrtExecutionProvider or tensorrt)", _parse_providers, many=True),
-             "exact_int8": BackendOption("onnxruntime's exact x64 int8 kernel: auto (on x86 CPUs without VNNI), "
-                                         "on, off", _parse_switch),
+             "exact_int8": BackendOption("onnxruntime's exact x64 int8 kernel: auto (on x86 CPUs without VNNI, "
+                                         "unless every int8 weight fits 7 bits), on, off", _parse_switch),
              "placement": BackendOption("profile the first inference to count the nodes each provider took: "
                                         "auto (with more than one provider), on, off", _parse_switch)},
     prefixed="PROVIDER", prefix_check=_is_provider,
