@@ -19,7 +19,7 @@ import pytest
 from conftest import run_cli
 from namespaced_systemd import ARM64_CPU, arm64_binfmt, free_port, start_ssh_device, usable
 
-from edgecnn.assets import RUNTIME_FP32, RUNTIME_INT8
+from edgecnn.assets import RUNTIME_FP32
 
 DEVICE_ROOT = "/srv/edgecnn"
 SCENES = 6  # demo scenes the device's camera (a folder, looped) shows
@@ -121,8 +121,9 @@ def test_deploy_to_an_aarch64_device_serves_the_detections_x86_makes(arm_device,
     """The first deploy to the arm64 device (a venv made there by its own arm64 Python and
     pip, offline, from the wheel and the wheelhouse), its /healthz, its service's records of
     every scene against x86's records of the same files (box IoU and score within the
-    parity tolerances), the device's machine, an update of the model, a rollback, and
-    --remove leaving it as before."""
+    parity tolerances), the device's machine, and --remove leaving it as before. (An
+    update and a rollback are the x86 device's tests: the same code on the desktop, and
+    two more service starts under emulation here.)"""
     from devices.emulated_pi.compare import compare_records
 
     _scenes(tmp_path / "scenes")
@@ -135,17 +136,14 @@ def test_deploy_to_an_aarch64_device_serves_the_detections_x86_makes(arm_device,
             check=True)
 
     port = free_port()
-    configs = {}
-    for name, model in (("fp32", RUNTIME_FP32), ("int8", RUNTIME_INT8)):
-        configs[name] = tmp_path / name / "pi.yaml"
-        configs[name].parent.mkdir()
-        shutil.copy(model, configs[name].parent / model.name)
-        configs[name].write_text(f"model: {{path: {model.name}, backend: litert}}\nhealth: 127.0.0.1:{port}\n"
-                                 "cameras:\n  front: {source: '/srv/scenes?loop=1', json: front.jsonl}\n")
-    send = ["--wheel", arm_device.wheel, "--wheelhouse", arm_device.wheelhouse, "--timeout", "600",
-            "--start-timeout", "600"]
+    config = tmp_path / "config" / "pi.yaml"
+    config.parent.mkdir()
+    shutil.copy(RUNTIME_FP32, config.parent / RUNTIME_FP32.name)
+    config.write_text(f"model: {{path: {RUNTIME_FP32.name}, backend: litert}}\nhealth: 127.0.0.1:{port}\n"
+                      "cameras:\n  front: {source: '/srv/scenes?loop=1', json: front.jsonl}\n")
     started = time.monotonic()
-    result = arm_device.deploy("--config", configs["fp32"], *send)
+    result = arm_device.deploy("--config", config, "--wheel", arm_device.wheel, "--wheelhouse", arm_device.wheelhouse,
+                               "--timeout", "600", "--start-timeout", "600")
     first_deploy_s = time.monotonic() - started
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().splitlines()[-1].split()[:2] == ["dev", "deployed"]
@@ -175,19 +173,7 @@ def test_deploy_to_an_aarch64_device_serves_the_detections_x86_makes(arm_device,
     assert agreement["frames_compared"] == SCENES and agreement["objects_paired"] >= SCENES
     assert agreement["min_iou"] >= 0.99 and agreement["max_score_diff"] <= 0.01
 
-    # an update that changes only the model (the device's default, int8), then a rollback
-    started = time.monotonic()
-    result = arm_device.deploy("--config", configs["int8"], *send)
-    update_s = time.monotonic() - started
-    assert result.returncode == 0 and "installing" not in result.stdout, result.stdout + result.stderr
-    assert RUNTIME_INT8.name in arm_device.srv("edgecnn", "current", "config.yaml").read_text()
-    started = time.monotonic()
-    result = arm_device.deploy("--rollback", "--timeout", "600")
-    rollback_s = time.monotonic() - started
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert RUNTIME_FP32.name in arm_device.srv("edgecnn", "current", "config.yaml").read_text()
-    print(f"arm64 device: first deploy {first_deploy_s:.1f} s, model update {update_s:.1f} s, rollback "
-          f"{rollback_s:.1f} s; parity {json.dumps(agreement)[:300]}")
+    print(f"arm64 device: first deploy {first_deploy_s:.1f} s; parity {json.dumps(agreement)[:300]}")
 
     result = arm_device.deploy("--remove")
     assert result.returncode == 0 and "removed" in result.stdout, result.stdout + result.stderr

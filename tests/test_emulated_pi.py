@@ -13,6 +13,7 @@ from devices.emulated_pi.compare import compare_records
 
 SCRIPT = ROOT / "devices" / "emulated_pi.py"
 PROGRAMS = ROOT / "devices" / "emulated_pi" / "programs"
+FRAMES = 6  # demo frames of each emulated run: under qemu each costs about a second
 
 
 def run_script(*args, timeout=120):
@@ -170,7 +171,7 @@ def test_emulated_pi_agrees_with_x86(tmp_path):
     A missing prerequisite fails the test with the script's one-line message; it is
     never skipped."""
     out = tmp_path / "summary.json"
-    result = run_script("--frames", 10, "--cpu", "cortex-a76", "--pytest", "--json", out, timeout=1500)
+    result = run_script("--frames", FRAMES, "--cpu", "cortex-a76", "--pytest", "--json", out, timeout=1500)
     if result.returncode == 2:
         pytest.fail(result.stderr.strip())
     assert out.is_file(), result.stderr[-2000:]
@@ -180,7 +181,7 @@ def test_emulated_pi_agrees_with_x86(tmp_path):
     for name in ("litert", "onnxruntime"):
         run = summary["runs"][name]
         agreement = run["emulated_vs_x86"]
-        assert agreement["frames_compared"] == 10 and agreement["frames_device_only"] == 0
+        assert agreement["frames_compared"] == FRAMES and agreement["frames_device_only"] == 0
         assert agreement["min_iou"] >= 0.99 and agreement["max_score_diff"] <= 0.01
         assert run["raw_outputs"]["relative_error_fp32"] <= 1e-4
     # the int8 default end to end above; its quantized outputs within a step, and the fp32 file's raw outputs
