@@ -24,6 +24,7 @@ def _torch_installed() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: the runtime venv and a device have no xdist
 def pytest_xdist_auto_num_workers(config):
     """`-n auto`: a worker per core and one more. Some tests wait (on a server, a
     watchdog's timer, a download) and leave their core idle: on 2 cores, with
