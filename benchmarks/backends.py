@@ -13,7 +13,8 @@ Models (files written under --work, reused when present):
   (tests/data/models/shapes_detector.onnx) and an int8 ONNX: `edgecnn quantize
   shapes_detector.onnx --calib shapes --data shapes --mixed` when its gate keeps it, else
   `edgecnn convert edgecnn/assets/shapes_detector.pt --to onnx --precision int8
-  --float-layers heads.0.box,heads.1.box,heads.2.box` (the box convolutions float);
+  --float-layers heads.0.box,heads.1.box,heads.2.box` (the box convolutions float); and,
+  in variants/, 7-bit weights throughout (`--weight-bits 7 --force`);
 - digits: `edgecnn convert edgecnn/assets/digits_mobilenet_v2.pt --to all --precision both`;
 - yolo11n (with --yolo): an Ultralytics YOLO11n ONNX exported at 640 px (trained and
   exported in a separate benchmark-only environment: benchmarks/foreign_agreement.py
@@ -113,6 +114,15 @@ def prepare_detector(work: Path) -> Dict:
              "fp32 ONNX": str(folder / "shapes_detector.onnx")}
     if int8.is_file():  # refused by the gate: not there
         files["int8 ONNX"] = str(int8)
+    # 7-bit weights throughout (not auto's sibling): onnxruntime's fast kernel cannot saturate on them
+    seven = folder / "variants" / "shapes_detector-w7.onnx"
+    if not seven.is_file():
+        seven.parent.mkdir(exist_ok=True)
+        result = cli("quantize", folder / "shapes_detector.onnx", "--calib", "shapes", "--data", "shapes", "--out",
+                     seven, "--weight-bits", "7", "--force", check=False)
+        log["quantize 7-bit"] = {"exit": result.returncode, "stderr": result.stderr.strip().splitlines()[-12:]}
+    if seven.is_file():
+        files["int8 ONNX (7-bit weights)"] = str(seven)
     scenes = scene_folder(work / "scenes192", 192) / "images" / "val"
     return {"name": "detector", "data": "shapes", "source": str(scenes),
             "named": [str(folder / "shapes_detector.tflite"), str(folder / "shapes_detector.onnx")],
