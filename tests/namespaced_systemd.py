@@ -15,6 +15,8 @@ machine where systemd is not PID 1, that leaves the host as it was.
 - /dev is a tmpfs with the nodes services use, /sys and /proc/sys are read-only, the
   capabilities to load modules, set the clock, reboot and use audit are dropped, and
   `container=` tells systemd it is not the host's init.
+- With `arm64_sysroot` (devices/emulated_pi's), an arm64 device: ARM64_USERLAND below,
+  with arm64_binfmt() held by the caller while it runs.
 Killing PID 1 kills everything in its PID namespace; stop() does, then removes the
 cgroups systemd made.
 """
