@@ -157,6 +157,17 @@ def _tensor_scalar(tensor: bytes):
     return name, 0 if data_type in (2, 3) else None  # an empty zero point tensor: zero
 
 
+def _node(message) -> Dict:
+    """A NodeProto's {"input": [...], "output": [...], "op": op_type} (fields 1, 2, 4)."""
+    node: Dict = {"input": [], "output": [], "op": ""}
+    for field, kind, item in fields(message):
+        if kind == _BYTES and field in (1, 2):
+            node["input" if field == 1 else "output"].append(item.decode("utf-8", "replace"))
+        elif kind == _BYTES and field == 4:
+            node["op"] = item.decode("utf-8", "replace")
+    return node
+
+
 def io_quantization(data: bytes) -> Tuple[Dict[str, Tuple[float, int]], Dict[str, Tuple[float, int]]]:
     """Scale and zero point of integer graph inputs read by a DequantizeLinear and integer
     graph outputs written by a QuantizeLinear, from the file's own initializers:
@@ -170,13 +181,7 @@ def io_quantization(data: bytes) -> Tuple[Dict[str, Tuple[float, int]], Dict[str
             if wire != _BYTES:
                 continue
             if number == 1:
-                node = {"input": [], "output": [], "op": ""}
-                for field, kind, item in fields(value):
-                    if kind == _BYTES and field in (1, 2):
-                        node["input" if field == 1 else "output"].append(item.decode("utf-8", "replace"))
-                    elif kind == _BYTES and field == 4:
-                        node["op"] = item.decode("utf-8", "replace")
-                nodes.append(node)
+                nodes.append(_node(value))
             elif number == 5:
                 name, scalar = _tensor_scalar(value)
                 constants[name] = scalar
@@ -219,15 +224,10 @@ def int8_weight_range(data: bytes) -> Optional[Tuple[int, int]]:
             if wire != _BYTES:
                 continue
             if number == 1:
-                inputs, op = [], ""
-                for field, kind, item in fields(value):
-                    if kind == _BYTES and field == 1:
-                        inputs.append(item.decode("utf-8", "replace"))
-                    elif kind == _BYTES and field == 4:
-                        op = item.decode("utf-8", "replace")
-                position = WEIGHT_INPUTS.get(op)
-                if position is not None and position < len(inputs):
-                    weights.add(inputs[position])
+                node = _node(value)
+                position = WEIGHT_INPUTS.get(node["op"])
+                if position is not None and position < len(node["input"]):
+                    weights.add(node["input"][position])
             elif number == 5:
                 tensors.append(value)
         low = high = None
