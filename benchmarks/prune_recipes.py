@@ -106,9 +106,11 @@ class Experiment:
                 continue
             steps = rounds or args.steps
             out = self.dir / f"{name}.pt"
-            weight = ["--distill-weight", args.distill_weight] if args.distill_weight and distill != "off" else []
+            recipe = ["--distill-weight", args.distill_weight] if args.distill_weight and distill != "off" else []
+            recipe += ["--optimizer", args.optimizer] if args.optimizer else []
+            recipe += ["--weight-decay", args.weight_decay] if args.weight_decay else []
             command = ["prune", teacher, "--target-macs", args.target_macs, "--epochs", args.epochs, "--steps", steps,
-                       "--distill", distill, *weight, "--seed", args.seed, "--threads", args.threads, "--force",
+                       "--distill", distill, *recipe, "--seed", args.seed, "--threads", args.threads, "--force",
                        "--json", "--out", out, *extra]
             print(f"{self.summary['name']}: {name}: edgecnn {' '.join(map(str, command))}", flush=True)
             started = time.perf_counter()
@@ -277,6 +279,8 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--steps", type=int, default=5, help="rounds of the iterative variants")
     parser.add_argument("--lr", default=None, help="fine-tuning learning rate (prune's default: 0.01)")
+    parser.add_argument("--optimizer", default=None, help="fine-tuning optimiser, sgd or adamw (prune's default: sgd)")
+    parser.add_argument("--weight-decay", default=None, help="fine-tuning weight decay (prune's default per optimiser)")
     parser.add_argument("--distill-weight", default=None, help="of the distilled variants (prune's default: 0.5)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="threads of every latency measurement")

@@ -80,6 +80,65 @@ def test_detector_distillation_follows_the_class_maps_and_the_confident_boxes():
     assert float((ours - theirs).abs().mean()) < 2.0  # pixels, on a 192x192 input
 
 
+def test_feature_attention_compares_maps_of_any_width_and_can_be_learned():
+    """Attention transfer: zero for the teacher's own maps, blind to channel count and
+    scale (a pruned student has fewer channels), and a student's map can be pulled to
+    where the teacher's is active."""
+    from edgecnn.training.distill import attention_loss, spatial_attention
+
+    torch.manual_seed(0)
+    teacher = [torch.randn(2, 32, 12, 12).relu(), torch.randn(2, 32, 6, 6).relu()]
+    assert float(attention_loss(teacher, teacher)) == pytest.approx(0.0, abs=1e-6)
+    narrow = [t[:, :1].expand(-1, 8, -1, -1) * 3 for t in teacher]  # 8 channels, one pattern, another scale
+    assert torch.allclose(spatial_attention(narrow[0]), spatial_attention(teacher[0][:, :1]), atol=1e-6)
+    first, last = learn(attention_loss, teacher, [torch.rand(2, 8, 12, 12), torch.rand(2, 8, 6, 6)], steps=150,
+                        lr=0.05)
+    assert first > 0.1 and last < 0.1 * first, (first, last)
+    with pytest.raises(Exception, match="does not line up"):
+        attention_loss([torch.zeros(2, 8, 12, 12)], [torch.zeros(2, 8, 6, 6)])
+
+
+def test_feature_distillation_taps_the_maps_before_each_output_layer():
+    """`--distill features` on the bundled detector: the teacher against itself adds
+    nothing to the output loss; a student with other weights gets an attention term
+    whose gradient reaches its head stems; the taps keep nothing from other passes
+    (validation)."""
+    import copy
+
+    from edgecnn.compress.quantize.qat import qat_task
+    from edgecnn.tasks.detect.training import feature_layers
+    from edgecnn.training.checkpoint import load_model
+    from edgecnn.training.distill import Distilled, blend, frozen
+
+    model, card, _ = load_model(DETECTOR)
+    task = qat_task(card, "shapes", seed=0, max_images=4)
+    batch = task.collate([task.train_dataset[i] for i in range(4)])
+    teacher = frozen(copy.deepcopy(model))
+    student = copy.deepcopy(model).train()
+    for module in student.modules():  # the teacher's BatchNorm statistics, so its own maps come out
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.eval()
+    plain, featured = Distilled(task, teacher, 0.5), Distilled(task, teacher, 0.5, feature_layers)
+    with torch.no_grad():
+        assert float(featured.loss(student, batch)) == pytest.approx(float(plain.loss(student, batch)), rel=1e-4)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for head in student.heads:
+            for parameter in head.stem.parameters():
+                parameter.add_(torch.randn_like(parameter) * 0.2)
+    student.zero_grad()
+    loss = featured.loss(student, batch)
+    outputs_only = blend(task, *featured.paired_outputs(student, batch), batch, 0.5)
+    assert float(loss) > float(outputs_only) + 1e-3
+    loss.backward()
+    assert all(head.stem[0][0][0].weight.grad is not None for head in student.heads)
+    student.eval()
+    with torch.no_grad():
+        student(batch[0])
+    assert featured.student_taps.maps == [] and featured.teacher_taps.maps == []
+    assert not featured.student_taps.on and not featured.teacher_taps.on
+
+
 @pytest.mark.slow(30)  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_a_student_trained_against_the_teacher_ends_nearer_to_it(tiny_digits_lenet, tmp_path):
     """The training loop on a tiny model: from the same start, data order and epochs, a
@@ -141,7 +200,10 @@ def test_bad_teachers_and_steps_are_one_line(tmp_path):
              (["prune", DIGITS, "--target-macs", "0.5", "--distill-weight", "1.5", *out], "in 0..1"),
              (["prune", DIGITS, "--target-macs", "0.5", "--distill", "off", "--teacher", DIGITS, *out], "--teacher"),
              (["quantize", DIGITS, "--qat", "--teacher", DETECTOR, "--out", tmp_path / "q.pt2"], "its task is detect"),
-             (["quantize", DIGITS, "--teacher", DIGITS, "--out", tmp_path / "q.pt2"], "(--qat)")]
+             (["quantize", DIGITS, "--teacher", DIGITS, "--out", tmp_path / "q.pt2"], "(--qat)"),
+             (["quantize", DIGITS, "--qat", "--distill", "features", "--out", tmp_path / "q.pt2"],
+              "invalid choice: 'features'"),
+             (["prune", DIGITS, "--target-macs", "0.5", "--weight-decay", "-1", *out], "--weight-decay must be >= 0")]
     for result, (_, message) in zip(run_cli_batch(*(command for command, _ in cases)), cases):
         assert_one_line_error(result, 2, message)
     assert not list(tmp_path.glob("p*")) and not (tmp_path / "q.pt2").exists()

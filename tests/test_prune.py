@@ -161,20 +161,22 @@ def test_the_latency_meter_times_the_file_that_will_run(tiny_digits_lenet, monke
 
 @pytest.mark.slow(45)  # in CI; `pytest -m 'not slow'` is the inner loop
 def test_iterative_pruning_fine_tunes_after_each_round_and_the_gate_still_refuses(tiny_digits_lenet, tmp_path):
-    """--steps 2 --epochs 2: two rounds of one epoch each, distilled, each with its own
-    checkpoints; the same run held to an impossible budget is refused and leaves nothing."""
+    """--steps 2 --epochs 2: two rounds of one epoch each, distilled (outputs and feature
+    attention, with AdamW), each with its own checkpoints; the same run held to an
+    impossible budget is refused and leaves nothing."""
     args = ["prune", tiny_digits_lenet, "--target-macs", "0.6", "--steps", "2", "--epochs", "2", "--latency-on",
-            "onnx-fp32", "--json"]
+            "onnx-fp32", "--distill", "features", "--optimizer", "adamw", "--lr", "0.003", "--json"]
     passed, refused = run_cli_batch([*args, "--out", tmp_path / "a.pt", "--max-drop", "100"],
                                     [*args, "--out", tmp_path / "b.pt", "--max-drop", "-100"])
     assert passed.returncode == 0, passed.stderr
     summary = json.loads(passed.stdout)
     assert [r["epochs"] for r in summary["rounds"]] == [1, 1] and summary["steps"] == 2
     steps = [r["pruner_steps"] for r in summary["rounds"]]
-    assert steps[0] <= steps[1] and summary["macs_ratio"] <= 0.6 and summary["distill"] == "logits"
+    assert steps[0] <= steps[1] and summary["macs_ratio"] <= 0.6 and summary["distill"] == "features"
+    assert (summary["optimizer"], summary["lr"], summary["weight_decay"]) == ("adamw", 0.003, 0.01)
     assert summary["latency_on"] == "fp32 onnx on onnxruntime"
     for index in (1, 2):
         assert (tmp_path / "a-finetune" / f"round-{index}" / "last.pt").is_file()
-    assert sum("distilling from" in line for line in passed.stderr.splitlines()) == 2
+    assert sum("distilling from" in line and "feature attention" in line for line in passed.stderr.splitlines()) == 2
     assert refused.returncode == 3 and "not written" in refused.stderr, refused.stderr
     assert not (tmp_path / "b.pt").exists() and not (tmp_path / "b-finetune").exists()

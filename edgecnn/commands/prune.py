@@ -26,13 +26,18 @@ def add(p) -> None:
     p.add_argument("--steps", type=int, default=1, help="reach the target in N rounds of pruning, each followed "
                    "by its share of the epochs (at most one round per epoch)")
     p.add_argument("--distill", default="logits", choices=DISTILL_MODES, help="fine-tune against the teacher's "
-                   "outputs as well as the labels (classes; a detector's class maps and boxes; a segmenter's "
-                   "per-pixel classes), or on the labels alone (off)")
+                   "outputs as well as the labels (logits: classes; a detector's class maps and boxes; a "
+                   "segmenter's per-pixel classes), also against where its last feature maps are active "
+                   "(features), or on the labels alone (off)")
     p.add_argument("--distill-weight", type=float, default=DISTILL_WEIGHT, help="the teacher's share of the "
                    "fine-tuning loss, 0..1 (the labels' is the rest)")
     p.add_argument("--teacher", default=None, metavar="CKPT", help="the checkpoint distilled from (default: the "
                    "unpruned model)")
-    p.add_argument("--lr", type=positive_float, default=0.01, help="fine-tuning learning rate (SGD)")
+    p.add_argument("--lr", type=positive_float, default=0.01, help="fine-tuning learning rate")
+    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adamw"], help="fine-tuning optimiser (default "
+                   "sgd: Nesterov momentum 0.9)")
+    p.add_argument("--weight-decay", type=float, default=None, help="fine-tuning weight decay (default 5e-4 with "
+                   "sgd, 0.01 with adamw)")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--max-drop", type=float, default=1.0, help="accuracy budget in points")
     p.add_argument("--force", action="store_true", help="write the model even beyond the budget")
@@ -50,7 +55,8 @@ def run(args) -> int:
 
     options = PruneOptions(target_macs=args.target_macs, target_latency_ms=args.target_latency_ms,
                            importance=args.importance, data=args.data, epochs=args.epochs, steps=args.steps,
-                           lr=args.lr, batch=args.batch, max_drop=args.max_drop, force=args.force,
+                           lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay, batch=args.batch,
+                           max_drop=args.max_drop, force=args.force,
                            threads=args.threads, seed=args.seed, keep_work=args.keep_work, distill=args.distill,
                            distill_weight=args.distill_weight, teacher=args.teacher,
                            latency_ms=DeployedLatency(args.latency_on, args.data))

@@ -31,9 +31,10 @@ def add(p) -> None:
     p.add_argument("--epochs", type=int, default=2, help="QAT epochs")
     p.add_argument("--lr", type=positive_float, default=None, help="QAT learning rate (SGD; default 1e-3 for "
                    "classifiers, 1e-4 for detectors)")
-    from edgecnn.training import DISTILL_MODES, DISTILL_WEIGHT
+    from edgecnn.training import DISTILL_WEIGHT, OUTPUT_DISTILL_MODES
 
-    p.add_argument("--distill", default=None, choices=DISTILL_MODES, help="QAT against the float model's outputs "
+    p.add_argument("--distill", default=None, choices=OUTPUT_DISTILL_MODES,
+                   help="QAT against the float model's outputs "
                    "as well as the labels (default logits), or on the labels alone (off)")
     p.add_argument("--distill-weight", type=float, default=None, help=f"QAT: the teacher's share of the loss, "
                    f"0..1 (default {DISTILL_WEIGHT})")

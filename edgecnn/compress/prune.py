@@ -57,6 +57,10 @@ def output_layers(model: nn.Module, card: ModelCard) -> List[nn.Module]:
     return get_task(card.task).training().output_layers(model)
 
 
+# each optimiser's usual decay: SGD's L2 term and AdamW's decoupled decay differ in scale
+DEFAULT_DECAY = {"sgd": 5e-4, "adamw": 0.01}
+
+
 @dataclass
 class PruneOptions:
     target_macs: Optional[float] = None  # fraction of MACs kept
@@ -66,6 +70,8 @@ class PruneOptions:
     epochs: int = 5  # fine-tuning epochs in all, shared among the rounds
     steps: int = 1  # rounds of pruning towards the target, each followed by its share of the epochs
     lr: float = 0.01
+    optimizer: str = "sgd"  # or "adamw"
+    weight_decay: Optional[float] = None  # None: 5e-4 with sgd, 0.01 with adamw
     batch: int = 32
     max_drop: float = 1.0
     force: bool = False
@@ -173,6 +179,10 @@ def check_options(options: PruneOptions) -> List[int]:
         raise UserError("--target-latency-ms must be > 0")
     if options.epochs < 0:
         raise UserError("--epochs must be >= 0")
+    if options.optimizer not in DEFAULT_DECAY:
+        raise UserError(f"--optimizer must be one of {', '.join(DEFAULT_DECAY)}, got {options.optimizer!r}")
+    if options.weight_decay is not None and options.weight_decay < 0:
+        raise UserError(f"--weight-decay must be >= 0, got {options.weight_decay}")
     epochs = round_epochs(options.epochs, options.steps)
     check_distill(options.distill, options.distill_weight)
     if options.teacher and options.distill == "off":
@@ -249,7 +259,8 @@ def prune_checkpoint(source: str, out: str, options: PruneOptions, log=print) ->
     summary = {"source": str(source), "out": str(out), "before": before, "after": after, "gate": gate.to_dict(),
                "macs_ratio": after["macs"] / before["macs"], "speedup": before["latency_ms"] / after["latency_ms"],
                "latency_on": timed_as, "importance": options.importance, "epochs": options.epochs,
-               "steps": options.steps, "rounds": rounds, "distill": options.distill if teacher else "off",
+               "steps": options.steps, "rounds": rounds, "optimizer": options.optimizer, "lr": options.lr,
+               "weight_decay": fine_tuning_decay(options), "distill": options.distill if teacher else "off",
                "distill_weight": options.distill_weight if teacher else None, "teacher": teacher}
     if options.target_latency_ms is not None:
         summary["target_latency_met"] = after["latency_ms"] <= options.target_latency_ms
@@ -291,14 +302,21 @@ def fine_tune(model: nn.Module, card: ModelCard, data_spec: str, options: PruneO
         return
     config = TrainConfig(task=card.task, model=card.architecture.get("backbone", card.architecture["name"]),
                          width=float(card.architecture.get("width", 1.0)), data=data_spec,
-                         imgsz=card.input_size[0], epochs=epochs, batch=options.batch, optimizer="sgd",
-                         lr=options.lr, weight_decay=5e-4, warmup_epochs=0.0, out=str(run_dir), seed=seed,
-                         init=str(start_path), distill="logits" if teacher else "off", teacher=teacher,
+                         imgsz=card.input_size[0], epochs=epochs, batch=options.batch, optimizer=options.optimizer,
+                         lr=options.lr, weight_decay=fine_tuning_decay(options), warmup_epochs=0.0,
+                         out=str(run_dir), seed=seed,
+                         init=str(start_path), distill=options.distill if teacher else "off", teacher=teacher,
                          distill_weight=options.distill_weight)
     train(config, log=log)
     trained, _, _ = load_model(run_dir / "last.pt")
     model.load_state_dict(trained.state_dict())
     model.eval()
+
+
+def fine_tuning_decay(options: PruneOptions) -> float:
+    if options.weight_decay is not None:
+        return options.weight_decay
+    return DEFAULT_DECAY[options.optimizer]
 
 
 def remove_work(run_dir: Path, whole: bool) -> None:

@@ -203,6 +203,11 @@ class TaskTraining:
         """Layers whose output channels are the model's outputs (pruning keeps them whole)."""
         raise NotImplementedError
 
+    def feature_layers(self, model) -> list:
+        """The modules whose outputs are the model's last feature maps before its output
+        layers: what `--distill features` matches between student and teacher."""
+        raise NotImplementedError
+
     def taylor_loss(self, card, data_spec: str):
         """The loss Taylor importance is computed from."""
         raise NotImplementedError

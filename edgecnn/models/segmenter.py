@@ -81,6 +81,10 @@ class LRASPP(nn.Module):
     def output_layers(self) -> List[nn.Module]:
         return [self.high_classifier, self.low_classifier]
 
+    def feature_layers(self) -> List[nn.Module]:
+        """The high branch's map (the low branch is the encoder's own stride-8 output)."""
+        return [self.features]
+
     def forward(self, features: Dict[int, torch.Tensor]) -> torch.Tensor:
         low, high = features[8], features[16]
         x = self.features(high) * torch.sigmoid(self.gate(F.adaptive_avg_pool2d(high, 1)))
@@ -100,6 +104,9 @@ class UNetDecoder(nn.Module):
 
     def output_layers(self) -> List[nn.Module]:
         return [self.classifier]
+
+    def feature_layers(self) -> List[nn.Module]:
+        return [self.mix["4"]]
 
     def forward(self, features: Dict[int, torch.Tensor]) -> torch.Tensor:
         x = self.top(features[16])
@@ -145,6 +152,10 @@ class MobileNetSegmenter(nn.Module):
     def output_layers(self) -> List[nn.Module]:
         """The convolutions whose output channels are the classes (pruning keeps them whole)."""
         return self.decoder.output_layers()
+
+    def feature_layers(self) -> List[nn.Module]:
+        """The decoder's last maps before its class convolutions (feature distillation)."""
+        return self.decoder.feature_layers()
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """(N, classes, H, W) class scores at the input's size."""

@@ -13,12 +13,21 @@ Each task's training object supplies its side, so a new task brings its own:
 `outputs(net, batch)` (the student's training-mode outputs), `teacher_outputs(model,
 batch)` (the same form from a model in eval mode), `loss_from_outputs(outputs, batch)`
 (the label loss) and `distill_loss(student, teacher, batch)`.
+
+`--distill features` also matches the last feature maps before the output layers (the
+task's `feature_layers`) by attention transfer (Zagoruyko and Komodakis, 2017): each
+map's spatial attention, the channel mean of its squared activations, L2-normalised
+over the map. It compares maps of any channel count, so a pruned student needs no
+adapter layers, and it says where the teacher looks, which the outputs alone say only
+at the cells that hold an object.
 """
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Callable, List, Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from edgecnn.core.card import ModelCard
@@ -26,11 +35,13 @@ from edgecnn.core.errors import UserError
 from edgecnn.training import DISTILL_MODES
 
 HOOKS = ("outputs", "teacher_outputs", "loss_from_outputs", "distill_loss")
+# attention transfer's weight, the paper's beta = 1000 over its mean of squares (halved)
+ATTENTION_WEIGHT = 500.0
 
 
-def check_distill(mode: str, weight: float) -> None:
-    if mode not in DISTILL_MODES:
-        raise UserError(f"--distill must be one of {', '.join(DISTILL_MODES)}, got {mode!r}")
+def check_distill(mode: str, weight: float, modes: Sequence[str] = DISTILL_MODES) -> None:
+    if mode not in modes:
+        raise UserError(f"--distill must be one of {', '.join(modes)}, got {mode!r}")
     if not 0 <= weight <= 1:
         raise UserError(f"--distill-weight blends the teacher's loss with the labels' and is in 0..1, got {weight}")
 
@@ -85,26 +96,88 @@ def require_hooks(task: Any) -> None:
                         "pass --distill off")
 
 
+class FeatureTaps:
+    """The outputs of some modules during `recording()` (not in validation or any other
+    forward pass of the same model)."""
+
+    def __init__(self, modules: Sequence[nn.Module]) -> None:
+        self.maps: List[torch.Tensor] = []
+        self.on = False
+        self.handles = [module.register_forward_hook(self.keep) for module in modules]
+
+    def keep(self, module: nn.Module, inputs, output) -> None:
+        if self.on:
+            self.maps.append(output)
+
+    @contextlib.contextmanager
+    def recording(self):
+        self.maps, self.on = [], True
+        try:
+            yield self.maps  # the caller's to keep: the taps let go of it on leaving
+        finally:
+            self.maps, self.on = [], False
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def spatial_attention(feature_map: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, H*W): where a map is active, whatever its channel count."""
+    return F.normalize(feature_map.float().pow(2).mean(1).flatten(1), dim=1)
+
+
+def attention_loss(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Attention transfer summed over the tapped maps (matched in order, same size)."""
+    if len(student) != len(teacher) or not student:
+        raise UserError(f"feature distillation tapped {len(student)} student and {len(teacher)} teacher maps; "
+                        "the two models must have the same feature layers")
+    total = student[0].new_zeros(())
+    for ours, theirs in zip(student, teacher):
+        if ours.shape[0] != theirs.shape[0] or ours.shape[2:] != theirs.shape[2:]:
+            raise UserError(f"the teacher's feature map {tuple(theirs.shape)} does not line up with the student's "
+                            f"{tuple(ours.shape)}: distil features from a model of the same strides")
+        total = total + ATTENTION_WEIGHT * (spatial_attention(ours) - spatial_attention(theirs)).pow(2).mean()
+    return total
+
+
 class Distilled:
     """A task's training object whose loss blends the teacher's in; everything else
-    (data, collate, validation, card) is the task's own."""
+    (data, collate, validation, card) is the task's own. With `feature_layers` (a
+    model -> modules callable), the tapped maps' attention is matched as well."""
 
-    def __init__(self, task: Any, teacher: nn.Module, weight: float) -> None:
+    def __init__(self, task: Any, teacher: nn.Module, weight: float,
+                 feature_layers: Optional[Callable[[nn.Module], List[nn.Module]]] = None) -> None:
         require_hooks(task)
         self.task, self.teacher, self.weight = task, teacher, weight
+        self.feature_layers = feature_layers
+        self.teacher_taps = FeatureTaps(feature_layers(teacher)) if feature_layers else None
+        self.student_taps: Optional[FeatureTaps] = None
         self.checked = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.task, name)
 
     def loss(self, net: nn.Module, batch) -> torch.Tensor:
+        if self.feature_layers is None:
+            student, teacher = self.paired_outputs(net, batch)
+            return blend(self.task, student, teacher, batch, self.weight)
+        if self.student_taps is None:
+            self.student_taps = FeatureTaps(self.feature_layers(getattr(net, "module", net)))
+        with self.student_taps.recording() as ours, self.teacher_taps.recording() as theirs:
+            student, teacher = self.paired_outputs(net, batch)
+        loss = blend(self.task, student, teacher, batch, self.weight)
+        return loss + self.weight * attention_loss(ours, theirs) if self.weight > 0 else loss
+
+    def paired_outputs(self, net: nn.Module, batch):
+        """The student's outputs and the teacher's (without gradients) for one batch."""
         student = self.task.outputs(net, batch)
         with torch.no_grad():
             teacher = self.task.teacher_outputs(self.teacher, batch)
         if not self.checked:
             check_shapes(student, teacher)
             self.checked = True
-        return blend(self.task, student, teacher, batch, self.weight)
+        return student, teacher
 
 
 def blend(task: Any, student, teacher, batch, weight: float) -> torch.Tensor:

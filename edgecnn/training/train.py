@@ -274,9 +274,11 @@ def train(config: TrainConfig, resume: bool = False, log=None) -> Dict[str, Any]
         if config.distill != "off":
             from edgecnn.training.distill import Distilled, load_teacher
 
-            objective = Distilled(task, load_teacher(config.teacher, card), config.distill_weight)
+            feature_layers = get_task(card.task).training().feature_layers if config.distill == "features" else None
+            objective = Distilled(task, load_teacher(config.teacher, card), config.distill_weight, feature_layers)
             if ctx.main:
-                log(f"distilling from {config.teacher} (weight {config.distill_weight:g})")
+                log(f"distilling from {config.teacher} (weight {config.distill_weight:g}; "
+                    f"{'outputs and feature attention' if feature_layers else 'outputs'})")
         per_process_batch = max(1, config.batch // ctx.world)
         optimizer = make_optimizer(config, model)
         steps = math.ceil(len(epoch_order(len(dataset), config, 0, ctx.world, ctx.rank)) / per_process_batch)

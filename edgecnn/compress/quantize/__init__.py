@@ -14,7 +14,7 @@ import torch
 
 from edgecnn.core.errors import UserError
 from edgecnn.core.preprocess import preprocess_batch
-from edgecnn.training import DISTILL_WEIGHT
+from edgecnn.training import DISTILL_WEIGHT, OUTPUT_DISTILL_MODES
 from edgecnn.compress.quantize.calibration import check_calibration, load_images, training_images
 from edgecnn.compress.quantize.program import save_quantized
 from edgecnn.compress.quantize.ptq import channel_last, check_float_layers, export_graph, output_error, quantize_model, sensitivity
@@ -54,7 +54,8 @@ def qat_teacher(model, card, options: QuantizeOptions):
             raise UserError("--distill, --distill-weight and --teacher are for quantization-aware training (--qat)")
         return None
     mode = options.distill or "logits"
-    check_distill(mode, DISTILL_WEIGHT if options.distill_weight is None else options.distill_weight)
+    check_distill(mode, DISTILL_WEIGHT if options.distill_weight is None else options.distill_weight,
+                  OUTPUT_DISTILL_MODES)
     if mode == "off":
         if options.teacher:
             raise UserError("--teacher is for distillation: drop it or drop --distill off")

@@ -153,6 +153,15 @@ def output_layers(model: nn.Module) -> List[nn.Module]:
     return [[m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))][-1]]
 
 
+def feature_layers(model: nn.Module) -> List[nn.Module]:
+    """The feature stack whose last map the classifier pools (a classifier without one
+    has no spatial features to match)."""
+    features = getattr(model, "features", None)
+    if not isinstance(features, nn.Module):
+        raise UserError(f"{type(model).__name__} has no feature stack to distil from; use --distill logits")
+    return [features]
+
+
 def load_images(data_spec: str, split: str) -> list:
     return load_classification(data_spec, split).images
 
@@ -222,6 +231,7 @@ class ClassifyTaskTraining(TaskTraining):
     evaluate = staticmethod(evaluate)
     format_report = staticmethod(format_report)
     output_layers = staticmethod(output_layers)
+    feature_layers = staticmethod(feature_layers)
     taylor_loss = staticmethod(taylor_loss)
     write_shapes = staticmethod(write_shapes)
 

@@ -258,6 +258,11 @@ def output_layers(model: nn.Module) -> List[nn.Module]:
     return [conv for head in model.heads for conv in (head.classes, head.box)]
 
 
+def feature_layers(model: nn.Module) -> List[nn.Module]:
+    """Each level head's stem, whose map its class and box convolutions read."""
+    return [head.stem for head in model.heads]
+
+
 def load_images(data_spec: str, split: str) -> Sequence[np.ndarray]:
     if data_spec == "shapes":
         return ShapesImages(split)
@@ -337,6 +342,7 @@ class DetectTaskTraining(TaskTraining):
     evaluate = staticmethod(evaluate)
     format_report = staticmethod(format_report)
     output_layers = staticmethod(output_layers)
+    feature_layers = staticmethod(feature_layers)
     taylor_loss = staticmethod(taylor_loss)
     write_shapes = staticmethod(write_shapes)
 

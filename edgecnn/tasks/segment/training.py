@@ -208,6 +208,11 @@ def output_layers(model: nn.Module) -> List[nn.Module]:
     return model.output_layers()
 
 
+def feature_layers(model: nn.Module) -> List[nn.Module]:
+    """The decoder's last feature maps before its class convolutions."""
+    return model.feature_layers()
+
+
 def load_images(data_spec: str, split: str) -> Sequence[np.ndarray]:
     if data_spec == "shapes":
         return ShapesImages(split)  # the segmentation scenes are the detection scenes
@@ -289,6 +294,7 @@ class SegmentTaskTraining(TaskTraining):
     evaluate = staticmethod(evaluate)
     format_report = staticmethod(format_report)
     output_layers = staticmethod(output_layers)
+    feature_layers = staticmethod(feature_layers)
     taylor_loss = staticmethod(taylor_loss)
     write_shapes = staticmethod(write_shapes)
 
