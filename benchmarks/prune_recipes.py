@@ -13,9 +13,10 @@ real digits (`digits?fold=K`: every 5th column of the sheet, starting at column 
 held out). Each fold gets its own unpruned model, trained with the bundled model's
 recipe on the other four fifths (fold 4 is the bundled model's split, on which the
 pruning defaults were chosen; folds 0-3 were not used to choose anything). Every
-experiment runs the same `edgecnn prune --target-macs 0.5` with the same seed in four
+experiment runs the same `edgecnn prune --target-macs 0.5` with the same seed in several
 variants: one-shot or iterative (`--steps`), on the labels (`--distill off`) or
-distilled; each with `--force` so that a result beyond the budget is still measured
+distilled (from the outputs, `logits`, or also the feature maps' attention,
+`features`); each with `--force` so that a result beyond the budget is still measured
 (its summary says whether the gate passed). Then the unpruned model and the pruned
 model of the recipe (`--speed-variant`) are converted to int8 TFLite and int8 ONNX
 (`edgecnn convert --precision int8`, through the converter's gate), timed with
@@ -47,6 +48,8 @@ VARIANTS = {  # name -> (rounds of pruning (None: --steps), distillation)
     "one-shot-distilled": (1, "logits"),
     "iterative-labels": (None, "off"),
     "iterative-distilled": (None, "logits"),
+    "one-shot-features": (1, "features"),
+    "iterative-features": (None, "features"),
 }
 BACKENDS = {"tflite": "litert", "onnx": "onnxruntime"}  # each int8 file on its own runtime
 FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "fma", "f16c")
