@@ -112,6 +112,7 @@ class Experiment:
             recipe = ["--distill-weight", args.distill_weight] if args.distill_weight and distill != "off" else []
             recipe += ["--optimizer", args.optimizer] if args.optimizer else []
             recipe += ["--weight-decay", args.weight_decay] if args.weight_decay else []
+            recipe += ["--importance", args.importance] if args.importance else []
             command = ["prune", teacher, "--target-macs", args.target_macs, "--epochs", args.epochs, "--steps", steps,
                        "--distill", distill, *recipe, "--seed", args.seed, "--threads", args.threads, "--force",
                        "--json", "--out", out, *extra]
@@ -281,8 +282,9 @@ def main() -> int:
     parser.add_argument("--target-macs", default="0.5")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--steps", type=int, default=5, help="rounds of the iterative variants")
-    parser.add_argument("--lr", default=None, help="fine-tuning learning rate (prune's default: 0.01)")
-    parser.add_argument("--optimizer", default=None, help="fine-tuning optimiser, sgd or adamw (prune's default: sgd)")
+    parser.add_argument("--lr", default=None, help="fine-tuning learning rate (prune's default: the task's)")
+    parser.add_argument("--optimizer", default=None, help="fine-tuning optimiser, sgd or adamw (prune's default: the task's)")
+    parser.add_argument("--importance", default=None, help="channel importance (prune's default: magnitude)")
     parser.add_argument("--weight-decay", default=None, help="fine-tuning weight decay (prune's default per optimiser)")
     parser.add_argument("--distill-weight", default=None, help="of the distilled variants (prune's default: 0.5)")
     parser.add_argument("--seed", type=int, default=0)

@@ -24,6 +24,7 @@ def test_prune_half_the_macs_fine_tune_and_reload(tmp_path):
     assert summary["before"]["latency_ms"] > 0 and summary["after"]["latency_ms"] > 0
     assert summary["latency_on"] == "fp32 onnx on onnxruntime"
     assert summary["distill"] == "logits" and summary["teacher"] == str(DIGITS) and summary["steps"] == 1
+    assert (summary["optimizer"], summary["lr"], summary["weight_decay"]) == ("sgd", 0.01, 5e-4)  # the task's
     assert (tmp_path / "digits-pruned-finetune" / "last.pt").is_file()
 
     from edgecnn.training.checkpoint import load_model
@@ -180,3 +181,19 @@ def test_iterative_pruning_fine_tunes_after_each_round_and_the_gate_still_refuse
     assert sum("distilling from" in line and "feature attention" in line for line in passed.stderr.splitlines()) == 2
     assert refused.returncode == 3 and "not written" in refused.stderr, refused.stderr
     assert not (tmp_path / "b.pt").exists() and not (tmp_path / "b-finetune").exists()
+
+
+def test_the_fine_tuning_recipe_is_the_tasks_unless_named():
+    """A detector fine-tunes with AdamW (as it trains), a classifier with SGD; a named
+    optimiser or learning rate wins."""
+    from edgecnn.compress.prune import PruneOptions, fine_tuning_decay, with_task_recipe
+    from edgecnn.training.distill import read_teacher_card
+
+    detector = read_teacher_card(str(ROOT / "edgecnn" / "assets" / "shapes_detector.pt"))
+    digits = read_teacher_card(str(DIGITS))
+    recipe = with_task_recipe(PruneOptions(), detector)
+    assert (recipe.optimizer, recipe.lr, fine_tuning_decay(recipe)) == ("adamw", 0.006, 0.01)
+    recipe = with_task_recipe(PruneOptions(), digits)
+    assert (recipe.optimizer, recipe.lr, fine_tuning_decay(recipe)) == ("sgd", 0.01, 5e-4)
+    named = with_task_recipe(PruneOptions(optimizer="sgd", lr=0.02, weight_decay=0.0), detector)
+    assert (named.optimizer, named.lr, fine_tuning_decay(named)) == ("sgd", 0.02, 0.0)

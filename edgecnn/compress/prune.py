@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -69,8 +69,10 @@ class PruneOptions:
     data: Optional[str] = None
     epochs: int = 5  # fine-tuning epochs in all, shared among the rounds
     steps: int = 1  # rounds of pruning towards the target, each followed by its share of the epochs
-    lr: float = 0.01
-    optimizer: str = "sgd"  # or "adamw"
+    # the fine-tuning's optimiser ("sgd" or "adamw") and learning rate; None: the task's
+    # (its training module's PRUNE_OPTIMIZER and PRUNE_LR, chosen by measurement)
+    optimizer: Optional[str] = None
+    lr: Optional[float] = None
     weight_decay: Optional[float] = None  # None: 5e-4 with sgd, 0.01 with adamw
     batch: int = 32
     max_drop: float = 1.0
@@ -179,10 +181,12 @@ def check_options(options: PruneOptions) -> List[int]:
         raise UserError("--target-latency-ms must be > 0")
     if options.epochs < 0:
         raise UserError("--epochs must be >= 0")
-    if options.optimizer not in DEFAULT_DECAY:
+    if options.optimizer is not None and options.optimizer not in DEFAULT_DECAY:
         raise UserError(f"--optimizer must be one of {', '.join(DEFAULT_DECAY)}, got {options.optimizer!r}")
     if options.weight_decay is not None and options.weight_decay < 0:
         raise UserError(f"--weight-decay must be >= 0, got {options.weight_decay}")
+    if options.lr is not None and options.lr <= 0:
+        raise UserError(f"--lr must be > 0, got {options.lr}")
     epochs = round_epochs(options.epochs, options.steps)
     check_distill(options.distill, options.distill_weight)
     if options.teacher and options.distill == "off":
@@ -210,6 +214,7 @@ def prune_checkpoint(source: str, out: str, options: PruneOptions, log=print) ->
     latency_ms = options.latency_ms
     timed_as = getattr(latency_ms, "name", "latency")
     model, card, data_spec = load_for_compression(source, options.data, "prune")
+    options = with_task_recipe(options, card)
     teacher = None
     if options.distill != "off" and options.epochs:
         teacher = str(options.teacher or source)
@@ -311,6 +316,14 @@ def fine_tune(model: nn.Module, card: ModelCard, data_spec: str, options: PruneO
     trained, _, _ = load_model(run_dir / "last.pt")
     model.load_state_dict(trained.state_dict())
     model.eval()
+
+
+def with_task_recipe(options: PruneOptions, card: ModelCard) -> PruneOptions:
+    """The options with the task's fine-tuning optimiser and learning rate where the user
+    named none."""
+    recipe = get_task(card.task).training()
+    return replace(options, optimizer=options.optimizer or recipe.PRUNE_OPTIMIZER,
+                   lr=options.lr if options.lr is not None else recipe.PRUNE_LR)
 
 
 def fine_tuning_decay(options: PruneOptions) -> float:

@@ -173,6 +173,9 @@ class TaskTraining:
 
     QAT_LR: float = 0.0  # quantization-aware training: learning rate
     QAT_BATCH: int = 0  # and batch size
+    # pruning's fine-tuning (edgecnn prune without --optimizer/--lr)
+    PRUNE_OPTIMIZER: str = "sgd"
+    PRUNE_LR: float = 0.01
 
     def make_training(self, config, card=None):
         """The training object for a TrainConfig (its card: a new one, or a resumed one)."""
