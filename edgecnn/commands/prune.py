@@ -34,9 +34,9 @@ def add(p) -> None:
     p.add_argument("--teacher", default=None, metavar="CKPT", help="the checkpoint distilled from (default: the "
                    "unpruned model)")
     p.add_argument("--lr", type=positive_float, default=None, help="fine-tuning learning rate (default: the "
-                   "task's, 0.01 for classifiers and segmenters, 0.006 for detectors)")
+                   "task's, 0.01 for classifiers, 0.006 for detectors and segmenters)")
     p.add_argument("--optimizer", default=None, choices=["sgd", "adamw"], help="fine-tuning optimiser (default: "
-                   "the task's, SGD with Nesterov momentum for classifiers and segmenters, AdamW for detectors)")
+                   "the task's, SGD with Nesterov momentum for classifiers, AdamW for detectors and segmenters)")
     p.add_argument("--weight-decay", type=float, default=None, help="fine-tuning weight decay (default 5e-4 with "
                    "sgd, 0.01 with adamw)")
     p.add_argument("--batch", type=int, default=32)
