@@ -113,6 +113,7 @@ class Experiment:
             recipe += ["--optimizer", args.optimizer] if args.optimizer else []
             recipe += ["--weight-decay", args.weight_decay] if args.weight_decay else []
             recipe += ["--importance", args.importance] if args.importance else []
+            recipe += ["--scope", args.scope] if args.scope else []
             command = ["prune", teacher, "--target-macs", args.target_macs, "--epochs", args.epochs, "--steps", steps,
                        "--distill", distill, *recipe, "--seed", args.seed, "--threads", args.threads, "--force",
                        "--json", "--out", out, *extra]
@@ -285,6 +286,7 @@ def main() -> int:
     parser.add_argument("--lr", default=None, help="fine-tuning learning rate (prune's default: the task's)")
     parser.add_argument("--optimizer", default=None, help="fine-tuning optimiser, sgd or adamw (prune's default: the task's)")
     parser.add_argument("--importance", default=None, help="channel importance (prune's default: magnitude)")
+    parser.add_argument("--scope", default=None, help="layer or global ranking of channels (prune's default: layer)")
     parser.add_argument("--weight-decay", default=None, help="fine-tuning weight decay (prune's default per optimiser)")
     parser.add_argument("--distill-weight", default=None, help="of the distilled variants (prune's default: 0.5)")
     parser.add_argument("--seed", type=int, default=0)

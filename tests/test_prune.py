@@ -200,3 +200,28 @@ def test_the_fine_tuning_recipe_is_the_tasks_unless_named():
     assert (recipe.optimizer, recipe.lr, fine_tuning_decay(recipe)) == ("sgd", 0.01, 5e-4)
     named = with_task_recipe(PruneOptions(optimizer="sgd", lr=0.02, weight_decay=0.0), detector)
     assert (named.optimizer, named.lr, fine_tuning_decay(named)) == ("sgd", 0.02, 0.0)
+
+
+def test_global_ranking_cuts_layers_unevenly_and_still_reaches_the_target():
+    """--scope global: channels ranked across the network reach the same MAC target with
+    another structure than the per-layer cut (some layers keep more), and no layer loses
+    more than the pruner's cap."""
+    from edgecnn.compress.prune import MAX_PRUNING_RATIO, PruneOptions, pruned_copy, steps_to_target
+    from edgecnn.models.complexity import complexity
+    from edgecnn.training.checkpoint import layer_shapes, load_model
+
+    model, card, _ = load_model(DIGITS)
+    shape, example = (1, 1, *card.input_size), torch.zeros((1, 1, *card.input_size))
+    macs = lambda m: float(complexity(m, shape)["macs"])  # noqa: E731
+    shapes = {}
+    for scope in ("layer", "global"):
+        options = PruneOptions(target_macs=0.5, importance="lamp", scope=scope)
+        total, found = steps_to_target(model, card, options, macs, 0.5 * macs(model), example)
+        pruned = pruned_copy(model, card, options, example, total)
+        assert macs(pruned) == found <= 0.5 * macs(model)
+        shapes[scope] = layer_shapes(pruned)
+    assert shapes["global"] != shapes["layer"]
+    original = layer_shapes(model)
+    kept = [shapes["global"][name]["out_channels"] / layer["out_channels"] for name, layer in original.items()
+            if "out_channels" in layer]
+    assert min(kept) >= 1 - MAX_PRUNING_RATIO - 0.05 and max(kept) - min(kept) > 0.2, kept

@@ -20,6 +20,9 @@ def add(p) -> None:
     p.add_argument("--latency-on", default="tflite-int8", choices=DEPLOYMENTS, help="the file that will run, "
                    "whose latency is the target's and is reported before and after (default: int8 TFLite on LiteRT)")
     p.add_argument("--importance", default="magnitude", choices=IMPORTANCE)
+    p.add_argument("--scope", default="layer", choices=["layer", "global"], help="rank channels within each layer, "
+                   "cutting the same share from each (default), or across the network, so that some layers keep "
+                   "more than others (at most 90%% of any layer goes; lamp's scores are made for this)")
     p.add_argument("--data", default=None, help="training and held-out data (default: the card's dataset)")
     p.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs in all (shared among the --steps "
                    "rounds)")
@@ -55,7 +58,8 @@ def run(args) -> int:
     from edgecnn.compress.prune import PruneOptions, prune_checkpoint
 
     options = PruneOptions(target_macs=args.target_macs, target_latency_ms=args.target_latency_ms,
-                           importance=args.importance, data=args.data, epochs=args.epochs, steps=args.steps,
+                           importance=args.importance, scope=args.scope, data=args.data, epochs=args.epochs,
+                           steps=args.steps,
                            lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay, batch=args.batch,
                            max_drop=args.max_drop, force=args.force,
                            threads=args.threads, seed=args.seed, keep_work=args.keep_work, distill=args.distill,

@@ -33,6 +33,7 @@ from edgecnn.training import DISTILL_WEIGHT
 
 from edgecnn.compress import IMPORTANCE  # noqa: E402  (the criteria offered, torch-free)
 MAX_PRUNING_RATIO = 0.9  # no layer loses more than 90% of its channels
+SCOPES = ("layer", "global")  # where channels are ranked against each other
 STEPS = 40  # granularity of the search for the target
 
 
@@ -66,6 +67,7 @@ class PruneOptions:
     target_macs: Optional[float] = None  # fraction of MACs kept
     target_latency_ms: Optional[float] = None
     importance: str = "magnitude"
+    scope: str = "layer"  # rank channels within each layer, or "global": across the network
     data: Optional[str] = None
     epochs: int = 5  # fine-tuning epochs in all, shared among the rounds
     steps: int = 1  # rounds of pruning towards the target, each followed by its share of the epochs
@@ -95,7 +97,7 @@ def new_pruner(model: nn.Module, card: ModelCard, options: PruneOptions, example
     return tp.pruner.MetaPruner(model, example, importance=importance(options.importance),
                                 pruning_ratio=MAX_PRUNING_RATIO, iterative_steps=STEPS,
                                 max_pruning_ratio=MAX_PRUNING_RATIO, ignored_layers=output_layers(model, card),
-                                round_to=8, global_pruning=False)
+                                round_to=8, global_pruning=options.scope == "global")
 
 
 def advance(pruner, model: nn.Module, steps: int, options: PruneOptions, taylor_batch=None) -> None:
@@ -185,6 +187,8 @@ def check_options(options: PruneOptions) -> List[int]:
         raise UserError(f"--optimizer must be one of {', '.join(DEFAULT_DECAY)}, got {options.optimizer!r}")
     if options.weight_decay is not None and options.weight_decay < 0:
         raise UserError(f"--weight-decay must be >= 0, got {options.weight_decay}")
+    if options.scope not in SCOPES:
+        raise UserError(f"--scope must be one of {', '.join(SCOPES)}, got {options.scope!r}")
     if options.lr is not None and options.lr <= 0:
         raise UserError(f"--lr must be > 0, got {options.lr}")
     epochs = round_epochs(options.epochs, options.steps)
@@ -263,8 +267,8 @@ def prune_checkpoint(source: str, out: str, options: PruneOptions, log=print) ->
     gate = compare(card.task, baseline, measured, options.max_drop)
     summary = {"source": str(source), "out": str(out), "before": before, "after": after, "gate": gate.to_dict(),
                "macs_ratio": after["macs"] / before["macs"], "speedup": before["latency_ms"] / after["latency_ms"],
-               "latency_on": timed_as, "importance": options.importance, "epochs": options.epochs,
-               "steps": options.steps, "rounds": rounds, "optimizer": options.optimizer, "lr": options.lr,
+               "latency_on": timed_as, "importance": options.importance, "scope": options.scope,
+               "epochs": options.epochs, "steps": options.steps, "rounds": rounds, "optimizer": options.optimizer, "lr": options.lr,
                "weight_decay": fine_tuning_decay(options), "distill": options.distill if teacher else "off",
                "distill_weight": options.distill_weight if teacher else None, "teacher": teacher}
     if options.target_latency_ms is not None:
