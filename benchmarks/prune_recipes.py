@@ -226,7 +226,7 @@ def latency(args: argparse.Namespace) -> None:
         out = experiment.dir / f"{name}.pt"
         command = ["prune", teacher, "--target-latency-ms", f"{experiment.summary['target']:.4f}", "--latency-on",
                    "tflite-int8", "--epochs", args.epochs, "--steps", args.steps, "--seed", args.seed, "--threads",
-                   args.threads, "--force", "--json", "--out", out]
+                   args.threads, "--force", "--json", "--out", out] + (["--batch", args.batch] if args.batch else [])
         started = time.perf_counter()
         report = json.loads(edgecnn(*command))
         report.update(wall_s=time.perf_counter() - started, command="edgecnn " + " ".join(map(str, command)),
@@ -289,6 +289,7 @@ def main() -> int:
     parser.add_argument("--scope", default=None, help="layer or global ranking of channels (prune's default: layer)")
     parser.add_argument("--weight-decay", default=None, help="fine-tuning weight decay (prune's default per optimiser)")
     parser.add_argument("--distill-weight", default=None, help="of the distilled variants (prune's default: 0.5)")
+    parser.add_argument("--batch", default=None, help="latency: the fine-tuning batch (prune's default: 32)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="threads of every latency measurement")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
