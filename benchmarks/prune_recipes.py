@@ -227,6 +227,8 @@ def latency(args: argparse.Namespace) -> None:
         command = ["prune", teacher, "--target-latency-ms", f"{experiment.summary['target']:.4f}", "--latency-on",
                    "tflite-int8", "--epochs", args.epochs, "--steps", args.steps, "--seed", args.seed, "--threads",
                    args.threads, "--force", "--json", "--out", out] + (["--batch", args.batch] if args.batch else [])
+        command += (["--importance", args.importance] if args.importance else []) + (
+            ["--scope", args.scope] if args.scope else [])
         started = time.perf_counter()
         report = json.loads(edgecnn(*command))
         report.update(wall_s=time.perf_counter() - started, command="edgecnn " + " ".join(map(str, command)),
