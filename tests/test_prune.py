@@ -185,7 +185,8 @@ def test_iterative_pruning_fine_tunes_after_each_round_and_the_gate_still_refuse
 
 def test_the_fine_tuning_recipe_is_the_tasks_unless_named():
     """Detectors and segmenters fine-tune with AdamW (as they train), a classifier with
-    SGD; a named optimiser or learning rate wins."""
+    SGD; a detector's channels are ranked by LAMP across the network; whatever is named
+    wins."""
     from edgecnn.compress.prune import PruneOptions, fine_tuning_decay, with_task_recipe
     from edgecnn.training.distill import read_teacher_card
 
@@ -193,13 +194,17 @@ def test_the_fine_tuning_recipe_is_the_tasks_unless_named():
     digits = read_teacher_card(str(DIGITS))
     recipe = with_task_recipe(PruneOptions(), detector)
     assert (recipe.optimizer, recipe.lr, fine_tuning_decay(recipe)) == ("adamw", 0.006, 0.01)
+    assert (recipe.importance, recipe.scope) == ("lamp", "global")
     segmenter = detector.replace(task="segment", architecture={"name": "segmenter"})
     recipe = with_task_recipe(PruneOptions(), segmenter)
     assert (recipe.optimizer, recipe.lr) == ("adamw", 0.006)
     recipe = with_task_recipe(PruneOptions(), digits)
     assert (recipe.optimizer, recipe.lr, fine_tuning_decay(recipe)) == ("sgd", 0.01, 5e-4)
-    named = with_task_recipe(PruneOptions(optimizer="sgd", lr=0.02, weight_decay=0.0), detector)
+    assert (recipe.importance, recipe.scope) == ("magnitude", "layer")
+    named = with_task_recipe(PruneOptions(optimizer="sgd", lr=0.02, weight_decay=0.0, importance="magnitude",
+                                          scope="layer"), detector)
     assert (named.optimizer, named.lr, fine_tuning_decay(named)) == ("sgd", 0.02, 0.0)
+    assert (named.importance, named.scope) == ("magnitude", "layer")
 
 
 def test_global_ranking_cuts_layers_unevenly_and_still_reaches_the_target():

@@ -66,8 +66,10 @@ DEFAULT_DECAY = {"sgd": 5e-4, "adamw": 0.01}
 class PruneOptions:
     target_macs: Optional[float] = None  # fraction of MACs kept
     target_latency_ms: Optional[float] = None
-    importance: str = "magnitude"
-    scope: str = "layer"  # rank channels within each layer, or "global": across the network
+    # how channels are ranked: an importance (IMPORTANCE) and a scope, "layer" (within each
+    # layer) or "global" (across the network); None: the task's (PRUNE_IMPORTANCE, PRUNE_SCOPE)
+    importance: Optional[str] = None
+    scope: Optional[str] = None
     data: Optional[str] = None
     epochs: int = 5  # fine-tuning epochs in all, shared among the rounds
     steps: int = 1  # rounds of pruning towards the target, each followed by its share of the epochs
@@ -94,6 +96,7 @@ class PruneOptions:
 def new_pruner(model: nn.Module, card: ModelCard, options: PruneOptions, example: torch.Tensor):
     import torch_pruning as tp
 
+    options = with_task_recipe(options, card)
     return tp.pruner.MetaPruner(model, example, importance=importance(options.importance),
                                 pruning_ratio=MAX_PRUNING_RATIO, iterative_steps=STEPS,
                                 max_pruning_ratio=MAX_PRUNING_RATIO, ignored_layers=output_layers(model, card),
@@ -187,7 +190,7 @@ def check_options(options: PruneOptions) -> List[int]:
         raise UserError(f"--optimizer must be one of {', '.join(DEFAULT_DECAY)}, got {options.optimizer!r}")
     if options.weight_decay is not None and options.weight_decay < 0:
         raise UserError(f"--weight-decay must be >= 0, got {options.weight_decay}")
-    if options.scope not in SCOPES:
+    if options.scope is not None and options.scope not in SCOPES:
         raise UserError(f"--scope must be one of {', '.join(SCOPES)}, got {options.scope!r}")
     if options.lr is not None and options.lr <= 0:
         raise UserError(f"--lr must be > 0, got {options.lr}")
@@ -195,7 +198,8 @@ def check_options(options: PruneOptions) -> List[int]:
     check_distill(options.distill, options.distill_weight)
     if options.teacher and options.distill == "off":
         raise UserError("--teacher is for distillation: drop it or drop --distill off")
-    importance(options.importance)
+    if options.importance is not None:
+        importance(options.importance)
     if options.latency_ms is None:
         raise UserError("pruning needs a latency meter (PruneOptions.latency_ms), e.g. "
                         "converters.latency.DeployedLatency")
@@ -236,11 +240,11 @@ def prune_checkpoint(source: str, out: str, options: PruneOptions, log=print) ->
     log(f"before: {before['parameters']:,} parameters, {before['macs'] / 1e6:.2f}M MACs, "
         f"{before['latency_ms']:.3f} ms ({timed_as}, {options.threads} thread{'s' if options.threads > 1 else ''})")
     if options.target_macs is not None:
-        log(f"pruning ({options.importance}) to {100 * options.target_macs:.0f}% of the MACs: {total_steps} of the "
+        log(f"pruning ({options.importance}, ranked per {options.scope}) to {100 * options.target_macs:.0f}% of the MACs: {total_steps} of the "
             f"pruner's {STEPS} steps")
     else:
         target = options.target_latency_ms
-        log(f"pruning ({options.importance}) to {target} ms ({timed_as}): searching the pruner's {STEPS} steps")
+        log(f"pruning ({options.importance}, ranked per {options.scope}) to {target} ms ({timed_as}): searching the pruner's {STEPS} steps")
         total_steps, searched_ms = steps_to_target(model, card, options,
                                                    lambda m: latency_ms(m, card, options.threads), target, example,
                                                    taylor_batch, unpruned=before["latency_ms"], log=log)
@@ -323,11 +327,13 @@ def fine_tune(model: nn.Module, card: ModelCard, data_spec: str, options: PruneO
 
 
 def with_task_recipe(options: PruneOptions, card: ModelCard) -> PruneOptions:
-    """The options with the task's fine-tuning optimiser and learning rate where the user
-    named none."""
+    """The options with the task's channel ranking and fine-tuning optimiser and learning
+    rate where the user named none."""
     recipe = get_task(card.task).training()
     return replace(options, optimizer=options.optimizer or recipe.PRUNE_OPTIMIZER,
-                   lr=options.lr if options.lr is not None else recipe.PRUNE_LR)
+                   lr=options.lr if options.lr is not None else recipe.PRUNE_LR,
+                   importance=options.importance or recipe.PRUNE_IMPORTANCE,
+                   scope=options.scope or recipe.PRUNE_SCOPE)
 
 
 def fine_tuning_decay(options: PruneOptions) -> float:

@@ -173,7 +173,10 @@ class TaskTraining:
 
     QAT_LR: float = 0.0  # quantization-aware training: learning rate
     QAT_BATCH: int = 0  # and batch size
-    # pruning's fine-tuning (edgecnn prune without --optimizer/--lr)
+    # edgecnn prune without --importance/--scope/--optimizer/--lr: how channels are
+    # ranked, and the fine-tuning's optimiser and learning rate
+    PRUNE_IMPORTANCE: str = "magnitude"
+    PRUNE_SCOPE: str = "layer"
     PRUNE_OPTIMIZER: str = "sgd"
     PRUNE_LR: float = 0.01
 
