@@ -110,10 +110,7 @@ class Experiment:
             steps = rounds or args.steps
             out = self.dir / f"{name}.pt"
             recipe = ["--distill-weight", args.distill_weight] if args.distill_weight and distill != "off" else []
-            recipe += ["--optimizer", args.optimizer] if args.optimizer else []
-            recipe += ["--weight-decay", args.weight_decay] if args.weight_decay else []
-            recipe += ["--importance", args.importance] if args.importance else []
-            recipe += ["--scope", args.scope] if args.scope else []
+            recipe += named_recipe(args)
             command = ["prune", teacher, "--target-macs", args.target_macs, "--epochs", args.epochs, "--steps", steps,
                        "--distill", distill, *recipe, "--seed", args.seed, "--threads", args.threads, "--force",
                        "--json", "--out", out, *extra]
@@ -163,6 +160,14 @@ class Experiment:
         self.save()
 
 
+def named_recipe(args: argparse.Namespace) -> List[str]:
+    """The prune options given on this command line, passed on (prune's defaults, the
+    task's, for the rest)."""
+    named = (("--lr", args.lr), ("--optimizer", args.optimizer), ("--weight-decay", args.weight_decay),
+             ("--importance", args.importance), ("--scope", args.scope), ("--batch", args.batch))
+    return [str(item) for flag, value in named if value for item in (flag, value)]
+
+
 def digits(args: argparse.Namespace) -> None:
     for fold in [int(k) for k in args.folds.split(",")]:
         experiment = Experiment(Path(args.out), f"{args.name or 'digits'}-fold{fold}")
@@ -187,7 +192,7 @@ def detect(args: argparse.Namespace) -> None:
     experiment = Experiment(Path(args.out), args.name or "detect")
     teacher = Path(args.teacher or ROOT / "edgecnn" / "assets" / "shapes_detector.pt").resolve()
     experiment.summary.update(teacher=str(teacher), data="shapes")
-    experiment.prune(teacher, args, ["--batch", "16"] + (["--lr", args.lr] if args.lr else []))
+    experiment.prune(teacher, args, [] if args.batch else ["--batch", "16"])
     if not args.no_speed:
         # the box convs stay float in the detector's int8 files (RESULTS: int8 box outputs cost 2 points)
         experiment.speed(teacher, args, ["--float-layers", "heads.0.box,heads.1.box,heads.2.box"])
@@ -199,7 +204,7 @@ def segment(args: argparse.Namespace) -> None:
     experiment = Experiment(Path(args.out), args.name or "segment")
     teacher = Path(args.teacher).resolve()
     experiment.summary.update(teacher=str(teacher), data="shapes")
-    experiment.prune(teacher, args, ["--batch", "16"] + (["--lr", args.lr] if args.lr else []))
+    experiment.prune(teacher, args, [] if args.batch else ["--batch", "16"])
     if not args.no_speed:
         experiment.speed(teacher, args, [])
 
@@ -226,9 +231,7 @@ def latency(args: argparse.Namespace) -> None:
         out = experiment.dir / f"{name}.pt"
         command = ["prune", teacher, "--target-latency-ms", f"{experiment.summary['target']:.4f}", "--latency-on",
                    "tflite-int8", "--epochs", args.epochs, "--steps", args.steps, "--seed", args.seed, "--threads",
-                   args.threads, "--force", "--json", "--out", out] + (["--batch", args.batch] if args.batch else [])
-        command += (["--importance", args.importance] if args.importance else []) + (
-            ["--scope", args.scope] if args.scope else [])
+                   args.threads, "--force", "--json", "--out", out, *named_recipe(args)]
         started = time.perf_counter()
         report = json.loads(edgecnn(*command))
         report.update(wall_s=time.perf_counter() - started, command="edgecnn " + " ".join(map(str, command)),
@@ -286,12 +289,15 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--steps", type=int, default=5, help="rounds of the iterative variants")
     parser.add_argument("--lr", default=None, help="fine-tuning learning rate (prune's default: the task's)")
-    parser.add_argument("--optimizer", default=None, help="fine-tuning optimiser, sgd or adamw (prune's default: the task's)")
+    parser.add_argument("--optimizer", default=None, help="fine-tuning optimiser, sgd or adamw (prune's default: "
+                        "the task's)")
     parser.add_argument("--importance", default=None, help="channel importance (prune's default: the task's)")
-    parser.add_argument("--scope", default=None, help="layer or global ranking of channels (prune's default: the task's)")
+    parser.add_argument("--scope", default=None, help="layer or global ranking of channels (prune's default: the "
+                        "task's)")
     parser.add_argument("--weight-decay", default=None, help="fine-tuning weight decay (prune's default per optimiser)")
     parser.add_argument("--distill-weight", default=None, help="of the distilled variants (prune's default: 0.5)")
-    parser.add_argument("--batch", default=None, help="latency: the fine-tuning batch (prune's default: 32)")
+    parser.add_argument("--batch", default=None, help="the fine-tuning batch (detect and segment: 16; prune's "
+                        "default: 32)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="threads of every latency measurement")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")

@@ -14,14 +14,14 @@ def add(p) -> None:
     target.add_argument("--target-latency-ms", type=float, help="latency to reach on this device, measured as "
                         "the --latency-on file (converted and timed by the bench, as is the final model)")
     from converters import DEPLOYMENTS
-    from edgecnn.compress import IMPORTANCE
+    from edgecnn.compress import IMPORTANCE, OPTIMIZER_DECAY, SCOPES
     from edgecnn.training import DISTILL_MODES, DISTILL_WEIGHT
 
     p.add_argument("--latency-on", default="tflite-int8", choices=DEPLOYMENTS, help="the file that will run, "
                    "whose latency is the target's and is reported before and after (default: int8 TFLite on LiteRT)")
     p.add_argument("--importance", default=None, choices=IMPORTANCE, help="how channels are ranked (default: the "
                    "task's, lamp for detectors, magnitude for classifiers and segmenters)")
-    p.add_argument("--scope", default=None, choices=["layer", "global"], help="rank channels within each layer, "
+    p.add_argument("--scope", default=None, choices=SCOPES, help="rank channels within each layer, "
                    "cutting the same share from each, or across the network, so that some layers keep more than "
                    "others (at most 90%% of any layer goes; lamp's scores are made for this). Default: the task's, "
                    "global for detectors, layer for classifiers and segmenters")
@@ -40,7 +40,7 @@ def add(p) -> None:
                    "unpruned model)")
     p.add_argument("--lr", type=positive_float, default=None, help="fine-tuning learning rate (default: the "
                    "task's, 0.01 for classifiers, 0.006 for detectors and segmenters)")
-    p.add_argument("--optimizer", default=None, choices=["sgd", "adamw"], help="fine-tuning optimiser (default: "
+    p.add_argument("--optimizer", default=None, choices=list(OPTIMIZER_DECAY), help="fine-tuning optimiser (default: "
                    "the task's, SGD with Nesterov momentum for classifiers, AdamW for detectors and segmenters)")
     p.add_argument("--weight-decay", type=float, default=None, help="fine-tuning weight decay (default 5e-4 with "
                    "sgd, 0.01 with adamw)")

@@ -31,9 +31,8 @@ from edgecnn.core.errors import GateRefused, UserError
 from edgecnn.core.task import get_task
 from edgecnn.training import DISTILL_WEIGHT
 
-from edgecnn.compress import IMPORTANCE  # noqa: E402  (the criteria offered, torch-free)
+from edgecnn.compress import IMPORTANCE, OPTIMIZER_DECAY, SCOPES  # noqa: E402  (torch-free: the CLI's choices)
 MAX_PRUNING_RATIO = 0.9  # no layer loses more than 90% of its channels
-SCOPES = ("layer", "global")  # where channels are ranked against each other
 RANKED = {"layer": "within each layer", "global": "across the network"}
 STEPS = 40  # granularity of the search for the target
 
@@ -57,10 +56,6 @@ def importance(name: str):
 def output_layers(model: nn.Module, card: ModelCard) -> List[nn.Module]:
     """Layers whose output channels are the model's outputs (classes, box sides)."""
     return get_task(card.task).training().output_layers(model)
-
-
-# each optimiser's usual decay: SGD's L2 term and AdamW's decoupled decay differ in scale
-DEFAULT_DECAY = {"sgd": 5e-4, "adamw": 0.01}
 
 
 @dataclass
@@ -187,8 +182,8 @@ def check_options(options: PruneOptions) -> List[int]:
         raise UserError("--target-latency-ms must be > 0")
     if options.epochs < 0:
         raise UserError("--epochs must be >= 0")
-    if options.optimizer is not None and options.optimizer not in DEFAULT_DECAY:
-        raise UserError(f"--optimizer must be one of {', '.join(DEFAULT_DECAY)}, got {options.optimizer!r}")
+    if options.optimizer is not None and options.optimizer not in OPTIMIZER_DECAY:
+        raise UserError(f"--optimizer must be one of {', '.join(OPTIMIZER_DECAY)}, got {options.optimizer!r}")
     if options.weight_decay is not None and options.weight_decay < 0:
         raise UserError(f"--weight-decay must be >= 0, got {options.weight_decay}")
     if options.scope is not None and options.scope not in SCOPES:
@@ -274,8 +269,9 @@ def prune_checkpoint(source: str, out: str, options: PruneOptions, log=print) ->
     summary = {"source": str(source), "out": str(out), "before": before, "after": after, "gate": gate.to_dict(),
                "macs_ratio": after["macs"] / before["macs"], "speedup": before["latency_ms"] / after["latency_ms"],
                "latency_on": timed_as, "importance": options.importance, "scope": options.scope,
-               "epochs": options.epochs, "steps": options.steps, "rounds": rounds, "optimizer": options.optimizer, "lr": options.lr,
-               "weight_decay": fine_tuning_decay(options), "distill": options.distill if teacher else "off",
+               "epochs": options.epochs, "steps": options.steps, "rounds": rounds, "optimizer": options.optimizer,
+               "lr": options.lr, "weight_decay": fine_tuning_decay(options),
+               "distill": options.distill if teacher else "off",
                "distill_weight": options.distill_weight if teacher else None, "teacher": teacher}
     if options.target_latency_ms is not None:
         summary["target_latency_met"] = after["latency_ms"] <= options.target_latency_ms
@@ -341,7 +337,7 @@ def with_task_recipe(options: PruneOptions, card: ModelCard) -> PruneOptions:
 def fine_tuning_decay(options: PruneOptions) -> float:
     if options.weight_decay is not None:
         return options.weight_decay
-    return DEFAULT_DECAY[options.optimizer]
+    return OPTIMIZER_DECAY[options.optimizer]
 
 
 def remove_work(run_dir: Path, whole: bool) -> None:

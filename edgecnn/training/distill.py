@@ -103,7 +103,8 @@ class FeatureTaps:
     def __init__(self, modules: Sequence[nn.Module]) -> None:
         self.maps: List[torch.Tensor] = []
         self.on = False
-        self.handles = [module.register_forward_hook(self.keep) for module in modules]
+        for module in modules:  # the hooks live as long as the models (one training run)
+            module.register_forward_hook(self.keep)
 
     def keep(self, module: nn.Module, inputs, output) -> None:
         if self.on:
@@ -116,10 +117,6 @@ class FeatureTaps:
             yield self.maps  # the caller's to keep: the taps let go of it on leaving
         finally:
             self.maps, self.on = [], False
-
-    def close(self) -> None:
-        for handle in self.handles:
-            handle.remove()
 
 
 def spatial_attention(feature_map: torch.Tensor) -> torch.Tensor:
