@@ -6,9 +6,10 @@ Torch-Pruning follows every coupling (residual adds, depthwise groups, concatena
 so removed channels disappear from all layers that share them and the result is a
 smaller dense network, faster on every runtime without sparse kernels.
 
-The pruner removes the same share of every layer's channels at each of its STEPS, so
-the structure after k steps, and what it measures (MACs, latency), depends on k alone,
-not on the weights. The target (a fraction of the MACs, or a latency measured as the
+The pruner removes a further share of the channels at each of its STEPS (the same share
+of every layer's, or, ranked across the network, of all of them), so for a given model
+the structure after k steps, and what it measures (MACs, latency), depends on k alone.
+The target (a fraction of the MACs, or a latency measured as the
 file that will run on this device) is therefore turned into a number of steps once, on
 copies of the model; then the model reaches it in one round or in several (`steps`),
 each followed by its share of the fine-tuning epochs (gradual pruning: the network
