@@ -30,6 +30,24 @@ def test_shapes_are_deterministic_and_balanced():
     assert a.class_counts().min() > 0.15 * len(a)
 
 
+def test_synthetic_shapes_have_a_test_split_apart_from_val():
+    """Scenes that no training run validates on, so a recipe chosen on "val" is checked on
+    images it was not chosen on."""
+    from edgecnn.data.detection import ShapesImages, load_shapes_detection
+    from edgecnn.data.segmentation import load_segmentation
+
+    images = {split: {image.tobytes() for image in load_classification("shapes", split).images}
+              for split in ("train", "val", "test")}
+    assert len(images["test"]) == len(images["val"]) == 400
+    assert not images["test"] & images["val"] and not images["test"] & images["train"]
+    val, test = load_shapes_detection("val", count=8), load_shapes_detection("test", count=8)
+    assert len(ShapesImages("test")) == len(ShapesImages("val")) == 300
+    assert np.array_equal(ShapesImages("test")[3], test.images[3])
+    assert not any(np.array_equal(v, t) for v, t in zip(val.images, test.images))
+    masks = load_segmentation("shapes", "test", count=4)
+    assert np.array_equal(masks.images[0], test.images[0])  # the segmentation scenes are the detection scenes
+
+
 def test_image_folder_loads(image_folder):
     data = load_classification(str(image_folder), "train")
     assert data.labels == ["digit3", "digit7"] and len(data) == 80

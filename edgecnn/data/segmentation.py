@@ -86,7 +86,6 @@ def shapes_mask_scene(seed: int, split: str, index: int, size: int = 192,
 
 def load_shapes_segmentation(split: str, seed: int = 0, size: int = 192, count: Optional[int] = None,
                              min_visible: float = MIN_VISIBLE) -> SegmentationSet:
-    split = "val" if split == "test" else split
     count = SHAPES_SPLITS[split] if count is None else count
     scenes = [shapes_mask_scene(seed, split, i, size, min_visible) for i in range(count)]
     return SegmentationSet("shapes", split, list(SHAPES_LABELS), [s[0] for s in scenes], [s[1] for s in scenes])

@@ -15,8 +15,8 @@ from edgecnn.core.scenes import draw_shape, random_colour, textured_background
 from edgecnn.data.base import ClassificationSet, DataInfo
 
 SHAPES = ["circle", "square", "triangle", "star"]
-SPLIT_SIZES = {"train": 2000, "val": 400}
-SPLIT_IDS = {"train": 0, "val": 1}
+SPLIT_SIZES = {"train": 2000, "val": 400, "test": 400}  # "test": drawn apart, never trained or chosen on
+SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
 INFO = DataInfo(name="shapes", labels=list(SHAPES), color="rgb", default_imgsz=64, hflip=True)
 
 
@@ -33,7 +33,6 @@ def shapes_image(seed: int, split: str, index: int, size: int = 64) -> Tuple[np.
 
 
 def load_shapes(split: str, seed: int = 0, size: int = 64, count: Optional[int] = None) -> ClassificationSet:
-    split = "val" if split == "test" else split
     count = SPLIT_SIZES[split] if count is None else count
     samples: List[Tuple[np.ndarray, int]] = [shapes_image(seed, split, i, size) for i in range(count)]
     return ClassificationSet(INFO, split, [s[0] for s in samples], [s[1] for s in samples])
