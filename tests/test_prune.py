@@ -185,8 +185,8 @@ def test_iterative_pruning_fine_tunes_after_each_round_and_the_gate_still_refuse
 
 def test_the_fine_tuning_recipe_is_the_tasks_unless_named():
     """Detectors and segmenters fine-tune with AdamW (as they train), a classifier with
-    SGD; a detector's channels are ranked by LAMP across the network; whatever is named
-    wins."""
+    SGD; a detector's and a segmenter's channels are ranked by LAMP across the network, a
+    classifier's by magnitude within each layer; whatever is named wins."""
     from edgecnn.compress.prune import PruneOptions, fine_tuning_decay, with_task_recipe
     from edgecnn.training.distill import read_teacher_card
 
@@ -198,6 +198,7 @@ def test_the_fine_tuning_recipe_is_the_tasks_unless_named():
     segmenter = detector.replace(task="segment", architecture={"name": "segmenter"})
     recipe = with_task_recipe(PruneOptions(), segmenter)
     assert (recipe.optimizer, recipe.lr) == ("adamw", 0.006)
+    assert (recipe.importance, recipe.scope) == ("lamp", "global")
     recipe = with_task_recipe(PruneOptions(), digits)
     assert (recipe.optimizer, recipe.lr, fine_tuning_decay(recipe)) == ("sgd", 0.01, 5e-4)
     assert (recipe.importance, recipe.scope) == ("magnitude", "layer")

@@ -20,11 +20,11 @@ def add(p) -> None:
     p.add_argument("--latency-on", default="tflite-int8", choices=DEPLOYMENTS, help="the file that will run, "
                    "whose latency is the target's and is reported before and after (default: int8 TFLite on LiteRT)")
     p.add_argument("--importance", default=None, choices=IMPORTANCE, help="how channels are ranked (default: the "
-                   "task's, lamp for detectors, magnitude for classifiers and segmenters)")
+                   "task's, lamp for detectors and segmenters, magnitude for classifiers)")
     p.add_argument("--scope", default=None, choices=SCOPES, help="rank channels within each layer, "
                    "cutting the same share from each, or across the network, so that some layers keep more than "
                    "others (at most 90%% of any layer goes; lamp's scores are made for this). Default: the task's, "
-                   "global for detectors, layer for classifiers and segmenters")
+                   "global for detectors and segmenters, layer for classifiers")
     p.add_argument("--data", default=None, help="training and held-out data (default: the card's dataset)")
     p.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs in all (shared among the --steps "
                    "rounds)")
