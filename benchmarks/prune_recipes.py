@@ -246,7 +246,7 @@ def latency(args: argparse.Namespace) -> None:
         meter = DeployedLatency("tflite-int8")
         unpruned = statistics.median(meter(model, card, args.threads) for _ in range(3))
         experiment.summary.update(teacher=str(teacher), unpruned_ms=unpruned, speedup=args.speedup,
-                                  target=unpruned / args.speedup)
+                                  target=unpruned / args.speedup, data=card.metrics.get("dataset"))
         experiment.save()
     name = f"latency-{args.speedup:g}x"
     if name not in experiment.summary["variants"]:
@@ -258,6 +258,8 @@ def latency(args: argparse.Namespace) -> None:
         report = json.loads(edgecnn(*command))
         report.update(wall_s=time.perf_counter() - started, command="edgecnn " + " ".join(map(str, command)),
                       checkpoint=str(out))
+        if experiment.summary.get("data") == "shapes":
+            report["test"] = experiment.test_split(teacher, out)
         experiment.summary["variants"][name] = report
         experiment.summary["runs"].append(machine())
         experiment.save()
