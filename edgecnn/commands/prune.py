@@ -21,7 +21,7 @@ def add(p) -> None:
                    "whose latency is the target's and is reported before and after (default: int8 TFLite on LiteRT)")
     p.add_argument("--importance", default=None, choices=IMPORTANCE, help="how channels are ranked (default: the "
                    "task's, lamp for detectors and segmenters, magnitude for classifiers)")
-    p.add_argument("--scope", default=None, choices=SCOPES, help="rank channels within each layer, "
+    p.add_argument("--scope", default=None, choices=list(SCOPES), help="rank channels within each layer, "
                    "cutting the same share from each, or across the network, so that some layers keep more than "
                    "others (at most 90%% of any layer goes; lamp's scores are made for this). Default: the task's, "
                    "global for detectors and segmenters, layer for classifiers")

@@ -34,7 +34,6 @@ from edgecnn.training import DISTILL_WEIGHT
 
 from edgecnn.compress import IMPORTANCE, OPTIMIZER_DECAY, SCOPES  # noqa: E402  (torch-free: the CLI's choices)
 MAX_PRUNING_RATIO = 0.9  # no layer loses more than 90% of its channels
-RANKED = {"layer": "within each layer", "global": "across the network"}
 STEPS = 40  # granularity of the search for the target
 
 
@@ -237,11 +236,11 @@ def prune_checkpoint(source: str, out: str, options: PruneOptions, log=print) ->
     log(f"before: {before['parameters']:,} parameters, {before['macs'] / 1e6:.2f}M MACs, "
         f"{before['latency_ms']:.3f} ms ({timed_as}, {options.threads} thread{'s' if options.threads > 1 else ''})")
     if options.target_macs is not None:
-        log(f"pruning ({options.importance}, ranked {RANKED[options.scope]}) to {100 * options.target_macs:.0f}% of "
+        log(f"pruning ({options.importance}, ranked {SCOPES[options.scope]}) to {100 * options.target_macs:.0f}% of "
             f"the MACs: {total_steps} of the pruner's {STEPS} steps")
     else:
         target = options.target_latency_ms
-        log(f"pruning ({options.importance}, ranked {RANKED[options.scope]}) to {target} ms ({timed_as}): "
+        log(f"pruning ({options.importance}, ranked {SCOPES[options.scope]}) to {target} ms ({timed_as}): "
             f"searching the pruner's {STEPS} steps")
         total_steps, searched_ms = steps_to_target(model, card, options,
                                                    lambda m: latency_ms(m, card, options.threads), target, example,
